@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { ReptileError } from '../_utils/errors.js';
+import { demoCommand } from './commands/demo.js';
+import { trainCommand } from './commands/train.js';
+
+/**
+ * The `reptile` command. Every failure the user can cause ends in one line on stderr that names
+ * the problem and the fix, and a non-zero exit code (2 for usage errors).
+ */
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = new Command('reptile')
+    .description('Reptile meta-learning (Nichol, Achiam & Schulman 2018): train, evaluate, demo')
+    .showSuggestionAfterError(false);
+  for (const cmd of [trainCommand(), demoCommand()]) program.addCommand(cmd);
+  const silence = (c: Command) => {
+    c.exitOverride().configureOutput({ writeErr: () => {}, outputError: () => {} });
+    c.commands.forEach(silence);
+  };
+  silence(program);
+  try {
+    await program.parseAsync(argv as string[], { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      const sub = argv.find((a) => !a.startsWith('-'));
+      const help = sub && program.commands.some((c) => c.name() === sub) ? `reptile ${sub} --help` : 'reptile --help';
+      process.stderr.write(`reptile: ${e.message.replace(/^error: /, '').replace(/\n.*/s, '')}: see '${help}'\n`);
+      return 2;
+    }
+    if (e instanceof ReptileError) {
+      process.stderr.write(`reptile: ${e.message}\n`);
+      return e.exitCode;
+    }
+    throw e;
+  }
+}
+
+const code = await main(process.argv.slice(2));
+process.exit(code);

@@ -1,0 +1,30 @@
+import { Params, addScaled, lerp, mean } from './params.js';
+
+/**
+ * The batched Reptile meta-update (paper, Algorithm 2): φ ← φ + ε·(mean_i W_i − φ), where W_i are
+ * the weights adapted from φ on each task of the meta-batch. ε = 0 leaves φ unchanged, ε = 1
+ * lands exactly on the mean of the adapted weights.
+ */
+export function reptileUpdate(phi: Params, adapted: readonly Params[], epsilon: number): Params {
+  if (adapted.length === 0) throw new Error('Reptile update needs at least one adapted parameter vector');
+  if (epsilon === 1) return mean(adapted);
+  return lerp(phi, mean(adapted), epsilon);
+}
+
+/**
+ * The serial Reptile update (paper, Algorithm 1) for a single task: φ ← φ + ε·(W − φ).
+ * Applied task after task, each adaptation starting from the φ the previous one produced.
+ */
+export function reptileSerialUpdate(phi: Params, adapted: Params, epsilon: number): Params {
+  return reptileUpdate(phi, [adapted], epsilon);
+}
+
+/**
+ * The first-order MAML update as supervised-reptile implements it (paper §2): only the last
+ * inner step counts, φ ← φ + ε·mean_i (W_i − W_i⁽ᵏ⁻¹⁾), where W_i⁽ᵏ⁻¹⁾ are the weights before the
+ * last inner step. With SGD that last difference is −α·∇L(W_i⁽ᵏ⁻¹⁾), the FOMAML gradient.
+ */
+export function fomamlUpdate(phi: Params, lastStepDeltas: readonly Params[], epsilon: number): Params {
+  if (lastStepDeltas.length === 0) throw new Error('FOMAML update needs at least one task');
+  return addScaled(phi, mean(lastStepDeltas), epsilon);
+}

@@ -1,0 +1,138 @@
+/**
+ * A seeded, splittable pseudo-random generator (xoshiro128**, seeded through SplitMix32).
+ *
+ * `Rng.derive(seed, ...keys)` gives a generator that is a pure function of the seed and the
+ * integer keys, so the task for (seed, meta-iteration, task index) never depends on which
+ * executor, thread or machine samples it, nor on what was sampled before (DESIGN.md invariant 1).
+ */
+export class Rng {
+  private s0: number;
+  private s1: number;
+  private s2: number;
+  private s3: number;
+
+  private constructor(state: readonly number[]) {
+    this.s0 = state[0]! >>> 0;
+    this.s1 = state[1]! >>> 0;
+    this.s2 = state[2]! >>> 0;
+    this.s3 = state[3]! >>> 0;
+    if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s0 = 0x9e3779b9;
+  }
+
+  /** A generator for `seed` alone. */
+  static fromSeed(seed: number): Rng {
+    return Rng.derive(seed);
+  }
+
+  /** A generator that is a pure function of `seed` and the integer `keys` (e.g. iteration, task index). */
+  static derive(seed: number, ...keys: number[]): Rng {
+    let h = mix32(0x243f6a88 ^ toUint32(seed, 'seed'));
+    for (const k of keys) h = mix32(h ^ mix32(toUint32(k, 'key') + 0x9e3779b9));
+    let x = h;
+    const state: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      x = (x + 0x9e3779b9) >>> 0;
+      state.push(mix32(x));
+    }
+    return new Rng(state);
+  }
+
+  /** Restores a generator from `getState()`. */
+  static fromState(state: readonly number[]): Rng {
+    if (state.length !== 4) throw new Error('Rng state must have 4 words');
+    return new Rng(state);
+  }
+
+  getState(): number[] {
+    return [this.s0, this.s1, this.s2, this.s3];
+  }
+
+  /** A child generator keyed by `keys`, drawn from this one's stream (advances this generator once). */
+  split(...keys: number[]): Rng {
+    return Rng.derive(this.nextUint32(), ...keys);
+  }
+
+  nextUint32(): number {
+    const result = Math.imul(rotl(Math.imul(this.s1, 5), 7), 9) >>> 0;
+    const t = (this.s1 << 9) >>> 0;
+    this.s2 ^= this.s0;
+    this.s3 ^= this.s1;
+    this.s1 ^= this.s2;
+    this.s0 ^= this.s3;
+    this.s2 ^= t;
+    this.s3 = rotl(this.s3, 11);
+    this.s0 >>>= 0;
+    this.s1 >>>= 0;
+    this.s2 >>>= 0;
+    return result;
+  }
+
+  /** Uniform in [0, 1) with 53 random bits. */
+  next(): number {
+    const hi = this.nextUint32() >>> 5;
+    const lo = this.nextUint32() >>> 6;
+    return (hi * 67108864 + lo) / 9007199254740992;
+  }
+
+  /** Uniform in [lo, hi). */
+  uniform(lo: number, hi: number): number {
+    return lo + (hi - lo) * this.next();
+  }
+
+  /** Uniform integer in [0, n), without modulo bias. */
+  int(n: number): number {
+    if (!Number.isInteger(n) || n <= 0 || n > 2 ** 32) throw new Error(`Rng.int needs an integer in [1, 2^32], got ${n}`);
+    const limit = Math.floor(2 ** 32 / n) * n;
+    for (;;) {
+      const r = this.nextUint32();
+      if (r < limit) return r % n;
+    }
+  }
+
+  /** Standard normal (Box–Muller). */
+  normal(): number {
+    const u = 1 - this.next();
+    const v = this.next();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+  }
+
+  /** Shuffles `items` in place (Fisher–Yates) and returns it. */
+  shuffle<T>(items: T[]): T[] {
+    for (let i = items.length - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      const tmp = items[i]!;
+      items[i] = items[j]!;
+      items[j] = tmp;
+    }
+    return items;
+  }
+
+  /** `k` distinct integers from [0, n), in random order. */
+  sample(n: number, k: number): number[] {
+    if (k > n) throw new Error(`cannot sample ${k} distinct items from ${n}`);
+    const all = Array.from({ length: n }, (_, i) => i);
+    for (let i = 0; i < k; i++) {
+      const j = i + this.int(n - i);
+      const tmp = all[i]!;
+      all[i] = all[j]!;
+      all[j] = tmp;
+    }
+    return all.slice(0, k);
+  }
+}
+
+function rotl(x: number, k: number): number {
+  return ((x << k) | (x >>> (32 - k))) >>> 0;
+}
+
+function mix32(x: number): number {
+  let z = x >>> 0;
+  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
+  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
+  return (z ^ (z >>> 16)) >>> 0;
+}
+
+function toUint32(x: number, what: string): number {
+  if (!Number.isInteger(x) || x < 0 || x > 0xffffffff) throw new Error(`${what} must be an integer in [0, 2^32), got ${x}`);
+  return x >>> 0;
+}

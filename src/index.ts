@@ -1,0 +1,15 @@
+export * from './core/index.js';
+export * from './tasks/index.js';
+export { ReptileError, UsageError } from './_utils/errors.js';
+export { selectBackend, type BackendChoice } from './engine/backend.js';
+export * from './learners/learner.js';
+export { TfjsLearner, type TfjsLearnerOptions } from './learners/tfjs.js';
+export { createSineModel, type SineModelOptions } from './learners/models.js';
+export type { Executor, MetaBatchRequest } from './exec/executor.js';
+export { taskStreams } from './exec/executor.js';
+export { InlineExecutor } from './exec/inline.js';
+export * from './train/config.js';
+export * from './train/checkpoint.js';
+export * from './train/meta-train.js';
+export * from './train/evaluate.js';
+export { runSineDemo, type SineDemoOptions, type SineDemoResult } from './train/sine-demo.js';

@@ -1,0 +1,80 @@
+import type { Layout, Params } from '../core/params.js';
+import type { Rng } from '../core/rng.js';
+import type { Examples, Task } from '../tasks/task.js';
+
+/**
+ * The inner loop's settings (paper §3, supervised-reptile's `--inner-iters`, `--inner-batch`,
+ * `--learning-rate`, `--sgd`). Adam uses β1 = 0 by default, as supervised-reptile does.
+ */
+export interface InnerOptions {
+  optimizer: 'sgd' | 'adam';
+  learningRate: number;
+  innerIters: number;
+  innerBatch: number;
+  beta1?: number;
+  beta2?: number;
+  epsilon?: number;
+}
+
+/** The result of adapting to one task. */
+export interface AdaptResult {
+  /** The adapted weights W (the learner itself is back at φ afterwards). */
+  readonly params: Params;
+  /** W − W⁽ᵏ⁻¹⁾: the change made by the last inner step, which FOMAML uses. */
+  readonly lastStep: Params;
+  /** Mean training loss over the inner steps. */
+  readonly loss: number;
+}
+
+/**
+ * Inner-optimizer state as flat vectors (Adam's moment estimates and step count), so that it can
+ * be checkpointed and restored exactly.
+ */
+export interface OptimizerState {
+  readonly kind: 'sgd' | 'adam';
+  readonly step: number;
+  readonly m?: Float32Array;
+  readonly v?: Float32Array;
+}
+
+/**
+ * What carries over between tasks: `carry` keeps the inner optimizer's state from task to task
+ * (supervised-reptile: only the model's weights are reset to φ, Adam's moments persist), `reset`
+ * starts every task from a fresh optimizer.
+ */
+export type InnerStatePolicy = 'carry' | 'reset';
+
+/**
+ * A model that can be adapted to a task: the contract shared by the tfjs learner (any LayersModel)
+ * and the native learner. Parameters are the model's trainable weights as one flat vector.
+ */
+export interface Learner {
+  readonly layout: Layout;
+  readonly innerState: InnerStatePolicy;
+  getParams(): Params;
+  setParams(params: Params): void;
+  /**
+   * Starts from the current parameters φ, runs `innerIters` optimizer steps on minibatches of the
+   * task's support set drawn with `rng`, returns the adapted weights, and restores φ.
+   */
+  adapt(task: Task, inner: InnerOptions, rng: Rng): Promise<AdaptResult>;
+  /** Model outputs for `examples` (logits or regression values), `count × outputSize` floats. */
+  predict(examples: Examples): Float32Array;
+  getOptimizerState(): OptimizerState | undefined;
+  setOptimizerState(state: OptimizerState | undefined): void;
+  dispose(): void;
+}
+
+/** Throws a clear error when inner-loop options are out of range. */
+export function validateInnerOptions(inner: InnerOptions): void {
+  const problems: string[] = [];
+  if (inner.optimizer !== 'sgd' && inner.optimizer !== 'adam') problems.push(`unknown inner optimizer '${String(inner.optimizer)}' (use sgd or adam)`);
+  if (!(inner.learningRate > 0) || !Number.isFinite(inner.learningRate)) problems.push(`learning rate must be a positive number, got ${inner.learningRate}`);
+  if (!Number.isInteger(inner.innerIters) || inner.innerIters < 1) problems.push(`innerIters must be a positive integer, got ${inner.innerIters}`);
+  if (!Number.isInteger(inner.innerBatch) || inner.innerBatch < 1) problems.push(`innerBatch must be a positive integer, got ${inner.innerBatch}`);
+  const b1 = inner.beta1 ?? 0;
+  const b2 = inner.beta2 ?? 0.999;
+  if (!(b1 >= 0 && b1 < 1)) problems.push(`beta1 must be in [0, 1), got ${b1}`);
+  if (!(b2 >= 0 && b2 < 1)) problems.push(`beta2 must be in [0, 1), got ${b2}`);
+  if (problems.length > 0) throw new Error(problems.join('; '));
+}

@@ -1,0 +1,149 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Params, createLayout, type Layout, type ParamSpec } from '../core/params.js';
+import { ReptileError } from '../_utils/errors.js';
+import type { OptimizerState } from '../learners/learner.js';
+
+const MAGIC = 'RPTLCKPT';
+const VERSION = 1;
+const DIGEST_BYTES = 32;
+/** The checkpoint's file name inside its directory. */
+export const CHECKPOINT_FILE = 'reptile.ckpt';
+
+/** Everything needed to resume a meta-training run bit for bit (DESIGN.md invariant 4). */
+export interface Checkpoint {
+  /** Meta-iterations completed. */
+  readonly iteration: number;
+  readonly params: Params;
+  readonly optimizer: OptimizerState | undefined;
+  /** The run's full configuration, task source and model description (JSON). */
+  readonly meta: Record<string, unknown>;
+}
+
+interface Header {
+  format: string;
+  version: number;
+  iteration: number;
+  layout: { specs: ParamSpec[]; hash: string; size: number };
+  optimizer: { kind: 'sgd' | 'adam'; step: number; moments: boolean } | null;
+  meta: Record<string, unknown>;
+}
+
+/** The path of the checkpoint file in `dir`. */
+export function checkpointPath(dir: string): string {
+  return path.join(dir, CHECKPOINT_FILE);
+}
+
+/**
+ * Makes sure checkpoints can be written to `dir` before any training starts, so that a bad
+ * directory fails in the first second rather than after an hour.
+ */
+export function ensureWritableDir(dir: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    const probe = path.join(dir, `.write-test-${process.pid}`);
+    fs.writeFileSync(probe, '');
+    fs.rmSync(probe);
+  } catch (e) {
+    throw new ReptileError(`cannot write checkpoints to '${dir}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable --checkpoint directory`);
+  }
+}
+
+/**
+ * Writes a checkpoint atomically: to a temporary file in the same directory, fsynced, then renamed
+ * over the old one, with a SHA-256 of the contents at the end. A crash leaves the old checkpoint.
+ */
+export function writeCheckpoint(dir: string, ckpt: Checkpoint): string {
+  const header: Header = {
+    format: MAGIC,
+    version: VERSION,
+    iteration: ckpt.iteration,
+    layout: { specs: ckpt.params.layout.specs.map((s) => ({ name: s.name, shape: [...s.shape] })), hash: ckpt.params.layout.hash, size: ckpt.params.layout.size },
+    optimizer: ckpt.optimizer ? { kind: ckpt.optimizer.kind, step: ckpt.optimizer.step, moments: ckpt.optimizer.m !== undefined } : null,
+    meta: ckpt.meta,
+  };
+  const headerBytes = Buffer.from(JSON.stringify(header), 'utf8');
+  const arrays = [ckpt.params.data];
+  if (ckpt.optimizer?.m && ckpt.optimizer.v) arrays.push(ckpt.optimizer.m, ckpt.optimizer.v);
+  const prefix = Buffer.alloc(16);
+  prefix.write(MAGIC, 0, 'ascii');
+  prefix.writeUInt32LE(VERSION, 8);
+  prefix.writeUInt32LE(headerBytes.length, 12);
+  const parts = [prefix, headerBytes, ...arrays.map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength))];
+  const hash = createHash('sha256');
+  for (const p of parts) hash.update(p);
+  parts.push(hash.digest());
+
+  fs.mkdirSync(dir, { recursive: true });
+  const final = checkpointPath(dir);
+  const tmp = `${final}.tmp-${process.pid}`;
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    for (const p of parts) fs.writeSync(fd, p);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, final);
+  syncDir(dir);
+  return final;
+}
+
+/** True when `dir` holds a checkpoint file. */
+export function hasCheckpoint(dir: string): boolean {
+  return fs.existsSync(checkpointPath(dir));
+}
+
+/** Reads and verifies a checkpoint; throws a `ReptileError` naming the problem otherwise. */
+export function readCheckpoint(dir: string): Checkpoint {
+  const file = checkpointPath(dir);
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch (e) {
+    throw new ReptileError(`no checkpoint at '${file}' (${(e as NodeJS.ErrnoException).code}): train with --checkpoint ${dir} first, or point --checkpoint at a directory that has one`);
+  }
+  const corrupt = (why: string) =>
+    new ReptileError(`checkpoint '${file}' is corrupt (${why}): delete it to start afresh, or restore it from a backup`);
+  if (bytes.length < 16 + DIGEST_BYTES || bytes.toString('ascii', 0, 8) !== MAGIC) throw corrupt('not a reptile-ml checkpoint or truncated');
+  const body = bytes.subarray(0, bytes.length - DIGEST_BYTES);
+  const digest = bytes.subarray(bytes.length - DIGEST_BYTES);
+  if (!createHash('sha256').update(body).digest().equals(digest)) throw corrupt('checksum mismatch: truncated or edited');
+  const version = bytes.readUInt32LE(8);
+  if (version !== VERSION) throw new ReptileError(`checkpoint '${file}' has format version ${version}, this reptile-ml reads version ${VERSION}: use the matching reptile-ml version`);
+  const headerLength = bytes.readUInt32LE(12);
+  let header: Header;
+  try {
+    header = JSON.parse(bytes.toString('utf8', 16, 16 + headerLength)) as Header;
+  } catch {
+    throw corrupt('unreadable header');
+  }
+  const layout: Layout = createLayout(header.layout.specs);
+  const floats = (body.length - 16 - headerLength) / 4;
+  const moments = header.optimizer?.moments === true;
+  if (floats !== layout.size * (moments ? 3 : 1)) throw corrupt(`payload of ${floats} values does not match its layout`);
+  const payload = new Float32Array(floats);
+  Buffer.from(payload.buffer).set(body.subarray(16 + headerLength));
+  const params = new Params(layout, payload.slice(0, layout.size));
+  let optimizer: OptimizerState | undefined;
+  if (header.optimizer) {
+    optimizer = moments
+      ? { kind: header.optimizer.kind, step: header.optimizer.step, m: payload.slice(layout.size, 2 * layout.size), v: payload.slice(2 * layout.size) }
+      : { kind: header.optimizer.kind, step: header.optimizer.step };
+  }
+  return { iteration: header.iteration, params, optimizer, meta: header.meta };
+}
+
+function syncDir(dir: string): void {
+  try {
+    const fd = fs.openSync(dir, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    // Some file systems cannot fsync a directory; the rename itself is still atomic.
+  }
+}
