@@ -179,3 +179,18 @@ describe('resources', () => {
     for (const l of lines) expect(Number.isFinite(l.loss)).toBe(true);
   });
 });
+
+describe('divergence', () => {
+  it('stops with one clear error when the parameters stop being finite, leaving the checkpoint intact', async () => {
+    const dir = tempDir();
+    const learner = new TfjsLearner({ model: createSineModel({ seed: 1 }) });
+    const config = { metaIters: 2, innerIters: 2, innerBatch: 10, learningRate: 0.01, optimizer: 'sgd' as const, metaStep: 1, metaStepFinal: 1 };
+    await metaTrain({ learner, source: new SineTaskSource(), config, checkpointDir: dir });
+    const before = fs.readFileSync(checkpointPath(dir));
+    const wild = new TfjsLearner({ model: createSineModel({ seed: 1 }) });
+    await expect(
+      metaTrain({ learner: wild, source: new SineTaskSource(), config: { ...config, metaIters: 50, learningRate: 1e30 }, checkpointDir: tempDir() }),
+    ).rejects.toThrow(/training diverged at meta-iteration \d+ .*lower --learning-rate/);
+    expect(fs.readFileSync(checkpointPath(dir)).equals(before)).toBe(true);
+  });
+});

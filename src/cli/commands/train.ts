@@ -75,8 +75,8 @@ export function trainCommand(): Command {
     .action(async (flags: TrainFlags) => {
       if (flags.task === undefined) throw new UsageError("missing --task: say which task family to train on, e.g. 'reptile train --task sine'");
       const hidden = parseHidden(flags.hidden);
-      const info = (line: string) => process.stderr.write(`${line}\n`);
-      await selectBackend(flags.backend, info);
+      const info = (line: string): void => void process.stderr.write(`${line}\n`);
+      const backend = await selectBackend(flags.backend);
       const source = new SineTaskSource({ shots: flags.shots });
       const model = createSineModel({ hidden, seed: flags.seed });
       const learner = new TfjsLearner({ model, innerState: flags.innerState ?? 'carry' });
@@ -88,7 +88,7 @@ export function trainCommand(): Command {
           source,
           config,
           signal,
-          callbacks: [progressCallbacks('train sine')],
+          callbacks: [{ onTrainBegin: () => void info(`tfjs backend: ${backend}`) }, progressCallbacks('train sine')],
           checkpointEvery: flags.checkpointEvery,
           ...(flags.checkpoint !== undefined ? { checkpointDir: flags.checkpoint } : {}),
           ...(flags.log !== undefined ? { logFile: flags.log } : flags.checkpoint !== undefined ? { logFile: `${flags.checkpoint}/log.jsonl` } : {}),
