@@ -52,7 +52,7 @@ describe('Omniglot loader', () => {
     // A corrupted cache file is ignored and rebuilt, never trusted.
     const file = first.cacheFile!;
     const bytes = fs.readFileSync(file);
-    bytes[bytes.length - 100] ^= 0xff;
+    bytes[bytes.length - 100] = bytes[bytes.length - 100]! ^ 0xff;
     fs.writeFileSync(file, bytes);
     expect(loadOmniglot({ dir, cacheDir }).fromCache).toBe(false);
     expect(loadOmniglot({ dir, cacheDir }).fromCache).toBe(true);

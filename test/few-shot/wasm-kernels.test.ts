@@ -73,7 +73,7 @@ describe('wasm convolution gradient kernels', () => {
       [() => createOmniglotModel({ classes: 5, seed: 3 }), [4, 28, 28, 1]],
       [() => createMiniImageNetModel({ classes: 5, seed: 3, size: 20 }), [3, 20, 20, 3]],
     ] as const) {
-      const x = values(shape.reduce((a, b) => a * b, 1), 41);
+      const x = values((shape as readonly number[]).reduce((a, b) => a * b, 1), 41);
       const labels = Int32Array.from({ length: shape[0] }, (_, i) => i % 5);
       const grads = (): Float32Array[] => {
         const model = make();
