@@ -32,8 +32,10 @@ describe('reptile train/eval/export on a few-shot dataset', () => {
     expect(train.stdout).toMatch(/batch 2: train=/);
     expect(train.stdout).toMatch(/meta-trained 2 iterations/);
 
-    const ev = runCli(['eval', '--checkpoint', ck, '--samples', '4', '--seed', '3', '--json', '--backend', 'wasm']);
+    // 'auto' tries tfjs-node first, then wasm, and says which one runs.
+    const ev = runCli(['eval', '--checkpoint', ck, '--samples', '4', '--seed', '3', '--json']);
     expect(ev.code).toBe(0);
+    expect(ev.stderr).toMatch(/tfjs backend: (tensorflow|wasm \(tensorflow: not installed\))/);
     const result = JSON.parse(ev.stdout) as { accuracy: number; ci95: number; samples: number; classes: number; shots: number; dataDir: string; transductive: boolean };
     expect(result.samples).toBe(4);
     expect(result.classes).toBe(3);

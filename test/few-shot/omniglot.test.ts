@@ -5,6 +5,7 @@ import { zipSync } from 'fflate';
 import { loadOmniglot, splitOmniglot } from '../../src/data/omniglot.js';
 import { downloadOmniglot } from '../../src/data/download.js';
 import { resizeNearest } from '../../src/data/images.js';
+import { defaultCacheDir } from '../../src/data/cache.js';
 import { ArrayDataset } from '../../src/tasks/labeled.js';
 import { drawing, makeTemp, pngBytes, writeOmniglotZips } from './fixtures.js';
 
@@ -129,7 +130,20 @@ describe('Omniglot split', () => {
   });
 });
 
-describe('resize and download', () => {
+describe('resize, cache directory and download', () => {
+  it('the cache directory is $REPTILE_CACHE when set, else under ~/.cache', () => {
+    const saved = process.env['REPTILE_CACHE'];
+    try {
+      process.env['REPTILE_CACHE'] = '/somewhere/else';
+      expect(defaultCacheDir()).toBe('/somewhere/else');
+      delete process.env['REPTILE_CACHE'];
+      expect(defaultCacheDir()).toMatch(/reptile-ml$/);
+    } finally {
+      if (saved === undefined) delete process.env['REPTILE_CACHE'];
+      else process.env['REPTILE_CACHE'] = saved;
+    }
+  });
+
   it('nearest-neighbour resize samples the source pixel under each target centre', () => {
     // 105 → 28: target t reads source ⌊(t + ½)·3.75⌋, i.e. 1, 5, 9, 13, ... 103.
     const src = Uint8Array.from({ length: 105 * 105 }, (_, i) => i % 105);
