@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { ReptileError } from '../_utils/errors.js';
 import { demoCommand } from './commands/demo.js';
 import { trainCommand } from './commands/train.js';
+import { dataCommand, evalCommand, exportCommand } from './commands/few-shot.js';
 
 /**
  * The `reptile` command. Every failure the user can cause ends in one line on stderr that names
@@ -12,7 +13,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const program = new Command('reptile')
     .description('Reptile meta-learning (Nichol, Achiam & Schulman 2018): train, evaluate, demo')
     .showSuggestionAfterError(false);
-  for (const cmd of [trainCommand(), demoCommand()]) program.addCommand(cmd);
+  for (const cmd of [trainCommand(), demoCommand(), evalCommand(), exportCommand(), dataCommand()]) program.addCommand(cmd);
   const silence = (c: Command) => {
     c.exitOverride().configureOutput({ writeErr: () => {}, outputError: () => {} });
     c.commands.forEach(silence);
