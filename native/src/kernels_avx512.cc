@@ -1,0 +1,15 @@
+// AVX-512 kernels (16 floats per register, 12 × 32 register tile: 24 accumulators).
+#include "kernels.h"
+#if defined(__x86_64__) || defined(_M_X64)
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
+#define VW 16
+#define MR 12
+#define NV 2
+#define ISA_NAME "avx512"
+namespace reptile {
+namespace avx512_impl {
+#include "kernels_impl.inc"
+}  // namespace avx512_impl
+const Kernels* kernels_avx512() { return &avx512_impl::table; }
+}  // namespace reptile
+#endif
