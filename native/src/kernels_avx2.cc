@@ -1,6 +1,7 @@
 // AVX2 + FMA kernels (8 floats per register, 6 × 16 register tile).
 #include "kernels.h"
 #if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
 #pragma GCC target("avx2,fma")
 #define VW 8
 #define MR 6

@@ -1,6 +1,7 @@
 // AVX-512 kernels (16 floats per register, 12 × 32 register tile: 24 accumulators).
 #include "kernels.h"
 #if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
 #define VW 16
 #define MR 12
