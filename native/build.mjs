@@ -1,3 +1,4 @@
+/* global process, console */
 // Builds the native engine during `npm install` with node-gyp. It never fails the install: when
 // the build cannot run, it says so in one line and the package works on TensorFlow.js instead.
 import { spawnSync } from 'node:child_process';

@@ -13,3 +13,6 @@ export * from './train/checkpoint.js';
 export * from './train/meta-train.js';
 export * from './train/evaluate.js';
 export { runSineDemo, type SineDemoOptions, type SineDemoResult } from './train/sine-demo.js';
+export { loadNative, type NativeStatus, type NativeIsa } from './engine/native.js';
+export { NativeLearner, UnsupportedModelError, compileModel, NATIVE_LAYERS, type NativeLearnerOptions } from './learners/native.js';
+export { createLearner, type CreateLearnerOptions, type LearnerChoice } from './learners/create-learner.js';

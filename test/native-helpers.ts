@@ -58,19 +58,25 @@ export function tfjsGradients(model: tf.LayersModel, task: Task, set: Examples):
       task.kind === 'classification' ? tf.losses.softmaxCrossEntropy(y, out) : tf.losses.meanSquaredError(y, out);
     const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
     const output = (model.apply(x, { training: true }) as tf.Tensor).dataSync() as Float32Array;
-    const { value, grads } = tf.variableGrads(() => lossOf(model.apply(x, { training: true }) as tf.Tensor), vars);
     const flat = new Float32Array(vars.reduce((s, v) => s + v.size, 0));
-    let off = 0;
-    for (const v of vars) {
-      flat.set(grads[v.name]!.dataSync() as Float32Array, off);
-      off += v.size;
+    let loss: number;
+    if (vars.length === 0) {
+      loss = lossOf(model.apply(x, { training: true }) as tf.Tensor).dataSync()[0]!;
+    } else {
+      const { value, grads } = tf.variableGrads(() => lossOf(model.apply(x, { training: true }) as tf.Tensor), vars);
+      let off = 0;
+      for (const v of vars) {
+        flat.set(grads[v.name]!.dataSync() as Float32Array, off);
+        off += v.size;
+      }
+      loss = value.dataSync()[0]!;
     }
     const inputGrad = tf.grad((xx: tf.Tensor) => lossOf(model.apply(xx, { training: true }) as tf.Tensor))(x).dataSync() as Float32Array;
-    return { loss: value.dataSync()[0]!, grad: flat, inputGrad: inputGrad.slice(), output: output.slice() };
+    return { loss, grad: flat, inputGrad: inputGrad.slice(), output: output.slice() };
   });
 }
 
 /** A seeded initializer so that models are reproducible. */
-export function init(seed: number): tf.initializers.Initializer {
+export function init(seed: number): ReturnType<typeof tf.initializers.randomUniform> {
   return tf.initializers.randomUniform({ minval: -0.5, maxval: 0.5, seed });
 }
