@@ -6,6 +6,16 @@
 #include <cstring>
 #include <stdexcept>
 
+#ifdef REPTILE_PROFILE
+#include <chrono>
+double g_prof[2][64];
+#define PROF_START auto prof_t0 = std::chrono::steady_clock::now();
+#define PROF_END(dir, i) g_prof[dir][i] += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - prof_t0).count();
+#else
+#define PROF_START
+#define PROF_END(dir, i)
+#endif
+
 namespace reptile {
 
 Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t paramSize, const Kernels* k)
@@ -40,6 +50,8 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
     }
   }
   scratch_.assign(2 * maxC + 1, 0.f);
+  ones_.assign(maxC + 1, 1.f);
+  zeros_.assign(maxC + 1, 0.f);
 }
 
 Engine::~Engine() { std::free(work_); }
@@ -71,8 +83,6 @@ void Engine::ensure(int n) {
       const size_t col = (size_t)n * op.g.outH * op.g.outW * op.g.kh * op.g.kw * op.g.cin;
       aux_[i].assign(col, 0.f);
       maxCol = std::max(maxCol, col);
-    } else if (op.kind == OpKind::BatchNorm) {
-      aux_[i].assign((size_t)n * op.inSize, 0.f);
     } else if (op.kind == OpKind::MaxPool) {
       arg_[i].assign((size_t)n * op.outSize, 0);
     }
@@ -98,6 +108,7 @@ void Engine::forward(int n, bool training) {
     const float* x = outputOf(act_, ops_, i == 0 ? 0 : i - 1).data();
     if (i == 0) x = act_[0].data();
     float* y = act_[i + 1].data();
+    PROF_START
     switch (op.kind) {
       case OpKind::Conv: {
         const WindowGeom& g = op.g;
@@ -115,11 +126,11 @@ void Engine::forward(int n, bool training) {
       }
       case OpKind::BatchNorm: {
         const int rows = n * (op.inSize / op.channels), c = op.channels;
-        const float* gamma = op.gamma >= 0 ? P + op.gamma : nullptr;
-        const float* beta = op.beta >= 0 ? P + op.beta : nullptr;
+        const float* gamma = op.gamma >= 0 ? P + op.gamma : ones_.data();
+        const float* beta = op.beta >= 0 ? P + op.beta : zeros_.data();
         float* st = stats_[i].data();
         if (training) {
-          k_->bn_forward(rows, c, x, gamma, beta, op.eps, st, st + c, st + 2 * c, aux_[i].data(), y, op.fusedRelu);
+          k_->bn_forward(rows, c, x, gamma, beta, op.eps, st, y, op.fusedRelu);
           // The moving statistics follow tfjs: moving ← moving − (moving − batch)·(1 − momentum).
           const float decay = 1.f - op.momentum;
           for (int j = 0; j < c; j++) {
@@ -142,6 +153,7 @@ void Engine::forward(int n, bool training) {
         k_->maxpool_forward(op.g, n, x, y, arg_[i].data());
         break;
     }
+    PROF_END(0, i)
   }
 }
 
@@ -158,6 +170,7 @@ void Engine::backward(int n, bool inputGrad) {
     const bool needDx = ii > 0 || inputGrad;
     const float* x = ii == 0 ? act_[0].data() : outputOf(act_, ops_, ii - 1).data();
     const float* y = act_[ii + 1].data();
+    PROF_START
     switch (op.kind) {
       case OpKind::Conv: {
         const WindowGeom& g = op.g;
@@ -181,14 +194,11 @@ void Engine::backward(int n, bool inputGrad) {
       }
       case OpKind::BatchNorm: {
         const int c = op.channels, rows = n * (op.inSize / c);
-        if (op.fusedRelu) {
-          k_->relu_backward((size_t)rows * c, y, dy, dy);
-        }
         float* dgamma = op.gamma >= 0 ? G + op.gamma : scratch_.data();
         float* dbeta = op.beta >= 0 ? G + op.beta : scratch_.data() + c;
-        const float* gamma = op.gamma >= 0 ? P + op.gamma : nullptr;
-        k_->bn_backward(rows, c, dy, aux_[ii].data(), gamma, stats_[ii].data() + 2 * c, dgamma, dbeta,
-                        needDx ? dx : nullptr);
+        const float* gamma = op.gamma >= 0 ? P + op.gamma : ones_.data();
+        k_->bn_backward(rows, c, x, y, dy, gamma, stats_[ii].data(), dgamma, dbeta, needDx ? dx : nullptr,
+                        op.fusedRelu);
         break;
       }
       case OpKind::Relu:
@@ -201,6 +211,7 @@ void Engine::backward(int n, bool inputGrad) {
         if (needDx) k_->maxpool_backward(op.g, n, dy, arg_[ii].data(), dx);
         break;
     }
+    PROF_END(1, ii)
     if (needDx) std::swap(dy, dx);
   }
   if (inputGrad && dy != g0_.data()) std::memcpy(g0_.data(), dy, sizeof(float) * (size_t)n * inputSize_);

@@ -80,10 +80,10 @@ class Engine {
   const Kernels* k_;
   int cap_ = 0;
   std::vector<std::vector<float>> act_;   // act_[i]: input of op i; act_[ops.size()]: output
-  std::vector<std::vector<float>> aux_;   // per op: im2col buffer (Conv) or x̂ (BatchNorm)
+  std::vector<std::vector<float>> aux_;   // per op: im2col buffer (Conv)
   std::vector<std::vector<int32_t>> arg_; // per op: argmax (MaxPool)
   std::vector<std::vector<float>> stats_; // per op: mean, var, invstd (BatchNorm)
-  std::vector<float> g0_, g1_, dcol_, grad_, scratch_;
+  std::vector<float> g0_, g1_, dcol_, grad_, scratch_, ones_, zeros_;
   float* work_ = nullptr;
   std::vector<float> params_, phi_, before_, adapted_, lastStep_, batchTargets_;
 };

@@ -27,11 +27,12 @@ struct Kernels {
   void (*col2im)(const WindowGeom& g, int n, const float* col, float* dx);
   void (*add_bias)(int rows, int cols, const float* b, float* y);
   void (*col_sums)(int rows, int cols, const float* dy, float* out);
-  // Batch normalisation over rows (all axes but the last) with batch statistics.
-  void (*bn_forward)(int rows, int c, const float* x, const float* gamma, const float* beta, float eps, float* mean,
-                     float* var, float* invstd, float* xhat, float* y, bool relu);
-  void (*bn_backward)(int rows, int c, const float* dy, const float* xhat, const float* gamma, const float* invstd,
-                      float* dgamma, float* dbeta, float* dx);
+  // Batch normalisation over rows (all axes but the last) with batch statistics, optionally followed
+  // by a ReLU; stats receives mean, variance and 1/sqrt(variance + eps) (c floats each).
+  void (*bn_forward)(int rows, int c, const float* x, const float* gamma, const float* beta, float eps, float* stats,
+                     float* y, bool relu);
+  void (*bn_backward)(int rows, int c, const float* x, const float* y, float* dy, const float* gamma,
+                      const float* stats, float* dgamma, float* dbeta, float* dx, bool relu);
   void (*bn_inference)(int rows, int c, const float* x, const float* gamma, const float* beta, float eps,
                        const float* mean, const float* var, float* y);
   void (*relu_forward)(size_t n, const float* x, float* y);
