@@ -4,8 +4,8 @@
 #include <immintrin.h>
 #pragma GCC target("avx2,fma")
 #define VW 8
-#define MR 6
-#define NV 2
+#define K_MR 6
+#define K_NV 2
 #define ISA_NAME "avx2"
 namespace reptile {
 namespace avx2_impl {

@@ -2,8 +2,8 @@
 #include "kernels.h"
 
 #define VW 4
-#define MR 6
-#define NV 2
+#define K_MR 6
+#define K_NV 2
 #define ISA_NAME "generic"
 namespace reptile {
 namespace generic_impl {
