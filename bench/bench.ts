@@ -57,18 +57,22 @@ async function stepMs(learner: Learner, task: Task, batch: number, steps: number
 }
 
 /** One timed block of Reptile meta-iterations over 5 fixed random tasks, as the PyTorch reference does it. */
-async function metaIterations(learner: Learner, tasks: Task[], iters: number, warmup: number): Promise<{ msPerIter: number }> {
+async function metaIterations(learner: Learner, tasks: Task[], iters: number, warmup: number): Promise<{ msPerIter: number; adaptMsPerIter: number }> {
   let phi = learner.getParams();
+  let adaptMs = 0;
   const run = async (i: number): Promise<void> => {
     const adapted = [];
+    const t0 = performance.now();
     for (let t = 0; t < tasks.length; t++) adapted.push((await learner.adapt(tasks[t]!, adam(10, 5), Rng.derive(2, i, t))).params);
+    adaptMs += performance.now() - t0;
     phi = reptileUpdate(phi, adapted, 1 - i / (warmup + iters));
     learner.setParams(phi);
   };
   for (let i = 0; i < warmup; i++) await run(i);
+  adaptMs = 0;
   const t0 = performance.now();
   for (let i = warmup; i < warmup + iters; i++) await run(i);
-  return { msPerIter: (performance.now() - t0) / iters };
+  return { msPerIter: (performance.now() - t0) / iters, adaptMsPerIter: adaptMs / iters };
 }
 
 interface TorchRow {
@@ -107,6 +111,7 @@ function runTorch(python: string, script: string): TorchRow | undefined {
 
 async function main(): Promise<void> {
   await selectBackend('cpu');
+  const loadBefore = os.loadavg();
   const native = loadNative();
   const torch = flag('no-torch') ? undefined : findTorch();
   const torchScript = path.resolve(root, '..', 'shared', 'bench', 'pytorch_reference.py');
@@ -129,7 +134,9 @@ async function main(): Promise<void> {
     if (nativeLearner) {
       push('native.step_ms.b10', await stepMs(nativeLearner, tasks[0]!, 10, 200));
       push('native.step_ms.b50', await stepMs(nativeLearner, tasks[0]!, 50, 40));
-      push('native.meta_iter_ms', (await metaIterations(nativeLearner, tasks, metaIters, 3)).msPerIter);
+      const meta = await metaIterations(nativeLearner, tasks, metaIters, 3);
+      push('native.meta_iter_ms', meta.msPerIter);
+      push('native.meta_iter_adapt_ms', meta.adaptMsPerIter);
       log(`run ${r + 1}/${runs} native: step b10 ${round(raw['native.step_ms.b10']!.at(-1)!)} ms, b50 ${round(raw['native.step_ms.b50']!.at(-1)!)} ms, meta-iteration ${round(raw['native.meta_iter_ms']!.at(-1)!)} ms`);
     }
     if (withTorch) {
@@ -172,6 +179,7 @@ async function main(): Promise<void> {
       meta_iters_per_s: round(1000 / metaMs),
       meta_images_per_s: round((images * 1000) / metaMs, 1),
       ...(meta ? {} : { meta_estimated: 'meta-iteration = 25 × batch-10 step time (not run: too slow)' }),
+      ...(raw[`${name}.meta_iter_adapt_ms`] ? { meta_iter_adapt_ms: round(median(raw[`${name}.meta_iter_adapt_ms`]!)), meta_iter_update_note: 'the rest of meta_iter_ms is the Reptile update in JS (core/reptileUpdate) and setParams' } : {}),
       ...(note ? { note } : {}),
     };
   };
@@ -198,7 +206,9 @@ async function main(): Promise<void> {
         native_fraction_of_1_core_ceiling: round(((n.meta_iters_per_s as number) * flopPerMeta) / 180e9, 3),
       }
     : undefined;
-  const report = { machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version }, runs, summary, ratios, flops, raw };
+  // The machine may be shared: the load averages say how much else ran meanwhile.
+  const machine = { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, loadavg_before: loadBefore.map((x) => round(x, 2)), loadavg_after: os.loadavg().map((x) => round(x, 2)) };
+  const report = { machine, runs, summary, ratios, flops, raw };
   const text = JSON.stringify(report, null, 2);
   if (jsonIndex >= 0) {
     if (jsonFile) writeFileSync(jsonFile, `${text}\n`);
@@ -208,6 +218,7 @@ async function main(): Promise<void> {
     log(`${name.padEnd(6)} threads ${s.threads}: step b10 ${s.step_ms_b10} ms, b50 ${s.step_ms_b50 ?? '-'} ms; meta-iteration ${s.meta_iter_ms} ms = ${s.meta_iters_per_s}/s, ${s.meta_images_per_s} images/s${s.meta_estimated ? ' (estimated)' : ''}`);
   }
   for (const [k, v] of Object.entries(ratios)) log(`${k}: ${v}`);
+  log(`load average before ${machine.loadavg_before.join(' ')}, after ${machine.loadavg_after.join(' ')} (${machine.cpus} CPUs)`);
   if (flops) log(`FLOPs: ${flops.gflop_per_meta_iter} GFLOP per meta-iteration; native ${flops.native_gflop_per_s} GFLOP/s = ${flops.native_fraction_of_2_core_ceiling} of the 2-core ceiling (${flops.native_fraction_of_1_core_ceiling} of one core)`);
   nativeLearner?.dispose();
 }
