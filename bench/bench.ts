@@ -15,6 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { reptileUpdate } from '../src/core/meta-update.js';
+import type { Params } from '../src/core/params.js';
 import { Rng } from '../src/core/rng.js';
 import { selectBackend } from '../src/engine/backend.js';
 import { loadNative } from '../src/engine/native.js';
@@ -57,13 +58,17 @@ async function stepMs(learner: Learner, task: Task, batch: number, steps: number
 }
 
 /** One timed block of Reptile meta-iterations over 5 fixed random tasks, as the PyTorch reference does it. */
-async function metaIterations(learner: Learner, tasks: Task[], iters: number, warmup: number): Promise<{ msPerIter: number; adaptMsPerIter: number }> {
+async function metaIterations(learner: Learner, tasks: Task[], iters: number, warmup: number, batched = false): Promise<{ msPerIter: number; adaptMsPerIter: number }> {
   let phi = learner.getParams();
   let adaptMs = 0;
   const run = async (i: number): Promise<void> => {
-    const adapted = [];
+    let adapted: Params[] = [];
     const t0 = performance.now();
-    for (let t = 0; t < tasks.length; t++) adapted.push((await learner.adapt(tasks[t]!, adam(10, 5), Rng.derive(2, i, t))).params);
+    if (batched && learner instanceof NativeLearner) {
+      adapted = (await learner.adaptTasks(tasks.map((task, t) => ({ task, rng: Rng.derive(2, i, t) })), adam(10, 5))).map((r) => r.params);
+    } else {
+      for (let t = 0; t < tasks.length; t++) adapted.push((await learner.adapt(tasks[t]!, adam(10, 5), Rng.derive(2, i, t))).params);
+    }
     adaptMs += performance.now() - t0;
     phi = reptileUpdate(phi, adapted, 1 - i / (warmup + iters));
     learner.setParams(phi);
@@ -137,7 +142,10 @@ async function main(): Promise<void> {
       const meta = await metaIterations(nativeLearner, tasks, metaIters, 3);
       push('native.meta_iter_ms', meta.msPerIter);
       push('native.meta_iter_adapt_ms', meta.adaptMsPerIter);
-      log(`run ${r + 1}/${runs} native: step b10 ${round(raw['native.step_ms.b10']!.at(-1)!)} ms, b50 ${round(raw['native.step_ms.b50']!.at(-1)!)} ms, meta-iteration ${round(raw['native.meta_iter_ms']!.at(-1)!)} ms`);
+      const metaBatched = await metaIterations(nativeLearner, tasks, metaIters, 3, true);
+      push('native_batched.meta_iter_ms', metaBatched.msPerIter);
+      push('native_batched.meta_iter_adapt_ms', metaBatched.adaptMsPerIter);
+      log(`run ${r + 1}/${runs} native: step b10 ${round(raw['native.step_ms.b10']!.at(-1)!)} ms, b50 ${round(raw['native.step_ms.b50']!.at(-1)!)} ms, meta-iteration ${round(raw['native.meta_iter_ms']!.at(-1)!)} ms (adaptTasks: ${round(raw['native_batched.meta_iter_ms']!.at(-1)!)} ms)`);
     }
     if (withTorch) {
       const row = runTorch(torch!.python, torchScript);
@@ -163,10 +171,10 @@ async function main(): Promise<void> {
 
   const images = 5 * 5 * 10;
   const summary: Record<string, Record<string, unknown>> = {};
-  const learnerSummary = (name: string, threads: number | string, note?: string): void => {
-    const b10 = raw[`${name}.step_ms.b10`];
+  const learnerSummary = (name: string, threads: number | string, note?: string, stepsFrom = name): void => {
+    const b10 = raw[`${stepsFrom}.step_ms.b10`];
     if (!b10) return;
-    const b50 = raw[`${name}.step_ms.b50`];
+    const b50 = raw[`${stepsFrom}.step_ms.b50`];
     const meta = raw[`${name}.meta_iter_ms`];
     const metaMs = meta ? median(meta) : 25 * median(b10);
     summary[name] = {
@@ -183,7 +191,8 @@ async function main(): Promise<void> {
       ...(note ? { note } : {}),
     };
   };
-  learnerSummary('native', 1, nativeLearner ? `kernels ${nativeLearner.isa}` : undefined);
+  learnerSummary('native', 1, nativeLearner ? `kernels ${nativeLearner.isa}; one adapt() call per task, as the inline executor makes them` : undefined);
+  learnerSummary('native_batched', 1, nativeLearner ? `kernels ${nativeLearner.isa}; the meta-batch's 5 tasks in one adaptTasks() call` : undefined, 'native');
   learnerSummary('torch', 1, torch ? `torch ${torch.version} (${torch.python}), MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_=1e9` : undefined);
   learnerSummary('tfjs', 1, `tfjs ${tf.version.tfjs} cpu backend`);
   // ≈ 4 GFLOP per meta-iteration; ≈ 180 GFLOP/s per core (issue 5's figures).
@@ -196,6 +205,8 @@ async function main(): Promise<void> {
     ratios.native_over_torch_step_b10 = round((t.step_ms_b10 as number) / (n.step_ms_b10 as number), 2);
     ratios.native_over_torch_step_b50 = round((t.step_ms_b50 as number) / (n.step_ms_b50 as number), 2);
   }
+  const nb = summary.native_batched;
+  if (nb && t) ratios.native_batched_over_torch_meta_iters_per_s = round((nb.meta_iters_per_s as number) / (t.meta_iters_per_s as number), 2);
   if (n && summary.tfjs) ratios.native_over_tfjs_step_b10 = round((summary.tfjs.step_ms_b10 as number) / (n.step_ms_b10 as number), 1);
   const flops = n
     ? {
@@ -204,6 +215,8 @@ async function main(): Promise<void> {
         ceiling_meta_iters_per_s_2_cores: round((2 * 180e9) / flopPerMeta, 1),
         native_fraction_of_2_core_ceiling: round(((n.meta_iters_per_s as number) * flopPerMeta) / (2 * 180e9), 3),
         native_fraction_of_1_core_ceiling: round(((n.meta_iters_per_s as number) * flopPerMeta) / 180e9, 3),
+        ...(nb ? { native_batched_fraction_of_2_core_ceiling: round(((nb.meta_iters_per_s as number) * flopPerMeta) / (2 * 180e9), 3) } : {}),
+        steps_only_fraction_of_2_core_ceiling: round((flopPerMeta / 25 / ((n.step_ms_b10 as number) / 1000)) / (2 * 180e9), 3),
       }
     : undefined;
   // The machine may be shared: the load averages say how much else ran meanwhile.

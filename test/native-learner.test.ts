@@ -9,7 +9,7 @@ import { Params } from '../src/core/params.js';
 import { Rng } from '../src/core/rng.js';
 import { selectBackend } from '../src/engine/backend.js';
 import { createLearner } from '../src/learners/create-learner.js';
-import type { InnerOptions } from '../src/learners/learner.js';
+import type { AdaptResult, InnerOptions } from '../src/learners/learner.js';
 import { NativeLearner, UnsupportedModelError } from '../src/learners/native.js';
 import { TfjsLearner } from '../src/learners/tfjs.js';
 import type { Task } from '../src/tasks/task.js';
@@ -271,5 +271,27 @@ describe('without the native engine', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe.skipIf(nativeSkipReason !== undefined)('NativeLearner.adaptTasks', () => {
+  it('equals awaiting adapt task by task (Adam state carried in order), in one call', async () => {
+    const tasks = Array.from({ length: 4 }, (_, t) => randomTask({ rng: Rng.derive(21, t), count: 9, shape: [11, 8, 1], classes: 3 }));
+    const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.01, innerIters: 3, innerBatch: 4 };
+    const one = new NativeLearner({ model: convNet(21) });
+    const many = new NativeLearner({ model: convNet(21) });
+    const seq: AdaptResult[] = [];
+    for (let t = 0; t < tasks.length; t++) seq.push(await one.adapt(tasks[t]!, inner, Rng.derive(21, 100 + t)));
+    const batched = await many.adaptTasks(tasks.map((task, t) => ({ task, rng: Rng.derive(21, 100 + t) })), inner);
+    expect(batched).toHaveLength(4);
+    batched.forEach((r, t) => {
+      expect(r.params.data).toEqual(seq[t]!.params.data);
+      expect(r.lastStep.data).toEqual(seq[t]!.lastStep.data);
+      expect(r.loss).toBe(seq[t]!.loss);
+    });
+    expect(many.getOptimizerState()).toEqual(one.getOptimizerState());
+    expect(await many.adaptTasks([], inner)).toEqual([]);
+    one.dispose();
+    many.dispose();
   });
 });

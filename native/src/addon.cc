@@ -98,7 +98,6 @@ class AdaptWorker : public Napi::AsyncWorker {
   EngineWrap* owner_;
   Napi::ObjectReference keep_;
   Napi::Promise::Deferred deferred_;
-  double loss_ = 0;
 };
 
 class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
@@ -172,7 +171,6 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
 
   Engine& engine() { return *engine_; }
-  AdaptArgs& args() { return args_; }
   bool busy = false;
 
  private:
@@ -253,14 +251,12 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return out;
   }
 
-  // adapt({inputs, targets, count, batches, batchSize, optimizer, learningRate, beta1, beta2, epsilon, reset, loss})
-  Napi::Value Adapt(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    checkIdle(env);
-    if (!info[0].IsObject()) throw Napi::TypeError::New(env, "adapt needs an options object");
-    Napi::Object o = info[0].As<Napi::Object>();
+  // Fills a from one task's options {inputs, targets, count, batches, batchSize, optimizer, learningRate,
+  // beta1, beta2, epsilon, reset, loss}, checking every size and index before anything runs.
+  void parseArgs(Napi::Env env, const Napi::Value& v, AdaptArgs& a) {
+    if (!v.IsObject()) throw Napi::TypeError::New(env, "adapt needs an options object per task");
+    Napi::Object o = v.As<Napi::Object>();
     Engine& e = *engine_;
-    AdaptArgs& a = args_;
     a.count = intOf(o, "count");
     a.batchSize = intOf(o, "batchSize");
     Napi::Float32Array x = f32Of(o.Get("inputs"), "inputs");
@@ -301,12 +297,59 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     a.inputs.assign(x.Data(), x.Data() + x.ElementLength());
     a.targets.assign(t.Data(), t.Data() + t.ElementLength());
     a.batches.assign(b.Data(), b.Data() + b.ElementLength());
+  }
+
+  // adapt(options) runs one task's inner loop; adapt([options, ...]) runs several tasks one after
+  // the other in a single worker job (the same results as separate calls, one thread hand-off).
+  Napi::Value Adapt(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    checkIdle(env);
+    many_ = info[0].IsArray();
+    if (many_) {
+      Napi::Array arr = info[0].As<Napi::Array>();
+      if (arr.Length() == 0) throw Napi::Error::New(env, "adapt needs at least one task");
+      args_.resize(arr.Length());
+      for (uint32_t i = 0; i < arr.Length(); i++) parseArgs(env, arr.Get(i), args_[i]);
+    } else {
+      args_.resize(1);
+      parseArgs(env, info[0], args_[0]);
+    }
     busy = true;
     AdaptWorker* w = new AdaptWorker(env, this, Value());
     Napi::Promise p = w->promise();
     w->Queue();
     return p;
   }
+
+  // Runs on the worker thread.
+ public:
+  void runAdapt() {
+    Engine& e = *engine_;
+    adapted_.resize(args_.size());
+    lastSteps_.resize(args_.size());
+    losses_.resize(args_.size());
+    for (size_t i = 0; i < args_.size(); i++) {
+      losses_[i] = e.adapt(args_[i]);
+      adapted_[i].assign(e.adapted().begin(), e.adapted().end());
+      lastSteps_[i].assign(e.lastStep().begin(), e.lastStep().end());
+    }
+  }
+
+  Napi::Value results(Napi::Env env) {
+    auto one = [&](size_t i) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("params", copyOut(env, adapted_[i].data(), adapted_[i].size()));
+      o.Set("lastStep", copyOut(env, lastSteps_[i].data(), lastSteps_[i].size()));
+      o.Set("loss", losses_[i]);
+      return o;
+    };
+    if (!many_) return one(0);
+    Napi::Array a = Napi::Array::New(env, args_.size());
+    for (size_t i = 0; i < args_.size(); i++) a.Set((uint32_t)i, one(i));
+    return a;
+  }
+
+ private:
 
   Napi::Value Predict(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -345,7 +388,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
 
   std::unique_ptr<Engine> engine_;
-  AdaptArgs args_;
+  std::vector<AdaptArgs> args_;
+  std::vector<std::vector<float>> adapted_, lastSteps_;
+  std::vector<double> losses_;
+  bool many_ = false;
 };
 
 AdaptWorker::AdaptWorker(Napi::Env env, EngineWrap* owner, Napi::Object keepAlive)
@@ -355,21 +401,15 @@ AdaptWorker::AdaptWorker(Napi::Env env, EngineWrap* owner, Napi::Object keepAliv
 
 void AdaptWorker::Execute() {
   try {
-    loss_ = owner_->engine().adapt(owner_->args());
+    owner_->runAdapt();
   } catch (const std::exception& e) {
     SetError(e.what());
   }
 }
 
 void AdaptWorker::OnOK() {
-  Napi::Env env = Env();
   owner_->busy = false;
-  Engine& e = owner_->engine();
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("params", copyOut(env, e.adapted().data(), e.adapted().size()));
-  o.Set("lastStep", copyOut(env, e.lastStep().data(), e.lastStep().size()));
-  o.Set("loss", loss_);
-  deferred_.Resolve(o);
+  deferred_.Resolve(owner_->results(Env()));
 }
 
 void AdaptWorker::OnError(const Napi::Error& err) {

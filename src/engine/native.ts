@@ -67,6 +67,13 @@ export interface NativeAdaptArgs {
   loss: NativeLoss;
 }
 
+/** What one native inner loop returns: adapted weights, W − W⁽ᵏ⁻¹⁾, and the mean loss. */
+export interface NativeAdaptResult {
+  params: Float32Array;
+  lastStep: Float32Array;
+  loss: number;
+}
+
 /** A compiled native model: parameters, optimizer state and reusable buffers live in C++. */
 export interface NativeEngine {
   isa(): string;
@@ -75,7 +82,9 @@ export interface NativeEngine {
   setOptimizerState(kind: 'none' | 'sgd' | 'adam', step?: number, m?: Float32Array, v?: Float32Array): void;
   getOptimizerState(): { kind: 'sgd' | 'adam'; step: number; m?: Float32Array; v?: Float32Array } | undefined;
   getMovingStats(): { mean: Float32Array; variance: Float32Array }[];
-  adapt(args: NativeAdaptArgs): Promise<{ params: Float32Array; lastStep: Float32Array; loss: number }>;
+  adapt(args: NativeAdaptArgs): Promise<NativeAdaptResult>;
+  /** Several tasks one after the other in one worker job: the same results as separate calls. */
+  adapt(args: NativeAdaptArgs[]): Promise<NativeAdaptResult[]>;
   predict(inputs: Float32Array, count: number, batchStats: boolean): Float32Array;
   gradients(
     inputs: Float32Array,
