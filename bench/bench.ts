@@ -58,7 +58,7 @@ async function stepMs(learner: Learner, task: Task, batch: number, steps: number
 }
 
 /** One timed block of Reptile meta-iterations over 5 fixed random tasks, as the PyTorch reference does it. */
-async function metaIterations(learner: Learner, tasks: Task[], iters: number, warmup: number, batched = false): Promise<{ msPerIter: number; adaptMsPerIter: number }> {
+async function metaIterations(learner: Learner, tasks: Task[], iters: number, warmup: number, batched = false): Promise<{ msPerIter: number; adaptMsPerIter: number; cpuMsPerIter: number }> {
   let phi = learner.getParams();
   let adaptMs = 0;
   const run = async (i: number): Promise<void> => {
@@ -75,9 +75,11 @@ async function metaIterations(learner: Learner, tasks: Task[], iters: number, wa
   };
   for (let i = 0; i < warmup; i++) await run(i);
   adaptMs = 0;
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   for (let i = warmup; i < warmup + iters; i++) await run(i);
-  return { msPerIter: (performance.now() - t0) / iters, adaptMsPerIter: adaptMs / iters };
+  const cpu = process.cpuUsage(cpu0);
+  return { msPerIter: (performance.now() - t0) / iters, adaptMsPerIter: adaptMs / iters, cpuMsPerIter: (cpu.user + cpu.system) / 1000 / iters };
 }
 
 interface TorchRow {
@@ -142,10 +144,12 @@ async function main(): Promise<void> {
       const meta = await metaIterations(nativeLearner, tasks, metaIters, 3);
       push('native.meta_iter_ms', meta.msPerIter);
       push('native.meta_iter_adapt_ms', meta.adaptMsPerIter);
+      push('native.meta_iter_cpu_ms', meta.cpuMsPerIter);
       const metaBatched = await metaIterations(nativeLearner, tasks, metaIters, 3, true);
       push('native_batched.meta_iter_ms', metaBatched.msPerIter);
       push('native_batched.meta_iter_adapt_ms', metaBatched.adaptMsPerIter);
-      log(`run ${r + 1}/${runs} native: step b10 ${round(raw['native.step_ms.b10']!.at(-1)!)} ms, b50 ${round(raw['native.step_ms.b50']!.at(-1)!)} ms, meta-iteration ${round(raw['native.meta_iter_ms']!.at(-1)!)} ms (adaptTasks: ${round(raw['native_batched.meta_iter_ms']!.at(-1)!)} ms)`);
+      push('native_batched.meta_iter_cpu_ms', metaBatched.cpuMsPerIter);
+      log(`run ${r + 1}/${runs} native: step b10 ${round(raw['native.step_ms.b10']!.at(-1)!)} ms, b50 ${round(raw['native.step_ms.b50']!.at(-1)!)} ms, meta-iteration ${round(raw['native.meta_iter_ms']!.at(-1)!)} ms (CPU ${round(raw['native.meta_iter_cpu_ms']!.at(-1)!)} ms; adaptTasks: ${round(raw['native_batched.meta_iter_ms']!.at(-1)!)} ms)`);
     }
     if (withTorch) {
       const row = runTorch(torch!.python, torchScript);
@@ -188,6 +192,8 @@ async function main(): Promise<void> {
       meta_images_per_s: round((images * 1000) / metaMs, 1),
       ...(meta ? {} : { meta_estimated: 'meta-iteration = 25 × batch-10 step time (not run: too slow)' }),
       ...(raw[`${name}.meta_iter_adapt_ms`] ? { meta_iter_adapt_ms: round(median(raw[`${name}.meta_iter_adapt_ms`]!)), meta_iter_update_note: 'the rest of meta_iter_ms is the Reptile update in JS (core/reptileUpdate) and setParams' } : {}),
+      // Process CPU time (all threads) per meta-iteration: what the run costs when it has a core to itself.
+      ...(raw[`${name}.meta_iter_cpu_ms`] ? { meta_iter_cpu_ms: round(median(raw[`${name}.meta_iter_cpu_ms`]!)) } : {}),
       ...(note ? { note } : {}),
     };
   };
@@ -228,7 +234,7 @@ async function main(): Promise<void> {
     else process.stdout.write(`${text}\n`);
   }
   for (const [name, s] of Object.entries(summary)) {
-    log(`${name.padEnd(6)} threads ${s.threads}: step b10 ${s.step_ms_b10} ms, b50 ${s.step_ms_b50 ?? '-'} ms; meta-iteration ${s.meta_iter_ms} ms = ${s.meta_iters_per_s}/s, ${s.meta_images_per_s} images/s${s.meta_estimated ? ' (estimated)' : ''}`);
+    log(`${name.padEnd(6)} threads ${s.threads}: step b10 ${s.step_ms_b10} ms, b50 ${s.step_ms_b50 ?? '-'} ms; meta-iteration ${s.meta_iter_ms} ms = ${s.meta_iters_per_s}/s, ${s.meta_images_per_s} images/s${s.meta_estimated ? ' (estimated)' : ''}${s.meta_iter_cpu_ms ? ` (process CPU ${s.meta_iter_cpu_ms} ms per meta-iteration)` : ''}`);
   }
   for (const [k, v] of Object.entries(ratios)) log(`${k}: ${v}`);
   log(`load average before ${machine.loadavg_before.join(' ')}, after ${machine.loadavg_after.join(' ')} (${machine.cpus} CPUs)`);
