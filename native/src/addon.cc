@@ -330,6 +330,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     losses_.resize(args_.size());
     for (size_t i = 0; i < args_.size(); i++) {
       losses_[i] = e.adapt(args_[i]);
+      // A single task's results are read straight from the engine's buffers in results().
+      if (!many_) break;
       adapted_[i].assign(e.adapted().begin(), e.adapted().end());
       lastSteps_[i].assign(e.lastStep().begin(), e.lastStep().end());
     }
@@ -338,8 +340,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value results(Napi::Env env) {
     auto one = [&](size_t i) {
       Napi::Object o = Napi::Object::New(env);
-      o.Set("params", copyOut(env, adapted_[i].data(), adapted_[i].size()));
-      o.Set("lastStep", copyOut(env, lastSteps_[i].data(), lastSteps_[i].size()));
+      const std::vector<float>& w = many_ ? adapted_[i] : engine_->adapted();
+      const std::vector<float>& d = many_ ? lastSteps_[i] : engine_->lastStep();
+      o.Set("params", copyOut(env, w.data(), w.size()));
+      o.Set("lastStep", copyOut(env, d.data(), d.size()));
       o.Set("loss", losses_[i]);
       return o;
     };
