@@ -295,3 +295,23 @@ describe.skipIf(nativeSkipReason !== undefined)('NativeLearner.adaptTasks', () =
     many.dispose();
   });
 });
+
+describe.skipIf(nativeSkipReason !== undefined)('batch-norm moving statistics', () => {
+  it('track tfjs through adapt, and predict in inference mode (batchStatsAtTest: false) equals tfjs', async () => {
+    const nl = new NativeLearner({ model: convNet(31), batchStatsAtTest: false });
+    const tl = new TfjsLearner({ model: convNet(31), batchStatsAtTest: false });
+    const tasks = Array.from({ length: 2 }, (_, t) => randomTask({ rng: Rng.derive(31, t), count: 8, shape: [11, 8, 1], classes: 3 }));
+    const inner: InnerOptions = { optimizer: 'sgd', learningRate: 0.05, innerIters: 4, innerBatch: 4 };
+    for (let t = 0; t < tasks.length; t++) {
+      await nl.adapt(tasks[t]!, inner, Rng.derive(31, 50 + t));
+      await tl.adapt(tasks[t]!, inner, Rng.derive(31, 50 + t));
+    }
+    expect(relErr(nl.predict(tasks[0]!.query), tl.predict(tasks[0]!.query))).toBeLessThanOrEqual(TOL);
+    // writeToModel carries the moving statistics into the tfjs model as well.
+    nl.writeToModel();
+    const movingOf = (m: tf.LayersModel): number[] => m.layers.flatMap((l) => l.weights.filter((w) => w.originalName.includes('moving')).flatMap((w) => [...(w.read().dataSync() as Float32Array)]));
+    expect(relErr(movingOf(nl.model), movingOf(tl.model))).toBeLessThanOrEqual(TOL);
+    nl.dispose();
+    tl.dispose();
+  });
+});
