@@ -189,12 +189,18 @@ describe.skipIf(nativeSkipReason !== undefined)('NativeLearner equals TfjsLearne
     seq.dispose();
   });
 
-  it('bad input: wrong example shape, class count mismatch, unsupported layers name the layer', () => {
+  it('bad input: wrong example shape, class count mismatch, unsupported layers name the layer', async () => {
     const nl = new NativeLearner({ model: convNet(10) });
     const wrong = randomTask({ rng: Rng.fromSeed(1), count: 4, shape: [8, 8, 1], classes: 3 });
     expect(() => nl.predict(wrong.support)).toThrow(/do not fit the model's input/);
     const fourWay = randomTask({ rng: Rng.fromSeed(1), count: 4, shape: [11, 8, 1], classes: 4 });
-    expect(() => nl.adapt(fourWay, { optimizer: 'sgd', learningRate: 0.1, innerIters: 1, innerBatch: 2 }, Rng.fromSeed(1))).toThrow(/4 classes but the model outputs 3/);
+    await expect(nl.adapt(fourWay, { optimizer: 'sgd', learningRate: 0.1, innerIters: 1, innerBatch: 2 }, Rng.fromSeed(1))).rejects.toThrow(/4 classes but the model outputs 3/);
+    await expect(nl.adapt(fourWay, { optimizer: 'sgd', learningRate: -1, innerIters: 1, innerBatch: 2 }, Rng.fromSeed(1))).rejects.toThrow(/learning rate must be a positive number/);
+    const badLabel = randomTask({ rng: Rng.fromSeed(3), count: 4, shape: [11, 8, 1], classes: 3 });
+    (badLabel.support.targets as Float32Array)[2] = 3;
+    await expect(nl.adapt(badLabel, { optimizer: 'sgd', learningRate: 0.1, innerIters: 1, innerBatch: 2 }, Rng.fromSeed(1))).rejects.toThrow(/class label 3 is not in 0..2/);
+    // The engine is still usable after rejected calls.
+    expect(nl.predict(randomTask({ rng: Rng.fromSeed(2), count: 3, shape: [11, 8, 1], classes: 3 }).support)).toHaveLength(9);
     const dropout = tf.sequential({ layers: [tf.layers.dense({ inputShape: [3], units: 2 }), tf.layers.dropout({ rate: 0.5, name: 'my_dropout' })] });
     expect(() => new NativeLearner({ model: dropout })).toThrow(UnsupportedModelError);
     expect(() => new NativeLearner({ model: dropout })).toThrow(/layer 'my_dropout' \(Dropout\) is not supported/);

@@ -100,7 +100,13 @@ export class NativeLearner implements Learner {
   }
 
   adapt(task: Task, inner: InnerOptions, rng: Rng): Promise<AdaptResult> {
-    const args = this.prepare(task, inner, rng);
+    let args: NativeAdaptArgs;
+    try {
+      args = this.prepare(task, inner, rng);
+    } catch (e) {
+      // Bad input rejects, as the async tfjs learner's adapt does, rather than throwing.
+      return Promise.reject(e);
+    }
     return this.enqueue(async () => this.toResult(await this.engine.adapt(args)));
   }
 
@@ -112,7 +118,12 @@ export class NativeLearner implements Learner {
    */
   adaptTasks(items: readonly { task: Task; rng: Rng }[], inner: InnerOptions): Promise<AdaptResult[]> {
     if (items.length === 0) return Promise.resolve([]);
-    const args = items.map(({ task, rng }) => this.prepare(task, inner, rng));
+    let args: NativeAdaptArgs[];
+    try {
+      args = items.map(({ task, rng }) => this.prepare(task, inner, rng));
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return this.enqueue(async () => (await this.engine.adapt(args)).map((r) => this.toResult(r)));
   }
 
