@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include <memory>
+#include <sstream>
 #include <string>
 
 #include "engine.h"
@@ -279,8 +280,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if (a.loss == LossKind::SoftmaxXent)
       for (size_t i = 0; i < t.ElementLength(); i++)
         if (!(t[i] >= 0 && t[i] < e.outputSize() && (float)(int)t[i] == t[i]))
-          throw Napi::Error::New(env, "class label " + std::to_string(t[i]) + " is not in 0.." +
-                                          std::to_string(e.outputSize() - 1));
+        {
+          std::ostringstream msg;
+          msg << "class label " << t[i] << " is not in 0.." << e.outputSize() - 1;
+          throw Napi::Error::New(env, msg.str());
+        }
     const std::string opt = o.Get("optimizer").IsString() ? o.Get("optimizer").As<Napi::String>().Utf8Value() : "";
     if (opt == "sgd")
       a.opt = OptKind::Sgd;
