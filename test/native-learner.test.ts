@@ -321,3 +321,23 @@ describe.skipIf(nativeSkipReason !== undefined)('batch-norm moving statistics', 
     tl.dispose();
   });
 });
+
+describe.skipIf(nativeSkipReason !== undefined)('two threads', () => {
+  it('give bit-identical results to one thread (rows of each product split, same summation order)', async () => {
+    const tasks = Array.from({ length: 3 }, (_, t) => randomTask({ rng: Rng.derive(41, t), count: 40, shape: [11, 8, 1], classes: 3 }));
+    const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.01, innerIters: 6, innerBatch: 20 };
+    const one = new NativeLearner({ model: convNet(41), threads: 1 });
+    const two = new NativeLearner({ model: convNet(41), threads: 2 });
+    expect([one.threads, two.threads]).toEqual([1, 2]);
+    for (let t = 0; t < tasks.length; t++) {
+      const a = await one.adapt(tasks[t]!, inner, Rng.derive(41, 9, t));
+      const b = await two.adapt(tasks[t]!, inner, Rng.derive(41, 9, t));
+      expect(b.params.data).toEqual(a.params.data);
+      expect(b.loss).toBe(a.loss);
+    }
+    const big = randomTask({ rng: Rng.fromSeed(42), count: 200, shape: [11, 8, 1], classes: 3 });
+    expect(two.predict(big.support)).toEqual(one.predict(big.support));
+    one.dispose();
+    two.dispose();
+  });
+});

@@ -107,6 +107,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return DefineClass(env, "Engine",
                        {
                            InstanceMethod<&EngineWrap::Isa>("isa"),
+                           InstanceMethod<&EngineWrap::Threads>("threads"),
                            InstanceMethod<&EngineWrap::SetParams>("setParams"),
                            InstanceMethod<&EngineWrap::GetParams>("getParams"),
                            InstanceMethod<&EngineWrap::SetOptimizerState>("setOptimizerState"),
@@ -169,6 +170,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if (ops.empty()) throw Napi::Error::New(env, "a plan needs at least one op");
     engine_ = std::make_unique<Engine>(std::move(ops), intOf(plan, "inputSize"), intOf(plan, "outputSize"),
                                        (int64_t)numOf(plan, "paramSize", 0), k);
+    const int threads = (int)numOf(plan, "threads", 1);
+    if (threads != 1 && threads != 2) throw Napi::Error::New(env, "threads must be 1 or 2");
+    engine_->setThreads(threads);
   }
 
   Engine& engine() { return *engine_; }
@@ -180,6 +184,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
 
   Napi::Value Isa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), engine_->kernels()->isa); }
+  Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), engine_->threads()); }
 
   Napi::Value SetParams(const Napi::CallbackInfo& info) {
     checkIdle(info.Env());

@@ -1,7 +1,12 @@
 #include "engine.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -17,6 +22,102 @@ double g_prof[2][64];
 #endif
 
 namespace reptile {
+
+// A helper thread that takes chunks of the current job alongside the calling thread. Chunks are
+// claimed with a generation-tagged counter, so a helper that wakes late cannot take a chunk of a
+// later job, and the caller does any chunk the helper has not taken: a busy machine only loses
+// the helper, never waits for it. The helper spins briefly between jobs (they come every few
+// tens of microseconds inside an inner loop), then sleeps.
+class Pool {
+ public:
+  Pool() : helper_([this] { loop(); }) {}
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      stop_.store(true);
+      gen_.fetch_add(1);
+    }
+    cv_.notify_all();
+    helper_.join();
+  }
+
+  static void runOn(void* pool, int chunks, void (*fn)(void*, int), void* arg) {
+    static_cast<Pool*>(pool)->run(chunks, fn, arg);
+  }
+
+ private:
+  void run(int chunks, void (*fn)(void*, int), void* arg) {
+    const uint64_t g = gen_.load() + 1;
+    fn_ = fn;
+    arg_ = arg;
+    total_.store(chunks);
+    done_.store(0);
+    next_.store(g << 32);
+    gen_.store(g);
+    if (sleeping_.load()) {
+      std::lock_guard<std::mutex> lk(m_);
+      cv_.notify_one();
+    }
+    work(g);
+    while (done_.load(std::memory_order_acquire) < chunks) pause();
+  }
+
+  void work(uint64_t g) {
+    for (;;) {
+      uint64_t v = next_.load();
+      if ((v >> 32) != g) return;
+      const int idx = (int)(v & 0xffffffffu);
+      if (idx >= total_.load()) return;
+      if (!next_.compare_exchange_weak(v, v + 1)) continue;
+      fn_(arg_, idx);
+      done_.fetch_add(1, std::memory_order_release);
+    }
+  }
+
+  void loop() {
+    uint64_t seen = 0;
+    for (;;) {
+      auto t0 = std::chrono::steady_clock::now();
+      unsigned spins = 0;
+      while (gen_.load() == seen) {
+        pause();
+        if ((++spins & 255) == 0 && std::chrono::steady_clock::now() - t0 > std::chrono::microseconds(300)) {
+          std::unique_lock<std::mutex> lk(m_);
+          sleeping_.store(true);
+          cv_.wait(lk, [&] { return gen_.load() != seen; });
+          sleeping_.store(false);
+        }
+      }
+      if (stop_.load()) return;
+      seen = gen_.load();
+      work(seen);
+    }
+  }
+
+  static void pause() {
+#if defined(__x86_64__) || defined(_M_X64)
+    __builtin_ia32_pause();
+#else
+    std::this_thread::yield();
+#endif
+  }
+
+  std::atomic<uint64_t> gen_{0}, next_{0};
+  std::atomic<int> total_{0}, done_{0};
+  std::atomic<bool> stop_{false}, sleeping_{false};
+  void (*fn_)(void*, int) = nullptr;
+  void* arg_ = nullptr;
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::thread helper_;
+};
+
+void Engine::setThreads(int threads) {
+  if (threads > 1 && !pool_) pool_ = std::make_unique<Pool>();
+  if (threads <= 1) pool_.reset();
+  parallel_ = Parallel{threads > 1 ? 2 : 1, pool_.get(), &Pool::runOn};
+  par_ = threads > 1 ? &parallel_ : nullptr;
+}
 
 Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t paramSize, const Kernels* k)
     : ops_(std::move(ops)), inputSize_(inputSize), outputSize_(outputSize), P_(paramSize), k_(k) {
@@ -114,13 +215,13 @@ void Engine::forward(int n, bool training) {
         const WindowGeom& g = op.g;
         const int M = n * g.outH * g.outW, K = g.kh * g.kw * g.cin;
         k_->im2col(g, n, x, aux_[i].data());
-        k_->gemm(M, g.cout, K, aux_[i].data(), K, false, P + op.w, g.cout, false, y, g.cout, false, work_);
+        k_->gemm(M, g.cout, K, aux_[i].data(), K, false, P + op.w, g.cout, false, y, g.cout, false, work_, par_);
         if (op.b >= 0) k_->add_bias(M, g.cout, P + op.b, y);
         break;
       }
       case OpKind::Dense: {
         k_->gemm(n, op.outSize, op.inSize, x, op.inSize, false, P + op.w, op.outSize, false, y, op.outSize, false,
-                 work_);
+                 work_, par_);
         if (op.b >= 0) k_->add_bias(n, op.outSize, P + op.b, y);
         break;
       }
@@ -175,21 +276,21 @@ void Engine::backward(int n, bool inputGrad) {
       case OpKind::Conv: {
         const WindowGeom& g = op.g;
         const int M = n * g.outH * g.outW, K = g.kh * g.kw * g.cin;
-        k_->gemm(K, g.cout, M, aux_[ii].data(), K, true, dy, g.cout, false, G + op.w, g.cout, false, work_);
+        k_->gemm(K, g.cout, M, aux_[ii].data(), K, true, dy, g.cout, false, G + op.w, g.cout, false, work_, par_);
         if (op.b >= 0) k_->col_sums(M, g.cout, dy, G + op.b);
         if (needDx) {
-          k_->gemm(M, K, g.cout, dy, g.cout, false, P + op.w, g.cout, true, dcol_.data(), K, false, work_);
+          k_->gemm(M, K, g.cout, dy, g.cout, false, P + op.w, g.cout, true, dcol_.data(), K, false, work_, par_);
           k_->col2im(g, n, dcol_.data(), dx);
         }
         break;
       }
       case OpKind::Dense: {
         k_->gemm(op.inSize, op.outSize, n, x, op.inSize, true, dy, op.outSize, false, G + op.w, op.outSize, false,
-                 work_);
+                 work_, par_);
         if (op.b >= 0) k_->col_sums(n, op.outSize, dy, G + op.b);
         if (needDx)
           k_->gemm(n, op.inSize, op.outSize, dy, op.outSize, false, P + op.w, op.outSize, true, dx, op.inSize, false,
-                   work_);
+                   work_, par_);
         break;
       }
       case OpKind::BatchNorm: {

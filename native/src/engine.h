@@ -3,6 +3,7 @@
 // optimizer step, for every minibatch) without allocating once the largest batch has been seen.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -38,8 +39,14 @@ struct AdaptArgs {
   LossKind loss = LossKind::SoftmaxXent;
 };
 
+class Pool;
+
 class Engine {
  public:
+  // 1: everything on the calling thread; 2: large matrix products shared with a helper thread.
+  void setThreads(int threads);
+  int threads() const { return par_ ? 2 : 1; }
+
   Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t paramSize, const Kernels* k);
   ~Engine();
   Engine(const Engine&) = delete;
@@ -85,6 +92,9 @@ class Engine {
   std::vector<std::vector<float>> stats_; // per op: mean, var, invstd (BatchNorm)
   std::vector<float> g0_, g1_, dcol_, grad_, scratch_, ones_, zeros_;
   float* work_ = nullptr;
+  std::unique_ptr<Pool> pool_;
+  Parallel parallel_{1, nullptr, nullptr};
+  const Parallel* par_ = nullptr;
   std::vector<float> params_, phi_, before_, adapted_, lastStep_, batchTargets_;
 };
 

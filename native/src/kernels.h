@@ -15,13 +15,21 @@ struct WindowGeom {
   int kh, kw, sh, sw, padT, padL;
 };
 
+// A way to run chunks 0..chunks−1 of fn(arg, chunk) on several threads (the engine's pool); a
+// GEMM large enough splits its rows of C into such chunks.
+struct Parallel {
+  int threads;
+  void* pool;
+  void (*run)(void* pool, int chunks, void (*fn)(void* arg, int chunk), void* arg);
+};
+
 struct Kernels {
   const char* isa;
   // C[M×N] (row stride ldc) = op(A)·op(B), plus C when accumulate. op(A) is M×K: A is stored
   // M×K (lda) or, with transA, K×M. op(B) is K×N: B is stored K×N (ldb) or, with transB, N×K.
-  // work must hold gemm_work_floats() floats, 64-byte aligned.
+  // work must hold gemm_work_floats() floats, 64-byte aligned; par may be null (one thread).
   void (*gemm)(int M, int N, int K, const float* A, int lda, bool transA, const float* B, int ldb, bool transB,
-               float* C, int ldc, bool accumulate, float* work);
+               float* C, int ldc, bool accumulate, float* work, const Parallel* par);
   size_t (*gemm_work_floats)();
   void (*im2col)(const WindowGeom& g, int n, const float* x, float* col);
   void (*col2im)(const WindowGeom& g, int n, const float* col, float* dx);

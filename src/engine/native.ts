@@ -46,6 +46,8 @@ export interface NativePlan {
   outputSize: number;
   paramSize: number;
   isa?: NativeIsa;
+  /** 1 (default) or 2: large matrix products shared with a helper thread. */
+  threads?: 1 | 2;
 }
 
 /** The loss the addon computes: mean softmax cross-entropy over integer labels, or mean squared error. */
@@ -77,6 +79,7 @@ export interface NativeAdaptResult {
 /** A compiled native model: parameters, optimizer state and reusable buffers live in C++. */
 export interface NativeEngine {
   isa(): string;
+  threads(): number;
   setParams(params: Float32Array): void;
   getParams(): Float32Array;
   setOptimizerState(kind: 'none' | 'sgd' | 'adam', step?: number, m?: Float32Array, v?: Float32Array): void;
@@ -134,6 +137,11 @@ function tryLoad(): NativeStatus {
   } catch (e) {
     return { ok: false, reason: `the addon failed to load (${(e as Error).message.split('\n')[0]})` };
   }
+}
+
+/** Threads requested through `REPTILE_NATIVE_THREADS` (1 or 2; default 1). */
+export function requestedThreads(): 1 | 2 {
+  return process.env.REPTILE_NATIVE_THREADS === '2' ? 2 : 1;
 }
 
 /** The instruction set requested through `REPTILE_NATIVE_ISA` (for checks of each kernel variant). */

@@ -15,6 +15,8 @@ export interface CreateLearnerOptions {
   innerState?: InnerStatePolicy;
   batchStatsAtTest?: boolean;
   isa?: NativeIsa;
+  /** Threads of the native engine (1 or 2). */
+  threads?: 1 | 2;
   /** Where `auto` says, once per process, why it fell back to tfjs. Default: console.warn. */
   log?: (line: string) => void;
 }
@@ -31,12 +33,12 @@ export function createLearner(options: CreateLearnerOptions): Learner {
   if (choice !== 'auto' && choice !== 'native' && choice !== 'tfjs') throw new UsageError(`unknown learner '${String(choice)}': use auto, native or tfjs`);
   const common = { model: options.model, ...(options.innerState ? { innerState: options.innerState } : {}), ...(options.batchStatsAtTest === undefined ? {} : { batchStatsAtTest: options.batchStatsAtTest }) };
   if (choice === 'tfjs') return new TfjsLearner(common);
-  if (choice === 'native') return new NativeLearner({ ...common, ...(options.isa ? { isa: options.isa } : {}) });
+  if (choice === 'native') return new NativeLearner({ ...common, ...(options.isa ? { isa: options.isa } : {}), ...(options.threads ? { threads: options.threads } : {}) });
   const status = loadNative();
   let why: string;
   if (status.ok) {
     try {
-      return new NativeLearner({ ...common, ...(options.isa ? { isa: options.isa } : {}) });
+      return new NativeLearner({ ...common, ...(options.isa ? { isa: options.isa } : {}), ...(options.threads ? { threads: options.threads } : {}) });
     } catch (e) {
       if (!(e instanceof UnsupportedModelError)) throw e;
       why = e.message.split(';')[0]!;

@@ -6,6 +6,7 @@ import type { Rng } from '../core/rng.js';
 import {
   loadNative,
   requestedIsa,
+  requestedThreads,
   type NativeAdaptArgs,
   type NativeAdaptResult,
   type NativeEngine,
@@ -34,6 +35,8 @@ export interface NativeLearnerOptions {
   batchStatsAtTest?: boolean;
   /** Kernel instruction set; default `auto` (or `REPTILE_NATIVE_ISA`). */
   isa?: NativeIsa;
+  /** 1 or 2 threads per inner loop (the larger matrix products are split by rows); default 1 (or `REPTILE_NATIVE_THREADS`). */
+  threads?: 1 | 2;
 }
 
 /** Layers the native engine compiles. */
@@ -62,6 +65,8 @@ export class NativeLearner implements Learner {
   readonly innerState: InnerStatePolicy;
   /** The kernel variant in use (avx512, avx2 or generic). */
   readonly isa: string;
+  /** Threads per inner loop (1 or 2). */
+  readonly threads: number;
   private readonly engine: NativeEngine;
   private readonly plan: NativePlan;
   private readonly batchStatsAtTest: boolean;
@@ -76,13 +81,14 @@ export class NativeLearner implements Learner {
     this.innerState = options.innerState ?? 'carry';
     this.batchStatsAtTest = options.batchStatsAtTest ?? true;
     this.layout = createLayout(this.model.trainableWeights.map((w, i) => ({ name: w.originalName ?? w.name ?? `w${i}`, shape: w.shape as number[] })));
-    this.plan = compileModel(this.model, options.isa ?? requestedIsa());
+    this.plan = { ...compileModel(this.model, options.isa ?? requestedIsa()), threads: options.threads ?? requestedThreads() };
     try {
       this.engine = new status.addon.Engine(this.plan);
     } catch (e) {
       throw new ReptileError(`the native engine rejected the model: ${(e as Error).message}`);
     }
     this.isa = this.engine.isa();
+    this.threads = this.engine.threads();
     this.engine.setParams(readWeights(this.model));
   }
 
