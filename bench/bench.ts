@@ -6,7 +6,9 @@
  * (../shared/bench/pytorch_reference.py) in the same invocation, interleaved run by run, with the
  * ratios. Medians of `--runs` runs; every raw figure is kept in the JSON.
  *
- *   npm run bench -- [--json [file]] [--runs 3] [--tfjs-steps 1] [--no-tfjs] [--no-torch] [--meta-iters 50]
+ *   npm run bench -- [--json [file]] [--runs 3] [--tfjs-steps 1] [--no-tfjs] [--no-torch] [--meta-iters 50] [--two-threads]
+ *
+ * `--two-threads` also measures the native engine with its optional helper thread (threads: 2).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -132,7 +134,12 @@ async function main(): Promise<void> {
     (raw[key] ??= []).push(v);
   };
 
-  const nativeLearner = native.ok ? new NativeLearner({ model: createOmniglotBenchModel({ seed: 1 }) }) : undefined;
+  const nativeLearner = native.ok ? new NativeLearner({ model: createOmniglotBenchModel({ seed: 1 }), threads: 1 }) : undefined;
+  const native2 = native.ok && flag('two-threads') ? new NativeLearner({ model: createOmniglotBenchModel({ seed: 1 }), threads: 2 }) : undefined;
+  if (native2) {
+    await stepMs(native2, tasks[0]!, 10, 20);
+    await metaIterations(native2, tasks, 3, 0);
+  }
   if (nativeLearner) {
     await stepMs(nativeLearner, tasks[0]!, 10, 20);
     await metaIterations(nativeLearner, tasks, 3, 0);
@@ -145,6 +152,14 @@ async function main(): Promise<void> {
       push('native.meta_iter_ms', meta.msPerIter);
       push('native.meta_iter_adapt_ms', meta.adaptMsPerIter);
       push('native.meta_iter_cpu_ms', meta.cpuMsPerIter);
+      if (native2) {
+        push('native_2threads.step_ms.b10', await stepMs(native2, tasks[0]!, 10, 200));
+        push('native_2threads.step_ms.b50', await stepMs(native2, tasks[0]!, 50, 40));
+        const meta2 = await metaIterations(native2, tasks, metaIters, 3);
+        push('native_2threads.meta_iter_ms', meta2.msPerIter);
+        push('native_2threads.meta_iter_cpu_ms', meta2.cpuMsPerIter);
+        log(`run ${r + 1}/${runs} native, 2 threads: step b10 ${round(raw['native_2threads.step_ms.b10']!.at(-1)!)} ms, meta-iteration ${round(meta2.msPerIter)} ms`);
+      }
       const metaBatched = await metaIterations(nativeLearner, tasks, metaIters, 3, true);
       push('native_batched.meta_iter_ms', metaBatched.msPerIter);
       push('native_batched.meta_iter_adapt_ms', metaBatched.adaptMsPerIter);
@@ -198,6 +213,7 @@ async function main(): Promise<void> {
     };
   };
   learnerSummary('native', 1, nativeLearner ? `kernels ${nativeLearner.isa}; one adapt() call per task, as the inline executor makes them` : undefined);
+  learnerSummary('native_2threads', 2, native2 ? `kernels ${native2.isa}; helper thread shares the large matrix products` : undefined);
   learnerSummary('native_batched', 1, nativeLearner ? `kernels ${nativeLearner.isa}; the meta-batch's 5 tasks in one adaptTasks() call` : undefined, 'native');
   learnerSummary('torch', 1, torch ? `torch ${torch.version} (${torch.python}), MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_=1e9` : undefined);
   learnerSummary('tfjs', 1, `tfjs ${tf.version.tfjs} cpu backend`);
@@ -211,6 +227,8 @@ async function main(): Promise<void> {
     ratios.native_over_torch_step_b10 = round((t.step_ms_b10 as number) / (n.step_ms_b10 as number), 2);
     ratios.native_over_torch_step_b50 = round((t.step_ms_b50 as number) / (n.step_ms_b50 as number), 2);
   }
+  const n2 = summary.native_2threads;
+  if (n2 && t) ratios.native_2threads_over_torch_meta_iters_per_s = round((n2.meta_iters_per_s as number) / (t.meta_iters_per_s as number), 2);
   const nb = summary.native_batched;
   if (nb && t) ratios.native_batched_over_torch_meta_iters_per_s = round((nb.meta_iters_per_s as number) / (t.meta_iters_per_s as number), 2);
   if (n && summary.tfjs) ratios.native_over_tfjs_step_b10 = round((summary.tfjs.step_ms_b10 as number) / (n.step_ms_b10 as number), 1);
@@ -240,6 +258,7 @@ async function main(): Promise<void> {
   log(`load average before ${machine.loadavg_before.join(' ')}, after ${machine.loadavg_after.join(' ')} (${machine.cpus} CPUs)`);
   if (flops) log(`FLOPs: ${flops.gflop_per_meta_iter} GFLOP per meta-iteration; native ${flops.native_gflop_per_s} GFLOP/s = ${flops.native_fraction_of_2_core_ceiling} of the 2-core ceiling (${flops.native_fraction_of_1_core_ceiling} of one core)`);
   nativeLearner?.dispose();
+  native2?.dispose();
 }
 
 /** Multiply-add FLOPs of one fwd + bwd step at batch 10 (2 per multiply-add; forward, input and weight gradients). */
