@@ -9,6 +9,8 @@
  *   npm run bench -- [--json [file]] [--runs 3] [--tfjs-steps 1] [--no-tfjs] [--no-torch] [--meta-iters 50] [--two-threads]
  *
  * `--two-threads` also measures the native engine with its optional helper thread (threads: 2).
+ * The PyTorch reference runs twice per run: wall clock, then CPU time (`--no-cpu-time` skips the
+ * second); the native engine's process CPU time is measured alongside its wall time.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -53,9 +55,14 @@ const median = (xs: number[]): number => {
 const round = (x: number, d = 3): number => Number(x.toFixed(d));
 const adam = (batch: number, steps: number): InnerOptions => ({ optimizer: 'adam', learningRate: 1e-3, beta1: 0, beta2: 0.999, epsilon: 1e-8, innerIters: steps, innerBatch: batch });
 
+let lastStepCpuMs = 0;
+
 async function stepMs(learner: Learner, task: Task, batch: number, steps: number): Promise<number> {
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await learner.adapt(task, adam(batch, steps), Rng.derive(1, batch, steps));
+  const cpu = process.cpuUsage(cpu0);
+  lastStepCpuMs = (cpu.user + cpu.system) / 1000 / steps;
   return (performance.now() - t0) / steps;
 }
 
@@ -100,13 +107,22 @@ function findTorch(): { python: string; version: string } | undefined {
   return undefined;
 }
 
-function runTorch(python: string, script: string): TorchRow | undefined {
+/**
+ * Runs the PyTorch reference once. With `cpuTime`, its clock (time.perf_counter) is swapped for
+ * the process CPU clock (time.process_time), so that every figure it prints is CPU time: on a
+ * shared machine that compares the work done, not the share of the machine each process got.
+ */
+function runTorch(python: string, script: string, cpuTime = false): TorchRow | undefined {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'reptile-bench-'));
   const out = path.join(dir, 'torch.json');
   try {
     // Without these malloc settings PyTorch returns its buffers to the OS after every step (shared/README.md).
     const env = { ...process.env, MALLOC_MMAP_THRESHOLD_: '1000000000', MALLOC_TRIM_THRESHOLD_: '1000000000' };
-    const r = spawnSync(python, [script, '--threads', '1', '--batches', '10,50', '--meta-iters', String(metaIters), '--json', out], { env, encoding: 'utf8' });
+    const scriptArgs = ['--threads', '1', '--batches', '10,50', '--meta-iters', String(metaIters), '--json', out];
+    const argv = cpuTime
+      ? ['-c', `import runpy, sys, time\ntime.perf_counter = time.process_time\nsys.argv = ${JSON.stringify([script, ...scriptArgs])}\nrunpy.run_path(sys.argv[0], run_name='__main__')`]
+      : [script, ...scriptArgs];
+    const r = spawnSync(python, argv, { env, encoding: 'utf8' });
     if (r.status !== 0) {
       log(`pytorch reference failed: ${(r.stderr || r.stdout).trim().split('\n').pop()}`);
       return undefined;
@@ -147,11 +163,14 @@ async function main(): Promise<void> {
   for (let r = 0; r < runs; r++) {
     if (nativeLearner) {
       push('native.step_ms.b10', await stepMs(nativeLearner, tasks[0]!, 10, 200));
+      push('native_cpu.step_ms.b10', lastStepCpuMs);
       push('native.step_ms.b50', await stepMs(nativeLearner, tasks[0]!, 50, 40));
+      push('native_cpu.step_ms.b50', lastStepCpuMs);
       const meta = await metaIterations(nativeLearner, tasks, metaIters, 3);
       push('native.meta_iter_ms', meta.msPerIter);
       push('native.meta_iter_adapt_ms', meta.adaptMsPerIter);
       push('native.meta_iter_cpu_ms', meta.cpuMsPerIter);
+      push('native_cpu.meta_iter_ms', meta.cpuMsPerIter);
       if (native2) {
         push('native_2threads.step_ms.b10', await stepMs(native2, tasks[0]!, 10, 200));
         push('native_2threads.step_ms.b50', await stepMs(native2, tasks[0]!, 50, 40));
@@ -172,6 +191,12 @@ async function main(): Promise<void> {
         for (const s of row.fwd_bwd_adam) push(`torch.step_ms.b${s.batch}`, s.step_ms);
         push('torch.meta_iter_ms', row.meta_iteration[0]!.meta_iter_ms);
         log(`run ${r + 1}/${runs} pytorch (1 thread): step b10 ${raw['torch.step_ms.b10']!.at(-1)} ms, b50 ${raw['torch.step_ms.b50']!.at(-1)} ms, meta-iteration ${raw['torch.meta_iter_ms']!.at(-1)} ms`);
+      }
+      const cpuRow = flag('no-cpu-time') ? undefined : runTorch(torch!.python, torchScript, true);
+      if (cpuRow) {
+        for (const s of cpuRow.fwd_bwd_adam) push(`torch_cpu.step_ms.b${s.batch}`, s.step_ms);
+        push('torch_cpu.meta_iter_ms', cpuRow.meta_iteration[0]!.meta_iter_ms);
+        log(`run ${r + 1}/${runs} pytorch (1 thread), CPU time: step b10 ${raw['torch_cpu.step_ms.b10']!.at(-1)} ms, meta-iteration ${raw['torch_cpu.meta_iter_ms']!.at(-1)} ms`);
       }
     }
   }
@@ -216,6 +241,8 @@ async function main(): Promise<void> {
   learnerSummary('native_2threads', 2, native2 ? `kernels ${native2.isa}; helper thread shares the large matrix products` : undefined);
   learnerSummary('native_batched', 1, nativeLearner ? `kernels ${nativeLearner.isa}; the meta-batch's 5 tasks in one adaptTasks() call` : undefined, 'native');
   learnerSummary('torch', 1, torch ? `torch ${torch.version} (${torch.python}), MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_=1e9` : undefined);
+  learnerSummary('native_cpu', 1, 'process CPU time (all threads) instead of wall time');
+  learnerSummary('torch_cpu', 1, 'process CPU time: the reference script run with time.perf_counter = time.process_time');
   learnerSummary('tfjs', 1, `tfjs ${tf.version.tfjs} cpu backend`);
   // ≈ 4 GFLOP per meta-iteration; ≈ 180 GFLOP/s per core (issue 5's figures).
   const flopPerMeta = countFlops() * 25;
@@ -226,6 +253,12 @@ async function main(): Promise<void> {
     ratios.native_over_torch_meta_iters_per_s = round((n.meta_iters_per_s as number) / (t.meta_iters_per_s as number), 2);
     ratios.native_over_torch_step_b10 = round((t.step_ms_b10 as number) / (n.step_ms_b10 as number), 2);
     ratios.native_over_torch_step_b50 = round((t.step_ms_b50 as number) / (n.step_ms_b50 as number), 2);
+  }
+  const nc = summary.native_cpu;
+  const tc = summary.torch_cpu;
+  if (nc && tc) {
+    ratios.cpu_time_native_over_torch_meta_iters_per_s = round((nc.meta_iters_per_s as number) / (tc.meta_iters_per_s as number), 2);
+    ratios.cpu_time_native_over_torch_step_b10 = round((tc.step_ms_b10 as number) / (nc.step_ms_b10 as number), 2);
   }
   const n2 = summary.native_2threads;
   if (n2 && t) ratios.native_2threads_over_torch_meta_iters_per_s = round((n2.meta_iters_per_s as number) / (t.meta_iters_per_s as number), 2);
@@ -239,6 +272,7 @@ async function main(): Promise<void> {
         ceiling_meta_iters_per_s_2_cores: round((2 * 180e9) / flopPerMeta, 1),
         native_fraction_of_2_core_ceiling: round(((n.meta_iters_per_s as number) * flopPerMeta) / (2 * 180e9), 3),
         native_fraction_of_1_core_ceiling: round(((n.meta_iters_per_s as number) * flopPerMeta) / 180e9, 3),
+        ...(nc ? { native_cpu_time_fraction_of_2_core_ceiling: round(((nc.meta_iters_per_s as number) * flopPerMeta) / (2 * 180e9), 3) } : {}),
         ...(nb ? { native_batched_fraction_of_2_core_ceiling: round(((nb.meta_iters_per_s as number) * flopPerMeta) / (2 * 180e9), 3) } : {}),
         steps_only_fraction_of_2_core_ceiling: round((flopPerMeta / 25 / ((n.step_ms_b10 as number) / 1000)) / (2 * 180e9), 3),
       }
