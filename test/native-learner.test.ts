@@ -226,7 +226,9 @@ describe.skipIf(nativeSkipReason !== undefined)('NativeLearner equals TfjsLearne
     // A full collection before each reading, so that garbage does not count as growth.
     v8.setFlagsFromString('--expose-gc');
     const gc = vm.runInNewContext('gc') as () => void;
-    for (let i = 0; i < 500; i++) await nl.adapt(task, inner, rng);
+    // Warm-up until the allocators have reached their working size (a first run grows the heap
+    // and malloc's arenas to a plateau, which is not a leak), then 10,000 calls more must add nothing.
+    for (let i = 0; i < 10_000; i++) await nl.adapt(task, inner, rng);
     gc();
     const before = process.memoryUsage();
     for (let i = 0; i < 10_000; i++) await nl.adapt(task, inner, rng);
@@ -235,7 +237,7 @@ describe.skipIf(nativeSkipReason !== undefined)('NativeLearner equals TfjsLearne
     // Each call returns two fresh 337-float vectors (~2.7 kB): 10,000 of them leaked would be 27 MB.
     expect(after.external + after.arrayBuffers - before.external - before.arrayBuffers).toBeLessThan(1024 * 1024);
     expect(after.heapUsed - before.heapUsed).toBeLessThan(4 * 1024 * 1024);
-    expect(after.rss - before.rss).toBeLessThan(16 * 1024 * 1024);
+    expect(after.rss - before.rss).toBeLessThan(8 * 1024 * 1024);
     nl.dispose();
   });
 });
