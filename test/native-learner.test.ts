@@ -351,3 +351,15 @@ describe.skipIf(nativeSkipReason !== undefined)('two threads', () => {
     two.dispose();
   });
 });
+
+describe.skipIf(nativeSkipReason !== undefined)('dispose', () => {
+  it('frees the engine once running work is done; later use is a clear error', async () => {
+    const nl = new NativeLearner({ model: sineNet(51), threads: 2 });
+    const task = randomTask({ rng: Rng.fromSeed(51), count: 10, shape: [1], outputs: 1 });
+    const pending = nl.adapt(task, { optimizer: 'sgd', learningRate: 0.01, innerIters: 50, innerBatch: 5 }, Rng.fromSeed(52));
+    nl.dispose();
+    await expect(pending).resolves.toMatchObject({ loss: expect.any(Number) });
+    await expect(nl.adapt(task, { optimizer: 'sgd', learningRate: 0.01, innerIters: 1, innerBatch: 5 }, Rng.fromSeed(53))).rejects.toThrow(/disposed/);
+    expect(() => nl.getParams()).toThrow(/disposed/);
+  });
+});

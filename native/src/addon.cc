@@ -116,6 +116,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                            InstanceMethod<&EngineWrap::Adapt>("adapt"),
                            InstanceMethod<&EngineWrap::Predict>("predict"),
                            InstanceMethod<&EngineWrap::Gradients>("gradients"),
+                           InstanceMethod<&EngineWrap::Release>("release"),
                        });
   }
 
@@ -181,10 +182,24 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
  private:
   void checkIdle(Napi::Env env) {
     if (busy) throw Napi::Error::New(env, "the native engine is busy with an adapt call; await it first");
+    if (!engine_) throw Napi::Error::New(env, "the native engine has been released");
   }
 
-  Napi::Value Isa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), engine_->kernels()->isa); }
-  Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), engine_->threads()); }
+  // Frees the buffers and stops the helper thread now rather than when the object is collected.
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    if (busy) throw Napi::Error::New(info.Env(), "the native engine is busy with an adapt call; await it first");
+    engine_.reset();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Isa(const Napi::CallbackInfo& info) {
+    checkIdle(info.Env());
+    return Napi::String::New(info.Env(), engine_->kernels()->isa);
+  }
+  Napi::Value Threads(const Napi::CallbackInfo& info) {
+    checkIdle(info.Env());
+    return Napi::Number::New(info.Env(), engine_->threads());
+  }
 
   Napi::Value SetParams(const Napi::CallbackInfo& info) {
     checkIdle(info.Env());

@@ -89,6 +89,8 @@ export interface NativeEngine {
   /** Several tasks one after the other in one worker job: the same results as separate calls. */
   adapt(args: NativeAdaptArgs[]): Promise<NativeAdaptResult[]>;
   predict(inputs: Float32Array, count: number, batchStats: boolean): Float32Array;
+  /** Frees the native buffers (and the helper thread) now; the engine cannot be used afterwards. */
+  release(): void;
   gradients(
     inputs: Float32Array,
     targets: Float32Array,

@@ -238,8 +238,11 @@ export class NativeLearner implements Learner {
     });
   }
 
+  /** Frees the native engine's memory (after any adapt still running); the learner cannot be used afterwards. */
   dispose(): void {
+    if (this.disposed) return;
     this.disposed = true;
+    void this.queue.then(() => this.engine.release());
   }
 
   private assertIdle(): void {
