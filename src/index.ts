@@ -23,3 +23,6 @@ export { downloadOmniglot, OMNIGLOT_URL } from './data/download.js';
 export { defaultCacheDir } from './data/cache.js';
 export { decodeImage, resizeNearest, type RgbaImage } from './data/images.js';
 export * from './train/few-shot.js';
+export { loadNative, type NativeStatus, type NativeIsa } from './engine/native.js';
+export { NativeLearner, UnsupportedModelError, compileModel, NATIVE_LAYERS, type NativeLearnerOptions } from './learners/native.js';
+export { createLearner, type CreateLearnerOptions, type LearnerChoice } from './learners/create-learner.js';

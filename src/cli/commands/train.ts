@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { selectBackend, type BackendChoice } from '../../engine/backend.js';
 import { createSineModel } from '../../learners/models.js';
-import { TfjsLearner } from '../../learners/tfjs.js';
+import { createLearner, type LearnerChoice } from '../../learners/create-learner.js';
 import { SineTaskSource } from '../../tasks/sine.js';
 import { evaluate } from '../../train/evaluate.js';
 import { metaTrain } from '../../train/meta-train.js';
@@ -33,6 +33,7 @@ interface TrainFlags {
   evalSamples: number;
   evalIters: number;
   backend: BackendChoice;
+  learner: LearnerChoice;
   json?: boolean;
 }
 
@@ -72,6 +73,7 @@ export function trainCommand(): Command {
     .option('--eval-samples <n>', 'held-out tasks evaluated after training', intAtLeast(1), 100)
     .option('--eval-iters <n>', 'adaptation steps on each held-out task', intAtLeast(1), 32)
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'))
+    .addOption(new Option('--learner <name>', 'inner-loop engine: auto (native when built and the model is supported, else tfjs), native or tfjs').choices(['auto', 'native', 'tfjs']).default('auto'))
     .option('--json', 'print the result as JSON on stdout')
     .action(async (flags: TrainFlags) => {
       if (isFewShot(cmd)) return runFewShotTrain(cmd);
@@ -81,7 +83,7 @@ export function trainCommand(): Command {
       const backend = await selectBackend(flags.backend);
       const source = new SineTaskSource({ shots: flags.shots });
       const model = createSineModel({ hidden, seed: flags.seed });
-      const learner = new TfjsLearner({ model, innerState: flags.innerState ?? 'carry' });
+      const learner = createLearner({ model, learner: flags.learner, innerState: flags.innerState ?? 'carry', log: info });
       const config: Partial<MetaConfig> = { ...SINE_DEFAULTS, ...pickDefined(flags), seed: flags.seed };
       const { signal, release } = interruptSignal();
       try {

@@ -1,0 +1,41 @@
+/* global process, console */
+// Builds the native engine during `npm install` with node-gyp. It never fails the install: when
+// the build cannot run, it says so in one line and the package works on TensorFlow.js instead.
+import { spawnSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const fallback = (why) => {
+  console.log(`reptile-ml: native engine not built, falling back to tfjs (slower) because ${why}`);
+  process.exit(0);
+};
+
+if (process.env.REPTILE_SKIP_NATIVE_BUILD) fallback('REPTILE_SKIP_NATIVE_BUILD is set');
+
+// npm hands its bundled node-gyp to install scripts; outside npm, look beside this node.
+const candidates = [
+  process.env.npm_config_node_gyp,
+  path.resolve(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+].filter((p) => p && existsSync(p));
+if (candidates.length === 0) fallback('node-gyp was not found (it ships with npm)');
+
+// Headers installed beside this node make the build work offline; otherwise node-gyp fetches them.
+const args = [candidates[0], 'rebuild'];
+const prefix = path.resolve(path.dirname(process.execPath), '..');
+if (!process.env.npm_config_nodedir && existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
+
+const run = spawnSync(process.execPath, args, { cwd: here, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+const log = `${run.stdout ?? ''}${run.stderr ?? ''}`;
+try {
+  writeFileSync(path.join(here, 'build.log'), log);
+} catch {
+  // A read-only package directory only loses the log.
+}
+if (run.error) fallback(`node-gyp could not start (${run.error.message})`);
+if (run.status !== 0) {
+  const line = log.split('\n').find((l) => /error/i.test(l) && !/gyp ERR! (stack|System|command|cwd|node -v|node-gyp -v|not ok)/.test(l));
+  fallback(`the C++ build failed (${(line ?? `node-gyp exited with ${run.status}`).trim()}; full log in native/build.log)`);
+}
+console.log('reptile-ml: native engine built');

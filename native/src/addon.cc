@@ -1,0 +1,467 @@
+// N-API binding of the native engine: compiles a layer plan handed over from TypeScript, and runs
+// whole inner loops on a worker thread (napi AsyncWorker) so that the event loop stays free.
+#include <napi.h>
+
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include "engine.h"
+
+namespace reptile {
+namespace {
+
+bool cpuHas(const char* feature) {
+#if defined(__x86_64__) || defined(_M_X64)
+  __builtin_cpu_init();
+  if (std::string(feature) == "avx512") return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                                               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  if (std::string(feature) == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+  return std::string(feature) == "generic";
+}
+
+const Kernels* pickKernels(const std::string& want) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (want == "auto") {
+    if (cpuHas("avx512")) return kernels_avx512();
+    if (cpuHas("avx2")) return kernels_avx2();
+    return kernels_generic();
+  }
+  if (want == "avx512" && cpuHas("avx512")) return kernels_avx512();
+  if (want == "avx2" && cpuHas("avx2")) return kernels_avx2();
+#else
+  if (want == "auto") return kernels_generic();
+#endif
+  if (want == "generic") return kernels_generic();
+  return nullptr;
+}
+
+int intOf(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string("plan field '") + key + "' must be a number");
+  return v.As<Napi::Number>().Int32Value();
+}
+
+double numOf(const Napi::Object& o, const char* key, double dflt) {
+  Napi::Value v = o.Get(key);
+  return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : dflt;
+}
+
+Napi::Float32Array f32Of(const Napi::Value& v, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a Float32Array");
+  return v.As<Napi::Float32Array>();
+}
+
+Napi::Float32Array copyOut(Napi::Env env, const float* p, size_t n) {
+  Napi::Float32Array a = Napi::Float32Array::New(env, n);
+  if (n) std::memcpy(a.Data(), p, n * sizeof(float));
+  return a;
+}
+
+WindowGeom geomOf(const Napi::Object& o) {
+  WindowGeom g;
+  g.inH = intOf(o, "inH");
+  g.inW = intOf(o, "inW");
+  g.cin = intOf(o, "cin");
+  g.outH = intOf(o, "outH");
+  g.outW = intOf(o, "outW");
+  g.cout = intOf(o, "cout");
+  g.kh = intOf(o, "kh");
+  g.kw = intOf(o, "kw");
+  g.sh = intOf(o, "sh");
+  g.sw = intOf(o, "sw");
+  g.padT = intOf(o, "padT");
+  g.padL = intOf(o, "padL");
+  return g;
+}
+
+LossKind lossOf(Napi::Env env, const Napi::Value& v) {
+  const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  if (s == "softmax-xent") return LossKind::SoftmaxXent;
+  if (s == "mse") return LossKind::Mse;
+  throw Napi::TypeError::New(env, "loss must be 'softmax-xent' or 'mse'");
+}
+
+class EngineWrap;
+
+class AdaptWorker : public Napi::AsyncWorker {
+ public:
+  AdaptWorker(Napi::Env env, EngineWrap* owner, Napi::Object keepAlive);
+  ~AdaptWorker() override {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override;
+  void OnOK() override;
+  void OnError(const Napi::Error& e) override;
+
+ private:
+  EngineWrap* owner_;
+  Napi::ObjectReference keep_;
+  Napi::Promise::Deferred deferred_;
+};
+
+class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Engine",
+                       {
+                           InstanceMethod<&EngineWrap::Isa>("isa"),
+                           InstanceMethod<&EngineWrap::Threads>("threads"),
+                           InstanceMethod<&EngineWrap::SetParams>("setParams"),
+                           InstanceMethod<&EngineWrap::GetParams>("getParams"),
+                           InstanceMethod<&EngineWrap::SetOptimizerState>("setOptimizerState"),
+                           InstanceMethod<&EngineWrap::GetOptimizerState>("getOptimizerState"),
+                           InstanceMethod<&EngineWrap::GetMovingStats>("getMovingStats"),
+                           InstanceMethod<&EngineWrap::Adapt>("adapt"),
+                           InstanceMethod<&EngineWrap::Predict>("predict"),
+                           InstanceMethod<&EngineWrap::Gradients>("gradients"),
+                           InstanceMethod<&EngineWrap::Release>("release"),
+                       });
+  }
+
+  explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsObject()) throw Napi::TypeError::New(env, "Engine needs a plan object");
+    Napi::Object plan = info[0].As<Napi::Object>();
+    const std::string isa = plan.Get("isa").IsString() ? plan.Get("isa").As<Napi::String>().Utf8Value() : "auto";
+    const Kernels* k = pickKernels(isa);
+    if (!k) throw Napi::Error::New(env, "instruction set '" + isa + "' is not available on this CPU");
+    Napi::Value opsV = plan.Get("ops");
+    if (!opsV.IsArray()) throw Napi::TypeError::New(env, "plan.ops must be an array");
+    Napi::Array arr = opsV.As<Napi::Array>();
+    std::vector<OpSpec> ops;
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      Napi::Object o = arr.Get(i).As<Napi::Object>();
+      const std::string kind = o.Get("kind").As<Napi::String>().Utf8Value();
+      OpSpec op;
+      op.inSize = intOf(o, "inSize");
+      op.outSize = intOf(o, "outSize");
+      if (kind == "conv" || kind == "maxpool") {
+        op.kind = kind == "conv" ? OpKind::Conv : OpKind::MaxPool;
+        op.g = geomOf(o);
+        op.w = (int64_t)numOf(o, "w", -1);
+        op.b = (int64_t)numOf(o, "b", -1);
+      } else if (kind == "dense") {
+        op.kind = OpKind::Dense;
+        op.w = (int64_t)numOf(o, "w", -1);
+        op.b = (int64_t)numOf(o, "b", -1);
+      } else if (kind == "batchnorm") {
+        op.kind = OpKind::BatchNorm;
+        op.channels = intOf(o, "channels");
+        op.eps = (float)numOf(o, "epsilon", 1e-3);
+        op.momentum = (float)numOf(o, "momentum", 0.99);
+        op.gamma = (int64_t)numOf(o, "gamma", -1);
+        op.beta = (int64_t)numOf(o, "beta", -1);
+        Napi::Float32Array mm = f32Of(o.Get("movingMean"), "movingMean");
+        Napi::Float32Array mv = f32Of(o.Get("movingVariance"), "movingVariance");
+        if ((int)mm.ElementLength() != op.channels || (int)mv.ElementLength() != op.channels)
+          throw Napi::Error::New(env, "moving statistics do not match the channel count");
+        op.movingMean.assign(mm.Data(), mm.Data() + op.channels);
+        op.movingVar.assign(mv.Data(), mv.Data() + op.channels);
+      } else if (kind == "relu") {
+        op.kind = OpKind::Relu;
+      } else if (kind == "tanh") {
+        op.kind = OpKind::Tanh;
+      } else {
+        throw Napi::Error::New(env, "unknown op kind '" + kind + "'");
+      }
+      ops.push_back(std::move(op));
+    }
+    if (ops.empty()) throw Napi::Error::New(env, "a plan needs at least one op");
+    engine_ = std::make_unique<Engine>(std::move(ops), intOf(plan, "inputSize"), intOf(plan, "outputSize"),
+                                       (int64_t)numOf(plan, "paramSize", 0), k);
+    const int threads = (int)numOf(plan, "threads", 1);
+    if (threads != 1 && threads != 2) throw Napi::Error::New(env, "threads must be 1 or 2");
+    engine_->setThreads(threads);
+  }
+
+  Engine& engine() { return *engine_; }
+  bool busy = false;
+
+ private:
+  void checkIdle(Napi::Env env) {
+    if (busy) throw Napi::Error::New(env, "the native engine is busy with an adapt call; await it first");
+    if (!engine_) throw Napi::Error::New(env, "the native engine has been released");
+  }
+
+  // Frees the buffers and stops the helper thread now rather than when the object is collected.
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    if (busy) throw Napi::Error::New(info.Env(), "the native engine is busy with an adapt call; await it first");
+    engine_.reset();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Isa(const Napi::CallbackInfo& info) {
+    checkIdle(info.Env());
+    return Napi::String::New(info.Env(), engine_->kernels()->isa);
+  }
+  Napi::Value Threads(const Napi::CallbackInfo& info) {
+    checkIdle(info.Env());
+    return Napi::Number::New(info.Env(), engine_->threads());
+  }
+
+  Napi::Value SetParams(const Napi::CallbackInfo& info) {
+    checkIdle(info.Env());
+    Napi::Float32Array a = f32Of(info[0], "params");
+    if ((int64_t)a.ElementLength() != engine_->paramSize())
+      throw Napi::Error::New(info.Env(), "params have " + std::to_string(a.ElementLength()) + " values, the plan needs " +
+                                             std::to_string(engine_->paramSize()));
+    std::memcpy(engine_->params().data(), a.Data(), a.ElementLength() * sizeof(float));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value GetParams(const Napi::CallbackInfo& info) {
+    checkIdle(info.Env());
+    return copyOut(info.Env(), engine_->params().data(), engine_->params().size());
+  }
+
+  Napi::Value SetOptimizerState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    checkIdle(env);
+    const std::string kind = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "none";
+    Engine& e = *engine_;
+    if (kind == "none") {
+      e.resetOptimizer(OptKind::None);
+      return env.Undefined();
+    }
+    const double step = info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
+    if (kind == "sgd") {
+      e.resetOptimizer(OptKind::Sgd);
+      e.optStep = step;
+      return env.Undefined();
+    }
+    if (kind != "adam") throw Napi::Error::New(env, "optimizer kind must be sgd or adam");
+    Napi::Float32Array m = f32Of(info[2], "m"), v = f32Of(info[3], "v");
+    if ((int64_t)m.ElementLength() != e.paramSize() || (int64_t)v.ElementLength() != e.paramSize())
+      throw Napi::Error::New(env, "Adam state does not fit this model");
+    e.resetOptimizer(OptKind::Adam);
+    e.optStep = step;
+    std::memcpy(e.m.data(), m.Data(), m.ElementLength() * sizeof(float));
+    std::memcpy(e.v.data(), v.Data(), v.ElementLength() * sizeof(float));
+    return env.Undefined();
+  }
+
+  Napi::Value GetOptimizerState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    checkIdle(env);
+    Engine& e = *engine_;
+    if (e.optKind == OptKind::None) return env.Undefined();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("kind", e.optKind == OptKind::Sgd ? "sgd" : "adam");
+    o.Set("step", e.optStep);
+    if (e.optKind == OptKind::Adam) {
+      o.Set("m", copyOut(env, e.m.data(), e.m.size()));
+      o.Set("v", copyOut(env, e.v.data(), e.v.size()));
+    }
+    return o;
+  }
+
+  Napi::Value GetMovingStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    checkIdle(env);
+    Napi::Array out = Napi::Array::New(env);
+    uint32_t k = 0;
+    for (const OpSpec& op : engine_->ops()) {
+      if (op.kind != OpKind::BatchNorm) continue;
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("mean", copyOut(env, op.movingMean.data(), op.movingMean.size()));
+      o.Set("variance", copyOut(env, op.movingVar.data(), op.movingVar.size()));
+      out.Set(k++, o);
+    }
+    return out;
+  }
+
+  // Fills a from one task's options {inputs, targets, count, batches, batchSize, optimizer, learningRate,
+  // beta1, beta2, epsilon, reset, loss}, checking every size and index before anything runs.
+  void parseArgs(Napi::Env env, const Napi::Value& v, AdaptArgs& a) {
+    if (!v.IsObject()) throw Napi::TypeError::New(env, "adapt needs an options object per task");
+    Napi::Object o = v.As<Napi::Object>();
+    Engine& e = *engine_;
+    a.count = intOf(o, "count");
+    a.batchSize = intOf(o, "batchSize");
+    Napi::Float32Array x = f32Of(o.Get("inputs"), "inputs");
+    Napi::Float32Array t = f32Of(o.Get("targets"), "targets");
+    Napi::Value bv = o.Get("batches");
+    if (!bv.IsTypedArray() || bv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+      throw Napi::TypeError::New(env, "batches must be an Int32Array");
+    Napi::Int32Array b = bv.As<Napi::Int32Array>();
+    a.loss = lossOf(env, o.Get("loss"));
+    const int tsize = a.loss == LossKind::SoftmaxXent ? 1 : e.outputSize();
+    if (a.count <= 0 || a.batchSize <= 0) throw Napi::Error::New(env, "count and batchSize must be positive");
+    if ((int64_t)x.ElementLength() != (int64_t)a.count * e.inputSize())
+      throw Napi::Error::New(env, "inputs do not match count × input size");
+    if ((int64_t)t.ElementLength() != (int64_t)a.count * tsize)
+      throw Napi::Error::New(env, "targets do not match count × target size");
+    if (b.ElementLength() % a.batchSize != 0) throw Napi::Error::New(env, "batches is not a whole number of batches");
+    a.numBatches = (int)(b.ElementLength() / a.batchSize);
+    for (size_t i = 0; i < b.ElementLength(); i++)
+      if (b[i] < 0 || b[i] >= a.count) throw Napi::Error::New(env, "batch index out of range");
+    if (a.loss == LossKind::SoftmaxXent)
+      for (size_t i = 0; i < t.ElementLength(); i++)
+        if (!(t[i] >= 0 && t[i] < e.outputSize() && (float)(int)t[i] == t[i]))
+        {
+          std::ostringstream msg;
+          msg << "class label " << t[i] << " is not in 0.." << e.outputSize() - 1;
+          throw Napi::Error::New(env, msg.str());
+        }
+    const std::string opt = o.Get("optimizer").IsString() ? o.Get("optimizer").As<Napi::String>().Utf8Value() : "";
+    if (opt == "sgd")
+      a.opt = OptKind::Sgd;
+    else if (opt == "adam")
+      a.opt = OptKind::Adam;
+    else
+      throw Napi::Error::New(env, "optimizer must be sgd or adam");
+    a.lr = numOf(o, "learningRate", 1e-3);
+    a.beta1 = numOf(o, "beta1", 0);
+    a.beta2 = numOf(o, "beta2", 0.999);
+    a.eps = numOf(o, "epsilon", 1e-8);
+    a.reset = o.Get("reset").ToBoolean();
+    // Copies reuse the capacity of earlier calls: no allocation once sizes are steady.
+    a.inputs.assign(x.Data(), x.Data() + x.ElementLength());
+    a.targets.assign(t.Data(), t.Data() + t.ElementLength());
+    a.batches.assign(b.Data(), b.Data() + b.ElementLength());
+  }
+
+  // adapt(options) runs one task's inner loop; adapt([options, ...]) runs several tasks one after
+  // the other in a single worker job (the same results as separate calls, one thread hand-off).
+  Napi::Value Adapt(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    checkIdle(env);
+    many_ = info[0].IsArray();
+    if (many_) {
+      Napi::Array arr = info[0].As<Napi::Array>();
+      if (arr.Length() == 0) throw Napi::Error::New(env, "adapt needs at least one task");
+      args_.resize(arr.Length());
+      for (uint32_t i = 0; i < arr.Length(); i++) parseArgs(env, arr.Get(i), args_[i]);
+    } else {
+      args_.resize(1);
+      parseArgs(env, info[0], args_[0]);
+    }
+    busy = true;
+    AdaptWorker* w = new AdaptWorker(env, this, Value());
+    Napi::Promise p = w->promise();
+    w->Queue();
+    return p;
+  }
+
+  // Runs on the worker thread.
+ public:
+  void runAdapt() {
+    Engine& e = *engine_;
+    adapted_.resize(args_.size());
+    lastSteps_.resize(args_.size());
+    losses_.resize(args_.size());
+    for (size_t i = 0; i < args_.size(); i++) {
+      losses_[i] = e.adapt(args_[i]);
+      // A single task's results are read straight from the engine's buffers in results().
+      if (!many_) break;
+      adapted_[i].assign(e.adapted().begin(), e.adapted().end());
+      lastSteps_[i].assign(e.lastStep().begin(), e.lastStep().end());
+    }
+  }
+
+  Napi::Value results(Napi::Env env) {
+    auto one = [&](size_t i) {
+      Napi::Object o = Napi::Object::New(env);
+      const std::vector<float>& w = many_ ? adapted_[i] : engine_->adapted();
+      const std::vector<float>& d = many_ ? lastSteps_[i] : engine_->lastStep();
+      o.Set("params", copyOut(env, w.data(), w.size()));
+      o.Set("lastStep", copyOut(env, d.data(), d.size()));
+      o.Set("loss", losses_[i]);
+      return o;
+    };
+    if (!many_) return one(0);
+    Napi::Array a = Napi::Array::New(env, args_.size());
+    for (size_t i = 0; i < args_.size(); i++) a.Set((uint32_t)i, one(i));
+    return a;
+  }
+
+ private:
+
+  Napi::Value Predict(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    checkIdle(env);
+    Napi::Float32Array x = f32Of(info[0], "inputs");
+    const int n = info[1].As<Napi::Number>().Int32Value();
+    const bool batchStats = info[2].ToBoolean();
+    if (n <= 0 || (int64_t)x.ElementLength() != (int64_t)n * engine_->inputSize())
+      throw Napi::Error::New(env, "inputs do not match count × input size");
+    Napi::Float32Array out = Napi::Float32Array::New(env, (size_t)n * engine_->outputSize());
+    engine_->predict(x.Data(), n, batchStats, out.Data());
+    return out;
+  }
+
+  Napi::Value Gradients(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    checkIdle(env);
+    Napi::Float32Array x = f32Of(info[0], "inputs");
+    Napi::Float32Array t = f32Of(info[1], "targets");
+    const int n = info[2].As<Napi::Number>().Int32Value();
+    const LossKind loss = lossOf(env, info[3]);
+    const int tsize = loss == LossKind::SoftmaxXent ? 1 : engine_->outputSize();
+    if (n <= 0 || (int64_t)x.ElementLength() != (int64_t)n * engine_->inputSize() ||
+        (int64_t)t.ElementLength() != (int64_t)n * tsize)
+      throw Napi::Error::New(env, "inputs or targets do not match the example count");
+    Napi::Float32Array grad = Napi::Float32Array::New(env, (size_t)engine_->paramSize());
+    Napi::Float32Array ig = Napi::Float32Array::New(env, x.ElementLength());
+    Napi::Float32Array out = Napi::Float32Array::New(env, (size_t)n * engine_->outputSize());
+    const double l = engine_->gradients(x.Data(), t.Data(), n, loss, grad.Data(), ig.Data(), out.Data());
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("loss", l);
+    o.Set("grad", grad);
+    o.Set("inputGrad", ig);
+    o.Set("output", out);
+    return o;
+  }
+
+  std::unique_ptr<Engine> engine_;
+  std::vector<AdaptArgs> args_;
+  std::vector<std::vector<float>> adapted_, lastSteps_;
+  std::vector<double> losses_;
+  bool many_ = false;
+};
+
+AdaptWorker::AdaptWorker(Napi::Env env, EngineWrap* owner, Napi::Object keepAlive)
+    : Napi::AsyncWorker(env, "reptile.adapt"), owner_(owner), deferred_(Napi::Promise::Deferred::New(env)) {
+  keep_ = Napi::Persistent(keepAlive);
+}
+
+void AdaptWorker::Execute() {
+  try {
+    owner_->runAdapt();
+  } catch (const std::exception& e) {
+    SetError(e.what());
+  }
+}
+
+void AdaptWorker::OnOK() {
+  owner_->busy = false;
+  deferred_.Resolve(owner_->results(Env()));
+}
+
+void AdaptWorker::OnError(const Napi::Error& err) {
+  owner_->busy = false;
+  deferred_.Reject(err.Value());
+}
+
+Napi::Value Supported(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array a = Napi::Array::New(env);
+  uint32_t k = 0;
+  for (const char* f : {"avx512", "avx2", "generic"})
+    if (cpuHas(f)) a.Set(k++, f);
+  return a;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Engine", EngineWrap::Define(env));
+  exports.Set("supportedIsas", Napi::Function::New(env, Supported));
+  return exports;
+}
+
+}  // namespace
+}  // namespace reptile
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return reptile::Init(env, exports); }
+NODE_API_MODULE(reptile_native, InitModule)

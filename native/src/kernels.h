@@ -1,0 +1,66 @@
+// Compute kernels of the native engine. Each instruction-set variant (AVX-512, AVX2, portable)
+// compiles the same implementation (kernels_impl.inc) into its own table of function pointers,
+// so that the code which orchestrates a training step is compiled once and picks a table at
+// run time.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace reptile {
+
+// Geometry of a 2-D convolution or pooling window over NHWC data.
+struct WindowGeom {
+  int inH, inW, cin;
+  int outH, outW, cout;  // for pooling, cout == cin
+  int kh, kw, sh, sw, padT, padL;
+};
+
+// A way to run chunks 0..chunks−1 of fn(arg, chunk) on several threads (the engine's pool); a
+// GEMM large enough splits its rows of C into such chunks.
+struct Parallel {
+  int threads;
+  void* pool;
+  void (*run)(void* pool, int chunks, void (*fn)(void* arg, int chunk), void* arg);
+};
+
+struct Kernels {
+  const char* isa;
+  // C[M×N] (row stride ldc) = op(A)·op(B), plus C when accumulate. op(A) is M×K: A is stored
+  // M×K (lda) or, with transA, K×M. op(B) is K×N: B is stored K×N (ldb) or, with transB, N×K.
+  // work must hold gemm_work_floats() floats, 64-byte aligned; par may be null (one thread).
+  void (*gemm)(int M, int N, int K, const float* A, int lda, bool transA, const float* B, int ldb, bool transB,
+               float* C, int ldc, bool accumulate, float* work, const Parallel* par);
+  size_t (*gemm_work_floats)();
+  void (*im2col)(const WindowGeom& g, int n, const float* x, float* col);
+  void (*col2im)(const WindowGeom& g, int n, const float* col, float* dx);
+  void (*add_bias)(int rows, int cols, const float* b, float* y);
+  void (*col_sums)(int rows, int cols, const float* dy, float* out);
+  // Batch normalisation over rows (all axes but the last) with batch statistics, optionally followed
+  // by a ReLU; stats receives mean, variance and 1/sqrt(variance + eps) (c floats each).
+  void (*bn_forward)(int rows, int c, const float* x, const float* gamma, const float* beta, float eps, float* stats,
+                     float* y, bool relu);
+  void (*bn_backward)(int rows, int c, const float* x, const float* y, float* dy, const float* gamma,
+                      const float* stats, float* dgamma, float* dbeta, float* dx, bool relu);
+  void (*bn_inference)(int rows, int c, const float* x, const float* gamma, const float* beta, float eps,
+                       const float* mean, const float* var, float* y);
+  void (*relu_forward)(size_t n, const float* x, float* y);
+  void (*relu_backward)(size_t n, const float* y, const float* dy, float* dx);
+  void (*tanh_forward)(size_t n, const float* x, float* y);
+  void (*tanh_backward)(size_t n, const float* y, const float* dy, float* dx);
+  void (*maxpool_forward)(const WindowGeom& g, int n, const float* x, float* y, int32_t* argmax);
+  void (*maxpool_backward)(const WindowGeom& g, int n, const float* dy, const int32_t* argmax, float* dx);
+  // Mean softmax cross-entropy against integer labels; writes d(loss)/d(logits).
+  double (*softmax_xent)(int rows, int c, const float* logits, const float* labels, float* dlogits);
+  // Mean squared error over all elements; writes d(loss)/d(out).
+  double (*mse)(int rows, int c, const float* out, const float* target, float* dout);
+  void (*adam)(size_t n, float* p, const float* g, float* m, float* v, const float* coef);
+  void (*sgd)(size_t n, float* p, const float* g, float lr);
+};
+
+const Kernels* kernels_generic();
+#if defined(__x86_64__) || defined(_M_X64)
+const Kernels* kernels_avx2();
+const Kernels* kernels_avx512();
+#endif
+
+}  // namespace reptile

@@ -1,0 +1,153 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/** An instruction set of the native engine's kernels; `auto` picks the widest this CPU runs. */
+export type NativeIsa = 'auto' | 'avx512' | 'avx2' | 'generic';
+
+/** One step of a compiled plan (NHWC, per-example sizes); built by `learners/native`. */
+export type NativeOp =
+  | ({ kind: 'conv' | 'maxpool'; inSize: number; outSize: number; w?: number; b?: number } & NativeWindow)
+  | { kind: 'dense'; inSize: number; outSize: number; w: number; b?: number }
+  | {
+      kind: 'batchnorm';
+      inSize: number;
+      outSize: number;
+      channels: number;
+      epsilon: number;
+      momentum: number;
+      gamma?: number;
+      beta?: number;
+      movingMean: Float32Array;
+      movingVariance: Float32Array;
+    }
+  | { kind: 'relu' | 'tanh'; inSize: number; outSize: number };
+
+/** Geometry of a convolution or pooling window; padT/padL follow TensorFlow's 'same' rule. */
+export interface NativeWindow {
+  inH: number;
+  inW: number;
+  cin: number;
+  outH: number;
+  outW: number;
+  cout: number;
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
+  padT: number;
+  padL: number;
+}
+
+/** The plan handed to the addon: ops, sizes and the flat parameter count. */
+export interface NativePlan {
+  ops: NativeOp[];
+  inputSize: number;
+  outputSize: number;
+  paramSize: number;
+  isa?: NativeIsa;
+  /** 1 (default) or 2: large matrix products shared with a helper thread. */
+  threads?: 1 | 2;
+}
+
+/** The loss the addon computes: mean softmax cross-entropy over integer labels, or mean squared error. */
+export type NativeLoss = 'softmax-xent' | 'mse';
+
+/** Arguments of one native inner loop: the whole support set and every minibatch's indices. */
+export interface NativeAdaptArgs {
+  inputs: Float32Array;
+  targets: Float32Array;
+  count: number;
+  batches: Int32Array;
+  batchSize: number;
+  optimizer: 'sgd' | 'adam';
+  learningRate: number;
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  reset: boolean;
+  loss: NativeLoss;
+}
+
+/** What one native inner loop returns: adapted weights, W − W⁽ᵏ⁻¹⁾, and the mean loss. */
+export interface NativeAdaptResult {
+  params: Float32Array;
+  lastStep: Float32Array;
+  loss: number;
+}
+
+/** A compiled native model: parameters, optimizer state and reusable buffers live in C++. */
+export interface NativeEngine {
+  isa(): string;
+  threads(): number;
+  setParams(params: Float32Array): void;
+  getParams(): Float32Array;
+  setOptimizerState(kind: 'none' | 'sgd' | 'adam', step?: number, m?: Float32Array, v?: Float32Array): void;
+  getOptimizerState(): { kind: 'sgd' | 'adam'; step: number; m?: Float32Array; v?: Float32Array } | undefined;
+  getMovingStats(): { mean: Float32Array; variance: Float32Array }[];
+  adapt(args: NativeAdaptArgs): Promise<NativeAdaptResult>;
+  /** Several tasks one after the other in one worker job: the same results as separate calls. */
+  adapt(args: NativeAdaptArgs[]): Promise<NativeAdaptResult[]>;
+  predict(inputs: Float32Array, count: number, batchStats: boolean): Float32Array;
+  /** Frees the native buffers (and the helper thread) now; the engine cannot be used afterwards. */
+  release(): void;
+  gradients(
+    inputs: Float32Array,
+    targets: Float32Array,
+    count: number,
+    loss: NativeLoss,
+  ): { loss: number; grad: Float32Array; inputGrad: Float32Array; output: Float32Array };
+}
+
+/** The addon's exports. */
+export interface NativeAddon {
+  Engine: new (plan: NativePlan) => NativeEngine;
+  supportedIsas(): string[];
+}
+
+/** Whether the addon loaded, and if not, why (one line). */
+export type NativeStatus = { ok: true; addon: NativeAddon; path: string } | { ok: false; reason: string };
+
+let cached: NativeStatus | undefined;
+
+/**
+ * Loads the C++ engine built by `npm install` (native/build/Release/reptile_native.node). Returns
+ * why it is unavailable instead of throwing, so that callers can fall back to TensorFlow.js.
+ * `REPTILE_NATIVE=off` simulates a missing addon; `REPTILE_NATIVE_ADDON` points at another build.
+ */
+export function loadNative(): NativeStatus {
+  if (cached) return cached;
+  cached = tryLoad();
+  return cached;
+}
+
+function tryLoad(): NativeStatus {
+  const switchValue = process.env.REPTILE_NATIVE?.toLowerCase();
+  if (switchValue === 'off' || switchValue === '0' || switchValue === 'false') {
+    return { ok: false, reason: 'it is switched off by REPTILE_NATIVE=off' };
+  }
+  const file =
+    process.env.REPTILE_NATIVE_ADDON ?? fileURLToPath(new URL('../../native/build/Release/reptile_native.node', import.meta.url));
+  if (!existsSync(file)) {
+    return { ok: false, reason: `the addon was not built (no ${file}; run npm install with g++, make and python3 available, see native/build.log)` };
+  }
+  try {
+    const require = createRequire(import.meta.url);
+    const addon = require(file) as NativeAddon;
+    if (typeof addon.Engine !== 'function') return { ok: false, reason: `${file} is not the reptile-ml addon` };
+    return { ok: true, addon, path: file };
+  } catch (e) {
+    return { ok: false, reason: `the addon failed to load (${(e as Error).message.split('\n')[0]})` };
+  }
+}
+
+/** Threads requested through `REPTILE_NATIVE_THREADS` (1 or 2; default 1). */
+export function requestedThreads(): 1 | 2 {
+  return process.env.REPTILE_NATIVE_THREADS === '2' ? 2 : 1;
+}
+
+/** The instruction set requested through `REPTILE_NATIVE_ISA` (for checks of each kernel variant). */
+export function requestedIsa(): NativeIsa {
+  const v = process.env.REPTILE_NATIVE_ISA;
+  return v === 'avx512' || v === 'avx2' || v === 'generic' ? v : 'auto';
+}

@@ -1,0 +1,54 @@
+import type * as tf from '@tensorflow/tfjs';
+import { UsageError } from '../_utils/errors.js';
+import { loadNative, type NativeIsa } from '../engine/native.js';
+import type { InnerStatePolicy, Learner } from './learner.js';
+import { NativeLearner, UnsupportedModelError } from './native.js';
+import { TfjsLearner } from './tfjs.js';
+
+/** Which learner runs the inner loop: `auto` takes the native engine when it can, else tfjs. */
+export type LearnerChoice = 'auto' | 'native' | 'tfjs';
+
+/** Options of `createLearner`. */
+export interface CreateLearnerOptions {
+  model: tf.LayersModel;
+  learner?: LearnerChoice;
+  innerState?: InnerStatePolicy;
+  batchStatsAtTest?: boolean;
+  isa?: NativeIsa;
+  /** Threads of the native engine (1 or 2). */
+  threads?: 1 | 2;
+  /** Where `auto` says, once per process, why it fell back to tfjs. Default: console.warn. */
+  log?: (line: string) => void;
+}
+
+let toldFallback = false;
+
+/**
+ * Builds the learner for a model: under `auto` the native C++ engine when the addon is built and
+ * supports every layer (it is the fastest), otherwise the tfjs learner, saying once why; `native`
+ * insists on the engine and fails with a clear error; `tfjs` always uses TensorFlow.js.
+ */
+export function createLearner(options: CreateLearnerOptions): Learner {
+  const choice = options.learner ?? 'auto';
+  if (choice !== 'auto' && choice !== 'native' && choice !== 'tfjs') throw new UsageError(`unknown learner '${String(choice)}': use auto, native or tfjs`);
+  const common = { model: options.model, ...(options.innerState ? { innerState: options.innerState } : {}), ...(options.batchStatsAtTest === undefined ? {} : { batchStatsAtTest: options.batchStatsAtTest }) };
+  if (choice === 'tfjs') return new TfjsLearner(common);
+  if (choice === 'native') return new NativeLearner({ ...common, ...(options.isa ? { isa: options.isa } : {}), ...(options.threads ? { threads: options.threads } : {}) });
+  const status = loadNative();
+  let why: string;
+  if (status.ok) {
+    try {
+      return new NativeLearner({ ...common, ...(options.isa ? { isa: options.isa } : {}), ...(options.threads ? { threads: options.threads } : {}) });
+    } catch (e) {
+      if (!(e instanceof UnsupportedModelError)) throw e;
+      why = e.message.split(';')[0]!;
+    }
+  } else {
+    why = `the native engine is unavailable: ${status.reason}`;
+  }
+  if (!toldFallback) {
+    toldFallback = true;
+    (options.log ?? ((line: string) => console.warn(line)))(`reptile: using the tfjs learner (slower) because ${why}`);
+  }
+  return new TfjsLearner(common);
+}

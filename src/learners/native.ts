@@ -1,0 +1,431 @@
+import * as tf from '@tensorflow/tfjs';
+import { ReptileError } from '../_utils/errors.js';
+import { miniBatches } from '../core/batches.js';
+import { Params, createLayout, sizeOf, type Layout } from '../core/params.js';
+import type { Rng } from '../core/rng.js';
+import {
+  loadNative,
+  requestedIsa,
+  requestedThreads,
+  type NativeAdaptArgs,
+  type NativeAdaptResult,
+  type NativeEngine,
+  type NativeIsa,
+  type NativeLoss,
+  type NativeOp,
+  type NativePlan,
+} from '../engine/native.js';
+import type { Examples, Task } from '../tasks/task.js';
+import {
+  validateInnerOptions,
+  type AdaptResult,
+  type InnerOptions,
+  type InnerStatePolicy,
+  type Learner,
+  type OptimizerState,
+} from './learner.js';
+
+/** Options of `NativeLearner`. */
+export interface NativeLearnerOptions {
+  /** A tfjs Sequential model built from the supported layers; its weights are copied in. */
+  model: tf.LayersModel;
+  /** Inner-optimizer state between tasks; default `carry` (supervised-reptile). */
+  innerState?: InnerStatePolicy;
+  /** Batch normalisation uses the current batch's statistics also when predicting (the paper's protocol). Default true. */
+  batchStatsAtTest?: boolean;
+  /** Kernel instruction set; default `auto` (or `REPTILE_NATIVE_ISA`). */
+  isa?: NativeIsa;
+  /** 1 or 2 threads per inner loop (the larger matrix products are split by rows); default 1 (or `REPTILE_NATIVE_THREADS`). */
+  threads?: 1 | 2;
+}
+
+/** Layers the native engine compiles. */
+export const NATIVE_LAYERS = ['Dense', 'Conv2D', 'BatchNormalization', 'ReLU', 'Activation (relu, tanh, linear)', 'MaxPooling2D', 'Flatten'] as const;
+
+/** A model the native engine cannot compile; the message names the layer and the way out. */
+export class UnsupportedModelError extends ReptileError {
+  constructor(message: string) {
+    super(`${message}; the native engine supports ${NATIVE_LAYERS.join(', ')}: use the tfjs learner (learner 'tfjs' or 'auto')`);
+    this.name = 'UnsupportedModelError';
+  }
+}
+
+/**
+ * The `Learner` on the C++ engine (native/): a tfjs Sequential model is compiled into a plan of
+ * native layers, and `adapt` runs a task's whole inner loop (paper §3: all minibatches, forward,
+ * backward and the fused SGD/Adam step) in one call on a worker thread, with buffers kept between
+ * calls. Minibatches are drawn with `core/miniBatches` from the same rng as `TfjsLearner`, and the
+ * optimizers follow it operation for operation, so both learners give the same weights within
+ * float32 rounding (DESIGN.md invariant 3). `writeToModel` puts the weights back into the tfjs
+ * model for export.
+ */
+export class NativeLearner implements Learner {
+  readonly model: tf.LayersModel;
+  readonly layout: Layout;
+  readonly innerState: InnerStatePolicy;
+  /** The kernel variant in use (avx512, avx2 or generic). */
+  readonly isa: string;
+  /** Threads per inner loop (1 or 2). */
+  readonly threads: number;
+  private readonly engine: NativeEngine;
+  private readonly plan: NativePlan;
+  private readonly batchStatsAtTest: boolean;
+  private queue: Promise<unknown> = Promise.resolve();
+  private running = 0;
+  private disposed = false;
+
+  constructor(options: NativeLearnerOptions) {
+    const status = loadNative();
+    if (!status.ok) throw new ReptileError(`the native engine is unavailable: ${status.reason}; use the tfjs learner`);
+    this.model = options.model;
+    this.innerState = options.innerState ?? 'carry';
+    this.batchStatsAtTest = options.batchStatsAtTest ?? true;
+    this.layout = createLayout(this.model.trainableWeights.map((w, i) => ({ name: w.originalName ?? w.name ?? `w${i}`, shape: w.shape as number[] })));
+    this.plan = { ...compileModel(this.model, options.isa ?? requestedIsa()), threads: options.threads ?? requestedThreads() };
+    try {
+      this.engine = new status.addon.Engine(this.plan);
+    } catch (e) {
+      throw new ReptileError(`the native engine rejected the model: ${(e as Error).message}`);
+    }
+    this.isa = this.engine.isa();
+    this.threads = this.engine.threads();
+    this.engine.setParams(readWeights(this.model));
+  }
+
+  getParams(): Params {
+    this.assertIdle();
+    return new Params(this.layout, this.engine.getParams());
+  }
+
+  setParams(params: Params): void {
+    this.assertIdle();
+    if (params.layout.hash !== this.layout.hash || params.data.length !== this.layout.size) {
+      throw new Error(`parameters of layout ${params.layout.hash} (${params.data.length} values) do not fit this model (${this.layout.hash}, ${this.layout.size} values)`);
+    }
+    this.engine.setParams(params.data);
+  }
+
+  adapt(task: Task, inner: InnerOptions, rng: Rng): Promise<AdaptResult> {
+    let args: NativeAdaptArgs;
+    try {
+      args = this.prepare(task, inner, rng);
+    } catch (e) {
+      // Bad input rejects, as the async tfjs learner's adapt does, rather than throwing.
+      return Promise.reject(e);
+    }
+    return this.enqueue(async () => this.toResult(await this.engine.adapt(args)));
+  }
+
+  /**
+   * Adapts to several tasks in order — exactly what awaiting `adapt` for each in turn gives,
+   * optimizer state carried from one to the next under `carry` — in a single worker job, which
+   * saves a thread hand-off per task (it matters on a busy machine). Each task draws its
+   * minibatches from its own rng.
+   */
+  adaptTasks(items: readonly { task: Task; rng: Rng }[], inner: InnerOptions): Promise<AdaptResult[]> {
+    if (items.length === 0) return Promise.resolve([]);
+    let args: NativeAdaptArgs[];
+    try {
+      args = items.map(({ task, rng }) => this.prepare(task, inner, rng));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.enqueue(async () => (await this.engine.adapt(args)).map((r) => this.toResult(r)));
+  }
+
+  private prepare(task: Task, inner: InnerOptions, rng: Rng): NativeAdaptArgs {
+    validateInnerOptions(inner);
+    // Draw the minibatches now, in call order, so the rng is consumed as TfjsLearner consumes it.
+    const batches = miniBatches(task.support.count, inner.innerBatch, inner.innerIters, rng);
+    const flat = new Int32Array(batches.length * inner.innerBatch);
+    batches.forEach((b, k) => flat.set(b, k * inner.innerBatch));
+    const { loss, targets } = this.targetsOf(task, task.support);
+    this.checkInputs(task.support);
+    return {
+      inputs: task.support.inputs,
+      targets,
+      count: task.support.count,
+      batches: flat,
+      batchSize: inner.innerBatch,
+      optimizer: inner.optimizer,
+      learningRate: inner.learningRate,
+      beta1: inner.beta1 ?? 0,
+      beta2: inner.beta2 ?? 0.999,
+      epsilon: inner.epsilon ?? 1e-8,
+      reset: this.innerState === 'reset',
+      loss,
+    };
+  }
+
+  private toResult(r: NativeAdaptResult): AdaptResult {
+    return { params: new Params(this.layout, r.params), lastStep: new Params(this.layout, r.lastStep), loss: r.loss };
+  }
+
+  // Calls run one at a time in call order; reads and writes of the learner wait for them (assertIdle).
+  private enqueue<T>(run: () => Promise<T>): Promise<T> {
+    if (this.disposed) return Promise.reject(new Error('this NativeLearner has been disposed'));
+    this.running += 1;
+    const result = this.queue.then(run, run).finally(() => {
+      this.running -= 1;
+    });
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  predict(examples: Examples): Float32Array {
+    this.assertIdle();
+    this.checkInputs(examples);
+    return this.engine.predict(examples.inputs, examples.count, this.batchStatsAtTest);
+  }
+
+  /** Loss, parameter gradient, input gradient and output on `examples` (training mode); for gradient checks. */
+  gradients(task: Task, examples: Examples): { loss: number; grad: Params; inputGrad: Float32Array; output: Float32Array } {
+    this.assertIdle();
+    this.checkInputs(examples);
+    const { loss, targets } = this.targetsOf(task, examples);
+    const r = this.engine.gradients(examples.inputs, targets, examples.count, loss);
+    return { loss: r.loss, grad: new Params(this.layout, r.grad), inputGrad: r.inputGrad, output: r.output };
+  }
+
+  getOptimizerState(): OptimizerState | undefined {
+    this.assertIdle();
+    const s = this.engine.getOptimizerState();
+    if (!s) return undefined;
+    return s.kind === 'sgd' ? { kind: 'sgd', step: s.step } : { kind: 'adam', step: s.step, m: s.m!, v: s.v! };
+  }
+
+  setOptimizerState(state: OptimizerState | undefined): void {
+    this.assertIdle();
+    if (!state) {
+      this.engine.setOptimizerState('none');
+      return;
+    }
+    if (state.kind === 'sgd') {
+      this.engine.setOptimizerState('sgd', state.step);
+      return;
+    }
+    if (!state.m || !state.v || state.m.length !== this.layout.size || state.v.length !== this.layout.size) {
+      throw new Error(`Adam state does not fit this model (expected ${this.layout.size} values per moment)`);
+    }
+    this.engine.setOptimizerState('adam', state.step, state.m, state.v);
+  }
+
+  /**
+   * Writes the current parameters (and the batch-norm moving statistics the native forward passes
+   * have tracked) into the tfjs model, e.g. before `model.save`.
+   */
+  writeToModel(): void {
+    this.assertIdle();
+    const data = this.engine.getParams();
+    const stats = this.engine.getMovingStats();
+    tf.tidy(() => {
+      let offset = 0;
+      for (const w of this.model.trainableWeights) {
+        const n = sizeOf(w.shape as number[]);
+        w.write(tf.tensor(data.slice(offset, offset + n), w.shape as number[], 'float32'));
+        offset += n;
+      }
+      let k = 0;
+      for (const layer of this.model.layers) {
+        if (layer.getClassName() !== 'BatchNormalization') continue;
+        const s = stats[k++]!;
+        for (const w of layer.weights) {
+          const name = w.originalName ?? w.name;
+          if (name.endsWith('moving_mean')) w.write(tf.tensor(s.mean, w.shape as number[], 'float32'));
+          if (name.endsWith('moving_variance')) w.write(tf.tensor(s.variance, w.shape as number[], 'float32'));
+        }
+      }
+    });
+  }
+
+  /** Frees the native engine's memory (after any adapt still running); the learner cannot be used afterwards. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    void this.queue.then(() => this.engine.release());
+  }
+
+  private assertIdle(): void {
+    if (this.disposed) throw new Error('this NativeLearner has been disposed');
+    if (this.running > 0) throw new Error('the native learner is adapting; await adapt() before reading or changing it');
+  }
+
+  private checkInputs(examples: Examples): void {
+    const size = sizeOf(examples.inputShape);
+    if (size !== this.plan.inputSize || examples.inputs.length !== examples.count * size) {
+      throw new ReptileError(`examples of shape [${examples.inputShape.join(', ')}] do not fit the model's input (${this.plan.inputSize} values per example)`);
+    }
+  }
+
+  private targetsOf(task: Task, examples: Examples): { loss: NativeLoss; targets: Float32Array } {
+    if (task.kind === 'classification') {
+      const classes = task.numClasses;
+      if (!classes) throw new Error('a classification task must say how many classes it has');
+      if (classes !== this.plan.outputSize) throw new ReptileError(`the task has ${classes} classes but the model outputs ${this.plan.outputSize} values: give the model one output per class`);
+      return { loss: 'softmax-xent', targets: examples.targets };
+    }
+    if (sizeOf(examples.targetShape) !== this.plan.outputSize) {
+      throw new ReptileError(`targets of shape [${examples.targetShape.join(', ')}] do not fit the model's ${this.plan.outputSize} outputs`);
+    }
+    return { loss: 'mse', targets: examples.targets };
+  }
+}
+
+function readWeights(model: tf.LayersModel): Float32Array {
+  const size = model.trainableWeights.reduce((s, w) => s + sizeOf(w.shape as number[]), 0);
+  const out = new Float32Array(size);
+  let offset = 0;
+  for (const w of model.trainableWeights) {
+    const values = w.read().dataSync() as Float32Array;
+    out.set(values, offset);
+    offset += values.length;
+  }
+  return out;
+}
+
+type LayerVar = tf.LayersModel['trainableWeights'][number];
+
+function pair(v: unknown, what: string, layer: string): [number, number] {
+  const a = Array.isArray(v) ? v : [v, v];
+  if (a.length !== 2 || !a.every((x) => Number.isInteger(x) && (x as number) > 0)) throw new UnsupportedModelError(`layer '${layer}' has an unsupported ${what} ${JSON.stringify(v)}`);
+  return [a[0] as number, a[1] as number];
+}
+
+/** Output size and TensorFlow padding (lo side) of one spatial axis. */
+function axis(inSize: number, k: number, s: number, padding: string): { out: number; lo: number } {
+  if (padding === 'same') {
+    const out = Math.ceil(inSize / s);
+    const total = Math.max((out - 1) * s + k - inSize, 0);
+    return { out, lo: Math.floor(total / 2) };
+  }
+  return { out: Math.floor((inSize - k) / s) + 1, lo: 0 };
+}
+
+/**
+ * Compiles a tfjs Sequential model into the native plan: per-example shapes are tracked in NHWC,
+ * weights are referenced by their offset in the flat vector of `model.trainableWeights`.
+ */
+export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): NativePlan {
+  if (model.getClassName() !== 'Sequential') throw new UnsupportedModelError(`model '${model.name}' is a ${model.getClassName()}, not a Sequential model`);
+  const offsets = new Map<LayerVar, number>();
+  let paramSize = 0;
+  for (const w of model.trainableWeights) {
+    offsets.set(w, paramSize);
+    paramSize += sizeOf(w.shape as number[]);
+  }
+  const inShape = model.inputs[0]!.shape.slice(1);
+  if (inShape.some((d) => d === null)) throw new UnsupportedModelError(`model input shape [${inShape.join(', ')}] must be fully known`);
+  let shape = inShape as number[];
+  if (shape.length !== 1 && shape.length !== 3) throw new UnsupportedModelError(`model input of rank ${shape.length + 1} (the native engine takes [batch, features] or [batch, height, width, channels])`);
+  const inputSize = sizeOf(shape);
+  const ops: NativeOp[] = [];
+
+  const weightOf = (layer: tf.layers.Layer, suffix: string): number | undefined => {
+    const w = layer.weights.find((x) => (x.originalName ?? x.name).endsWith(`/${suffix}`) || (x.originalName ?? x.name) === suffix);
+    if (!w) return undefined;
+    const off = offsets.get(w);
+    if (off === undefined) throw new UnsupportedModelError(`layer '${layer.name}' has a frozen weight '${suffix}' (layer.trainable = false)`);
+    return off;
+  };
+  const activation = (layer: tf.layers.Layer, name: unknown): void => {
+    const size = sizeOf(shape);
+    if (name === undefined || name === null || name === 'linear') return;
+    if (name === 'relu' || name === 'tanh') {
+      ops.push({ kind: name, inSize: size, outSize: size });
+      return;
+    }
+    throw new UnsupportedModelError(`layer '${layer.name}' uses activation '${String(name)}'`);
+  };
+
+  for (const layer of model.layers) {
+    const cls = layer.getClassName();
+    const cfg = layer.getConfig() as Record<string, unknown>;
+    const size = sizeOf(shape);
+    switch (cls) {
+      case 'InputLayer':
+        break;
+      case 'Flatten':
+        shape = [size];
+        break;
+      case 'Dense': {
+        if (shape.length !== 1) throw new UnsupportedModelError(`layer '${layer.name}' (Dense) gets an input of shape [${shape.join(', ')}]; put a Flatten layer before it`);
+        const units = cfg.units as number;
+        const w = weightOf(layer, 'kernel')!;
+        const b = weightOf(layer, 'bias');
+        ops.push({ kind: 'dense', inSize: size, outSize: units, w, ...(b === undefined ? {} : { b }) });
+        shape = [units];
+        activation(layer, cfg.activation);
+        break;
+      }
+      case 'Conv2D':
+      case 'MaxPooling2D': {
+        if (shape.length !== 3) throw new UnsupportedModelError(`layer '${layer.name}' (${cls}) needs an image input [height, width, channels], got [${shape.join(', ')}]`);
+        if (cfg.dataFormat !== undefined && cfg.dataFormat !== 'channelsLast') throw new UnsupportedModelError(`layer '${layer.name}' uses dataFormat '${String(cfg.dataFormat)}' (only channelsLast)`);
+        const padding = String(cfg.padding ?? 'valid');
+        if (padding !== 'same' && padding !== 'valid') throw new UnsupportedModelError(`layer '${layer.name}' uses padding '${padding}'`);
+        const [inH, inW, cin] = shape as [number, number, number];
+        const isConv = cls === 'Conv2D';
+        if (isConv) {
+          const dil = pair(cfg.dilationRate ?? 1, 'dilation rate', layer.name);
+          if (dil[0] !== 1 || dil[1] !== 1) throw new UnsupportedModelError(`layer '${layer.name}' uses dilation ${dil.join('x')}`);
+        }
+        const [kh, kw] = pair(isConv ? cfg.kernelSize : cfg.poolSize, isConv ? 'kernel size' : 'pool size', layer.name);
+        const [sh, sw] = pair(cfg.strides ?? (isConv ? 1 : [kh, kw]), 'stride', layer.name);
+        const h = axis(inH, kh, sh, padding);
+        const wd = axis(inW, kw, sw, padding);
+        if (h.out < 1 || wd.out < 1) throw new UnsupportedModelError(`layer '${layer.name}' leaves no output for an input of ${inH}x${inW}`);
+        const cout = isConv ? (cfg.filters as number) : cin;
+        const geom = { inH, inW, cin, outH: h.out, outW: wd.out, cout, kh, kw, sh, sw, padT: h.lo, padL: wd.lo };
+        const outSize = h.out * wd.out * cout;
+        if (isConv) {
+          const w = weightOf(layer, 'kernel')!;
+          const b = weightOf(layer, 'bias');
+          ops.push({ kind: 'conv', inSize: size, outSize, ...geom, w, ...(b === undefined ? {} : { b }) });
+        } else {
+          ops.push({ kind: 'maxpool', inSize: size, outSize, ...geom });
+        }
+        shape = [h.out, wd.out, cout];
+        if (isConv) activation(layer, cfg.activation);
+        break;
+      }
+      case 'BatchNormalization': {
+        const ax = cfg.axis as number | number[];
+        const axes = Array.isArray(ax) ? ax : [ax];
+        if (axes.length !== 1 || (axes[0] !== -1 && axes[0] !== shape.length)) throw new UnsupportedModelError(`layer '${layer.name}' normalises axis ${JSON.stringify(ax)} (only the last axis)`);
+        const channels = shape[shape.length - 1]!;
+        const moving = (suffix: string): Float32Array => {
+          const w = layer.weights.find((x) => (x.originalName ?? x.name).endsWith(suffix));
+          return w ? (w.read().dataSync() as Float32Array).slice() : new Float32Array(channels).fill(suffix === 'moving_variance' ? 1 : 0);
+        };
+        const gamma = weightOf(layer, 'gamma');
+        const beta = weightOf(layer, 'beta');
+        ops.push({
+          kind: 'batchnorm',
+          inSize: size,
+          outSize: size,
+          channels,
+          epsilon: (cfg.epsilon as number | undefined) ?? 1e-3,
+          momentum: (cfg.momentum as number | undefined) ?? 0.99,
+          ...(gamma === undefined ? {} : { gamma }),
+          ...(beta === undefined ? {} : { beta }),
+          movingMean: moving('moving_mean'),
+          movingVariance: moving('moving_variance'),
+        });
+        break;
+      }
+      case 'ReLU': {
+        if (cfg.maxValue !== undefined && cfg.maxValue !== null) throw new UnsupportedModelError(`layer '${layer.name}' (ReLU) has maxValue ${String(cfg.maxValue)}`);
+        ops.push({ kind: 'relu', inSize: size, outSize: size });
+        break;
+      }
+      case 'Activation':
+        activation(layer, cfg.activation);
+        break;
+      default:
+        throw new UnsupportedModelError(`layer '${layer.name}' (${cls}) is not supported`);
+    }
+  }
+  if (shape.length !== 1) throw new UnsupportedModelError(`the model's output has shape [${shape.join(', ')}]; end it with Flatten and Dense`);
+  if (ops.length === 0) throw new UnsupportedModelError('the model has no layers');
+  return { ops, inputSize, outputSize: shape[0]!, paramSize, isa };
+}
