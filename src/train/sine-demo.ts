@@ -2,9 +2,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Rng } from '../core/rng.js';
 import { renderPlots, type PlotSpec } from '../_utils/svg-plot.js';
-import type { InnerOptions } from '../learners/learner.js';
+import type { InnerOptions, Learner } from '../learners/learner.js';
+import { createLearner, type LearnerChoice } from '../learners/create-learner.js';
 import { createSineModel } from '../learners/models.js';
-import { TfjsLearner } from '../learners/tfjs.js';
 import { SineTaskSource } from '../tasks/sine.js';
 import { evaluate, mse } from './evaluate.js';
 import { metaTrain, type MetaCallbacks } from './meta-train.js';
@@ -27,6 +27,8 @@ export interface SineDemoOptions {
   curvePoints?: number;
   callbacks?: MetaCallbacks[];
   log?: (line: string) => void;
+  /** Which learner runs the inner loops: `auto` (default) takes the native engine when it is built. */
+  learner?: LearnerChoice;
 }
 
 /** Mean MSE (with 95% interval) on the held-out tasks after adaptation, for each start. */
@@ -38,6 +40,8 @@ export interface SineDemoResult {
   metaIters: number;
   evalTasks: number;
   evalSteps: number;
+  /** The learner that ran: `native` or `tfjs`. */
+  learner: string;
   learningCurve: { iteration: number; mse: number }[];
   seconds: number;
   files: string[];
@@ -71,12 +75,12 @@ export async function runSineDemo(options: SineDemoOptions = {}): Promise<SineDe
   };
   const evalInner: InnerOptions = { optimizer: 'sgd', learningRate: 0.02, innerIters: evalSteps, innerBatch: 10 };
   const evalSeed = seed + 1_000_000;
-  const evaluateStart = async (learner: TfjsLearner, inner: InnerOptions, samples = evalTasks) =>
+  const evaluateStart = async (learner: Learner, inner: InnerOptions, samples = evalTasks) =>
     evaluate({ learner, source, inner, samples, seed: evalSeed });
 
-  const meta = new TfjsLearner({ model: createSineModel({ seed }) });
-  const random = new TfjsLearner({ model: createSineModel({ seed }) });
-  const joint = new TfjsLearner({ model: createSineModel({ seed }) });
+  const models = [createSineModel({ seed }), createSineModel({ seed }), createSineModel({ seed })];
+  const [meta, random, joint] = models.map((model) => createLearner({ model, learner: options.learner ?? 'auto', log })) as [Learner, Learner, Learner];
+  const learnerName = meta.constructor.name === 'NativeLearner' ? 'native' : 'tfjs';
   try {
     const curve: { iteration: number; mse: number }[] = [];
     const every = Math.max(1, Math.floor(metaIters / (options.curvePoints ?? 10)));
@@ -95,7 +99,7 @@ export async function runSineDemo(options: SineDemoOptions = {}): Promise<SineDe
 
     log(`evaluating on ${evalTasks} held-out tasks (${evalSteps} SGD steps on 10 points each)`);
     const after = { meta: await evaluateStart(meta, evalInner), random: await evaluateStart(random, evalInner), joint: await evaluateStart(joint, evalInner) };
-    const unadapted = (learner: TfjsLearner) => meanUnadaptedMse(learner, source, evalTasks, evalSeed);
+    const unadapted = (learner: Learner) => meanUnadaptedMse(learner, source, evalTasks, evalSeed);
     const before = { meta: unadapted(meta), random: unadapted(random), joint: unadapted(joint) };
 
     const files: string[] = [];
@@ -119,6 +123,7 @@ export async function runSineDemo(options: SineDemoOptions = {}): Promise<SineDe
       metaIters,
       evalTasks,
       evalSteps,
+      learner: learnerName,
       learningCurve: curve,
       seconds: (performance.now() - began) / 1000,
       files,
@@ -129,16 +134,14 @@ export async function runSineDemo(options: SineDemoOptions = {}): Promise<SineDe
     }
     return result;
   } finally {
-    for (const l of [meta, random, joint]) {
-      l.dispose();
-      l.model.dispose();
-    }
+    for (const l of [meta, random, joint]) l.dispose();
+    for (const m of models) m.dispose();
   }
 }
 
 // The paper's Figure: for a few held-out tasks, the truth, the 10 support points, and each start's
 // prediction before and after adaptation.
-async function adaptationPanels(source: SineTaskSource, learners: Record<string, TfjsLearner>, inner: InnerOptions, seed: number): Promise<PlotSpec[]> {
+async function adaptationPanels(source: SineTaskSource, learners: Record<string, Learner>, inner: InnerOptions, seed: number): Promise<PlotSpec[]> {
   const colors: Record<string, string> = { 'meta-learned': '#1f77b4', random: '#ff7f0e', joint: '#2ca02c' };
   const panels: PlotSpec[] = [];
   for (let i = 0; i < 3; i++) {
@@ -165,7 +168,7 @@ async function adaptationPanels(source: SineTaskSource, learners: Record<string,
 }
 
 // The same held-out tasks as `evaluate` draws (same seed and streams), scored with no adaptation.
-function meanUnadaptedMse(learner: TfjsLearner, source: SineTaskSource, tasks: number, seed: number): number {
+function meanUnadaptedMse(learner: Learner, source: SineTaskSource, tasks: number, seed: number): number {
   let sum = 0;
   for (let i = 0; i < tasks; i++) {
     const task = source.sample(Rng.derive(seed, i, 0));

@@ -3,7 +3,8 @@ import { Command } from 'commander';
 import { selectBackend } from '../../engine/backend.js';
 import { runSineDemo } from '../../train/sine-demo.js';
 import { UsageError } from '../../_utils/errors.js';
-import { intAtLeast } from '../parse.js';
+import type { LearnerChoice } from '../../learners/create-learner.js';
+import { intAtLeast, oneOf } from '../parse.js';
 import { progressCallbacks } from '../progress.js';
 import { printResult } from '../run.js';
 
@@ -12,6 +13,7 @@ interface DemoFlags {
   seed: number;
   evalTasks: number;
   out: string;
+  learner: LearnerChoice;
   json?: boolean;
 }
 
@@ -24,6 +26,7 @@ export function demoCommand(): Command {
     .option('--seed <n>', 'random seed', intAtLeast(0), 0)
     .option('--eval-tasks <n>', 'held-out tasks to evaluate each start on', intAtLeast(1), 100)
     .option('--out <dir>', 'directory for plots and result.json', path.join('runs', 'sine-demo'))
+    .option('--learner <name>', 'inner-loop engine: auto (native when built), native or tfjs', oneOf('auto', 'native', 'tfjs'), 'auto')
     .option('--json', 'print the result as JSON on stdout')
     .action(async (name: string, flags: DemoFlags) => {
       if (name !== 'sine') throw new UsageError(`unknown demo '${name}': the available demo is 'sine' (reptile demo sine)`);
@@ -36,6 +39,7 @@ export function demoCommand(): Command {
         outDir: flags.out,
         callbacks: [progressCallbacks('reptile')],
         log: info,
+        learner: flags.learner,
       });
       printResult(flags.json === true, result, () => {
         const f = (k: keyof typeof result.mse) => `${result.mse[k].toFixed(4)} ± ${result.ci95[k].toFixed(4)}`;
@@ -46,7 +50,7 @@ export function demoCommand(): Command {
           `  joint training:              ${f('joint')}`,
           `  (before adaptation: meta-learned ${result.mseBeforeAdaptation.metaLearned.toFixed(3)}, random ${result.mseBeforeAdaptation.random.toFixed(3)}, joint ${result.mseBeforeAdaptation.joint.toFixed(3)})`,
           `plots: ${result.files.filter((p) => p.endsWith('.svg')).join(', ')}`,
-          `done in ${result.seconds.toFixed(1)} s`,
+          `done in ${result.seconds.toFixed(1)} s (${result.learner} learner)`,
         ];
       });
     });
