@@ -13,3 +13,7 @@ export * from './train/checkpoint.js';
 export * from './train/meta-train.js';
 export * from './train/evaluate.js';
 export { runSineDemo, type SineDemoOptions, type SineDemoResult } from './train/sine-demo.js';
+export { Reptile, REPTILE_DEFAULTS, type ReptileOptions, type InnerOptimizerName } from './optim/reptile.js';
+export { parseIdx, readIdxFile, encodeIdxUint8, type IdxArray, type IdxType } from './data/idx.js';
+export * from './data/mnist.js';
+export { trainMnistMlp, type MnistMlpOptions, type MnistMlpResult, type MnistEpochLogs } from './train/mnist-mlp.js';
