@@ -5,7 +5,10 @@
  * not a test: it takes about half an hour on the pure-JS cpu backend.
  *
  * Flags: --epochs N (2), --seeds N (3), --limit N (training images, 60000), --lrs a,b,c,
- * --out DIR (docs), --render-only (rebuild the .md and .svg from the .jsonl of an earlier run).
+ * --out DIR (docs), --render-only (rebuild the .md and .svg from the .jsonl of an earlier run),
+ * --sync-grid (instead of the learning-rate grid: Reptile over Adam at lr 0.01 for
+ * syncPeriod k ∈ {5, 10} × metaStepSize ε ∈ {0.3, 0.5, 0.8}, written to optimizer-study-sync.jsonl
+ * and rendered as a section of the same report).
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
@@ -48,8 +51,25 @@ const limit = Number(flag('limit') ?? 60000);
 const lrs = (flag('lrs') ?? '0.001,0.003,0.01,0.03,0.1,0.3,1').split(',').map(Number);
 const outDir = flag('out') ?? 'docs';
 const renderOnly = process.argv.includes('--render-only');
+const syncGrid = process.argv.includes('--sync-grid');
 const logFile = path.join(outDir, 'optimizer-study.jsonl');
+const syncLogFile = path.join(outDir, 'optimizer-study-sync.jsonl');
 const command = `npm run study:optimizer -- --epochs ${epochs} --seeds ${seeds} --limit ${limit}${flag('lrs') ? ` --lrs ${flag('lrs')}` : ''}`;
+const SYNC_K = [5, 10];
+const SYNC_EPS = [0.3, 0.5, 0.8];
+const SYNC_LR = 0.01;
+
+interface SyncRow {
+  syncPeriod: number;
+  metaStepSize: number;
+  lr: number;
+  seed: number;
+  epochs: number;
+  trainExamples: number;
+  testAccuracyByEpoch: number[];
+  seconds: number;
+  command: string;
+}
 
 function makeOptimizer(method: Method, lr: number): tf.Optimizer {
   switch (method) {
@@ -66,6 +86,35 @@ function makeOptimizer(method: Method, lr: number): tf.Optimizer {
 
 async function run(): Promise<void> {
   mkdirSync(outDir, { recursive: true });
+  if (syncGrid && !renderOnly) {
+    await selectBackend('cpu', (l) => console.log(l));
+    const data = await loadMnist({ trainLimit: limit });
+    writeFileSync(syncLogFile, '');
+    const syncCommand = `npm run study:optimizer -- --sync-grid --epochs ${epochs} --seeds ${seeds} --limit ${limit}`;
+    for (let seed = 0; seed < seeds; seed++) {
+      for (const k of SYNC_K) {
+        for (const eps of SYNC_EPS) {
+          const opt = new Reptile({ learningRate: SYNC_LR, innerOptimizer: 'adam', syncPeriod: k, metaStepSize: eps });
+          const r = await trainMnistMlp({ data, optimizer: opt, epochs, seed });
+          const row: SyncRow = {
+            syncPeriod: k,
+            metaStepSize: eps,
+            lr: SYNC_LR,
+            seed,
+            epochs: r.epochs,
+            trainExamples: r.trainExamples,
+            testAccuracyByEpoch: r.history.map((h) => h.testAccuracy),
+            seconds: r.seconds,
+            command: syncCommand,
+          };
+          appendFileSync(syncLogFile, `${JSON.stringify(row)}\n`);
+          console.log(`seed ${seed} k ${k} ε ${eps}: acc ${row.testAccuracyByEpoch.map((a) => a.toFixed(4)).join(' → ')} ${r.seconds.toFixed(1)} s`);
+        }
+      }
+    }
+    render();
+    return;
+  }
   if (!renderOnly) {
     await selectBackend('cpu', (l) => console.log(l));
     const data = await loadMnist({ trainLimit: limit });
@@ -161,6 +210,28 @@ function render(): void {
     lines.push(`| ${m.label} | ${best.lr} | ${pct(best.acc)} | ${within1} of ${lrs.length} | ${above90} of ${lrs.length} | ${secs.toFixed(1)} |`);
   }
   lines.push('');
+  if (existsSync(syncLogFile)) {
+    const srows = readFileSync(syncLogFile, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as SyncRow);
+    if (srows.length > 0) {
+      const first = srows[0]!;
+      lines.push(`## Reptile's own settings: sync period k and meta step ε (inner Adam, lr ${first.lr})`, '');
+      lines.push(
+        `Final test accuracy (%) after ${first.epochs} epoch${first.epochs > 1 ? 's' : ''} on ${first.trainExamples} images, mean ± sd over seeds ${[...new Set(srows.map((r) => r.seed))].join(', ')}; produced by \`${first.command}\`. ` +
+          `For reference, plain Adam at the same learning rate: ${pct(mean(rows.filter((r) => r.method === 'adam' && r.lr === first.lr).map(finalAcc)))}.`,
+        '',
+      );
+      lines.push(`| k | ${SYNC_EPS.map((e) => `ε = ${e}`).join(' | ')} |`);
+      lines.push(`| ---: | ${SYNC_EPS.map(() => '---:').join(' | ')} |`);
+      for (const k of SYNC_K) {
+        const cells = SYNC_EPS.map((e) => {
+          const accs = srows.filter((r) => r.syncPeriod === k && r.metaStepSize === e).map((r) => r.testAccuracyByEpoch[r.testAccuracyByEpoch.length - 1] ?? Number.NaN);
+          return accs.length ? `${pct(mean(accs))} ± ${pct(std(accs))}` : '–';
+        });
+        lines.push(`| ${k} | ${cells.join(' | ')} |`);
+      }
+      lines.push('');
+    }
+  }
   writeFileSync(path.join(outDir, 'optimizer-study.md'), `${lines.join('\n')}\n`);
 
   const series: Series[] = [];
