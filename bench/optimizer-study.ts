@@ -21,11 +21,11 @@ import { Reptile } from '../src/optim/reptile.js';
 import { trainMnistMlp } from '../src/train/mnist-mlp.js';
 
 type Method = 'reptile-sgd' | 'reptile-adam' | 'sgd' | 'adam';
-const METHODS: { id: Method; label: string; color: string }[] = [
-  { id: 'reptile-sgd', label: 'Reptile (inner SGD, k=5, ε=0.5)', color: '#d62728' },
-  { id: 'reptile-adam', label: 'Reptile (inner Adam, k=5, ε=0.5)', color: '#9467bd' },
-  { id: 'sgd', label: 'SGD', color: '#1f77b4' },
-  { id: 'adam', label: 'Adam', color: '#2ca02c' },
+const METHODS: { id: Method; label: string; short: string; color: string }[] = [
+  { id: 'reptile-sgd', label: 'Reptile (inner SGD, k=5, ε=0.5)', short: 'Reptile over SGD', color: '#d62728' },
+  { id: 'reptile-adam', label: 'Reptile (inner Adam, k=5, ε=0.5)', short: 'Reptile over Adam', color: '#9467bd' },
+  { id: 'sgd', label: 'SGD', short: 'SGD', color: '#1f77b4' },
+  { id: 'adam', label: 'Adam', short: 'Adam', color: '#2ca02c' },
 ];
 
 interface Row {
@@ -177,6 +177,7 @@ function render(): void {
   lines.push('Produced by:', '', '```', command, '```', '');
   lines.push(`on ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'} (shared with other work, so the seconds are indicative only). Raw rows: [optimizer-study.jsonl](optimizer-study.jsonl).`, '');
   lines.push('![final test accuracy against learning rate](optimizer-study.svg)', '');
+  lines.push('Lines: mean over seeds; dots: single runs (log learning-rate axis). Right: the same, showing only accuracies ≥ 0.8.', '');
   lines.push(`## Final test accuracy (%) after ${nEpochs} epoch${nEpochs > 1 ? 's' : ''}, mean ± sd over seeds`, '');
   lines.push(`| learning rate | ${METHODS.map((m) => m.label).join(' | ')} |`);
   lines.push(`| ---: | ${METHODS.map(() => '---:').join(' | ')} |`);
@@ -250,8 +251,9 @@ function render(): void {
         py.push(finalAcc(r));
       }
     });
-    series.push({ name: m.label, x: xs, y: ys, color: m.color });
-    series.push({ name: `${m.id} seeds`, x: px, y: py, color: m.color, markersOnly: true });
+    // Same name for the seeds' markers: the legend lists each method once (line = mean over seeds).
+    series.push({ name: m.short, x: xs, y: ys, color: m.color });
+    series.push({ name: m.short, x: px, y: py, color: m.color, markersOnly: true });
   }
   const svg = renderPlots(
     [
