@@ -233,7 +233,12 @@ function render(): void {
       lines.push('');
     }
   }
-  writeFileSync(path.join(outDir, 'optimizer-study.md'), `${lines.join('\n')}\n`);
+  // A hand-written reading of the numbers below the marker survives re-rendering.
+  const mdFile = path.join(outDir, 'optimizer-study.md');
+  const marker = '<!-- findings: hand-written, kept when the tables above are regenerated -->';
+  const previous = existsSync(mdFile) ? readFileSync(mdFile, 'utf8') : '';
+  const kept = previous.includes(marker) ? previous.slice(previous.indexOf(marker)) : `${marker}\n`;
+  writeFileSync(mdFile, `${lines.join('\n')}\n${kept}`);
 
   const series: Series[] = [];
   for (const [j, m] of METHODS.entries()) {
