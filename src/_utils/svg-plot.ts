@@ -21,7 +21,7 @@ export interface PlotSpec {
 
 const PANEL_W = 420;
 const PANEL_H = 300;
-const M = { left: 56, right: 12, top: 28, bottom: 44 };
+const M = { left: 68, right: 12, top: 28, bottom: 44 };
 
 /** Renders panels in a grid as one standalone SVG document, with a shared legend below. */
 export function renderPlots(panels: readonly PlotSpec[], columns = panels.length): string {
@@ -76,13 +76,13 @@ function renderPanel(p: PlotSpec, ox: number, oy: number): string {
     const px = ox + M.left + (w * k) / 4;
     const py = oy + M.top + h - (h * k) / 4;
     out.push(`<line x1="${px}" y1="${oy + M.top + h}" x2="${px}" y2="${oy + M.top + h + 4}" stroke="#888"/>`);
-    out.push(`<text x="${px}" y="${oy + M.top + h + 16}" text-anchor="middle">${tick(p.logX ? 10 ** xv : xv)}</text>`);
+    out.push(`<text x="${px}" y="${oy + M.top + h + 16}" text-anchor="middle">${tick(p.logX ? 10 ** xv : xv, p.logX ? 0 : x1 - x0)}</text>`);
     out.push(`<line x1="${ox + M.left - 4}" y1="${py}" x2="${ox + M.left}" y2="${py}" stroke="#888"/>`);
-    out.push(`<text x="${ox + M.left - 6}" y="${py + 4}" text-anchor="end">${tick(p.logY ? 10 ** yv : yv)}</text>`);
+    out.push(`<text x="${ox + M.left - 6}" y="${py + 4}" text-anchor="end">${tick(p.logY ? 10 ** yv : yv, p.logY ? 0 : y1 - y0)}</text>`);
   }
   if (p.xLabel) out.push(`<text x="${ox + M.left + w / 2}" y="${oy + PANEL_H - 8}" text-anchor="middle">${escape(p.xLabel)}</text>`);
   if (p.yLabel) {
-    out.push(`<text transform="translate(${ox + 14},${oy + M.top + h / 2}) rotate(-90)" text-anchor="middle">${escape(p.yLabel)}</text>`);
+    out.push(`<text transform="translate(${ox + 12},${oy + M.top + h / 2}) rotate(-90)" text-anchor="middle">${escape(p.yLabel)}</text>`);
   }
   for (const s of p.series) {
     const pts = s.x.map((x, i) => [sx(x), sy(s.y[i]!)] as const).filter(([a, b]) => Number.isFinite(a) && Number.isFinite(b));
@@ -96,8 +96,10 @@ function renderPanel(p: PlotSpec, ox: number, oy: number): string {
   return out.join('\n');
 }
 
-function tick(v: number): string {
+// `range` lets a tick that is zero up to rounding (−3.4e-3 on a ±5 axis) print as 0.
+function tick(v: number, range: number): string {
   const a = Math.abs(v);
+  if (a < range * 1e-3) return '0';
   if (a !== 0 && (a >= 1e4 || a < 1e-2)) return v.toExponential(1);
   return Number(v.toPrecision(3)).toString();
 }

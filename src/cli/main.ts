@@ -4,6 +4,7 @@ import { ReptileError } from '../_utils/errors.js';
 import { demoCommand } from './commands/demo.js';
 import { trainCommand } from './commands/train.js';
 import { exampleCommand } from './commands/example.js';
+import { dataCommand, evalCommand, exportCommand } from './commands/few-shot.js';
 
 /**
  * The `reptile` command. Every failure the user can cause ends in one line on stderr that names
@@ -13,7 +14,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const program = new Command('reptile')
     .description('Reptile meta-learning (Nichol, Achiam & Schulman 2018): train, evaluate, demo')
     .showSuggestionAfterError(false);
-  for (const cmd of [trainCommand(), demoCommand()]) program.addCommand(cmd);
+  for (const cmd of [trainCommand(), demoCommand(), evalCommand(), exportCommand(), dataCommand()]) program.addCommand(cmd);
   program.addCommand(exampleCommand());
   const silence = (c: Command) => {
     c.exitOverride().configureOutput({ writeErr: () => {}, outputError: () => {} });
@@ -28,7 +29,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
       const sub = argv.find((a) => !a.startsWith('-'));
       const help = sub && program.commands.some((c) => c.name() === sub) ? `reptile ${sub} --help` : 'reptile --help';
-      process.stderr.write(`reptile: ${e.message.replace(/^error: /, '').replace(/\n.*/s, '')}: see '${help}'\n`);
+      process.stderr.write(`reptile: ${describeCommanderError(e.message)}: see '${help}'\n`);
       return 2;
     }
     if (e instanceof ReptileError) {
@@ -37,6 +38,16 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     throw e;
   }
+}
+
+// Commander's wording, reshaped to lead with the flag: "--meta-iters '-5' is invalid (expected ...)".
+function describeCommanderError(message: string): string {
+  const text = message.replace(/^error: /, '').replace(/\n.*/s, '');
+  const invalid = /^option '(-[^\s,']+)[^']*' argument '(.*)' is invalid\. (.*?)\.?$/s.exec(text);
+  if (invalid) return `${invalid[1]} '${invalid[2]}' is invalid (${invalid[3]!.replace(/^Allowed choices are/, 'expected one of')})`;
+  const missing = /^option '(-[^\s,']+)[^']*' argument missing$/.exec(text);
+  if (missing) return `${missing[1]} needs a value`;
+  return text;
 }
 
 const code = await main(process.argv.slice(2));

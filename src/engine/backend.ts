@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { UsageError } from '../_utils/errors.js';
+import { registerWasmConvKernels } from './wasm-kernels.js';
 
 /** Backends a user can ask for; `auto` picks the fastest one that loads. */
 export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
@@ -34,7 +35,10 @@ async function tryBackend(name: Exclude<BackendChoice, 'auto'>): Promise<string 
   if (tf.getBackend() === name) return undefined;
   try {
     if (name === 'tensorflow') await import(/* optional */ '@tensorflow/tfjs-node' as string);
-    if (name === 'wasm') await import(/* optional */ '@tensorflow/tfjs-backend-wasm' as string);
+    if (name === 'wasm') {
+      await import(/* optional */ '@tensorflow/tfjs-backend-wasm' as string);
+      registerWasmConvKernels();
+    }
   } catch {
     return 'not installed';
   }

@@ -25,3 +25,71 @@ export function createSineModel(options: SineModelOptions = {}): tf.Sequential {
   layers.push(tf.layers.dense({ units: 1, kernelInitializer: tf.initializers.glorotUniform({ seed: seed * 101 + 99 }) }));
   return tf.sequential({ layers });
 }
+
+/** Options of `createOmniglotModel` and `createMiniImageNetModel`. */
+export interface ConvModelOptions {
+  /** Number of output classes (the task's N). */
+  classes: number;
+  /** Seed of the weight initialisers. */
+  seed?: number;
+  /** Input side length in pixels (28 for Omniglot, 84 for Mini-ImageNet). */
+  size?: number;
+  /** Input channels (1 for Omniglot, 3 for Mini-ImageNet). */
+  channels?: number;
+}
+
+// supervised-reptile builds its layers with tf.layers defaults: glorot-uniform kernels, zero
+// biases, batch norm with epsilon 1e-3 and momentum irrelevant (always training mode).
+function convBlock(options: { filters: number; strides: number; pool: boolean; seed: number; index: number; inputShape?: number[] }): tf.layers.Layer[] {
+  const layers: tf.layers.Layer[] = [
+    tf.layers.conv2d({
+      filters: options.filters,
+      kernelSize: 3,
+      strides: options.strides,
+      padding: 'same',
+      kernelInitializer: tf.initializers.glorotUniform({ seed: options.seed * 101 + options.index + 1 }),
+      ...(options.inputShape ? { inputShape: options.inputShape } : {}),
+    }),
+    tf.layers.batchNormalization({ epsilon: 1e-3 }),
+  ];
+  if (options.pool) layers.push(tf.layers.maxPooling2d({ poolSize: 2, strides: 2, padding: 'same' }));
+  layers.push(tf.layers.activation({ activation: 'relu' }));
+  return layers;
+}
+
+/**
+ * The paper's Omniglot network (§5, supervised-reptile `OmniglotModel`): 28×28×1 input,
+ * 4 × [conv 3×3, 64 filters, stride 2, 'same' padding → batch norm (ε 1e-3) → ReLU], flatten,
+ * dense to the class count (logits). Batch norm is meant to run with the current batch's
+ * statistics, which `TfjsLearner` does by applying the model in training mode.
+ */
+export function createOmniglotModel(options: ConvModelOptions): tf.Sequential {
+  const size = options.size ?? 28;
+  const channels = options.channels ?? 1;
+  const seed = options.seed ?? 0;
+  const layers: tf.layers.Layer[] = [];
+  for (let i = 0; i < 4; i++) {
+    layers.push(...convBlock({ filters: 64, strides: 2, pool: false, seed, index: i, ...(i === 0 ? { inputShape: [size, size, channels] } : {}) }));
+  }
+  layers.push(tf.layers.flatten());
+  layers.push(tf.layers.dense({ units: options.classes, kernelInitializer: tf.initializers.glorotUniform({ seed: seed * 101 + 99 }) }));
+  return tf.sequential({ layers });
+}
+
+/**
+ * The paper's Mini-ImageNet network (§5, supervised-reptile `MiniImageNetModel`): 84×84×3 input,
+ * 4 × [conv 3×3, 32 filters, 'same' padding → batch norm (ε 1e-3) → 2×2 max-pool (stride 2,
+ * 'same') → ReLU], flatten, dense to the class count (logits).
+ */
+export function createMiniImageNetModel(options: ConvModelOptions): tf.Sequential {
+  const size = options.size ?? 84;
+  const channels = options.channels ?? 3;
+  const seed = options.seed ?? 0;
+  const layers: tf.layers.Layer[] = [];
+  for (let i = 0; i < 4; i++) {
+    layers.push(...convBlock({ filters: 32, strides: 1, pool: true, seed, index: i, ...(i === 0 ? { inputShape: [size, size, channels] } : {}) }));
+  }
+  layers.push(tf.layers.flatten());
+  layers.push(tf.layers.dense({ units: options.classes, kernelInitializer: tf.initializers.glorotUniform({ seed: seed * 101 + 99 }) }));
+  return tf.sequential({ layers });
+}

@@ -1,2 +1,3 @@
 export * from './task.js';
 export * from './sine.js';
+export * from './labeled.js';

@@ -70,19 +70,32 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
 
 function score(learner: Learner, task: Task, transductive: boolean): number {
   if (task.kind === 'regression') return mse(learner.predict(task.query), task.query.targets);
-  const classes = task.numClasses ?? 0;
+  const predicted = classifyQueries(learner, task, transductive);
   let correct = 0;
+  for (let q = 0; q < task.query.count; q++) if (predicted[q] === task.query.targets[q]) correct++;
+  return correct / task.query.count;
+}
+
+/**
+ * The class the learner's current parameters give each query of a classification task. Not
+ * transductive (supervised-reptile's default): each query is classified in one batch with the
+ * whole support set, so batch normalisation never sees the other queries. Transductive: all
+ * queries in one batch.
+ */
+export function classifyQueries(learner: Learner, task: Task, transductive: boolean): number[] {
+  const classes = task.numClasses ?? 0;
+  const out: number[] = [];
   if (transductive) {
     const logits = learner.predict(task.query);
-    for (let q = 0; q < task.query.count; q++) if (argmax(logits, q * classes, classes) === task.query.targets[q]) correct++;
+    for (let q = 0; q < task.query.count; q++) out.push(argmax(logits, q * classes, classes));
   } else {
     for (let q = 0; q < task.query.count; q++) {
       const batch = concatExamples(task.support, selectExamples(task.query, [q]));
       const logits = learner.predict(batch);
-      if (argmax(logits, (batch.count - 1) * classes, classes) === task.query.targets[q]) correct++;
+      out.push(argmax(logits, (batch.count - 1) * classes, classes));
     }
   }
-  return correct / task.query.count;
+  return out;
 }
 
 /** Mean squared error between two equally long vectors. */

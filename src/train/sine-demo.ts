@@ -10,6 +10,9 @@ import { evaluate, mse } from './evaluate.js';
 import { metaTrain, type MetaCallbacks } from './meta-train.js';
 import type { MetaConfig } from './config.js';
 
+/** Held-out tasks behind each point of the learning curve: enough to show the trend, cheap enough for the minute budget. */
+const CURVE_TASKS = 10;
+
 /** Options of the sine-wave demo; the defaults fit in well under a minute on two cores. */
 export interface SineDemoOptions {
   metaIters?: number;
@@ -80,7 +83,7 @@ export async function runSineDemo(options: SineDemoOptions = {}): Promise<SineDe
     const curveCallback: MetaCallbacks = {
       onMetaIterEnd: async (iteration) => {
         if ((iteration + 1) % every === 0) {
-          const r = await evaluateStart(meta, evalInner, 20);
+          const r = await evaluateStart(meta, evalInner, CURVE_TASKS);
           curve.push({ iteration: iteration + 1, mse: r.mean });
         }
       },
@@ -101,7 +104,7 @@ export async function runSineDemo(options: SineDemoOptions = {}): Promise<SineDe
       const adaptation = await adaptationPanels(source, { 'meta-learned': meta, random, joint }, evalInner, evalSeed);
       files.push(writeFile(options.outDir, 'sine-adaptation.svg', renderPlots(adaptation, 3)));
       const curvePlot: PlotSpec = {
-        title: `Held-out MSE after ${evalSteps} steps (20 tasks)`,
+        title: `Held-out MSE after ${evalSteps} steps (${CURVE_TASKS} tasks)`,
         xLabel: 'meta-iteration',
         yLabel: 'MSE',
         logY: true,

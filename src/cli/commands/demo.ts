@@ -27,7 +27,7 @@ export function demoCommand(): Command {
     .option('--json', 'print the result as JSON on stdout')
     .action(async (name: string, flags: DemoFlags) => {
       if (name !== 'sine') throw new UsageError(`unknown demo '${name}': the available demo is 'sine' (reptile demo sine)`);
-      const info = (line: string) => process.stderr.write(`${line}\n`);
+      const info = (line: string): void => void process.stderr.write(`${line}\n`);
       await selectBackend('cpu', info);
       const result = await runSineDemo({
         metaIters: flags.metaIters,

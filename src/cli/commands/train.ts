@@ -7,6 +7,7 @@ import { evaluate } from '../../train/evaluate.js';
 import { metaTrain } from '../../train/meta-train.js';
 import type { MetaConfig } from '../../train/config.js';
 import { UsageError } from '../../_utils/errors.js';
+import { addFewShotOptions, isFewShot, runFewShotTrain } from './few-shot.js';
 import { intAtLeast, numberIn, oneOf, positiveNumber } from '../parse.js';
 import { progressCallbacks } from '../progress.js';
 import { interruptSignal, printResult } from '../run.js';
@@ -49,7 +50,7 @@ const SINE_DEFAULTS: Partial<MetaConfig> = {
 
 /** `reptile train`: meta-trains on a task family and reports held-out performance. */
 export function trainCommand(): Command {
-  return new Command('train')
+  const cmd: Command = new Command('train')
     .description('meta-train an initialisation with Reptile (or FOMAML with --foml)')
     .addOption(new Option('--task <name>', 'task family').choices(['sine']))
     .option('--meta-iters <n>', 'meta-iterations (sine: 30000)', intAtLeast(1))
@@ -73,10 +74,11 @@ export function trainCommand(): Command {
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'))
     .option('--json', 'print the result as JSON on stdout')
     .action(async (flags: TrainFlags) => {
-      if (flags.task === undefined) throw new UsageError("missing --task: say which task family to train on, e.g. 'reptile train --task sine'");
+      if (isFewShot(cmd)) return runFewShotTrain(cmd);
+      if (flags.task === undefined) throw new UsageError("missing --task or --dataset: say what to train on, e.g. 'reptile train --task sine' or 'reptile train --dataset omniglot --data-dir D'");
       const hidden = parseHidden(flags.hidden);
-      const info = (line: string) => process.stderr.write(`${line}\n`);
-      await selectBackend(flags.backend, info);
+      const info = (line: string): void => void process.stderr.write(`${line}\n`);
+      const backend = await selectBackend(flags.backend);
       const source = new SineTaskSource({ shots: flags.shots });
       const model = createSineModel({ hidden, seed: flags.seed });
       const learner = new TfjsLearner({ model, innerState: flags.innerState ?? 'carry' });
@@ -88,7 +90,7 @@ export function trainCommand(): Command {
           source,
           config,
           signal,
-          callbacks: [progressCallbacks('train sine')],
+          callbacks: [{ onTrainBegin: () => void info(`tfjs backend: ${backend}`) }, progressCallbacks('train sine')],
           checkpointEvery: flags.checkpointEvery,
           ...(flags.checkpoint !== undefined ? { checkpointDir: flags.checkpoint } : {}),
           ...(flags.log !== undefined ? { logFile: flags.log } : flags.checkpoint !== undefined ? { logFile: `${flags.checkpoint}/log.jsonl` } : {}),
@@ -123,6 +125,7 @@ export function trainCommand(): Command {
         model.dispose();
       }
     });
+  return addFewShotOptions(cmd);
 }
 
 function parseHidden(text: string): number[] {

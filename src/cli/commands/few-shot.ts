@@ -1,0 +1,248 @@
+import * as path from 'node:path';
+import { Command, Option } from 'commander';
+import { selectBackend, type BackendChoice } from '../../engine/backend.js';
+import { openFewShotData, type FewShotDatasetName } from '../../data/open.js';
+import { downloadOmniglot } from '../../data/download.js';
+import { loadOmniglot } from '../../data/omniglot.js';
+import type { MetaConfig } from '../../train/config.js';
+import { exportLayersModel, fewShotEvaluate, fewShotTrain, loadFewShotCheckpoint, type FewShotSettings } from '../../train/few-shot.js';
+import { UsageError } from '../../_utils/errors.js';
+import { intAtLeast } from '../parse.js';
+import { interruptSignal, printResult } from '../run.js';
+
+/** supervised-reptile's command-line defaults for the few-shot flags (args.py). */
+export const FEW_SHOT_DEFAULTS = {
+  classes: 5,
+  shots: 5,
+  trainShots: 0,
+  innerBatch: 5,
+  innerIters: 20,
+  learningRate: 1e-3,
+  metaStep: 0.1,
+  metaStepFinal: 0.1,
+  metaBatch: 1,
+  metaIters: 400_000,
+  evalBatch: 5,
+  evalIters: 50,
+  evalSamples: 10_000,
+  evalInterval: 10,
+} as const;
+
+const info = (line: string) => process.stderr.write(`${line}\n`);
+
+/**
+ * Adds the few-shot flags (`--dataset`, `--data-dir`, `--classes`, `--train-shots`, `--eval-batch`,
+ * `--eval-interval`, `--transductive`, `--sgd`, `--cache-dir`) to `reptile train`; the flags the
+ * sine path already has keep their names and take supervised-reptile's defaults here.
+ */
+export function addFewShotOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--dataset <name>', 'few-shot dataset').choices(['omniglot', 'miniimagenet', 'mnist', 'folder']))
+    .option('--data-dir <dir>', 'few-shot: the dataset directory')
+    .option('--classes <n>', 'few-shot: classes per task (5)', intAtLeast(1))
+    .option('--train-shots <n>', 'few-shot: examples per class in training tasks, 0 = --shots (0)', intAtLeast(0))
+    .option('--eval-batch <n>', 'few-shot: inner minibatch when adapting to a test task (5)', intAtLeast(1))
+    .option('--eval-interval <n>', 'few-shot: print train/test accuracy every n meta-iterations (10)', intAtLeast(1))
+    .option('--transductive', 'few-shot: classify all queries of a test task in one batch')
+    .option('--sgd', 'few-shot: plain SGD inner loop instead of Adam (β1 = 0)')
+    .option('--cache-dir <dir>', 'few-shot: cache of decoded images (default $REPTILE_CACHE or ~/.cache/reptile-ml)');
+}
+
+/** True when `reptile train` was given `--dataset`, i.e. the few-shot path should run. */
+export function isFewShot(cmd: Command): boolean {
+  return cmd.opts()['dataset'] !== undefined;
+}
+
+function given(cmd: Command, key: string): boolean {
+  const source = cmd.getOptionValueSource(key);
+  return source !== undefined && source !== 'default';
+}
+
+/** Runs `reptile train --dataset ...`: few-shot meta-training with supervised-reptile's flags. */
+export async function runFewShotTrain(cmd: Command): Promise<void> {
+  const o = cmd.opts() as Record<string, unknown>;
+  const pick = <T>(key: string, fallback: T): T => (given(cmd, key) ? (o[key] as T) : fallback);
+  if (o['task'] !== undefined) throw new UsageError("--task and --dataset both given: use --task sine for sine regression, or --dataset for few-shot classification");
+  if (o['dataDir'] === undefined) throw new UsageError(`missing --data-dir: say where the ${String(o['dataset'])} data is, e.g. --data-dir ../shared/data/omniglot`);
+  const settings: FewShotSettings = {
+    classes: pick('classes', FEW_SHOT_DEFAULTS.classes),
+    shots: pick('shots', FEW_SHOT_DEFAULTS.shots),
+    trainShots: pick('trainShots', FEW_SHOT_DEFAULTS.trainShots),
+    evalBatch: pick('evalBatch', FEW_SHOT_DEFAULTS.evalBatch),
+    evalIters: pick('evalIters', FEW_SHOT_DEFAULTS.evalIters),
+    transductive: o['transductive'] === true,
+  };
+  const seed = o['seed'] as number;
+  const config: Partial<MetaConfig> & { seed: number } = {
+    metaIters: pick('metaIters', FEW_SHOT_DEFAULTS.metaIters),
+    metaStep: pick('metaStep', FEW_SHOT_DEFAULTS.metaStep),
+    metaStepFinal: pick('metaStepFinal', FEW_SHOT_DEFAULTS.metaStepFinal),
+    metaBatch: pick('metaBatch', FEW_SHOT_DEFAULTS.metaBatch),
+    innerIters: pick('innerIters', FEW_SHOT_DEFAULTS.innerIters),
+    innerBatch: pick('innerBatch', FEW_SHOT_DEFAULTS.innerBatch),
+    learningRate: pick('learningRate', FEW_SHOT_DEFAULTS.learningRate),
+    optimizer: o['sgd'] === true ? 'sgd' : pick('optimizer', 'adam' as const),
+    foml: o['foml'] === true,
+    innerState: pick('innerState', 'carry' as const),
+    seed,
+  };
+  const backend = await selectBackend(o['backend'] as BackendChoice, info);
+  const data = openFewShotData({
+    dataset: o['dataset'] as FewShotDatasetName,
+    dataDir: o['dataDir'] as string,
+    seed,
+    ...(o['cacheDir'] !== undefined ? { cacheDir: o['cacheDir'] as string } : {}),
+    log: info,
+  });
+  info(`${String(o['dataset'])}: ${data.train.numClasses} training classes, ${data.test.numClasses} test classes, loaded in ${data.seconds.toFixed(2)} s${data.fromCache === true ? ' (from cache)' : ''}`);
+  const checkpoint = o['checkpoint'] as string | undefined;
+  const json = o['json'] === true;
+  const { signal, release } = interruptSignal();
+  const began = performance.now();
+  const { result, learner, model } = await fewShotTrain({
+    data,
+    settings,
+    config,
+    evalInterval: pick('evalInterval', FEW_SHOT_DEFAULTS.evalInterval),
+    signal,
+    onProgress: (p) => {
+      const line = json
+        ? JSON.stringify({ iteration: p.iteration, train: p.trainAccuracy, test: p.testAccuracy, loss: p.loss, epsilon: p.epsilon, seconds: p.seconds, imagesPerSecond: p.imagesPerSecond })
+        : `batch ${p.iteration}: train=${p.trainAccuracy.toFixed(3)} test=${p.testAccuracy.toFixed(3)} loss=${p.loss.toFixed(4)} ε=${p.epsilon.toFixed(4)} ${p.seconds.toFixed(0)} s ${p.imagesPerSecond.toFixed(0)} img/s`;
+      (json ? process.stderr : process.stdout).write(`${line}\n`);
+    },
+    ...(checkpoint !== undefined ? { checkpointDir: checkpoint, logFile: (o['log'] as string | undefined) ?? path.join(checkpoint, 'log.jsonl') } : o['log'] !== undefined ? { logFile: o['log'] as string } : {}),
+    checkpointEvery: o['checkpointEvery'] as number,
+    checkpointMeta: { backend },
+  });
+  try {
+    const seconds = (performance.now() - began) / 1000;
+    if (result.stopped) {
+      info(`interrupted after meta-iteration ${result.iterations}${result.checkpoint ? `; checkpoint saved to ${result.checkpoint}: run the same command to resume` : ''}`);
+      process.exitCode = 130;
+      return;
+    }
+    const images = (result.iterations - result.startIteration) * result.config.metaBatch * result.config.innerIters * result.config.innerBatch;
+    let evaluation: { accuracy: number; ci95: number; samples: number } | null = null;
+    if (given(cmd, 'evalSamples')) {
+      const r = await fewShotEvaluate({ learner, dataset: data.test, settings, config: result.config, samples: o['evalSamples'] as number, seed: seed + 1_000_000 });
+      evaluation = { accuracy: r.mean, ci95: r.ci95, samples: r.samples };
+    }
+    printResult(json, { dataset: o['dataset'], iterations: result.iterations, seconds, imagesPerSecond: images / seconds, backend, test: evaluation, settings, config: result.config, checkpoint: result.checkpoint ?? null }, () => [
+      `meta-trained ${result.iterations} iterations in ${seconds.toFixed(1)} s (${(images / seconds).toFixed(0)} inner-loop images/s, backend ${backend})`,
+      ...(evaluation ? [`test accuracy: ${evaluation.accuracy.toFixed(4)} ± ${evaluation.ci95.toFixed(4)} (${evaluation.samples} tasks)`] : []),
+      ...(result.checkpoint ? [`checkpoint: ${result.checkpoint}`] : []),
+    ]);
+  } finally {
+    release();
+    learner.dispose();
+    model.dispose();
+  }
+}
+
+interface EvalFlags {
+  checkpoint?: string;
+  dataDir?: string;
+  samples: number;
+  seed: number;
+  transductive?: boolean;
+  split: 'test' | 'train' | 'val';
+  cacheDir?: string;
+  backend: BackendChoice;
+  json?: boolean;
+}
+
+/** `reptile eval`: few-shot accuracy of a checkpoint on sampled test tasks, with a 95% interval. */
+export function evalCommand(): Command {
+  return new Command('eval')
+    .description('evaluate a few-shot checkpoint: adapt to sampled test tasks and classify held-out queries')
+    .option('--checkpoint <dir>', 'checkpoint directory of a few-shot training run')
+    .option('--data-dir <dir>', 'dataset directory (default: the one recorded in the checkpoint)')
+    .option('--samples <n>', 'test tasks (supervised-reptile: 10000)', intAtLeast(1), 10_000)
+    .option('--seed <n>', 'seed of the sampled tasks', intAtLeast(0), 0)
+    .option('--transductive', 'classify all queries of a task in one batch (default: as trained)')
+    .addOption(new Option('--split <name>', 'classes to evaluate on').choices(['test', 'train', 'val']).default('test'))
+    .option('--cache-dir <dir>', 'cache of decoded images')
+    .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'))
+    .option('--json', 'print the result as JSON on stdout')
+    .action(async (flags: EvalFlags) => {
+      if (flags.checkpoint === undefined) throw new UsageError('missing --checkpoint: name the directory a few-shot training run wrote');
+      const backend = await selectBackend(flags.backend, info);
+      const { info: ck, learner, model, iteration } = loadFewShotCheckpoint(flags.checkpoint);
+      try {
+        const dataDir = flags.dataDir ?? ck.data.dataDir;
+        const splitSeed = typeof ck.data['splitSeed'] === 'number' ? (ck.data['splitSeed'] as number) : ck.config.seed;
+        const data = openFewShotData({ dataset: ck.data.dataset as FewShotDatasetName, dataDir, seed: splitSeed, ...(flags.cacheDir !== undefined ? { cacheDir: flags.cacheDir } : {}), log: info });
+        const dataset = flags.split === 'train' ? data.train : flags.split === 'val' ? data.val : data.test;
+        if (dataset === undefined) throw new UsageError(`the ${ck.data.dataset} dataset has no '${flags.split}' split: use --split test or train`);
+        const settings: FewShotSettings = { ...ck.settings, transductive: flags.transductive === true || ck.settings.transductive };
+        const began = performance.now();
+        const r = await fewShotEvaluate({ learner, dataset, settings, config: ck.config, samples: flags.samples, seed: flags.seed });
+        const seconds = (performance.now() - began) / 1000;
+        printResult(flags.json === true, {
+          accuracy: r.mean,
+          ci95: r.ci95,
+          samples: r.samples,
+          classes: settings.classes,
+          shots: settings.shots,
+          transductive: settings.transductive,
+          evalIters: settings.evalIters,
+          evalBatch: settings.evalBatch,
+          split: flags.split,
+          dataset: ck.data.dataset,
+          dataDir,
+          iteration,
+          seed: flags.seed,
+          backend,
+          seconds,
+          loadSeconds: data.seconds,
+        }, () => [`${flags.split} accuracy: ${r.mean.toFixed(4)} ± ${r.ci95.toFixed(4)} (${r.samples} ${settings.classes}-way ${settings.shots}-shot tasks, ${settings.transductive ? 'transductive' : 'non-transductive'}, ${seconds.toFixed(1)} s)`]);
+      } finally {
+        learner.dispose();
+        model.dispose();
+      }
+    });
+}
+
+/** `reptile export`: writes a few-shot checkpoint's φ as a TF.js LayersModel. */
+export function exportCommand(): Command {
+  return new Command('export')
+    .description('write a few-shot checkpoint as a TF.js LayersModel (model.json + weights.bin)')
+    .option('--checkpoint <dir>', 'checkpoint directory of a few-shot training run')
+    .option('--out <dir>', 'output directory')
+    .action(async (flags: { checkpoint?: string; out?: string }) => {
+      if (flags.checkpoint === undefined) throw new UsageError('missing --checkpoint: name the directory a few-shot training run wrote');
+      if (flags.out === undefined) throw new UsageError('missing --out: name the directory to write model.json and weights.bin into');
+      await selectBackend('cpu');
+      const { learner, model } = loadFewShotCheckpoint(flags.checkpoint);
+      try {
+        const files = await exportLayersModel(model, flags.out);
+        process.stdout.write(`${files.join('\n')}\n`);
+      } finally {
+        learner.dispose();
+        model.dispose();
+      }
+    });
+}
+
+/** `reptile data omniglot`: downloads (with --download) and decodes Omniglot, filling the cache. */
+export function dataCommand(): Command {
+  return new Command('data')
+    .description('fetch and prepare a dataset')
+    .argument('<name>', 'dataset: omniglot')
+    .option('--dir <dir>', 'dataset directory')
+    .option('--download', 'download the official archives first (needs network access)')
+    .option('--cache-dir <dir>', 'cache of decoded images')
+    .action(async (name: string, flags: { dir?: string; download?: boolean; cacheDir?: string }) => {
+      if (name !== 'omniglot') throw new UsageError(`unknown dataset '${name}' for 'reptile data': only omniglot can be fetched; put other datasets in a folder yourself`);
+      if (flags.dir === undefined) throw new UsageError('missing --dir: name the folder for images_background.zip and images_evaluation.zip');
+      if (flags.download === true) for (const file of await downloadOmniglot({ dir: flags.dir, log: info })) info(`have ${file}`);
+      for (let pass = 0; pass < 2; pass++) {
+        const began = performance.now();
+        const d = loadOmniglot({ dir: flags.dir, ...(flags.cacheDir !== undefined ? { cacheDir: flags.cacheDir } : {}), log: info });
+        const seconds = (performance.now() - began) / 1000;
+        process.stdout.write(`omniglot: ${d.dataset.numClasses} characters, ${d.names.length > 0 ? d.dataset.countOf(0) : 0} drawings each, loaded in ${seconds.toFixed(2)} s ${d.fromCache ? `from the cache ${d.cacheFile}` : 'from the archives'}\n`);
+        if (d.fromCache || d.cacheFile === undefined || d.cacheProblem !== undefined) break;
+      }
+    });
+}

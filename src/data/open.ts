@@ -1,0 +1,77 @@
+import * as path from 'node:path';
+import { ReptileError } from '../_utils/errors.js';
+import type { LabeledDataset } from '../tasks/labeled.js';
+import { loadImageFolder, loadMiniImageNet, splitFolder } from './folder.js';
+import { loadMnistFewShot } from './mnist-fewshot.js';
+import { loadOmniglot, splitOmniglot } from './omniglot.js';
+
+/** The few-shot datasets the library can open by name. */
+export type FewShotDatasetName = 'omniglot' | 'miniimagenet' | 'mnist' | 'folder';
+
+/** Options of `openFewShotData`. */
+export interface OpenFewShotOptions {
+  dataset: FewShotDatasetName;
+  dataDir: string;
+  /** Seeds the class split where the dataset has no fixed one (Omniglot, MNIST, folder). */
+  seed: number;
+  cacheDir?: string | false;
+  log?: (line: string) => void;
+}
+
+/** Meta-training and test classes of a few-shot dataset, with a JSON description for checkpoints. */
+export interface FewShotData {
+  train: LabeledDataset;
+  test: LabeledDataset;
+  /** Mini-ImageNet's validation classes, when the dataset has them. */
+  val?: LabeledDataset;
+  describe: Record<string, unknown>;
+  /** Seconds spent loading. */
+  seconds: number;
+  fromCache?: boolean;
+}
+
+/**
+ * Opens a few-shot dataset by name and splits its classes as the paper does: Omniglot 1,200
+ * training characters (rotation-augmented) and 423 test characters; Mini-ImageNet its
+ * train/val/test folders (64/16/20 classes); MNIST a seeded split of the digits into 5 and 5;
+ * a class-per-folder directory a seeded split of its classes (about 70% for training).
+ */
+export function openFewShotData(options: OpenFewShotOptions): FewShotData {
+  const began = performance.now();
+  const dataDir = path.resolve(options.dataDir);
+  const seconds = () => (performance.now() - began) / 1000;
+  switch (options.dataset) {
+    case 'omniglot': {
+      const all = loadOmniglot({ dir: dataDir, ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}), ...(options.log ? { log: options.log } : {}) });
+      const split = splitOmniglot({ dataset: all.dataset, seed: options.seed });
+      return {
+        train: split.train,
+        test: split.test,
+        describe: { dataset: 'omniglot', dataDir, characters: all.dataset.numClasses, trainClasses: split.train.numClasses, testClasses: split.test.numClasses, splitSeed: options.seed },
+        seconds: seconds(),
+        fromCache: all.fromCache,
+      };
+    }
+    case 'miniimagenet': {
+      const mi = loadMiniImageNet({ dir: dataDir });
+      return {
+        train: mi.train,
+        test: mi.test,
+        val: mi.val,
+        describe: { dataset: 'miniimagenet', dataDir, trainClasses: mi.train.numClasses, valClasses: mi.val.numClasses, testClasses: mi.test.numClasses },
+        seconds: seconds(),
+      };
+    }
+    case 'mnist': {
+      const m = loadMnistFewShot({ dir: dataDir, seed: options.seed });
+      return { train: m.train, test: m.test, describe: { dataset: 'mnist', dataDir, trainDigits: m.trainDigits, testDigits: m.testDigits }, seconds: seconds() };
+    }
+    case 'folder': {
+      const all = loadImageFolder({ dir: dataDir });
+      const split = splitFolder({ dataset: all, seed: options.seed });
+      return { train: split.train, test: split.test, describe: { dataset: 'folder', dataDir, trainClasses: split.train.numClasses, testClasses: split.test.numClasses, splitSeed: options.seed }, seconds: seconds() };
+    }
+    default:
+      throw new ReptileError(`unknown dataset '${String(options.dataset)}': use omniglot, miniimagenet, mnist or folder`, { exitCode: 2 });
+  }
+}

@@ -1,0 +1,268 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { Params } from '../core/params.js';
+import { ReptileError } from '../_utils/errors.js';
+import type { FewShotData } from '../data/open.js';
+import { createMiniImageNetModel, createOmniglotModel } from '../learners/models.js';
+import { TfjsLearner } from '../learners/tfjs.js';
+import type { InnerOptions } from '../learners/learner.js';
+import { FewShotTaskSource, type LabeledDataset } from '../tasks/labeled.js';
+import { readCheckpoint } from './checkpoint.js';
+import { evaluate, type EvaluateResult } from './evaluate.js';
+import { metaTrain, type MetaCallbacks, type MetaTrainResult } from './meta-train.js';
+import type { MetaConfig } from './config.js';
+
+/** The paper's two few-shot networks. */
+export type FewShotModelKind = 'omniglot' | 'miniimagenet';
+
+/** The few-shot protocol's settings (supervised-reptile's flag names). */
+export interface FewShotSettings {
+  /** N: classes per task. */
+  classes: number;
+  /** K: support examples per class at evaluation. */
+  shots: number;
+  /** Support examples per class in training tasks (0 or undefined: same as `shots`). */
+  trainShots?: number;
+  /** Inner minibatch size when adapting to a test task. */
+  evalBatch: number;
+  /** Inner steps when adapting to a test task. */
+  evalIters: number;
+  /** Classify all queries of a test task in one batch. */
+  transductive: boolean;
+}
+
+/** The network suited to a dataset: Mini-ImageNet's for large colour images, Omniglot's otherwise. */
+export function modelKindFor(inputShape: readonly number[]): FewShotModelKind {
+  return (inputShape[0] ?? 0) > 32 ? 'miniimagenet' : 'omniglot';
+}
+
+/** Builds the paper's network of `kind` for `inputShape` and `classes` outputs. */
+export function createFewShotModel(options: { kind: FewShotModelKind; inputShape: readonly number[]; classes: number; seed: number }): tf.Sequential {
+  const [size, , channels] = options.inputShape;
+  const common = { classes: options.classes, seed: options.seed, size: size ?? 28, channels: channels ?? 1 };
+  return options.kind === 'miniimagenet' ? createMiniImageNetModel(common) : createOmniglotModel(common);
+}
+
+/** Checks that every task the settings ask for can be drawn from `dataset`; one clear line if not. */
+export function checkTaskFits(dataset: LabeledDataset, what: string, classes: number, perClass: number, perClassFlag: string): void {
+  if (dataset.numClasses < classes) {
+    throw new ReptileError(`the ${what} has ${dataset.numClasses} classes, fewer than --classes ${classes}: lower --classes or add classes to the dataset`, { exitCode: 2 });
+  }
+  for (let c = 0; c < dataset.numClasses; c++) {
+    const n = dataset.countOf(c);
+    if (n < perClass) {
+      throw new ReptileError(`class '${dataset.className(c)}' of the ${what} has ${n} examples, fewer than the ${perClass} a task needs (${perClassFlag}): lower it or remove that class`, { exitCode: 2 });
+    }
+  }
+}
+
+/** Adapting to a test task: `evalIters` Adam (or SGD) steps of `evalBatch` at the training learning rate. */
+export function evalInnerOptions(settings: FewShotSettings, config: Pick<MetaConfig, 'optimizer' | 'learningRate' | 'beta1' | 'beta2'>): InnerOptions {
+  return { optimizer: config.optimizer, learningRate: config.learningRate, innerIters: settings.evalIters, innerBatch: settings.evalBatch, beta1: config.beta1, beta2: config.beta2 };
+}
+
+/** One line of progress every `evalInterval` meta-iterations. */
+export interface FewShotProgress {
+  iteration: number;
+  trainAccuracy: number;
+  testAccuracy: number;
+  loss: number;
+  epsilon: number;
+  /** Seconds since training began (this process). */
+  seconds: number;
+  /** Images per second through the inner loop (support images × inner iterations / time). */
+  imagesPerSecond: number;
+}
+
+/** Options of `fewShotTrain`. */
+export interface FewShotTrainOptions {
+  data: FewShotData;
+  settings: FewShotSettings;
+  config: Partial<MetaConfig> & { seed: number };
+  /** Print train/test accuracy of sampled tasks every this many meta-iterations (0: never). */
+  evalInterval: number;
+  /** Tasks per side evaluated at each interval (supervised-reptile: 1). */
+  intervalSamples?: number;
+  onProgress?: (p: FewShotProgress) => void;
+  checkpointDir?: string;
+  checkpointEvery?: number;
+  logFile?: string;
+  signal?: AbortSignal;
+  callbacks?: MetaCallbacks[];
+  /** Stored in the checkpoint so `reptile eval` and `reptile export` can rebuild everything. */
+  checkpointMeta?: Record<string, unknown>;
+}
+
+/**
+ * Meta-trains the paper's network on a few-shot dataset (paper §5): training tasks are N-way with
+ * `trainShots` support examples per class from the training classes; every `evalInterval`
+ * meta-iterations one sampled training task and one test task are adapted to (non-transductive
+ * unless `transductive`) and their accuracies reported, as supervised-reptile prints them.
+ */
+export async function fewShotTrain(options: FewShotTrainOptions): Promise<{ result: MetaTrainResult; learner: TfjsLearner; model: tf.Sequential; kind: FewShotModelKind }> {
+  const { data, settings } = options;
+  const trainShots = settings.trainShots !== undefined && settings.trainShots > 0 ? settings.trainShots : settings.shots;
+  checkTaskFits(data.train, 'training split', settings.classes, trainShots, '--train-shots');
+  checkTaskFits(data.train, 'training split', settings.classes, settings.shots + 1, '--shots + 1');
+  checkTaskFits(data.test, 'test split', settings.classes, settings.shots + 1, '--shots + 1');
+  const kind = modelKindFor(data.train.inputShape);
+  const model = createFewShotModel({ kind, inputShape: data.train.inputShape, classes: settings.classes, seed: options.config.seed });
+  const learner = new TfjsLearner({ model, innerState: options.config.innerState ?? 'carry' });
+  const source = new FewShotTaskSource({ dataset: data.train, classes: settings.classes, shots: settings.shots, trainShots });
+  const trainEval = new FewShotTaskSource({ dataset: data.train, classes: settings.classes, shots: settings.shots });
+  const testEval = new FewShotTaskSource({ dataset: data.test, classes: settings.classes, shots: settings.shots });
+  const began = performance.now();
+  let images = 0;
+  let innerSeconds = 0;
+  const intervalSamples = options.intervalSamples ?? 1;
+  const intervalCallback: MetaCallbacks = {
+    onMetaIterEnd: async (iteration, logs) => {
+      images += (options.config.metaBatch ?? 1) * (options.config.innerIters ?? 20) * (options.config.innerBatch ?? 5);
+      innerSeconds += logs.seconds;
+      const done = iteration + 1;
+      if (options.evalInterval <= 0 || done % options.evalInterval !== 0) return;
+      const config = { optimizer: options.config.optimizer ?? 'adam', learningRate: options.config.learningRate ?? 1e-3, beta1: options.config.beta1 ?? 0, beta2: options.config.beta2 ?? 0.999 };
+      const inner = evalInnerOptions(settings, config);
+      const common = { learner, inner, samples: intervalSamples, transductive: settings.transductive };
+      const train = await evaluate({ ...common, source: trainEval, seed: (options.config.seed * 7919 + done * 2) >>> 0 });
+      const test = await evaluate({ ...common, source: testEval, seed: (options.config.seed * 7919 + done * 2 + 1) >>> 0 });
+      options.onProgress?.({
+        iteration: done,
+        trainAccuracy: train.mean,
+        testAccuracy: test.mean,
+        loss: logs.loss,
+        epsilon: logs.epsilon,
+        seconds: (performance.now() - began) / 1000,
+        imagesPerSecond: images / innerSeconds,
+      });
+    },
+  };
+  const result = await metaTrain({
+    learner,
+    source,
+    config: options.config,
+    callbacks: [...(options.callbacks ?? []), intervalCallback],
+    ...(options.checkpointDir !== undefined ? { checkpointDir: options.checkpointDir } : {}),
+    ...(options.checkpointEvery !== undefined ? { checkpointEvery: options.checkpointEvery } : {}),
+    ...(options.logFile !== undefined ? { logFile: options.logFile } : {}),
+    ...(options.signal !== undefined ? { signal: options.signal } : {}),
+    checkpointMeta: {
+      fewShot: { ...settings, trainShots },
+      data: data.describe,
+      modelKind: kind,
+      inputShape: data.train.inputShape,
+      modelTopology: model.toJSON(null, false),
+      ...options.checkpointMeta,
+    },
+  });
+  return { result, learner, model, kind };
+}
+
+/** What a few-shot checkpoint records about its run (see `fewShotTrain`). */
+export interface FewShotCheckpointInfo {
+  settings: FewShotSettings & { trainShots: number };
+  data: Record<string, unknown> & { dataset: string; dataDir: string };
+  kind: FewShotModelKind;
+  inputShape: number[];
+  config: MetaConfig;
+}
+
+/** Reads a few-shot checkpoint's description and rebuilds its learner with φ and the inner optimizer's state. */
+export function loadFewShotCheckpoint(dir: string): { info: FewShotCheckpointInfo; learner: TfjsLearner; model: tf.Sequential; iteration: number } {
+  const ckpt = readCheckpoint(dir);
+  const meta = ckpt.meta;
+  if (meta['fewShot'] === undefined || meta['data'] === undefined || meta['modelKind'] === undefined) {
+    throw new ReptileError(`checkpoint in '${dir}' is not from a few-shot run ('reptile train --dataset ...'): pass the --checkpoint directory of a few-shot training run`);
+  }
+  const info: FewShotCheckpointInfo = {
+    settings: meta['fewShot'] as FewShotCheckpointInfo['settings'],
+    data: meta['data'] as FewShotCheckpointInfo['data'],
+    kind: meta['modelKind'] as FewShotModelKind,
+    inputShape: meta['inputShape'] as number[],
+    config: meta['config'] as MetaConfig,
+  };
+  const model = createFewShotModel({ kind: info.kind, inputShape: info.inputShape, classes: info.settings.classes, seed: info.config.seed });
+  const learner = new TfjsLearner({ model, innerState: info.config.innerState });
+  if (ckpt.params.layout.hash !== learner.layout.hash) {
+    throw new ReptileError(`checkpoint in '${dir}' does not fit the ${info.kind} network it names (layout ${ckpt.params.layout.hash} vs ${learner.layout.hash}): the checkpoint is damaged or from another version`);
+  }
+  learner.setParams(new Params(learner.layout, ckpt.params.data));
+  learner.setOptimizerState(ckpt.optimizer);
+  return { info, learner, model, iteration: ckpt.iteration };
+}
+
+/** Options of `fewShotEvaluate`. */
+export interface FewShotEvaluateOptions {
+  learner: TfjsLearner;
+  dataset: LabeledDataset;
+  settings: FewShotSettings;
+  config: Pick<MetaConfig, 'optimizer' | 'learningRate' | 'beta1' | 'beta2'>;
+  samples: number;
+  seed: number;
+  onTask?: (done: number, total: number) => void;
+}
+
+/**
+ * The paper's few-shot evaluation (§5): `samples` N-way tasks with shots + 1 examples per class
+ * from `dataset`, one per class held out as the query; adapt from φ, classify the queries
+ * (non-transductive unless `settings.transductive`), restore φ and Adam's state; mean accuracy
+ * with a 95% interval.
+ */
+export async function fewShotEvaluate(options: FewShotEvaluateOptions): Promise<EvaluateResult> {
+  const { settings } = options;
+  checkTaskFits(options.dataset, 'test split', settings.classes, settings.shots + 1, '--shots + 1');
+  return evaluate({
+    learner: options.learner,
+    source: new FewShotTaskSource({ dataset: options.dataset, classes: settings.classes, shots: settings.shots }),
+    inner: evalInnerOptions(settings, options.config),
+    samples: options.samples,
+    seed: options.seed,
+    transductive: settings.transductive,
+    ...(options.onTask ? { onTask: options.onTask } : {}),
+  });
+}
+
+/**
+ * Writes `model` as a TensorFlow.js LayersModel — `model.json` (topology and weights manifest)
+ * and `weights.bin` — into `outDir`, which `tf.loadLayersModel` loads. The batch-norm layers
+ * must be applied in training mode (`model.apply(x, { training: true })`) to reproduce the
+ * paper's batch-statistics behaviour; their moving averages are never trained.
+ */
+export async function exportLayersModel(model: tf.LayersModel, outDir: string): Promise<string[]> {
+  try {
+    fs.mkdirSync(outDir, { recursive: true });
+  } catch (e) {
+    throw new ReptileError(`cannot create the export directory '${outDir}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable --out directory`);
+  }
+  const files = [path.join(outDir, 'model.json'), path.join(outDir, 'weights.bin')];
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      const weightData = artifacts.weightData;
+      const bytes = weightData === undefined ? new Uint8Array(0) : new Uint8Array(Array.isArray(weightData) ? tf.io.concatenateArrayBuffers(weightData) : weightData);
+      const json = {
+        modelTopology: artifacts.modelTopology,
+        format: 'layers-model',
+        generatedBy: artifacts.generatedBy,
+        convertedBy: null,
+        weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs ?? [] }],
+      };
+      // Weights first, then model.json: a reader never sees a manifest without its weights.
+      writeAtomic(files[1]!, bytes);
+      writeAtomic(files[0]!, Buffer.from(JSON.stringify(json)));
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON', weightDataBytes: bytes.byteLength } };
+    }),
+  );
+  return files;
+}
+
+function writeAtomic(file: string, bytes: Uint8Array): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  try {
+    fs.writeFileSync(tmp, bytes);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw new ReptileError(`cannot write '${file}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable --out directory`);
+  }
+}

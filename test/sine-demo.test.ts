@@ -1,0 +1,21 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { reptile } from './helpers/cli.js';
+import { tempDir } from './helpers/fixtures.js';
+
+describe('reptile demo sine (end to end, default settings)', () => {
+  it('meta-learned init beats random init by 4x and joint training by 2x, and writes its plots', () => {
+    const out = tempDir();
+    const r = reptile(['demo', 'sine', '--json', '--out', out], { timeoutMs: 300_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout) as { mse: { metaLearned: number; random: number; joint: number }; files: string[] };
+    expect(result.mse.metaLearned).toBeLessThanOrEqual(result.mse.random / 4);
+    expect(result.mse.metaLearned).toBeLessThanOrEqual(result.mse.joint / 2);
+    for (const name of ['sine-adaptation.svg', 'sine-learning-curve.svg', 'result.json']) {
+      const file = path.join(out, name);
+      expect(fs.existsSync(file), file).toBe(true);
+    }
+    expect(fs.readFileSync(path.join(out, 'sine-adaptation.svg'), 'utf8')).toMatch(/^<svg[\s\S]*<polyline[\s\S]*<\/svg>$/);
+  });
+});
