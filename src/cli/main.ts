@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { ReptileError } from '../_utils/errors.js';
 import { demoCommand } from './commands/demo.js';
 import { trainCommand } from './commands/train.js';
+import { exampleCommand } from './commands/example.js';
 import { dataCommand, evalCommand, exportCommand } from './commands/few-shot.js';
 
 /**
@@ -14,6 +15,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .description('Reptile meta-learning (Nichol, Achiam & Schulman 2018): train, evaluate, demo')
     .showSuggestionAfterError(false);
   for (const cmd of [trainCommand(), demoCommand(), evalCommand(), exportCommand(), dataCommand()]) program.addCommand(cmd);
+  program.addCommand(exampleCommand());
   const silence = (c: Command) => {
     c.exitOverride().configureOutput({ writeErr: () => {}, outputError: () => {} });
     c.commands.forEach(silence);
