@@ -5,7 +5,9 @@ import { Params } from '../core/params.js';
 import { ReptileError } from '../_utils/errors.js';
 import type { FewShotData } from '../data/open.js';
 import { createMiniImageNetModel, createOmniglotModel } from '../learners/models.js';
+import { createLearner, type LearnerChoice } from '../learners/create-learner.js';
 import { TfjsLearner } from '../learners/tfjs.js';
+import type { Learner } from '../learners/learner.js';
 import type { InnerOptions } from '../learners/learner.js';
 import { FewShotTaskSource, type LabeledDataset } from '../tasks/labeled.js';
 import { readCheckpoint } from './checkpoint.js';
@@ -92,6 +94,10 @@ export interface FewShotTrainOptions {
   callbacks?: MetaCallbacks[];
   /** Stored in the checkpoint so `reptile eval` and `reptile export` can rebuild everything. */
   checkpointMeta?: Record<string, unknown>;
+  /** Inner-loop engine: `auto` (default) takes the native engine when it is built. */
+  learner?: LearnerChoice;
+  /** Where `auto` says why it fell back to tfjs. */
+  log?: (line: string) => void;
 }
 
 /**
@@ -100,7 +106,7 @@ export interface FewShotTrainOptions {
  * meta-iterations one sampled training task and one test task are adapted to (non-transductive
  * unless `transductive`) and their accuracies reported, as supervised-reptile prints them.
  */
-export async function fewShotTrain(options: FewShotTrainOptions): Promise<{ result: MetaTrainResult; learner: TfjsLearner; model: tf.Sequential; kind: FewShotModelKind }> {
+export async function fewShotTrain(options: FewShotTrainOptions): Promise<{ result: MetaTrainResult; learner: Learner; model: tf.Sequential; kind: FewShotModelKind }> {
   const { data, settings } = options;
   const trainShots = settings.trainShots !== undefined && settings.trainShots > 0 ? settings.trainShots : settings.shots;
   checkTaskFits(data.train, 'training split', settings.classes, trainShots, '--train-shots');
@@ -108,7 +114,7 @@ export async function fewShotTrain(options: FewShotTrainOptions): Promise<{ resu
   checkTaskFits(data.test, 'test split', settings.classes, settings.shots + 1, '--shots + 1');
   const kind = modelKindFor(data.train.inputShape);
   const model = createFewShotModel({ kind, inputShape: data.train.inputShape, classes: settings.classes, seed: options.config.seed });
-  const learner = new TfjsLearner({ model, innerState: options.config.innerState ?? 'carry' });
+  const learner = createLearner({ model, learner: options.learner ?? 'auto', innerState: options.config.innerState ?? 'carry', ...(options.log ? { log: options.log } : {}) });
   const source = new FewShotTaskSource({ dataset: data.train, classes: settings.classes, shots: settings.shots, trainShots });
   const trainEval = new FewShotTaskSource({ dataset: data.train, classes: settings.classes, shots: settings.shots });
   const testEval = new FewShotTaskSource({ dataset: data.test, classes: settings.classes, shots: settings.shots });
@@ -168,8 +174,14 @@ export interface FewShotCheckpointInfo {
   config: MetaConfig;
 }
 
-/** Reads a few-shot checkpoint's description and rebuilds its learner with φ and the inner optimizer's state. */
-export function loadFewShotCheckpoint(dir: string): { info: FewShotCheckpointInfo; learner: TfjsLearner; model: tf.Sequential; iteration: number } {
+/**
+ * Reads a few-shot checkpoint's description and rebuilds its learner with φ and the inner
+ * optimizer's state; φ is also written into the returned tfjs model (for export).
+ */
+export function loadFewShotCheckpoint(
+  dir: string,
+  options: { learner?: LearnerChoice; log?: (line: string) => void } = {},
+): { info: FewShotCheckpointInfo; learner: Learner; model: tf.Sequential; iteration: number } {
   const ckpt = readCheckpoint(dir);
   const meta = ckpt.meta;
   if (meta['fewShot'] === undefined || meta['data'] === undefined || meta['modelKind'] === undefined) {
@@ -183,18 +195,21 @@ export function loadFewShotCheckpoint(dir: string): { info: FewShotCheckpointInf
     config: meta['config'] as MetaConfig,
   };
   const model = createFewShotModel({ kind: info.kind, inputShape: info.inputShape, classes: info.settings.classes, seed: info.config.seed });
-  const learner = new TfjsLearner({ model, innerState: info.config.innerState });
+  const learner = createLearner({ model, learner: options.learner ?? 'auto', innerState: info.config.innerState, ...(options.log ? { log: options.log } : {}) });
   if (ckpt.params.layout.hash !== learner.layout.hash) {
     throw new ReptileError(`checkpoint in '${dir}' does not fit the ${info.kind} network it names (layout ${ckpt.params.layout.hash} vs ${learner.layout.hash}): the checkpoint is damaged or from another version`);
   }
-  learner.setParams(new Params(learner.layout, ckpt.params.data));
+  const params = new Params(learner.layout, ckpt.params.data);
+  learner.setParams(params);
   learner.setOptimizerState(ckpt.optimizer);
+  // The tfjs model holds φ too, whichever engine runs the inner loops, so that export sees it.
+  new TfjsLearner({ model }).setParams(params);
   return { info, learner, model, iteration: ckpt.iteration };
 }
 
 /** Options of `fewShotEvaluate`. */
 export interface FewShotEvaluateOptions {
-  learner: TfjsLearner;
+  learner: Learner;
   dataset: LabeledDataset;
   settings: FewShotSettings;
   config: Pick<MetaConfig, 'optimizer' | 'learningRate' | 'beta1' | 'beta2'>;

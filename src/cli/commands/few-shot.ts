@@ -5,6 +5,7 @@ import { openFewShotData, type FewShotDatasetName } from '../../data/open.js';
 import { downloadOmniglot } from '../../data/download.js';
 import { loadOmniglot } from '../../data/omniglot.js';
 import type { MetaConfig } from '../../train/config.js';
+import type { LearnerChoice } from '../../learners/create-learner.js';
 import { exportLayersModel, fewShotEvaluate, fewShotTrain, loadFewShotCheckpoint, type FewShotSettings } from '../../train/few-shot.js';
 import { UsageError } from '../../_utils/errors.js';
 import { intAtLeast } from '../parse.js';
@@ -114,6 +115,8 @@ export async function runFewShotTrain(cmd: Command): Promise<void> {
     ...(checkpoint !== undefined ? { checkpointDir: checkpoint, logFile: (o['log'] as string | undefined) ?? path.join(checkpoint, 'log.jsonl') } : o['log'] !== undefined ? { logFile: o['log'] as string } : {}),
     checkpointEvery: o['checkpointEvery'] as number,
     checkpointMeta: { backend },
+    learner: (o['learner'] as LearnerChoice | undefined) ?? 'auto',
+    log: info,
   });
   try {
     const seconds = (performance.now() - began) / 1000;
@@ -149,6 +152,7 @@ interface EvalFlags {
   split: 'test' | 'train' | 'val';
   cacheDir?: string;
   backend: BackendChoice;
+  learner: LearnerChoice;
   json?: boolean;
 }
 
@@ -164,11 +168,12 @@ export function evalCommand(): Command {
     .addOption(new Option('--split <name>', 'classes to evaluate on').choices(['test', 'train', 'val']).default('test'))
     .option('--cache-dir <dir>', 'cache of decoded images')
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'))
+    .addOption(new Option('--learner <name>', 'inner-loop engine: auto (native when built), native or tfjs').choices(['auto', 'native', 'tfjs']).default('auto'))
     .option('--json', 'print the result as JSON on stdout')
     .action(async (flags: EvalFlags) => {
       if (flags.checkpoint === undefined) throw new UsageError('missing --checkpoint: name the directory a few-shot training run wrote');
       const backend = await selectBackend(flags.backend, info);
-      const { info: ck, learner, model, iteration } = loadFewShotCheckpoint(flags.checkpoint);
+      const { info: ck, learner, model, iteration } = loadFewShotCheckpoint(flags.checkpoint, { learner: flags.learner, log: info });
       try {
         const dataDir = flags.dataDir ?? ck.data.dataDir;
         const splitSeed = typeof ck.data['splitSeed'] === 'number' ? (ck.data['splitSeed'] as number) : ck.config.seed;
@@ -194,6 +199,7 @@ export function evalCommand(): Command {
           iteration,
           seed: flags.seed,
           backend,
+          learner: learner.constructor.name === 'NativeLearner' ? 'native' : 'tfjs',
           seconds,
           loadSeconds: data.seconds,
         }, () => [`${flags.split} accuracy: ${r.mean.toFixed(4)} ± ${r.ci95.toFixed(4)} (${r.samples} ${settings.classes}-way ${settings.shots}-shot tasks, ${settings.transductive ? 'transductive' : 'non-transductive'}, ${seconds.toFixed(1)} s)`]);
@@ -214,7 +220,7 @@ export function exportCommand(): Command {
       if (flags.checkpoint === undefined) throw new UsageError('missing --checkpoint: name the directory a few-shot training run wrote');
       if (flags.out === undefined) throw new UsageError('missing --out: name the directory to write model.json and weights.bin into');
       await selectBackend('cpu');
-      const { learner, model } = loadFewShotCheckpoint(flags.checkpoint);
+      const { learner, model } = loadFewShotCheckpoint(flags.checkpoint, { learner: 'tfjs' });
       try {
         const files = await exportLayersModel(model, flags.out);
         process.stdout.write(`${files.join('\n')}\n`);
