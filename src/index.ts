@@ -13,7 +13,7 @@ export * from './train/checkpoint.js';
 export * from './train/meta-train.js';
 export * from './train/evaluate.js';
 export { runSineDemo, type SineDemoOptions, type SineDemoResult } from './train/sine-demo.js';
-export { createOmniglotModel, createMiniImageNetModel, type ConvModelOptions } from './learners/models.js';
+export { createOmniglotModel, createMiniImageNetModel, type ConvModelOptions, type ConvInit } from './learners/models.js';
 export { registerWasmConvKernels } from './engine/wasm-kernels.js';
 export * from './data/omniglot.js';
 export * from './data/folder.js';

@@ -4,11 +4,10 @@ import * as tf from '@tensorflow/tfjs';
 import { Params } from '../core/params.js';
 import { ReptileError } from '../_utils/errors.js';
 import type { FewShotData } from '../data/open.js';
-import { createMiniImageNetModel, createOmniglotModel } from '../learners/models.js';
+import { createMiniImageNetModel, createOmniglotModel, type ConvInit } from '../learners/models.js';
 import { createLearner, type LearnerChoice } from '../learners/create-learner.js';
 import { TfjsLearner } from '../learners/tfjs.js';
-import type { Learner } from '../learners/learner.js';
-import type { InnerOptions } from '../learners/learner.js';
+import type { InnerOptions, Learner } from '../learners/learner.js';
 import { FewShotTaskSource, type LabeledDataset } from '../tasks/labeled.js';
 import { readCheckpoint } from './checkpoint.js';
 import { evaluate, type EvaluateResult } from './evaluate.js';
@@ -32,6 +31,8 @@ export interface FewShotSettings {
   evalIters: number;
   /** Classify all queries of a test task in one batch. */
   transductive: boolean;
+  /** Kernel initialisation of the network (default `fan-in`). */
+  init?: ConvInit;
 }
 
 /** The network suited to a dataset: Mini-ImageNet's for large colour images, Omniglot's otherwise. */
@@ -40,9 +41,9 @@ export function modelKindFor(inputShape: readonly number[]): FewShotModelKind {
 }
 
 /** Builds the paper's network of `kind` for `inputShape` and `classes` outputs. */
-export function createFewShotModel(options: { kind: FewShotModelKind; inputShape: readonly number[]; classes: number; seed: number }): tf.Sequential {
+export function createFewShotModel(options: { kind: FewShotModelKind; inputShape: readonly number[]; classes: number; seed: number; init?: ConvInit }): tf.Sequential {
   const [size, , channels] = options.inputShape;
-  const common = { classes: options.classes, seed: options.seed, size: size ?? 28, channels: channels ?? 1 };
+  const common = { classes: options.classes, seed: options.seed, size: size ?? 28, channels: channels ?? 1, init: options.init ?? 'fan-in' };
   return options.kind === 'miniimagenet' ? createMiniImageNetModel(common) : createOmniglotModel(common);
 }
 
@@ -113,7 +114,7 @@ export async function fewShotTrain(options: FewShotTrainOptions): Promise<{ resu
   checkTaskFits(data.train, 'training split', settings.classes, settings.shots + 1, '--shots + 1');
   checkTaskFits(data.test, 'test split', settings.classes, settings.shots + 1, '--shots + 1');
   const kind = modelKindFor(data.train.inputShape);
-  const model = createFewShotModel({ kind, inputShape: data.train.inputShape, classes: settings.classes, seed: options.config.seed });
+  const model = createFewShotModel({ kind, inputShape: data.train.inputShape, classes: settings.classes, seed: options.config.seed, init: settings.init ?? 'fan-in' });
   const learner = createLearner({ model, learner: options.learner ?? 'auto', innerState: options.config.innerState ?? 'carry', ...(options.log ? { log: options.log } : {}) });
   const source = new FewShotTaskSource({ dataset: data.train, classes: settings.classes, shots: settings.shots, trainShots });
   const trainEval = new FewShotTaskSource({ dataset: data.train, classes: settings.classes, shots: settings.shots });
@@ -154,7 +155,7 @@ export async function fewShotTrain(options: FewShotTrainOptions): Promise<{ resu
     ...(options.logFile !== undefined ? { logFile: options.logFile } : {}),
     ...(options.signal !== undefined ? { signal: options.signal } : {}),
     checkpointMeta: {
-      fewShot: { ...settings, trainShots },
+      fewShot: { ...settings, trainShots, init: settings.init ?? 'fan-in' },
       data: data.describe,
       modelKind: kind,
       inputShape: data.train.inputShape,

@@ -6,6 +6,7 @@ import { downloadOmniglot } from '../../data/download.js';
 import { loadOmniglot } from '../../data/omniglot.js';
 import type { MetaConfig } from '../../train/config.js';
 import type { LearnerChoice } from '../../learners/create-learner.js';
+import type { ConvInit } from '../../learners/models.js';
 import { exportLayersModel, fewShotEvaluate, fewShotTrain, loadFewShotCheckpoint, type FewShotSettings } from '../../train/few-shot.js';
 import { UsageError } from '../../_utils/errors.js';
 import { intAtLeast } from '../parse.js';
@@ -46,6 +47,7 @@ export function addFewShotOptions(cmd: Command): Command {
     .option('--eval-interval <n>', 'few-shot: print train/test accuracy every n meta-iterations (10)', intAtLeast(1))
     .option('--transductive', 'few-shot: classify all queries of a test task in one batch')
     .option('--sgd', 'few-shot: plain SGD inner loop instead of Adam (β1 = 0)')
+    .addOption(new Option('--init <scheme>', "few-shot: kernel initialisation, fan-in (PyTorch's default) or glorot (TensorFlow's, as supervised-reptile)").choices(['fan-in', 'glorot']).default('fan-in'))
     .option('--cache-dir <dir>', 'few-shot: cache of decoded images (default $REPTILE_CACHE or ~/.cache/reptile-ml)');
 }
 
@@ -72,6 +74,7 @@ export async function runFewShotTrain(cmd: Command): Promise<void> {
     evalBatch: pick('evalBatch', FEW_SHOT_DEFAULTS.evalBatch),
     evalIters: pick('evalIters', FEW_SHOT_DEFAULTS.evalIters),
     transductive: o['transductive'] === true,
+    init: (o['init'] as ConvInit | undefined) ?? 'fan-in',
   };
   const seed = o['seed'] as number;
   const config: Partial<MetaConfig> & { seed: number } = {
