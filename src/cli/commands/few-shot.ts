@@ -185,7 +185,11 @@ export function evalCommand(): Command {
         if (dataset === undefined) throw new UsageError(`the ${ck.data.dataset} dataset has no '${flags.split}' split: use --split test or train`);
         const settings: FewShotSettings = { ...ck.settings, transductive: flags.transductive === true || ck.settings.transductive };
         const began = performance.now();
-        const r = await fewShotEvaluate({ learner, dataset, settings, config: ck.config, samples: flags.samples, seed: flags.seed });
+        const every = Math.max(1, Math.floor(flags.samples / 10));
+        const onTask = (done: number, total: number) => {
+          if (done % every === 0 && done < total) info(`eval: ${done}/${total} tasks, ${((performance.now() - began) / 1000).toFixed(0)} s`);
+        };
+        const r = await fewShotEvaluate({ learner, dataset, settings, config: ck.config, samples: flags.samples, seed: flags.seed, onTask });
         const seconds = (performance.now() - began) / 1000;
         printResult(flags.json === true, {
           accuracy: r.mean,
