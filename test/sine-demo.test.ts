@@ -5,11 +5,12 @@ import { reptile } from './helpers/cli.js';
 import { tempDir } from './helpers/fixtures.js';
 
 describe('reptile demo sine (end to end, default settings)', () => {
-  it('meta-learned init beats random init by 4x and joint training by 2x, and writes its plots', () => {
+  it.each(['auto', 'tfjs'])('meta-learned init beats random init by 4x and joint training by 2x, and writes its plots (learner %s)', (learner) => {
     const out = tempDir();
-    const r = reptile(['demo', 'sine', '--json', '--out', out], { timeoutMs: 300_000 });
+    const r = reptile(['demo', 'sine', '--json', '--out', out, '--learner', learner], { timeoutMs: 300_000 });
     expect(r.code, r.stderr).toBe(0);
-    const result = JSON.parse(r.stdout) as { mse: { metaLearned: number; random: number; joint: number }; files: string[] };
+    const result = JSON.parse(r.stdout) as { mse: { metaLearned: number; random: number; joint: number }; files: string[]; learner: string };
+    if (learner === 'tfjs') expect(result.learner).toBe('tfjs');
     expect(result.mse.metaLearned).toBeLessThanOrEqual(result.mse.random / 4);
     expect(result.mse.metaLearned).toBeLessThanOrEqual(result.mse.joint / 2);
     for (const name of ['sine-adaptation.svg', 'sine-learning-curve.svg', 'result.json']) {
