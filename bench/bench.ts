@@ -1,5 +1,5 @@
 /**
- * Benchmark of the learners on the supervised-reptile Omniglot network (see bench/omniglot-model.ts):
+ * Benchmark of the learners on the supervised-reptile Omniglot network (createOmniglotModel):
  * ms per inner step (forward + backward + Adam) at batch 10 and 50, and whole Reptile
  * meta-iterations (5 tasks × 5 Adam steps × batch 10, meta-step 1) for the native engine and the
  * tfjs learner, and — when `python3 -c 'import torch'` works — the PyTorch reference
@@ -27,7 +27,8 @@ import type { InnerOptions, Learner } from '../src/learners/learner.js';
 import { NativeLearner } from '../src/learners/native.js';
 import { TfjsLearner } from '../src/learners/tfjs.js';
 import type { Task } from '../src/tasks/task.js';
-import { createOmniglotBenchModel, randomOmniglotTask } from './omniglot-model.js';
+import { createOmniglotModel } from '../src/learners/models.js';
+import { randomOmniglotTask } from './omniglot-model.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -150,8 +151,8 @@ async function main(): Promise<void> {
     (raw[key] ??= []).push(v);
   };
 
-  const nativeLearner = native.ok ? new NativeLearner({ model: createOmniglotBenchModel({ seed: 1 }), threads: 1 }) : undefined;
-  const native2 = native.ok && flag('two-threads') ? new NativeLearner({ model: createOmniglotBenchModel({ seed: 1 }), threads: 2 }) : undefined;
+  const nativeLearner = native.ok ? new NativeLearner({ model: createOmniglotModel({ classes: 5, seed: 1 }), threads: 1 }) : undefined;
+  const native2 = native.ok && flag('two-threads') ? new NativeLearner({ model: createOmniglotModel({ classes: 5, seed: 1 }), threads: 2 }) : undefined;
   if (native2) {
     await stepMs(native2, tasks[0]!, 10, 20);
     await metaIterations(native2, tasks, 3, 0);
@@ -203,7 +204,7 @@ async function main(): Promise<void> {
   if (!flag('no-tfjs')) {
     // The tfjs cpu backend takes seconds per step: a few single steps only; its meta-iteration
     // time is estimated as 25 × its batch-10 step time (labelled as such).
-    const tfjsLearner = new TfjsLearner({ model: createOmniglotBenchModel({ seed: 1 }) });
+    const tfjsLearner = new TfjsLearner({ model: createOmniglotModel({ classes: 5, seed: 1 }) });
     await stepMs(tfjsLearner, tasks[0]!, 10, 1);
     for (let r = 0; r < runs; r++) {
       push('tfjs.step_ms.b10', await stepMs(tfjsLearner, tasks[0]!, 10, tfjsSteps));

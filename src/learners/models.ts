@@ -82,16 +82,7 @@ function convBlock(options: { filters: number; strides: number; pool: boolean; s
  * statistics, which `TfjsLearner` does by applying the model in training mode.
  */
 export function createOmniglotModel(options: ConvModelOptions): tf.Sequential {
-  const size = options.size ?? 28;
-  const channels = options.channels ?? 1;
-  const seed = options.seed ?? 0;
-  const layers: tf.layers.Layer[] = [];
-  for (let i = 0; i < 4; i++) {
-    layers.push(...convBlock({ filters: 64, strides: 2, pool: false, seed, index: i, init: options.init ?? 'fan-in', ...(i === 0 ? { inputShape: [size, size, channels] } : {}) }));
-  }
-  layers.push(tf.layers.flatten());
-  layers.push(tf.layers.dense({ units: options.classes, kernelInitializer: kernelInit(options.init ?? 'fan-in', seed * 101 + 99) }));
-  return tf.sequential({ layers });
+  return convNet({ filters: 64, strides: 2, pool: false, size: 28, channels: 1 }, options);
 }
 
 /**
@@ -100,14 +91,20 @@ export function createOmniglotModel(options: ConvModelOptions): tf.Sequential {
  * 'same') → ReLU], flatten, dense to the class count (logits).
  */
 export function createMiniImageNetModel(options: ConvModelOptions): tf.Sequential {
-  const size = options.size ?? 84;
-  const channels = options.channels ?? 3;
+  return convNet({ filters: 32, strides: 1, pool: true, size: 84, channels: 3 }, options);
+}
+
+// Four conv blocks, flatten, dense: the shape both of the paper's networks share.
+function convNet(block: { filters: number; strides: number; pool: boolean; size: number; channels: number }, options: ConvModelOptions): tf.Sequential {
+  const size = options.size ?? block.size;
+  const channels = options.channels ?? block.channels;
   const seed = options.seed ?? 0;
+  const init = options.init ?? 'fan-in';
   const layers: tf.layers.Layer[] = [];
   for (let i = 0; i < 4; i++) {
-    layers.push(...convBlock({ filters: 32, strides: 1, pool: true, seed, index: i, init: options.init ?? 'fan-in', ...(i === 0 ? { inputShape: [size, size, channels] } : {}) }));
+    layers.push(...convBlock({ filters: block.filters, strides: block.strides, pool: block.pool, seed, index: i, init, ...(i === 0 ? { inputShape: [size, size, channels] } : {}) }));
   }
   layers.push(tf.layers.flatten());
-  layers.push(tf.layers.dense({ units: options.classes, kernelInitializer: kernelInit(options.init ?? 'fan-in', seed * 101 + 99) }));
+  layers.push(tf.layers.dense({ units: options.classes, kernelInitializer: kernelInit(init, seed * 101 + 99) }));
   return tf.sequential({ layers });
 }
