@@ -25,7 +25,7 @@ export { decodeImage, resizeNearest, type RgbaImage } from './data/images.js';
 export * from './train/few-shot.js';
 export { loadNative, type NativeStatus, type NativeIsa } from './engine/native.js';
 export { NativeLearner, UnsupportedModelError, compileModel, NATIVE_LAYERS, type NativeLearnerOptions } from './learners/native.js';
-export { createLearner, type CreateLearnerOptions, type LearnerChoice } from './learners/create-learner.js';
+export { createLearner, learnerKind, type CreateLearnerOptions, type LearnerChoice } from './learners/create-learner.js';
 export { Reptile, REPTILE_DEFAULTS, type ReptileOptions, type InnerOptimizerName } from './optim/reptile.js';
 export { parseIdx, readIdxFile, encodeIdxUint8, type IdxArray, type IdxType } from './data/idx.js';
 export * from './data/mnist.js';

@@ -52,3 +52,8 @@ export function createLearner(options: CreateLearnerOptions): Learner {
   }
   return new TfjsLearner(common);
 }
+
+/** Which engine a learner runs its inner loops on, as reported in results: `native` or `tfjs`. */
+export function learnerKind(learner: Learner): 'native' | 'tfjs' {
+  return learner instanceof NativeLearner ? 'native' : 'tfjs';
+}

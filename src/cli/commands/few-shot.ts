@@ -5,7 +5,7 @@ import { openFewShotData, type FewShotDatasetName } from '../../data/open.js';
 import { downloadOmniglot } from '../../data/download.js';
 import { loadOmniglot } from '../../data/omniglot.js';
 import type { MetaConfig } from '../../train/config.js';
-import type { LearnerChoice } from '../../learners/create-learner.js';
+import { learnerKind, type LearnerChoice } from '../../learners/create-learner.js';
 import type { ConvInit } from '../../learners/models.js';
 import { exportLayersModel, fewShotEvaluate, fewShotTrain, loadFewShotCheckpoint, type FewShotSettings } from '../../train/few-shot.js';
 import { UsageError } from '../../_utils/errors.js';
@@ -206,7 +206,7 @@ export function evalCommand(): Command {
           iteration,
           seed: flags.seed,
           backend,
-          learner: learner.constructor.name === 'NativeLearner' ? 'native' : 'tfjs',
+          learner: learnerKind(learner),
           seconds,
           loadSeconds: data.seconds,
         }, () => [`${flags.split} accuracy: ${r.mean.toFixed(4)} ± ${r.ci95.toFixed(4)} (${r.samples} ${settings.classes}-way ${settings.shots}-shot tasks, ${settings.transductive ? 'transductive' : 'non-transductive'}, ${seconds.toFixed(1)} s)`]);
