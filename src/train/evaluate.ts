@@ -45,8 +45,9 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
   const perTask: number[] = [];
   try {
     for (let i = 0; i < samples; i++) {
-      const task = source.sample(Rng.derive(options.seed, i, 0));
-      const adapted = await learner.adapt(task, inner, Rng.derive(options.seed, i, 1));
+      const streams = evalTaskStreams(options.seed, i);
+      const task = source.sample(streams.task);
+      const adapted = await learner.adapt(task, inner, streams.batches);
       learner.setOptimizerState(savedState);
       learner.setParams(adapted.params);
       perTask.push(score(learner, task, options.transductive ?? false));
@@ -66,6 +67,14 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
     samples,
     perTask,
   };
+}
+
+/**
+ * The generators of test task `index` under `seed`: one samples the task, one draws its
+ * minibatches. Anything that wants to look at the very tasks `evaluate` scores uses these.
+ */
+export function evalTaskStreams(seed: number, index: number): { task: Rng; batches: Rng } {
+  return { task: Rng.derive(seed, index, 0), batches: Rng.derive(seed, index, 1) };
 }
 
 function score(learner: Learner, task: Task, transductive: boolean): number {

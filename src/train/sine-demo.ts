@@ -1,12 +1,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Rng } from '../core/rng.js';
 import { renderPlots, type PlotSpec } from '../_utils/svg-plot.js';
 import type { InnerOptions, Learner } from '../learners/learner.js';
-import { createLearner, type LearnerChoice } from '../learners/create-learner.js';
+import { createLearner, learnerKind, type LearnerChoice } from '../learners/create-learner.js';
 import { createSineModel } from '../learners/models.js';
 import { SineTaskSource } from '../tasks/sine.js';
-import { evaluate, mse } from './evaluate.js';
+import { evalTaskStreams, evaluate, mse } from './evaluate.js';
 import { metaTrain, type MetaCallbacks } from './meta-train.js';
 import type { MetaConfig } from './config.js';
 
@@ -80,7 +79,6 @@ export async function runSineDemo(options: SineDemoOptions = {}): Promise<SineDe
 
   const models = [createSineModel({ seed }), createSineModel({ seed }), createSineModel({ seed })];
   const [meta, random, joint] = models.map((model) => createLearner({ model, learner: options.learner ?? 'auto', log })) as [Learner, Learner, Learner];
-  const learnerName = meta.constructor.name === 'NativeLearner' ? 'native' : 'tfjs';
   try {
     const curve: { iteration: number; mse: number }[] = [];
     const every = Math.max(1, Math.floor(metaIters / (options.curvePoints ?? 10)));
@@ -123,7 +121,7 @@ export async function runSineDemo(options: SineDemoOptions = {}): Promise<SineDe
       metaIters,
       evalTasks,
       evalSteps,
-      learner: learnerName,
+      learner: learnerKind(meta),
       learningCurve: curve,
       seconds: (performance.now() - began) / 1000,
       files,
@@ -145,7 +143,7 @@ async function adaptationPanels(source: SineTaskSource, learners: Record<string,
   const colors: Record<string, string> = { 'meta-learned': '#1f77b4', random: '#ff7f0e', joint: '#2ca02c' };
   const panels: PlotSpec[] = [];
   for (let i = 0; i < 3; i++) {
-    const task = source.sample(Rng.derive(seed, i, 0));
+    const task = source.sample(evalTaskStreams(seed, i).task);
     const gx = Array.from(task.query.inputs);
     const series: PlotSpec['series'][number][] = [
       { name: 'truth', x: gx, y: Array.from(task.query.targets), color: '#000000' },
@@ -154,7 +152,7 @@ async function adaptationPanels(source: SineTaskSource, learners: Record<string,
     for (const [name, learner] of Object.entries(learners)) {
       const phi = learner.getParams();
       const pre = learner.predict(task.query);
-      const adapted = await learner.adapt(task, inner, Rng.derive(seed, i, 1));
+      const adapted = await learner.adapt(task, inner, evalTaskStreams(seed, i).batches);
       learner.setParams(adapted.params);
       const post = learner.predict(task.query);
       learner.setParams(phi);
@@ -171,7 +169,7 @@ async function adaptationPanels(source: SineTaskSource, learners: Record<string,
 function meanUnadaptedMse(learner: Learner, source: SineTaskSource, tasks: number, seed: number): number {
   let sum = 0;
   for (let i = 0; i < tasks; i++) {
-    const task = source.sample(Rng.derive(seed, i, 0));
+    const task = source.sample(evalTaskStreams(seed, i).task);
     sum += mse(learner.predict(task.query), task.query.targets);
   }
   return sum / tasks;
