@@ -6,9 +6,11 @@
  * (../shared/bench/pytorch_reference.py) in the same invocation, interleaved run by run, with the
  * ratios. Medians of `--runs` runs; every raw figure is kept in the JSON.
  *
- *   npm run bench -- [--json [file]] [--runs 3] [--tfjs-steps 1] [--no-tfjs] [--no-torch] [--meta-iters 50] [--two-threads]
+ *   npm run bench -- [--json [file]] [--runs 3] [--tfjs-steps 1] [--no-tfjs] [--no-torch] [--meta-iters 50]
  *
- * `--two-threads` also measures the native engine with its optional helper thread (threads: 2).
+ * `native` is the engine as training runs it: its default thread count (2 where the machine has
+ * two CPUs or more, `REPTILE_NATIVE_THREADS` otherwise), a meta-batch per `adaptTasks` call as the
+ * inline executor makes it. `native_1thread` is the same on one thread.
  * The PyTorch reference runs twice per run: wall clock, then CPU time (`--no-cpu-time` skips the
  * second); the native engine's process CPU time is measured alongside its wall time.
  */
@@ -22,7 +24,7 @@ import { reptileUpdate } from '../src/core/meta-update.js';
 import type { Params } from '../src/core/params.js';
 import { Rng } from '../src/core/rng.js';
 import { selectBackend } from '../src/engine/backend.js';
-import { loadNative } from '../src/engine/native.js';
+import { loadNative, requestedThreads } from '../src/engine/native.js';
 import type { InnerOptions, Learner } from '../src/learners/learner.js';
 import { NativeLearner } from '../src/learners/native.js';
 import { TfjsLearner } from '../src/learners/tfjs.js';
@@ -67,14 +69,17 @@ async function stepMs(learner: Learner, task: Task, batch: number, steps: number
   return (performance.now() - t0) / steps;
 }
 
-/** One timed block of Reptile meta-iterations over 5 fixed random tasks, as the PyTorch reference does it. */
-async function metaIterations(learner: Learner, tasks: Task[], iters: number, warmup: number, batched = false): Promise<{ msPerIter: number; adaptMsPerIter: number; cpuMsPerIter: number }> {
+/**
+ * One timed block of Reptile meta-iterations over 5 fixed random tasks, as the PyTorch reference
+ * does it; the meta-batch goes to the learner as the inline executor hands it over.
+ */
+async function metaIterations(learner: Learner, tasks: Task[], iters: number, warmup: number): Promise<{ msPerIter: number; adaptMsPerIter: number; cpuMsPerIter: number }> {
   let phi = learner.getParams();
   let adaptMs = 0;
   const run = async (i: number): Promise<void> => {
     let adapted: Params[] = [];
     const t0 = performance.now();
-    if (batched && learner instanceof NativeLearner) {
+    if (learner.adaptTasks) {
       adapted = (await learner.adaptTasks(tasks.map((task, t) => ({ task, rng: Rng.derive(2, i, t) })), adam(10, 5))).map((r) => r.params);
     } else {
       for (let t = 0; t < tasks.length; t++) adapted.push((await learner.adapt(tasks[t]!, adam(10, 5), Rng.derive(2, i, t))).params);
@@ -151,41 +156,29 @@ async function main(): Promise<void> {
     (raw[key] ??= []).push(v);
   };
 
-  const nativeLearner = native.ok ? new NativeLearner({ model: createOmniglotModel({ classes: 5, seed: 1 }), threads: 1 }) : undefined;
-  const native2 = native.ok && flag('two-threads') ? new NativeLearner({ model: createOmniglotModel({ classes: 5, seed: 1 }), threads: 2 }) : undefined;
-  if (native2) {
-    await stepMs(native2, tasks[0]!, 10, 20);
-    await metaIterations(native2, tasks, 3, 0);
+  const threads = requestedThreads();
+  const nativeLearner = native.ok ? new NativeLearner({ model: createOmniglotModel({ classes: 5, seed: 1 }), threads }) : undefined;
+  const native1 = native.ok && threads > 1 ? new NativeLearner({ model: createOmniglotModel({ classes: 5, seed: 1 }), threads: 1 }) : undefined;
+  for (const l of [nativeLearner, native1]) {
+    if (!l) continue;
+    await stepMs(l, tasks[0]!, 10, 20);
+    await metaIterations(l, tasks, 3, 0);
   }
-  if (nativeLearner) {
-    await stepMs(nativeLearner, tasks[0]!, 10, 20);
-    await metaIterations(nativeLearner, tasks, 3, 0);
-  }
+  const measureNative = async (name: string, learner: NativeLearner, r: number): Promise<void> => {
+    push(`${name}.step_ms.b10`, await stepMs(learner, tasks[0]!, 10, 200));
+    push(`${name}_cpu.step_ms.b10`, lastStepCpuMs);
+    push(`${name}.step_ms.b50`, await stepMs(learner, tasks[0]!, 50, 40));
+    push(`${name}_cpu.step_ms.b50`, lastStepCpuMs);
+    const meta = await metaIterations(learner, tasks, metaIters, 3);
+    push(`${name}.meta_iter_ms`, meta.msPerIter);
+    push(`${name}.meta_iter_adapt_ms`, meta.adaptMsPerIter);
+    push(`${name}_cpu.meta_iter_ms`, meta.cpuMsPerIter);
+    push(`${name}.meta_iter_cpu_ms`, meta.cpuMsPerIter);
+    log(`run ${r + 1}/${runs} ${name} (${learner.threads} thread${learner.threads > 1 ? 's' : ''}): step b10 ${round(raw[`${name}.step_ms.b10`]!.at(-1)!)} ms, b50 ${round(raw[`${name}.step_ms.b50`]!.at(-1)!)} ms, meta-iteration ${round(meta.msPerIter)} ms (process CPU ${round(meta.cpuMsPerIter)} ms)`);
+  };
   for (let r = 0; r < runs; r++) {
-    if (nativeLearner) {
-      push('native.step_ms.b10', await stepMs(nativeLearner, tasks[0]!, 10, 200));
-      push('native_cpu.step_ms.b10', lastStepCpuMs);
-      push('native.step_ms.b50', await stepMs(nativeLearner, tasks[0]!, 50, 40));
-      push('native_cpu.step_ms.b50', lastStepCpuMs);
-      const meta = await metaIterations(nativeLearner, tasks, metaIters, 3);
-      push('native.meta_iter_ms', meta.msPerIter);
-      push('native.meta_iter_adapt_ms', meta.adaptMsPerIter);
-      push('native.meta_iter_cpu_ms', meta.cpuMsPerIter);
-      push('native_cpu.meta_iter_ms', meta.cpuMsPerIter);
-      if (native2) {
-        push('native_2threads.step_ms.b10', await stepMs(native2, tasks[0]!, 10, 200));
-        push('native_2threads.step_ms.b50', await stepMs(native2, tasks[0]!, 50, 40));
-        const meta2 = await metaIterations(native2, tasks, metaIters, 3);
-        push('native_2threads.meta_iter_ms', meta2.msPerIter);
-        push('native_2threads.meta_iter_cpu_ms', meta2.cpuMsPerIter);
-        log(`run ${r + 1}/${runs} native, 2 threads: step b10 ${round(raw['native_2threads.step_ms.b10']!.at(-1)!)} ms, meta-iteration ${round(meta2.msPerIter)} ms`);
-      }
-      const metaBatched = await metaIterations(nativeLearner, tasks, metaIters, 3, true);
-      push('native_batched.meta_iter_ms', metaBatched.msPerIter);
-      push('native_batched.meta_iter_adapt_ms', metaBatched.adaptMsPerIter);
-      push('native_batched.meta_iter_cpu_ms', metaBatched.cpuMsPerIter);
-      log(`run ${r + 1}/${runs} native: step b10 ${round(raw['native.step_ms.b10']!.at(-1)!)} ms, b50 ${round(raw['native.step_ms.b50']!.at(-1)!)} ms, meta-iteration ${round(raw['native.meta_iter_ms']!.at(-1)!)} ms (CPU ${round(raw['native.meta_iter_cpu_ms']!.at(-1)!)} ms; adaptTasks: ${round(raw['native_batched.meta_iter_ms']!.at(-1)!)} ms)`);
-    }
+    if (nativeLearner) await measureNative('native', nativeLearner, r);
+    if (native1) await measureNative('native_1thread', native1, r);
     if (withTorch) {
       const row = runTorch(torch!.python, torchScript);
       if (row) {
@@ -238,11 +231,12 @@ async function main(): Promise<void> {
       ...(note ? { note } : {}),
     };
   };
-  learnerSummary('native', 1, nativeLearner ? `kernels ${nativeLearner.isa}; one adapt() call per task, as the inline executor makes them` : undefined);
-  learnerSummary('native_2threads', 2, native2 ? `kernels ${native2.isa}; helper thread shares the large matrix products` : undefined);
-  learnerSummary('native_batched', 1, nativeLearner ? `kernels ${nativeLearner.isa}; the meta-batch's 5 tasks in one adaptTasks() call` : undefined, 'native');
+  const how = 'a meta-batch per adaptTasks() call, as the inline executor makes it';
+  learnerSummary('native', nativeLearner?.threads ?? 1, nativeLearner ? `kernels ${nativeLearner.isa}; ${how}` : undefined);
+  learnerSummary('native_1thread', 1, native1 ? `kernels ${native1.isa}; ${how}` : undefined);
   learnerSummary('torch', 1, torch ? `torch ${torch.version} (${torch.python}), MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_=1e9` : undefined);
-  learnerSummary('native_cpu', 1, 'process CPU time (all threads) instead of wall time');
+  learnerSummary('native_cpu', nativeLearner?.threads ?? 1, 'process CPU time (all threads) instead of wall time');
+  learnerSummary('native_1thread_cpu', 1, 'process CPU time instead of wall time');
   learnerSummary('torch_cpu', 1, 'process CPU time: the reference script run with time.perf_counter = time.process_time');
   learnerSummary('tfjs', 1, `tfjs ${tf.version.tfjs} cpu backend`);
   // ≈ 4 GFLOP per meta-iteration; ≈ 180 GFLOP/s per core (issue 5's figures).
@@ -261,10 +255,10 @@ async function main(): Promise<void> {
     ratios.cpu_time_native_over_torch_meta_iters_per_s = round((nc.meta_iters_per_s as number) / (tc.meta_iters_per_s as number), 2);
     ratios.cpu_time_native_over_torch_step_b10 = round((tc.step_ms_b10 as number) / (nc.step_ms_b10 as number), 2);
   }
-  const n2 = summary.native_2threads;
-  if (n2 && t) ratios.native_2threads_over_torch_meta_iters_per_s = round((n2.meta_iters_per_s as number) / (t.meta_iters_per_s as number), 2);
-  const nb = summary.native_batched;
-  if (nb && t) ratios.native_batched_over_torch_meta_iters_per_s = round((nb.meta_iters_per_s as number) / (t.meta_iters_per_s as number), 2);
+  const n1 = summary.native_1thread;
+  if (n1 && t) ratios.native_1thread_over_torch_meta_iters_per_s = round((n1.meta_iters_per_s as number) / (t.meta_iters_per_s as number), 2);
+  const n1c = summary.native_1thread_cpu;
+  if (n1c && tc) ratios.cpu_time_native_1thread_over_torch_meta_iters_per_s = round((n1c.meta_iters_per_s as number) / (tc.meta_iters_per_s as number), 2);
   if (n && summary.tfjs) ratios.native_over_tfjs_step_b10 = round((summary.tfjs.step_ms_b10 as number) / (n.step_ms_b10 as number), 1);
   const flops = n
     ? {
@@ -274,7 +268,7 @@ async function main(): Promise<void> {
         native_fraction_of_2_core_ceiling: round(((n.meta_iters_per_s as number) * flopPerMeta) / (2 * 180e9), 3),
         native_fraction_of_1_core_ceiling: round(((n.meta_iters_per_s as number) * flopPerMeta) / 180e9, 3),
         ...(nc ? { native_cpu_time_fraction_of_2_core_ceiling: round(((nc.meta_iters_per_s as number) * flopPerMeta) / (2 * 180e9), 3) } : {}),
-        ...(nb ? { native_batched_fraction_of_2_core_ceiling: round(((nb.meta_iters_per_s as number) * flopPerMeta) / (2 * 180e9), 3) } : {}),
+        ...(n1 ? { native_1thread_fraction_of_2_core_ceiling: round(((n1.meta_iters_per_s as number) * flopPerMeta) / (2 * 180e9), 3) } : {}),
         steps_only_fraction_of_2_core_ceiling: round((flopPerMeta / 25 / ((n.step_ms_b10 as number) / 1000)) / (2 * 180e9), 3),
       }
     : undefined;
@@ -291,9 +285,9 @@ async function main(): Promise<void> {
   }
   for (const [k, v] of Object.entries(ratios)) log(`${k}: ${v}`);
   log(`load average before ${machine.loadavg_before.join(' ')}, after ${machine.loadavg_after.join(' ')} (${machine.cpus} CPUs)`);
-  if (flops) log(`FLOPs: ${flops.gflop_per_meta_iter} GFLOP per meta-iteration; native ${flops.native_gflop_per_s} GFLOP/s = ${flops.native_fraction_of_2_core_ceiling} of the 2-core ceiling (${flops.native_fraction_of_1_core_ceiling} of one core)`);
+  if (flops) log(`FLOPs: ${flops.gflop_per_meta_iter} GFLOP per meta-iteration; native ${flops.native_gflop_per_s} GFLOP/s = ${flops.native_fraction_of_2_core_ceiling} of the 2-core ceiling (${flops.native_fraction_of_1_core_ceiling} of one core), ${n?.threads} thread(s)${flops.native_1thread_fraction_of_2_core_ceiling !== undefined ? `; on 1 thread ${flops.native_1thread_fraction_of_2_core_ceiling}` : ''}`);
   nativeLearner?.dispose();
-  native2?.dispose();
+  native1?.dispose();
 }
 
 /** Multiply-add FLOPs of one fwd + bwd step at batch 10 (2 per multiply-add; forward, input and weight gradients). */

@@ -15,6 +15,8 @@ import type { AdaptResult, InnerOptions } from '../src/learners/learner.js';
 import { NativeLearner, UnsupportedModelError } from '../src/learners/native.js';
 import { TfjsLearner } from '../src/learners/tfjs.js';
 import type { Task } from '../src/tasks/task.js';
+import { SineTaskSource } from '../src/tasks/sine.js';
+import { InlineExecutor } from '../src/exec/inline.js';
 import { init, nativeSkipReason, randomTask, relErr } from './native-helpers.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -333,22 +335,82 @@ describe.skipIf(nativeSkipReason !== undefined)('batch-norm moving statistics', 
 });
 
 describe.skipIf(nativeSkipReason !== undefined)('two threads', () => {
-  it('give bit-identical results to one thread (rows of each product split, same summation order)', async () => {
+  it('give bit-identical results to one thread (the same two shards per batch, summed in the same order)', async () => {
     const tasks = Array.from({ length: 3 }, (_, t) => randomTask({ rng: Rng.derive(41, t), count: 40, shape: [11, 8, 1], classes: 3 }));
-    const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.01, innerIters: 6, innerBatch: 20 };
     const one = new NativeLearner({ model: convNet(41), threads: 1 });
     const two = new NativeLearner({ model: convNet(41), threads: 2 });
     expect([one.threads, two.threads]).toEqual([1, 2]);
-    for (let t = 0; t < tasks.length; t++) {
-      const a = await one.adapt(tasks[t]!, inner, Rng.derive(41, 9, t));
-      const b = await two.adapt(tasks[t]!, inner, Rng.derive(41, 9, t));
-      expect(b.params.data).toEqual(a.params.data);
-      expect(b.loss).toBe(a.loss);
+    // Even and odd batches (shards of 10 + 10, 4 + 3), and batch 1 (the second shard empty).
+    for (const innerBatch of [20, 7, 1]) {
+      const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.01, innerIters: 6, innerBatch };
+      for (let t = 0; t < tasks.length; t++) {
+        const a = await one.adapt(tasks[t]!, inner, Rng.derive(41, 9, t, innerBatch));
+        const b = await two.adapt(tasks[t]!, inner, Rng.derive(41, 9, t, innerBatch));
+        expect(b.params.data).toEqual(a.params.data);
+        expect(b.lastStep.data).toEqual(a.lastStep.data);
+        expect(b.loss).toBe(a.loss);
+      }
     }
-    const big = randomTask({ rng: Rng.fromSeed(42), count: 200, shape: [11, 8, 1], classes: 3 });
+    const many = tasks.map((task, t) => ({ task, rng: Rng.derive(41, 10, t) }));
+    const inner: InnerOptions = { optimizer: 'sgd', learningRate: 0.05, innerIters: 3, innerBatch: 9 };
+    const [a, b] = [await one.adaptTasks(many, inner), await two.adaptTasks(tasks.map((task, t) => ({ task, rng: Rng.derive(41, 10, t) })), inner)];
+    expect(b.map((r) => [...r.params.data])).toEqual(a.map((r) => [...r.params.data]));
+    const big = randomTask({ rng: Rng.fromSeed(42), count: 201, shape: [11, 8, 1], classes: 3 });
     expect(two.predict(big.support)).toEqual(one.predict(big.support));
+    for (const count of [1, 2, 5]) {
+      const set = { ...big.support, count, inputs: big.support.inputs.subarray(0, count * 88), targets: big.support.targets.subarray(0, count) };
+      const g1 = one.gradients(big, set);
+      const g2 = two.gradients(big, set);
+      expect(g2.grad.data).toEqual(g1.grad.data);
+      expect(g2.inputGrad).toEqual(g1.inputGrad);
+      expect(g2.loss).toBe(g1.loss);
+    }
     one.dispose();
     two.dispose();
+  });
+
+  it('regression (mean squared error) and transductive prediction agree too', async () => {
+    const task = randomTask({ rng: Rng.fromSeed(43), count: 15, shape: [1], outputs: 1 });
+    const one = new NativeLearner({ model: sineNet(43), threads: 1 });
+    const two = new NativeLearner({ model: sineNet(43), threads: 2 });
+    const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.02, innerIters: 8, innerBatch: 5 };
+    const a = await one.adapt(task, inner, Rng.fromSeed(44));
+    const b = await two.adapt(task, inner, Rng.fromSeed(44));
+    expect(b.params.data).toEqual(a.params.data);
+    expect(b.loss).toBe(a.loss);
+    const conv1 = new NativeLearner({ model: convNet(45), threads: 1, batchStatsAtTest: true });
+    const conv2 = new NativeLearner({ model: convNet(45), threads: 2, batchStatsAtTest: true });
+    const set = randomTask({ rng: Rng.fromSeed(46), count: 13, shape: [11, 8, 1], classes: 3 }).support;
+    expect(conv2.predict(set)).toEqual(conv1.predict(set));
+    for (const l of [one, two, conv1, conv2]) l.dispose();
+  });
+});
+
+describe.skipIf(nativeSkipReason !== undefined)('inline executor', () => {
+  it('hands the native learner a meta-batch in one adaptTasks call, with the results of one adapt call per task', async () => {
+    const batched = new NativeLearner({ model: sineNet(61) });
+    const single = new NativeLearner({ model: sineNet(61) });
+    // The same learner without adaptTasks: the executor falls back to one adapt call per task.
+    const perTask = Object.assign(Object.create(single) as NativeLearner, { adaptTasks: undefined });
+    let calls = 0;
+    const adaptTasks = batched.adaptTasks.bind(batched);
+    batched.adaptTasks = (items, inner) => {
+      calls += 1;
+      return adaptTasks(items, inner);
+    };
+    const executor = new InlineExecutor();
+    const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.01, innerIters: 4, innerBatch: 5 };
+    for (let iteration = 0; iteration < 3; iteration++) {
+      const request = { source: new SineTaskSource(), seed: 7, iteration, metaBatch: 4, inner };
+      const a = await executor.runMetaBatch({ ...request, learner: batched });
+      const b = await executor.runMetaBatch({ ...request, learner: perTask });
+      expect(a.map((r) => [...r.params.data])).toEqual(b.map((r) => [...r.params.data]));
+      expect(a.map((r) => r.loss)).toEqual(b.map((r) => r.loss));
+    }
+    expect(calls).toBe(3);
+    expect(batched.getOptimizerState()).toEqual(single.getOptimizerState());
+    batched.dispose();
+    single.dispose();
   });
 });
 

@@ -338,6 +338,18 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       args_.resize(1);
       parseArgs(env, info[0], args_[0]);
     }
+    // The result arrays are made here, on the JS thread, and filled in place by the worker.
+    const size_t P = (size_t)engine_->paramSize();
+    outputs_.clear();
+    outputs_.reserve(2 * args_.size());
+    out_.resize(args_.size());
+    for (size_t i = 0; i < args_.size(); i++) {
+      Napi::Float32Array w = Napi::Float32Array::New(env, P), d = Napi::Float32Array::New(env, P);
+      out_[i] = {w.Data(), d.Data()};
+      outputs_.push_back(Napi::Persistent(w.As<Napi::Object>()));
+      outputs_.push_back(Napi::Persistent(d.As<Napi::Object>()));
+    }
+    losses_.assign(args_.size(), 0);
     busy = true;
     AdaptWorker* w = new AdaptWorker(env, this, Value());
     Napi::Promise p = w->promise();
@@ -349,33 +361,30 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
  public:
   void runAdapt() {
     Engine& e = *engine_;
-    adapted_.resize(args_.size());
-    lastSteps_.resize(args_.size());
-    losses_.resize(args_.size());
-    for (size_t i = 0; i < args_.size(); i++) {
-      losses_[i] = e.adapt(args_[i]);
-      // A single task's results are read straight from the engine's buffers in results().
-      if (!many_) break;
-      adapted_[i].assign(e.adapted().begin(), e.adapted().end());
-      lastSteps_[i].assign(e.lastStep().begin(), e.lastStep().end());
-    }
+    for (size_t i = 0; i < args_.size(); i++) losses_[i] = e.adapt(args_[i], out_[i].first, out_[i].second);
   }
 
   Napi::Value results(Napi::Env env) {
     auto one = [&](size_t i) {
       Napi::Object o = Napi::Object::New(env);
-      const std::vector<float>& w = many_ ? adapted_[i] : engine_->adapted();
-      const std::vector<float>& d = many_ ? lastSteps_[i] : engine_->lastStep();
-      o.Set("params", copyOut(env, w.data(), w.size()));
-      o.Set("lastStep", copyOut(env, d.data(), d.size()));
+      o.Set("params", outputs_[2 * i].Value());
+      o.Set("lastStep", outputs_[2 * i + 1].Value());
       o.Set("loss", losses_[i]);
       return o;
     };
-    if (!many_) return one(0);
-    Napi::Array a = Napi::Array::New(env, args_.size());
-    for (size_t i = 0; i < args_.size(); i++) a.Set((uint32_t)i, one(i));
-    return a;
+    Napi::Value r;
+    if (!many_) {
+      r = one(0);
+    } else {
+      Napi::Array a = Napi::Array::New(env, args_.size());
+      for (size_t i = 0; i < args_.size(); i++) a.Set((uint32_t)i, one(i));
+      r = a;
+    }
+    outputs_.clear();
+    return r;
   }
+
+  void dropOutputs() { outputs_.clear(); }
 
  private:
 
@@ -417,7 +426,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   std::unique_ptr<Engine> engine_;
   std::vector<AdaptArgs> args_;
-  std::vector<std::vector<float>> adapted_, lastSteps_;
+  std::vector<Napi::ObjectReference> outputs_;        // per task: adapted weights, last step
+  std::vector<std::pair<float*, float*>> out_;        // ... and their data, for the worker
   std::vector<double> losses_;
   bool many_ = false;
 };
@@ -442,6 +452,7 @@ void AdaptWorker::OnOK() {
 
 void AdaptWorker::OnError(const Napi::Error& err) {
   owner_->busy = false;
+  owner_->dropOutputs();
   deferred_.Reject(err.Value());
 }
 

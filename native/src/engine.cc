@@ -5,29 +5,30 @@
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
-#include <mutex>
-#include <thread>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <stdexcept>
-
-#ifdef REPTILE_PROFILE
-#include <chrono>
-double g_prof[2][64];
-#define PROF_START auto prof_t0 = std::chrono::steady_clock::now();
-#define PROF_END(dir, i) g_prof[dir][i] += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - prof_t0).count();
-#else
-#define PROF_START
-#define PROF_END(dir, i)
-#endif
+#include <thread>
 
 namespace reptile {
 
-// A helper thread that takes chunks of the current job alongside the calling thread. Chunks are
-// claimed with a generation-tagged counter, so a helper that wakes late cannot take a chunk of a
-// later job, and the caller does any chunk the helper has not taken: a busy machine only loses
-// the helper, never waits for it. The helper spins briefly between jobs (they come every few
-// tens of microseconds inside an inner loop), then sleeps.
+namespace {
+inline void cpuRelax() {
+#if defined(__x86_64__) || defined(_M_X64)
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+}  // namespace
+
+// A helper thread for the second shard. run(fn, arg) publishes a job, does part 0 itself, then
+// claims part 1 unless the helper already has: a helper that wakes late (asleep, or descheduled on
+// a busy machine) is simply not waited for. Claims are tagged with the job's generation, so a
+// late helper can never take a part of a later job. Between jobs the helper spins for up to 2 ms
+// (jobs come every few microseconds inside an inner loop, and within a millisecond between the
+// adapt calls of a meta-iteration), then sleeps until the next one.
 class Pool {
  public:
   Pool() : helper_([this] { loop(); }) {}
@@ -41,47 +42,37 @@ class Pool {
     helper_.join();
   }
 
-  static void runOn(void* pool, int chunks, void (*fn)(void*, int), void* arg) {
-    static_cast<Pool*>(pool)->run(chunks, fn, arg);
-  }
-
- private:
-  void run(int chunks, void (*fn)(void*, int), void* arg) {
+  void run(void (*fn)(void*, int), void* arg) {
     const uint64_t g = gen_.load() + 1;
     fn_ = fn;
     arg_ = arg;
-    total_.store(chunks);
-    done_.store(0);
-    next_.store(g << 32);
     gen_.store(g);
     if (sleeping_.load()) {
       std::lock_guard<std::mutex> lk(m_);
       cv_.notify_one();
     }
-    work(g);
-    while (done_.load(std::memory_order_acquire) < chunks) pause();
-  }
-
-  void work(uint64_t g) {
-    for (;;) {
-      uint64_t v = next_.load();
-      if ((v >> 32) != g) return;
-      const int idx = (int)(v & 0xffffffffu);
-      if (idx >= total_.load()) return;
-      if (!next_.compare_exchange_weak(v, v + 1)) continue;
-      fn_(arg_, idx);
-      done_.fetch_add(1, std::memory_order_release);
+    fn(arg, 0);
+    uint64_t expected = g - 1;
+    if (claim_.compare_exchange_strong(expected, g)) {
+      fn(arg, 1);
+      return;
+    }
+    unsigned spins = 0;
+    while (done_.load(std::memory_order_acquire) != g) {
+      cpuRelax();
+      if ((++spins & 4095) == 0) std::this_thread::yield();
     }
   }
 
+ private:
   void loop() {
     uint64_t seen = 0;
     for (;;) {
-      auto t0 = std::chrono::steady_clock::now();
+      const auto t0 = std::chrono::steady_clock::now();
       unsigned spins = 0;
       while (gen_.load() == seen) {
-        pause();
-        if ((++spins & 255) == 0 && std::chrono::steady_clock::now() - t0 > std::chrono::microseconds(300)) {
+        cpuRelax();
+        if ((++spins & 255) == 0 && std::chrono::steady_clock::now() - t0 > std::chrono::milliseconds(2)) {
           std::unique_lock<std::mutex> lk(m_);
           sleeping_.store(true);
           cv_.wait(lk, [&] { return gen_.load() != seen; });
@@ -90,20 +81,15 @@ class Pool {
       }
       if (stop_.load()) return;
       seen = gen_.load();
-      work(seen);
+      uint64_t expected = seen - 1;
+      if (claim_.compare_exchange_strong(expected, seen)) {
+        fn_(arg_, 1);
+        done_.store(seen, std::memory_order_release);
+      }
     }
   }
 
-  static void pause() {
-#if defined(__x86_64__) || defined(_M_X64)
-    __builtin_ia32_pause();
-#else
-    std::this_thread::yield();
-#endif
-  }
-
-  std::atomic<uint64_t> gen_{0}, next_{0};
-  std::atomic<int> total_{0}, done_{0};
+  std::atomic<uint64_t> gen_{0}, claim_{0}, done_{0};
   std::atomic<bool> stop_{false}, sleeping_{false};
   void (*fn_)(void*, int) = nullptr;
   void* arg_ = nullptr;
@@ -115,8 +101,6 @@ class Pool {
 void Engine::setThreads(int threads) {
   if (threads > 1 && !pool_) pool_ = std::make_unique<Pool>();
   if (threads <= 1) pool_.reset();
-  parallel_ = Parallel{threads > 1 ? 2 : 1, pool_.get(), &Pool::runOn};
-  par_ = threads > 1 ? &parallel_ : nullptr;
 }
 
 Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t paramSize, const Kernels* k)
@@ -131,14 +115,17 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
   }
   size_t bytes = k_->gemm_work_floats() * sizeof(float);
   bytes = (bytes + 63) / 64 * 64;
-  work_ = static_cast<float*>(std::aligned_alloc(64, bytes));
-  if (!work_) throw std::runtime_error("out of memory");
+  for (int s = 0; s < kShards; s++) {
+    work_[s] = static_cast<float*>(std::aligned_alloc(64, bytes));
+    if (!work_[s]) {
+      for (int t = 0; t < s; t++) std::free(work_[t]);
+      throw std::runtime_error("out of memory");
+    }
+  }
   params_.assign(P_, 0.f);
-  grad_.assign(P_, 0.f);
-  phi_.assign(P_, 0.f);
+  cur_.assign(P_, 0.f);
   before_.assign(P_, 0.f);
-  adapted_.assign(P_, 0.f);
-  lastStep_.assign(P_, 0.f);
+  w_ = params_.data();
   act_.resize(ops_.size() + 1);
   aux_.resize(ops_.size());
   arg_.resize(ops_.size());
@@ -150,12 +137,21 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
       maxC = std::max(maxC, (size_t)ops_[i].channels);
     }
   }
-  scratch_.assign(2 * maxC + 1, 0.f);
+  for (int s = 0; s < kShards; s++) {
+    grads_[s].assign(P_, 0.f);
+    part_[s].assign(2 * maxC + 1, 0.f);
+  }
+  bnTotal_.assign(2 * maxC + 1, 0.f);
   ones_.assign(maxC + 1, 1.f);
   zeros_.assign(maxC + 1, 0.f);
+  // A step queues at most a few items per op between two flushes.
+  queue_.reserve(4 * ops_.size() + 8);
 }
 
-Engine::~Engine() { std::free(work_); }
+Engine::~Engine() {
+  pool_.reset();
+  for (float* w : work_) std::free(w);
+}
 
 void Engine::resetOptimizer(OptKind kind) {
   optKind = kind;
@@ -188,10 +184,22 @@ void Engine::ensure(int n) {
       arg_[i].assign((size_t)n * op.outSize, 0);
     }
   }
+  // Gradient buffers are shared by all layers: each example owns a slot as large as the largest
+  // layer needs, so that the shards' rows never overlap whatever layer each is at.
+  actStride_ = maxAct;
+  colStride_ = maxCol / n;
   g0_.assign(maxAct * n, 0.f);
   g1_.assign(maxAct * n, 0.f);
   dcol_.assign(maxCol, 0.f);
   batchTargets_.assign((size_t)n * std::max(outputSize_, 1), 0.f);
+}
+
+void Engine::split(int n) {
+  n_ = n;
+  count_[0] = (n + 1) / 2;
+  begin_[0] = 0;
+  begin_[1] = count_[0];
+  count_[1] = n - count_[0];
 }
 
 // A skipped ReLU's output is the batch norm's output before it.
@@ -201,194 +209,362 @@ static inline std::vector<float>& outputOf(std::vector<std::vector<float>>& act,
   return act[i + 1];
 }
 
-void Engine::forward(int n, bool training) {
-  const float* P = params_.data();
-  for (size_t i = 0; i < ops_.size(); i++) {
-    OpSpec& op = ops_[i];
-    if (op.skip) continue;
-    const float* x = outputOf(act_, ops_, i == 0 ? 0 : i - 1).data();
-    if (i == 0) x = act_[0].data();
-    float* y = act_[i + 1].data();
-    PROF_START
-    switch (op.kind) {
-      case OpKind::Conv: {
-        const WindowGeom& g = op.g;
-        const int M = n * g.outH * g.outW, K = g.kh * g.kw * g.cin;
-        k_->im2col(g, n, x, aux_[i].data());
-        k_->gemm(M, g.cout, K, aux_[i].data(), K, false, P + op.w, g.cout, false, y, g.cout, false, work_, par_);
-        if (op.b >= 0) k_->add_bias(M, g.cout, P + op.b, y);
-        break;
-      }
-      case OpKind::Dense: {
-        k_->gemm(n, op.outSize, op.inSize, x, op.inSize, false, P + op.w, op.outSize, false, y, op.outSize, false,
-                 work_, par_);
-        if (op.b >= 0) k_->add_bias(n, op.outSize, P + op.b, y);
-        break;
-      }
-      case OpKind::BatchNorm: {
-        const int rows = n * (op.inSize / op.channels), c = op.channels;
-        const float* gamma = op.gamma >= 0 ? P + op.gamma : ones_.data();
-        const float* beta = op.beta >= 0 ? P + op.beta : zeros_.data();
-        float* st = stats_[i].data();
-        if (training) {
-          k_->bn_forward(rows, c, x, gamma, beta, op.eps, st, y, op.fusedRelu);
-          // The moving statistics follow tfjs: moving ← moving − (moving − batch)·(1 − momentum).
-          const float decay = 1.f - op.momentum;
-          for (int j = 0; j < c; j++) {
-            op.movingMean[j] = op.movingMean[j] - (op.movingMean[j] - st[j]) * decay;
-            op.movingVar[j] = op.movingVar[j] - (op.movingVar[j] - st[c + j]) * decay;
-          }
-        } else {
-          k_->bn_inference(rows, c, x, gamma, beta, op.eps, op.movingMean.data(), op.movingVar.data(), y);
-          if (op.fusedRelu) k_->relu_forward((size_t)rows * c, y, y);
-        }
-        break;
-      }
-      case OpKind::Relu:
-        k_->relu_forward((size_t)n * op.inSize, x, y);
-        break;
-      case OpKind::Tanh:
-        k_->tanh_forward((size_t)n * op.inSize, x, y);
-        break;
-      case OpKind::MaxPool:
-        k_->maxpool_forward(op.g, n, x, y, arg_[i].data());
-        break;
+void Engine::push(Stage stage, int op, float* dy, float* dx) { queue_.push_back(Item{stage, op, dy, dx}); }
+
+static void runShardOf(void* engine, int s) { static_cast<Engine*>(engine)->runShard(s); }
+
+// Runs every queued item on both shards, each shard's items in queue order, and empties the
+// queue. Work between two flushes must be local to a shard; what combines the shards (batch
+// statistics, gradient sums) happens between flushes, on the calling thread.
+void Engine::flush() {
+  if (queue_.empty()) return;
+  if (pool_) {
+    pool_->run(&runShardOf, this);
+  } else {
+    for (int s = 0; s < kShards; s++) runShard(s);
+  }
+  queue_.clear();
+}
+
+void Engine::runShard(int s) {
+  for (const Item& it : queue_) runItem(it, s);
+}
+
+// Work over all parameters, split into two aligned ranges, one per shard: the start and end of
+// an inner loop, and the optimizer step (whose gradient is the shards' sum, in order).
+void Engine::runParamRange(Stage stage, int s) {
+  const int64_t half = std::min((P_ / 2 + 15) / 16 * 16, P_);
+  const int64_t lo = s == 0 ? 0 : half, hi = s == 0 ? half : P_;
+  if (hi <= lo) return;
+  const size_t bytes = sizeof(float) * (size_t)(hi - lo);
+  float* cur = cur_.data();
+  switch (stage) {
+    case Stage::Start:
+      std::memcpy(cur + lo, params_.data() + lo, bytes);
+      return;
+    case Stage::Snapshot:
+      std::memcpy(before_.data() + lo, cur + lo, bytes);
+      return;
+    case Stage::Finish: {
+      std::memcpy(adaptedOut_ + lo, cur + lo, bytes);
+      const float* before = before_.data();
+      for (int64_t i = lo; i < hi; i++) lastStepOut_[i] = cur[i] - before[i];
+      return;
     }
-    PROF_END(0, i)
+    case Stage::Opt: {
+      float* g = grads_[0].data();
+      const float* g1 = grads_[1].data();
+      for (int64_t i = lo; i < hi; i++) g[i] += g1[i];
+      if (optKind == OptKind::Sgd)
+        k_->sgd((size_t)(hi - lo), w_ + lo, g + lo, coef_[0]);
+      else if (optKind == OptKind::Adam)
+        k_->adam((size_t)(hi - lo), w_ + lo, g + lo, m.data() + lo, v.data() + lo, coef_);
+      return;
+    }
+    default:
+      return;
   }
 }
 
-// d(loss)/d(output) must be in g0_. Parameter gradients go to grad_; with inputGrad the gradient
-// with respect to the network's input ends in g0_.
-void Engine::backward(int n, bool inputGrad) {
-  const float* P = params_.data();
-  float* G = grad_.data();
+void Engine::runItem(const Item& it, int s) {
+  const int n = count_[s], b = begin_[s];
+  const float* P = w_;
+  if (it.stage == Stage::Start || it.stage == Stage::Snapshot || it.stage == Stage::Opt ||
+      it.stage == Stage::Finish) {
+    runParamRange(it.stage, s);
+    return;
+  }
+  if (it.stage == Stage::Copy) {
+    const AdaptArgs& a = *args_;
+    const int tsize = a.loss == LossKind::SoftmaxXent ? 1 : outputSize_;
+    const int32_t* idx = a.batches.data() + (size_t)step_ * a.batchSize;
+    for (int r = b; r < b + n; r++) {
+      std::memcpy(act_[0].data() + (size_t)r * inputSize_, a.inputs.data() + (size_t)idx[r] * inputSize_,
+                  sizeof(float) * inputSize_);
+      std::memcpy(batchTargets_.data() + (size_t)r * tsize, a.targets.data() + (size_t)idx[r] * tsize,
+                  sizeof(float) * tsize);
+    }
+    return;
+  }
+  if (it.stage == Stage::Loss) {
+    const size_t last = ops_.size() - 1;
+    const int tsize = lossKind_ == LossKind::SoftmaxXent ? 1 : outputSize_;
+    const float* out = outputOf(act_, ops_, last).data() + (size_t)b * outputSize_;
+    const float* t = targets_ + (size_t)b * tsize;
+    float* d = g0_.data() + (size_t)b * actStride_;
+    lossPart_[s] = lossKind_ == LossKind::SoftmaxXent
+                       ? k_->softmax_xent(n, outputSize_, out, t, d, 1.f / (float)n_)
+                       : k_->mse(n, outputSize_, out, t, d, 2.f / (float)((size_t)n_ * outputSize_));
+    return;
+  }
+  const size_t i = (size_t)it.op;
+  OpSpec& op = ops_[i];
+  const float* x = (i == 0 ? act_[0] : outputOf(act_, ops_, i - 1)).data() + (size_t)b * op.inSize;
+  float* y = act_[i + 1].data() + (size_t)b * op.outSize;
+  const int c = op.channels;
+  const int rows = op.kind == OpKind::BatchNorm ? n * (op.inSize / c) : 0;
+  const float* stats = stats_[i].data();
+  float* G = grads_[s].data();
+  switch (it.stage) {
+    case Stage::Fwd:
+      switch (op.kind) {
+        case OpKind::Conv: {
+          const WindowGeom& g = op.g;
+          const int M = n * g.outH * g.outW, K = g.kh * g.kw * g.cin;
+          float* col = aux_[i].data() + (size_t)b * g.outH * g.outW * K;
+          k_->im2col(g, n, x, col);
+          k_->gemm(M, g.cout, K, col, K, false, P + op.w, g.cout, false, y, g.cout, false, work_[s]);
+          if (op.b >= 0) k_->add_bias(M, g.cout, P + op.b, y);
+          break;
+        }
+        case OpKind::Dense:
+          k_->gemm(n, op.outSize, op.inSize, x, op.inSize, false, P + op.w, op.outSize, false, y, op.outSize, false,
+                   work_[s]);
+          if (op.b >= 0) k_->add_bias(n, op.outSize, P + op.b, y);
+          break;
+        case OpKind::BatchNorm: {  // inference: the moving statistics
+          const float* gamma = op.gamma >= 0 ? P + op.gamma : ones_.data();
+          const float* beta = op.beta >= 0 ? P + op.beta : zeros_.data();
+          k_->bn_inference(rows, c, x, gamma, beta, op.eps, op.movingMean.data(), op.movingVar.data(), y);
+          if (op.fusedRelu) k_->relu_forward((size_t)rows * c, y, y);
+          break;
+        }
+        case OpKind::Relu:
+          k_->relu_forward((size_t)n * op.inSize, x, y);
+          break;
+        case OpKind::Tanh:
+          k_->tanh_forward((size_t)n * op.inSize, x, y);
+          break;
+        case OpKind::MaxPool:
+          k_->maxpool_forward(op.g, n, x, y, arg_[i].data() + (size_t)b * op.outSize);
+          break;
+      }
+      return;
+    case Stage::BnMoments:
+      k_->channel_moments(rows, c, x, part_[s].data(), part_[s].data() + c);
+      return;
+    case Stage::BnApply:
+      k_->bn_apply(rows, c, x, stats, stats + 2 * c, op.gamma >= 0 ? P + op.gamma : ones_.data(),
+                   op.beta >= 0 ? P + op.beta : zeros_.data(), y, op.fusedRelu);
+      return;
+    case Stage::BnBwdSum: {
+      float* dgamma = op.gamma >= 0 ? G + op.gamma : part_[s].data();
+      float* dbeta = op.beta >= 0 ? G + op.beta : part_[s].data() + c;
+      k_->bn_backward_sums(rows, c, x, y, it.dy + (size_t)b * actStride_, stats, stats + 2 * c, dgamma, dbeta,
+                           op.fusedRelu);
+      return;
+    }
+    case Stage::BnBwdDx: {
+      const int total = n_ * (op.inSize / c);
+      k_->bn_backward_dx(rows, c, x, it.dy + (size_t)b * actStride_, stats, stats + 2 * c,
+                         op.gamma >= 0 ? P + op.gamma : ones_.data(), bnTotal_.data(), bnTotal_.data() + c,
+                         1.f / (float)total, it.dx + (size_t)b * actStride_);
+      return;
+    }
+    case Stage::Bwd: {
+      const float* dy = it.dy + (size_t)b * actStride_;
+      float* dx = it.dx ? it.dx + (size_t)b * actStride_ : nullptr;
+      switch (op.kind) {
+        case OpKind::Conv: {
+          const WindowGeom& g = op.g;
+          const int M = n * g.outH * g.outW, K = g.kh * g.kw * g.cin;
+          const size_t colOffset = (size_t)b * g.outH * g.outW * K;
+          k_->gemm(K, g.cout, M, aux_[i].data() + colOffset, K, true, dy, g.cout, false, G + op.w, g.cout, false,
+                   work_[s]);
+          if (op.b >= 0) k_->col_sums(M, g.cout, dy, G + op.b);
+          if (dx) {
+            float* dcol = dcol_.data() + (size_t)b * colStride_;
+            k_->gemm(M, K, g.cout, dy, g.cout, false, P + op.w, g.cout, true, dcol, K, false, work_[s]);
+            k_->col2im(g, n, dcol, dx);
+          }
+          break;
+        }
+        case OpKind::Dense:
+          k_->gemm(op.inSize, op.outSize, n, x, op.inSize, true, dy, op.outSize, false, G + op.w, op.outSize, false,
+                   work_[s]);
+          if (op.b >= 0) k_->col_sums(n, op.outSize, dy, G + op.b);
+          if (dx)
+            k_->gemm(n, op.inSize, op.outSize, dy, op.outSize, false, P + op.w, op.outSize, true, dx, op.inSize,
+                     false, work_[s]);
+          break;
+        case OpKind::Relu:
+          if (dx) k_->relu_backward((size_t)n * op.inSize, y, dy, dx);
+          break;
+        case OpKind::Tanh:
+          if (dx) k_->tanh_backward((size_t)n * op.inSize, y, dy, dx);
+          break;
+        case OpKind::MaxPool:
+          if (dx) k_->maxpool_backward(op.g, n, dy, arg_[i].data() + (size_t)b * op.outSize, dx);
+          break;
+        case OpKind::BatchNorm:
+          break;
+      }
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+// Queues the forward pass of the current batch (its input in act_[0], or queued by a Copy item);
+// flushes where batch statistics need both shards.
+void Engine::forward(bool training) {
+  for (size_t i = 0; i < ops_.size(); i++) {
+    OpSpec& op = ops_[i];
+    if (op.skip) continue;
+    if (op.kind != OpKind::BatchNorm || !training) {
+      push(Stage::Fwd, (int)i);
+      continue;
+    }
+    const int c = op.channels, perExample = op.inSize / c;
+    push(Stage::BnMoments, (int)i);
+    flush();
+    // The shards' means and squared deviations merged (Chan et al.): with counts n0, n1 and
+    // δ = mean1 − mean0, mean = mean0 + δ·n1/n and M2 = M2₀ + M2₁ + δ²·n0·n1/n.
+    const float n0 = (float)(count_[0] * perExample), n1 = (float)(count_[1] * perExample);
+    const float n = n0 + n1;
+    const float* mean0 = part_[0].data();
+    const float* mean1 = part_[1].data();
+    const float* m20 = part_[0].data() + c;
+    const float* m21 = part_[1].data() + c;
+    float* st = stats_[i].data();
+    // The moving statistics follow tfjs: moving ← moving − (moving − batch)·(1 − momentum).
+    const float decay = 1.f - op.momentum;
+    for (int j = 0; j < c; j++) {
+      const float delta = mean1[j] - mean0[j];
+      st[j] = mean0[j] + delta * (n1 / n);
+      st[c + j] = (m20[j] + m21[j] + delta * delta * (n0 * n1 / n)) / n;
+      st[2 * c + j] = 1.f / std::sqrt(st[c + j] + op.eps);
+      op.movingMean[j] = op.movingMean[j] - (op.movingMean[j] - st[j]) * decay;
+      op.movingVar[j] = op.movingVar[j] - (op.movingVar[j] - st[c + j]) * decay;
+    }
+    push(Stage::BnApply, (int)i);
+  }
+}
+
+// Queues the backward pass; d(loss)/d(output) must be in g0_ (a queued Loss item writes it there);
+// shard s's rows of a gradient start at begin_[s]·actStride_ in g0_ and g1_.
+// Parameter gradients go to each shard's grads_ (partial sums). With inputGrad, returns the buffer
+// that will hold the gradient with respect to the network's input once flushed.
+float* Engine::backward(bool inputGrad) {
   float* dy = g0_.data();
   float* dx = g1_.data();
   for (size_t ii = ops_.size(); ii-- > 0;) {
     const OpSpec& op = ops_[ii];
     if (op.skip) continue;
     const bool needDx = ii > 0 || inputGrad;
-    const float* x = ii == 0 ? act_[0].data() : outputOf(act_, ops_, ii - 1).data();
-    const float* y = act_[ii + 1].data();
-    PROF_START
-    switch (op.kind) {
-      case OpKind::Conv: {
-        const WindowGeom& g = op.g;
-        const int M = n * g.outH * g.outW, K = g.kh * g.kw * g.cin;
-        k_->gemm(K, g.cout, M, aux_[ii].data(), K, true, dy, g.cout, false, G + op.w, g.cout, false, work_, par_);
-        if (op.b >= 0) k_->col_sums(M, g.cout, dy, G + op.b);
-        if (needDx) {
-          k_->gemm(M, K, g.cout, dy, g.cout, false, P + op.w, g.cout, true, dcol_.data(), K, false, work_, par_);
-          k_->col2im(g, n, dcol_.data(), dx);
-        }
-        break;
+    if (op.kind == OpKind::BatchNorm) {
+      const int c = op.channels;
+      push(Stage::BnBwdSum, (int)ii, dy, nullptr);
+      flush();
+      const float* dg0 = op.gamma >= 0 ? grads_[0].data() + op.gamma : part_[0].data();
+      const float* dg1 = op.gamma >= 0 ? grads_[1].data() + op.gamma : part_[1].data();
+      const float* db0 = op.beta >= 0 ? grads_[0].data() + op.beta : part_[0].data() + c;
+      const float* db1 = op.beta >= 0 ? grads_[1].data() + op.beta : part_[1].data() + c;
+      for (int j = 0; j < c; j++) {
+        bnTotal_[j] = dg0[j] + dg1[j];
+        bnTotal_[c + j] = db0[j] + db1[j];
       }
-      case OpKind::Dense: {
-        k_->gemm(op.inSize, op.outSize, n, x, op.inSize, true, dy, op.outSize, false, G + op.w, op.outSize, false,
-                 work_, par_);
-        if (op.b >= 0) k_->col_sums(n, op.outSize, dy, G + op.b);
-        if (needDx)
-          k_->gemm(n, op.inSize, op.outSize, dy, op.outSize, false, P + op.w, op.outSize, true, dx, op.inSize, false,
-                   work_, par_);
-        break;
-      }
-      case OpKind::BatchNorm: {
-        const int c = op.channels, rows = n * (op.inSize / c);
-        float* dgamma = op.gamma >= 0 ? G + op.gamma : scratch_.data();
-        float* dbeta = op.beta >= 0 ? G + op.beta : scratch_.data() + c;
-        const float* gamma = op.gamma >= 0 ? P + op.gamma : ones_.data();
-        k_->bn_backward(rows, c, x, y, dy, gamma, stats_[ii].data(), dgamma, dbeta, needDx ? dx : nullptr,
-                        op.fusedRelu);
-        break;
-      }
-      case OpKind::Relu:
-        if (needDx) k_->relu_backward((size_t)n * op.inSize, y, dy, dx);
-        break;
-      case OpKind::Tanh:
-        if (needDx) k_->tanh_backward((size_t)n * op.inSize, y, dy, dx);
-        break;
-      case OpKind::MaxPool:
-        if (needDx) k_->maxpool_backward(op.g, n, dy, arg_[ii].data(), dx);
-        break;
+      if (needDx) push(Stage::BnBwdDx, (int)ii, dy, dx);
+    } else {
+      push(Stage::Bwd, (int)ii, dy, needDx ? dx : nullptr);
     }
-    PROF_END(1, ii)
     if (needDx) std::swap(dy, dx);
   }
-  if (inputGrad && dy != g0_.data()) std::memcpy(g0_.data(), dy, sizeof(float) * (size_t)n * inputSize_);
+  return dy;
 }
 
-double Engine::lossAndGrad(int n, LossKind loss, const float* targets) {
-  const float* out = outputOf(act_, ops_, ops_.size() - 1).data();
-  if (loss == LossKind::SoftmaxXent) return k_->softmax_xent(n, outputSize_, out, targets, g0_.data());
-  return k_->mse(n, outputSize_, out, targets, g0_.data());
+// The loss of the last flushed batch: the shards' sums, in order, over examples (or elements).
+double Engine::meanLoss() const {
+  const double count = lossKind_ == LossKind::SoftmaxXent ? (double)n_ : (double)n_ * outputSize_;
+  return (lossPart_[0] + lossPart_[1]) / count;
 }
 
-void Engine::applyOptimizer(const AdaptArgs& a) {
+void Engine::setOptimizerCoefficients(const AdaptArgs& a) {
+  optStep += 1;
   if (optKind == OptKind::Sgd) {
-    optStep += 1;
-    k_->sgd((size_t)P_, params_.data(), grad_.data(), (float)a.lr);
+    coef_[0] = (float)a.lr;
     return;
   }
-  optStep += 1;
   const double t = optStep;
-  const float coef[8] = {(float)a.lr,
-                         (float)a.beta1,
-                         (float)(1 - a.beta1),
-                         (float)a.beta2,
-                         (float)(1 - a.beta2),
-                         (float)(1 - std::pow(a.beta1, t)),
-                         (float)(1 - std::pow(a.beta2, t)),
-                         (float)a.eps};
-  k_->adam((size_t)P_, params_.data(), grad_.data(), m.data(), v.data(), coef);
+  coef_[0] = (float)a.lr;
+  coef_[1] = (float)a.beta1;
+  coef_[2] = (float)(1 - a.beta1);
+  coef_[3] = (float)a.beta2;
+  coef_[4] = (float)(1 - a.beta2);
+  coef_[5] = (float)(1 - std::pow(a.beta1, t));
+  coef_[6] = (float)(1 - std::pow(a.beta2, t));
+  coef_[7] = (float)a.eps;
 }
 
-double Engine::adapt(const AdaptArgs& a) {
+double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
   if (a.reset || optKind != a.opt) resetOptimizer(a.opt);
   ensure(a.batchSize);
-  const int tsize = a.loss == LossKind::SoftmaxXent ? 1 : outputSize_;
-  std::copy(params_.begin(), params_.end(), phi_.begin());
+  split(a.batchSize);
+  args_ = &a;
+  lossKind_ = a.loss;
+  targets_ = batchTargets_.data();
+  adaptedOut_ = adapted;
+  lastStepOut_ = lastStep;
+  // The kernels read cur_ until the end of this call, whatever happens in between.
+  struct Restore {
+    Engine* e;
+    ~Restore() {
+      e->w_ = e->params_.data();
+      e->queue_.clear();
+      e->args_ = nullptr;
+    }
+  } restore{this};
+  w_ = cur_.data();
+  push(Stage::Start, -1);
+  flush();
+  if (a.numBatches == 0) push(Stage::Snapshot, -1);
   double lossSum = 0;
   for (int k = 0; k < a.numBatches; k++) {
-    if (k == a.numBatches - 1) std::copy(params_.begin(), params_.end(), before_.begin());
-    const int32_t* idx = a.batches.data() + (size_t)k * a.batchSize;
-    for (int r = 0; r < a.batchSize; r++) {
-      std::memcpy(act_[0].data() + (size_t)r * inputSize_, a.inputs.data() + (size_t)idx[r] * inputSize_,
-                  sizeof(float) * inputSize_);
-      std::memcpy(batchTargets_.data() + (size_t)r * tsize, a.targets.data() + (size_t)idx[r] * tsize,
-                  sizeof(float) * tsize);
-    }
-    forward(a.batchSize, true);
-    lossSum += lossAndGrad(a.batchSize, a.loss, batchTargets_.data());
-    backward(a.batchSize, false);
-    applyOptimizer(a);
+    step_ = k;
+    if (k == a.numBatches - 1) push(Stage::Snapshot, -1);
+    push(Stage::Copy, -1);
+    forward(true);
+    push(Stage::Loss, -1);
+    backward(false);
+    flush();
+    lossSum += meanLoss();
+    setOptimizerCoefficients(a);
+    push(Stage::Opt, -1);
+    flush();
   }
-  for (int64_t i = 0; i < P_; i++) {
-    adapted_[i] = params_[i];
-    lastStep_[i] = params_[i] - before_[i];
-  }
-  std::copy(phi_.begin(), phi_.end(), params_.begin());
+  push(Stage::Finish, -1);
+  flush();
   return a.numBatches > 0 ? lossSum / a.numBatches : 0;
 }
 
 void Engine::predict(const float* x, int n, bool batchStats, float* out) {
   ensure(n);
+  split(n);
   std::memcpy(act_[0].data(), x, sizeof(float) * (size_t)n * inputSize_);
-  forward(n, batchStats);
+  forward(batchStats);
+  flush();
   std::memcpy(out, outputOf(act_, ops_, ops_.size() - 1).data(), sizeof(float) * (size_t)n * outputSize_);
 }
 
 double Engine::gradients(const float* x, const float* targets, int n, LossKind loss, float* grad, float* inputGrad,
                          float* output) {
   ensure(n);
+  split(n);
   std::memcpy(act_[0].data(), x, sizeof(float) * (size_t)n * inputSize_);
-  forward(n, true);
+  lossKind_ = loss;
+  targets_ = targets;
+  forward(true);
+  push(Stage::Loss, -1);
+  float* dIn = backward(true);
+  flush();
+  targets_ = nullptr;
   std::memcpy(output, outputOf(act_, ops_, ops_.size() - 1).data(), sizeof(float) * (size_t)n * outputSize_);
-  const double l = lossAndGrad(n, loss, targets);
-  backward(n, true);
-  std::memcpy(grad, grad_.data(), sizeof(float) * (size_t)P_);
-  std::memcpy(inputGrad, g0_.data(), sizeof(float) * (size_t)n * inputSize_);
-  return l;
+  for (int64_t i = 0; i < P_; i++) grad[i] = grads_[0][i] + grads_[1][i];
+  for (int s = 0; s < kShards; s++)
+    std::memcpy(inputGrad + (size_t)begin_[s] * inputSize_, dIn + (size_t)begin_[s] * actStride_,
+                sizeof(float) * (size_t)count_[s] * inputSize_);
+  return meanLoss();
 }
 
 }  // namespace reptile

@@ -41,11 +41,26 @@ struct AdaptArgs {
 
 class Pool;
 
+// One stage of work on one shard of a batch; see Engine::flush.
+enum class Stage : uint8_t { Start, Copy, Fwd, BnMoments, BnApply, Loss, Bwd, BnBwdSum, BnBwdDx, Snapshot, Opt, Finish };
+struct Item {
+  Stage stage;
+  int op;
+  float* dy;  // Bwd, BnBwdSum, BnBwdDx: gradient with respect to the op's output (whole batch)
+  float* dx;  // ... and with respect to its input
+};
+
+// Every batch is split into two shards (the first ⌈n/2⌉ examples, then the rest). Each shard runs
+// the network on its own examples and keeps its own partial sums (batch-norm statistics, their
+// gradients, parameter gradients, the loss); the shards' partial sums are added in a fixed order.
+// The shards run on two threads or one after the other on one: results are bit-identical either
+// way.
 class Engine {
  public:
-  // 1: everything on the calling thread; 2: large matrix products shared with a helper thread.
+  static constexpr int kShards = 2;
+  // 1: both shards on the calling thread; 2: the second shard on a helper thread.
   void setThreads(int threads);
-  int threads() const { return par_ ? 2 : 1; }
+  int threads() const { return pool_ ? 2 : 1; }
 
   Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t paramSize, const Kernels* k);
   ~Engine();
@@ -64,38 +79,62 @@ class Engine {
   std::vector<float> m, v;
   void resetOptimizer(OptKind kind);
 
-  // Runs all minibatches of args from the current parameters φ; leaves φ in place, the adapted
-  // weights in adapted() and W − W_{k−1} in lastStep(). Returns the mean loss over the steps.
-  double adapt(const AdaptArgs& args);
-  const std::vector<float>& adapted() const { return adapted_; }
-  const std::vector<float>& lastStep() const { return lastStep_; }
+  // Runs all minibatches of args from the current parameters φ, which stay in place; writes the
+  // adapted weights W to adapted and W − W_{k−1} to lastStep (paramSize() floats each). Returns
+  // the mean loss over the steps.
+  double adapt(const AdaptArgs& args, float* adapted, float* lastStep);
 
   void predict(const float* x, int n, bool batchStats, float* out);
   double gradients(const float* x, const float* targets, int n, LossKind loss, float* grad, float* inputGrad,
                    float* output);
 
+  // Runs the queued items of one shard (called by flush, on either thread).
+  void runShard(int s);
+
  private:
   void ensure(int n);
-  void forward(int n, bool training);
-  void backward(int n, bool inputGrad);
-  double lossAndGrad(int n, LossKind loss, const float* targets);
-  void applyOptimizer(const AdaptArgs& a);
+  void split(int n);
+  void forward(bool training);
+  float* backward(bool inputGrad);
+  void push(Stage stage, int op, float* dy = nullptr, float* dx = nullptr);
+  void flush();
+  void runItem(const Item& it, int s);
+  void runParamRange(Stage stage, int s);
+  void setOptimizerCoefficients(const AdaptArgs& a);
+  double meanLoss() const;
 
   std::vector<OpSpec> ops_;
   int inputSize_, outputSize_;
   int64_t P_;
   const Kernels* k_;
   int cap_ = 0;
+  size_t actStride_ = 0, colStride_ = 0;  // floats per example in g0_, g1_ and dcol_
   std::vector<std::vector<float>> act_;   // act_[i]: input of op i; act_[ops.size()]: output
   std::vector<std::vector<float>> aux_;   // per op: im2col buffer (Conv)
   std::vector<std::vector<int32_t>> arg_; // per op: argmax (MaxPool)
   std::vector<std::vector<float>> stats_; // per op: mean, var, invstd (BatchNorm)
-  std::vector<float> g0_, g1_, dcol_, grad_, scratch_, ones_, zeros_;
-  float* work_ = nullptr;
+  std::vector<float> g0_, g1_, dcol_, ones_, zeros_, bnTotal_;
   std::unique_ptr<Pool> pool_;
-  Parallel parallel_{1, nullptr, nullptr};
-  const Parallel* par_ = nullptr;
-  std::vector<float> params_, phi_, before_, adapted_, lastStep_, batchTargets_;
+  // φ; the weights an inner loop is moving (cur_) and their value before its last step.
+  std::vector<float> params_, cur_, before_, batchTargets_;
+  float* w_ = nullptr;  // the weights the kernels read: params_, or cur_ during adapt
+
+  // The batch being run and its split.
+  int n_ = 0;
+  int begin_[kShards] = {0, 0}, count_[kShards] = {0, 0};
+  std::vector<Item> queue_;
+  // Per shard: matrix-product workspace, partial parameter gradients, partial per-channel sums
+  // (and dγ, dβ of absent scale or offset), the loss summed over its examples.
+  float* work_[kShards] = {nullptr, nullptr};
+  std::vector<float> grads_[kShards], part_[kShards];
+  double lossPart_[kShards] = {0, 0};
+  // What Copy, Loss and Opt items read.
+  const AdaptArgs* args_ = nullptr;
+  int step_ = 0;
+  LossKind lossKind_ = LossKind::SoftmaxXent;
+  const float* targets_ = nullptr;
+  float coef_[8] = {};
+  float *adaptedOut_ = nullptr, *lastStepOut_ = nullptr;
 };
 
 }  // namespace reptile

@@ -15,32 +15,29 @@ struct WindowGeom {
   int kh, kw, sh, sw, padT, padL;
 };
 
-// A way to run chunks 0..chunks−1 of fn(arg, chunk) on several threads (the engine's pool); a
-// GEMM large enough splits its rows of C into such chunks.
-struct Parallel {
-  int threads;
-  void* pool;
-  void (*run)(void* pool, int chunks, void (*fn)(void* arg, int chunk), void* arg);
-};
-
 struct Kernels {
   const char* isa;
   // C[M×N] (row stride ldc) = op(A)·op(B), plus C when accumulate. op(A) is M×K: A is stored
   // M×K (lda) or, with transA, K×M. op(B) is K×N: B is stored K×N (ldb) or, with transB, N×K.
-  // work must hold gemm_work_floats() floats, 64-byte aligned; par may be null (one thread).
+  // work must hold gemm_work_floats() floats, 64-byte aligned.
   void (*gemm)(int M, int N, int K, const float* A, int lda, bool transA, const float* B, int ldb, bool transB,
-               float* C, int ldc, bool accumulate, float* work, const Parallel* par);
+               float* C, int ldc, bool accumulate, float* work);
   size_t (*gemm_work_floats)();
   void (*im2col)(const WindowGeom& g, int n, const float* x, float* col);
   void (*col2im)(const WindowGeom& g, int n, const float* col, float* dx);
   void (*add_bias)(int rows, int cols, const float* b, float* y);
   void (*col_sums)(int rows, int cols, const float* dy, float* out);
-  // Batch normalisation over rows (all axes but the last) with batch statistics, optionally followed
-  // by a ReLU; stats receives mean, variance and 1/sqrt(variance + eps) (c floats each).
-  void (*bn_forward)(int rows, int c, const float* x, const float* gamma, const float* beta, float eps, float* stats,
-                     float* y, bool relu);
-  void (*bn_backward)(int rows, int c, const float* x, const float* y, float* dy, const float* gamma,
-                      const float* stats, float* dgamma, float* dbeta, float* dx, bool relu);
+  // Batch normalisation with batch statistics, in stages over some rows of a batch (the rows are
+  // all axes but the last): per-channel mean and sum of squared deviations of these rows, the
+  // normalisation itself (optionally followed by a ReLU), the partial dγ and dβ of the backward
+  // pass (masking dy by the ReLU's output first), and dx from the whole batch's dγ, dβ.
+  void (*channel_moments)(int rows, int c, const float* x, float* mean, float* m2);
+  void (*bn_apply)(int rows, int c, const float* x, const float* mean, const float* invstd, const float* gamma,
+                   const float* beta, float* y, bool relu);
+  void (*bn_backward_sums)(int rows, int c, const float* x, const float* y, float* dy, const float* mean,
+                           const float* invstd, float* dgamma, float* dbeta, bool relu);
+  void (*bn_backward_dx)(int rows, int c, const float* x, const float* dy, const float* mean, const float* invstd,
+                         const float* gamma, const float* dgamma, const float* dbeta, float inv, float* dx);
   void (*bn_inference)(int rows, int c, const float* x, const float* gamma, const float* beta, float eps,
                        const float* mean, const float* var, float* y);
   void (*relu_forward)(size_t n, const float* x, float* y);
@@ -49,10 +46,12 @@ struct Kernels {
   void (*tanh_backward)(size_t n, const float* y, const float* dy, float* dx);
   void (*maxpool_forward)(const WindowGeom& g, int n, const float* x, float* y, int32_t* argmax);
   void (*maxpool_backward)(const WindowGeom& g, int n, const float* dy, const int32_t* argmax, float* dx);
-  // Mean softmax cross-entropy against integer labels; writes d(loss)/d(logits).
-  double (*softmax_xent)(int rows, int c, const float* logits, const float* labels, float* dlogits);
-  // Mean squared error over all elements; writes d(loss)/d(out).
-  double (*mse)(int rows, int c, const float* out, const float* target, float* dout);
+  // Softmax cross-entropy against integer labels: returns the sum over these rows and writes
+  // d(loss)/d(logits) scaled by invRows (1 / rows of the whole batch, for the mean).
+  double (*softmax_xent)(int rows, int c, const float* logits, const float* labels, float* dlogits, float invRows);
+  // Squared error: returns the sum over these rows' elements and writes d(loss)/d(out), the
+  // difference times scale (2 / elements of the whole batch, for the mean).
+  double (*mse)(int rows, int c, const float* out, const float* target, float* dout, float scale);
   void (*adam)(size_t n, float* p, const float* g, float* m, float* v, const float* coef);
   void (*sgd)(size_t n, float* p, const float* g, float lr);
 };

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 
 /** An instruction set of the native engine's kernels; `auto` picks the widest this CPU runs. */
@@ -141,9 +142,14 @@ function tryLoad(): NativeStatus {
   }
 }
 
-/** Threads requested through `REPTILE_NATIVE_THREADS` (1 or 2; default 1). */
+/**
+ * Threads per native engine: `REPTILE_NATIVE_THREADS` (1 or 2), else 2 where the machine has two
+ * or more CPUs. Results do not depend on it (each batch is split into the same two shards).
+ */
 export function requestedThreads(): 1 | 2 {
-  return process.env.REPTILE_NATIVE_THREADS === '2' ? 2 : 1;
+  const v = process.env.REPTILE_NATIVE_THREADS;
+  if (v === '1' || v === '2') return v === '2' ? 2 : 1;
+  return os.availableParallelism() >= 2 ? 2 : 1;
 }
 
 /** The instruction set requested through `REPTILE_NATIVE_ISA` (for checks of each kernel variant). */

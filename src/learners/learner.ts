@@ -58,6 +58,12 @@ export interface Learner {
    * task's support set drawn with `rng`, returns the adapted weights, and restores φ.
    */
   adapt(task: Task, inner: InnerOptions, rng: Rng): Promise<AdaptResult>;
+  /**
+   * Optional: adapts to several tasks in order, with exactly the results of awaiting `adapt` for
+   * each in turn, in one call (a learner that runs elsewhere, such as the native engine, saves a
+   * hand-off per task).
+   */
+  adaptTasks?(items: readonly { task: Task; rng: Rng }[], inner: InnerOptions): Promise<AdaptResult[]>;
   /** Model outputs for `examples` (logits or regression values), `count × outputSize` floats. */
   predict(examples: Examples): Float32Array;
   getOptimizerState(): OptimizerState | undefined;

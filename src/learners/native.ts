@@ -35,7 +35,11 @@ export interface NativeLearnerOptions {
   batchStatsAtTest?: boolean;
   /** Kernel instruction set; default `auto` (or `REPTILE_NATIVE_ISA`). */
   isa?: NativeIsa;
-  /** 1 or 2 threads per inner loop (the larger matrix products are split by rows); default 1 (or `REPTILE_NATIVE_THREADS`). */
+  /**
+   * 1 or 2 threads per inner loop: each batch is split into two shards, run on a helper thread and
+   * this one or both here, with bit-identical results. Default: `REPTILE_NATIVE_THREADS`, else 2
+   * where the machine has two or more CPUs.
+   */
   threads?: 1 | 2;
 }
 
