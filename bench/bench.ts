@@ -3,8 +3,8 @@
  * ms per inner step (forward + backward + Adam) at batch 10 and 50, and whole Reptile
  * meta-iterations (5 tasks × 5 Adam steps × batch 10, meta-step 1) for the native engine and the
  * tfjs learner, and — when `python3 -c 'import torch'` works — the PyTorch reference
- * (../shared/bench/pytorch_reference.py) in the same invocation, interleaved run by run, with the
- * ratios. Medians of `--runs` runs; every raw figure is kept in the JSON.
+ * (../shared/bench/pytorch_reference.py, on one thread and, where there are two CPUs, on two) in the
+ * same invocation, interleaved run by run, with the ratios. Medians of `--runs` runs; every raw figure is kept in the JSON.
  *
  *   npm run bench -- [--json [file]] [--runs 3] [--tfjs-steps 1] [--no-tfjs] [--no-torch] [--meta-iters 50]
  *
@@ -118,13 +118,13 @@ function findTorch(): { python: string; version: string } | undefined {
  * the process CPU clock (time.process_time), so that every figure it prints is CPU time: on a
  * shared machine that compares the work done, not the share of the machine each process got.
  */
-function runTorch(python: string, script: string, cpuTime = false): TorchRow | undefined {
+function runTorch(python: string, script: string, threads: string, cpuTime = false): TorchRow[] | undefined {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'reptile-bench-'));
   const out = path.join(dir, 'torch.json');
   try {
     // Without these malloc settings PyTorch returns its buffers to the OS after every step (shared/README.md).
     const env = { ...process.env, MALLOC_MMAP_THRESHOLD_: '1000000000', MALLOC_TRIM_THRESHOLD_: '1000000000' };
-    const scriptArgs = ['--threads', '1', '--batches', '10,50', '--meta-iters', String(metaIters), '--json', out];
+    const scriptArgs = ['--threads', threads, '--batches', '10,50', '--meta-iters', String(metaIters), '--json', out];
     const argv = cpuTime
       ? ['-c', `import runpy, sys, time\ntime.perf_counter = time.process_time\nsys.argv = ${JSON.stringify([script, ...scriptArgs])}\nrunpy.run_path(sys.argv[0], run_name='__main__')`]
       : [script, ...scriptArgs];
@@ -134,7 +134,7 @@ function runTorch(python: string, script: string, cpuTime = false): TorchRow | u
       return undefined;
     }
     const parsed = JSON.parse(readFileSync(out, 'utf8')) as { results: TorchRow[] };
-    return parsed.results[0];
+    return parsed.results;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -180,13 +180,14 @@ async function main(): Promise<void> {
     if (nativeLearner) await measureNative('native', nativeLearner, r);
     if (native1) await measureNative('native_1thread', native1, r);
     if (withTorch) {
-      const row = runTorch(torch!.python, torchScript);
-      if (row) {
-        for (const s of row.fwd_bwd_adam) push(`torch.step_ms.b${s.batch}`, s.step_ms);
-        push('torch.meta_iter_ms', row.meta_iteration[0]!.meta_iter_ms);
-        log(`run ${r + 1}/${runs} pytorch (1 thread): step b10 ${raw['torch.step_ms.b10']!.at(-1)} ms, b50 ${raw['torch.step_ms.b50']!.at(-1)} ms, meta-iteration ${raw['torch.meta_iter_ms']!.at(-1)} ms`);
+      // One thread (the reference figure) and, where there are two CPUs, two threads.
+      for (const row of runTorch(torch!.python, torchScript, os.availableParallelism() >= 2 ? '1,2' : '1') ?? []) {
+        const name = row.threads === 1 ? 'torch' : `torch_${row.threads}threads`;
+        for (const s of row.fwd_bwd_adam) push(`${name}.step_ms.b${s.batch}`, s.step_ms);
+        push(`${name}.meta_iter_ms`, row.meta_iteration[0]!.meta_iter_ms);
+        log(`run ${r + 1}/${runs} pytorch (${row.threads} thread${row.threads > 1 ? 's' : ''}): step b10 ${raw[`${name}.step_ms.b10`]!.at(-1)} ms, b50 ${raw[`${name}.step_ms.b50`]!.at(-1)} ms, meta-iteration ${raw[`${name}.meta_iter_ms`]!.at(-1)} ms`);
       }
-      const cpuRow = flag('no-cpu-time') ? undefined : runTorch(torch!.python, torchScript, true);
+      const cpuRow = flag('no-cpu-time') ? undefined : runTorch(torch!.python, torchScript, '1', true)?.[0];
       if (cpuRow) {
         for (const s of cpuRow.fwd_bwd_adam) push(`torch_cpu.step_ms.b${s.batch}`, s.step_ms);
         push('torch_cpu.meta_iter_ms', cpuRow.meta_iteration[0]!.meta_iter_ms);
@@ -235,6 +236,7 @@ async function main(): Promise<void> {
   learnerSummary('native', nativeLearner?.threads ?? 1, nativeLearner ? `kernels ${nativeLearner.isa}; ${how}` : undefined);
   learnerSummary('native_1thread', 1, native1 ? `kernels ${native1.isa}; ${how}` : undefined);
   learnerSummary('torch', 1, torch ? `torch ${torch.version} (${torch.python}), MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_=1e9` : undefined);
+  learnerSummary('torch_2threads', 2, torch ? `torch ${torch.version}, two threads` : undefined);
   learnerSummary('native_cpu', nativeLearner?.threads ?? 1, 'process CPU time (all threads) instead of wall time');
   learnerSummary('native_1thread_cpu', 1, 'process CPU time instead of wall time');
   learnerSummary('torch_cpu', 1, 'process CPU time: the reference script run with time.perf_counter = time.process_time');
@@ -255,6 +257,8 @@ async function main(): Promise<void> {
     ratios.cpu_time_native_over_torch_meta_iters_per_s = round((nc.meta_iters_per_s as number) / (tc.meta_iters_per_s as number), 2);
     ratios.cpu_time_native_over_torch_step_b10 = round((tc.step_ms_b10 as number) / (nc.step_ms_b10 as number), 2);
   }
+  const t2 = summary.torch_2threads;
+  if (n && t2) ratios.native_over_torch_2threads_meta_iters_per_s = round((n.meta_iters_per_s as number) / (t2.meta_iters_per_s as number), 2);
   const n1 = summary.native_1thread;
   if (n1 && t) ratios.native_1thread_over_torch_meta_iters_per_s = round((n1.meta_iters_per_s as number) / (t.meta_iters_per_s as number), 2);
   const n1c = summary.native_1thread_cpu;

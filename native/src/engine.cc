@@ -139,7 +139,9 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
   }
   for (int s = 0; s < kShards; s++) {
     grads_[s].assign(P_, 0.f);
-    part_[s].assign(2 * maxC + 1, 0.f);
+    // Written row after row by both shards at once: 64 bytes of padding on each side keep the two
+    // shards' sums off each other's cache lines.
+    part_[s].assign(2 * maxC + 2 * kPad, 0.f);
   }
   bnTotal_.assign(2 * maxC + 1, 0.f);
   ones_.assign(maxC + 1, 1.f);
@@ -341,15 +343,15 @@ void Engine::runItem(const Item& it, int s) {
       }
       return;
     case Stage::BnMoments:
-      k_->channel_moments(rows, c, x, part_[s].data(), part_[s].data() + c);
+      k_->channel_moments(rows, c, x, partOf(s), partOf(s) + c);
       return;
     case Stage::BnApply:
       k_->bn_apply(rows, c, x, stats, stats + 2 * c, op.gamma >= 0 ? P + op.gamma : ones_.data(),
                    op.beta >= 0 ? P + op.beta : zeros_.data(), y, op.fusedRelu);
       return;
     case Stage::BnBwdSum: {
-      float* dgamma = op.gamma >= 0 ? G + op.gamma : part_[s].data();
-      float* dbeta = op.beta >= 0 ? G + op.beta : part_[s].data() + c;
+      float* dgamma = op.gamma >= 0 ? G + op.gamma : partOf(s);
+      float* dbeta = op.beta >= 0 ? G + op.beta : partOf(s) + c;
       k_->bn_backward_sums(rows, c, x, y, it.dy + (size_t)b * actStride_, stats, stats + 2 * c, dgamma, dbeta,
                            op.fusedRelu);
       return;
@@ -423,10 +425,10 @@ void Engine::forward(bool training) {
     // δ = mean1 − mean0, mean = mean0 + δ·n1/n and M2 = M2₀ + M2₁ + δ²·n0·n1/n.
     const float n0 = (float)(count_[0] * perExample), n1 = (float)(count_[1] * perExample);
     const float n = n0 + n1;
-    const float* mean0 = part_[0].data();
-    const float* mean1 = part_[1].data();
-    const float* m20 = part_[0].data() + c;
-    const float* m21 = part_[1].data() + c;
+    const float* mean0 = partOf(0);
+    const float* mean1 = partOf(1);
+    const float* m20 = partOf(0) + c;
+    const float* m21 = partOf(1) + c;
     float* st = stats_[i].data();
     // The moving statistics follow tfjs: moving ← moving − (moving − batch)·(1 − momentum).
     const float decay = 1.f - op.momentum;
@@ -457,10 +459,10 @@ float* Engine::backward(bool inputGrad) {
       const int c = op.channels;
       push(Stage::BnBwdSum, (int)ii, dy, nullptr);
       flush();
-      const float* dg0 = op.gamma >= 0 ? grads_[0].data() + op.gamma : part_[0].data();
-      const float* dg1 = op.gamma >= 0 ? grads_[1].data() + op.gamma : part_[1].data();
-      const float* db0 = op.beta >= 0 ? grads_[0].data() + op.beta : part_[0].data() + c;
-      const float* db1 = op.beta >= 0 ? grads_[1].data() + op.beta : part_[1].data() + c;
+      const float* dg0 = op.gamma >= 0 ? grads_[0].data() + op.gamma : partOf(0);
+      const float* dg1 = op.gamma >= 0 ? grads_[1].data() + op.gamma : partOf(1);
+      const float* db0 = op.beta >= 0 ? grads_[0].data() + op.beta : partOf(0) + c;
+      const float* db1 = op.beta >= 0 ? grads_[1].data() + op.beta : partOf(1) + c;
       for (int j = 0; j < c; j++) {
         bnTotal_[j] = dg0[j] + dg1[j];
         bnTotal_[c + j] = db0[j] + db1[j];

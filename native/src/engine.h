@@ -127,6 +127,8 @@ class Engine {
   // (and dγ, dβ of absent scale or offset), the loss summed over its examples.
   float* work_[kShards] = {nullptr, nullptr};
   std::vector<float> grads_[kShards], part_[kShards];
+  static constexpr size_t kPad = 16;
+  float* partOf(int s) { return part_[s].data() + kPad; }
   double lossPart_[kShards] = {0, 0};
   // What Copy, Loss and Opt items read.
   const AdaptArgs* args_ = nullptr;
