@@ -287,7 +287,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       throw Napi::TypeError::New(env, "batches must be an Int32Array");
     Napi::Int32Array b = bv.As<Napi::Int32Array>();
     a.loss = lossOf(env, o.Get("loss"));
-    const int tsize = a.loss == LossKind::SoftmaxXent ? 1 : e.outputSize();
+    const int tsize = e.targetSize(a.loss);
     if (a.count <= 0 || a.batchSize <= 0) throw Napi::Error::New(env, "count and batchSize must be positive");
     if ((int64_t)x.ElementLength() != (int64_t)a.count * e.inputSize())
       throw Napi::Error::New(env, "inputs do not match count × input size");
@@ -408,7 +408,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Float32Array t = f32Of(info[1], "targets");
     const int n = info[2].As<Napi::Number>().Int32Value();
     const LossKind loss = lossOf(env, info[3]);
-    const int tsize = loss == LossKind::SoftmaxXent ? 1 : engine_->outputSize();
+    const int tsize = engine_->targetSize(loss);
     if (n <= 0 || (int64_t)x.ElementLength() != (int64_t)n * engine_->inputSize() ||
         (int64_t)t.ElementLength() != (int64_t)n * tsize)
       throw Napi::Error::New(env, "inputs or targets do not match the example count");

@@ -278,7 +278,7 @@ void Engine::runItem(const Item& it, int s) {
   }
   if (it.stage == Stage::Copy) {
     const AdaptArgs& a = *args_;
-    const int tsize = a.loss == LossKind::SoftmaxXent ? 1 : outputSize_;
+    const int tsize = targetSize(a.loss);
     const int32_t* idx = a.batches.data() + (size_t)step_ * a.batchSize;
     for (int r = b; r < b + n; r++) {
       std::memcpy(act_[0].data() + (size_t)r * inputSize_, a.inputs.data() + (size_t)idx[r] * inputSize_,
@@ -290,7 +290,7 @@ void Engine::runItem(const Item& it, int s) {
   }
   if (it.stage == Stage::Loss) {
     const size_t last = ops_.size() - 1;
-    const int tsize = lossKind_ == LossKind::SoftmaxXent ? 1 : outputSize_;
+    const int tsize = targetSize(lossKind_);
     const float* out = outputOf(act_, ops_, last).data() + (size_t)b * outputSize_;
     const float* t = targets_ + (size_t)b * tsize;
     float* d = g0_.data() + (size_t)b * actStride_;

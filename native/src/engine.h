@@ -71,6 +71,8 @@ class Engine {
   int64_t paramSize() const { return P_; }
   int inputSize() const { return inputSize_; }
   int outputSize() const { return outputSize_; }
+  // Floats per example's target: a class label, or one value per output.
+  int targetSize(LossKind loss) const { return loss == LossKind::SoftmaxXent ? 1 : outputSize_; }
   std::vector<float>& params() { return params_; }
   const std::vector<OpSpec>& ops() const { return ops_; }
 
