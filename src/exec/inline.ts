@@ -9,21 +9,15 @@ export class InlineExecutor implements Executor {
   readonly name = 'inline';
 
   async runMetaBatch(request: MetaBatchRequest): Promise<AdaptResult[]> {
-    const { learner } = request;
-    if (learner.adaptTasks) {
-      // The same tasks and minibatch streams, handed over in one call.
-      const items = Array.from({ length: request.metaBatch }, (_, t) => {
-        const streams = taskStreams(request.seed, request.iteration, t);
-        return { task: request.source.sample(streams.task), rng: streams.batches };
-      });
-      return learner.adaptTasks(items, request.inner);
-    }
-    const results: AdaptResult[] = [];
-    for (let t = 0; t < request.metaBatch; t++) {
+    const { learner, inner } = request;
+    const items = Array.from({ length: request.metaBatch }, (_, t) => {
       const streams = taskStreams(request.seed, request.iteration, t);
-      const task = request.source.sample(streams.task);
-      results.push(await learner.adapt(task, request.inner, streams.batches));
-    }
+      return { task: request.source.sample(streams.task), rng: streams.batches };
+    });
+    // A learner that can take the whole meta-batch in one call gets it that way (same results).
+    if (learner.adaptTasks) return learner.adaptTasks(items, inner);
+    const results: AdaptResult[] = [];
+    for (const { task, rng } of items) results.push(await learner.adapt(task, inner, rng));
     return results;
   }
 
