@@ -18,7 +18,7 @@ import { renderPlots, type Series } from '../src/_utils/svg-plot.js';
 import { loadMnist } from '../src/data/mnist.js';
 import { selectBackend } from '../src/engine/backend.js';
 import { Reptile } from '../src/optim/reptile.js';
-import { trainMnistMlp } from '../src/train/mnist-mlp.js';
+import { trainMnistMlp } from '../src/recipes/mnist-mlp.js';
 
 type Method = 'reptile-sgd' | 'reptile-adam' | 'sgd' | 'adam';
 const METHODS: { id: Method; label: string; short: string; color: string }[] = [

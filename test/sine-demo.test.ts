@@ -18,5 +18,5 @@ describe('reptile demo sine (end to end, default settings)', () => {
       expect(fs.existsSync(file), file).toBe(true);
     }
     expect(fs.readFileSync(path.join(out, 'sine-adaptation.svg'), 'utf8')).toMatch(/^<svg[\s\S]*<polyline[\s\S]*<\/svg>$/);
-  });
+  }, 300_000);
 });

@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from 'commander';
+import type { MetaConfig } from '../train/config.js';
 
 /** Commander parser for a whole number ≥ `min`. */
 export function intAtLeast(min: number): (value: string) => number {
@@ -32,4 +33,13 @@ export function oneOf<T extends string>(...choices: T[]): (value: string) => T {
     if (!(choices as string[]).includes(value)) throw new InvalidArgumentError(`expected one of ${choices.join(', ')}`);
     return value as T;
   };
+}
+
+/** The meta-training settings among parsed flags, under `MetaConfig`'s names; flags not given are left out. */
+export function pickDefined(flags: object): Partial<MetaConfig> {
+  const keys = ['metaIters', 'metaStep', 'metaStepFinal', 'metaBatch', 'innerIters', 'innerBatch', 'learningRate', 'optimizer', 'foml', 'innerState'] as const;
+  const f = flags as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const k of keys) if (f[k] !== undefined) out[k] = f[k];
+  return out as Partial<MetaConfig>;
 }

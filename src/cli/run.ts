@@ -18,3 +18,8 @@ export function interruptSignal(): { signal: AbortSignal; release: () => void } 
   process.on('SIGINT', onSigint);
   return { signal: controller.signal, release: () => process.off('SIGINT', onSigint) };
 }
+
+/** A logger for details only `--verbose` asks for (which backend and engine run), else none. */
+export function verboseLog(verbose: boolean | undefined): ((line: string) => void) | undefined {
+  return verbose === true ? (line: string) => void process.stderr.write(`${line}\n`) : undefined;
+}

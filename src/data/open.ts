@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import { ReptileError } from '../_utils/errors.js';
 import type { LabeledDataset } from '../tasks/labeled.js';
@@ -24,7 +25,8 @@ export interface FewShotData {
   test: LabeledDataset;
   /** Mini-ImageNet's validation classes, when the dataset has them. */
   val?: LabeledDataset;
-  describe: Record<string, unknown>;
+  /** JSON description for checkpoints: dataset name, directory, class counts, split seed, and a `fingerprint` of the data. */
+  describe: Record<string, unknown> & { fingerprint: string };
   /** Seconds spent loading. */
   seconds: number;
   fromCache?: boolean;
@@ -37,6 +39,33 @@ export interface FewShotData {
  * a class-per-folder directory a seeded split of its classes (about 70% for training).
  */
 export function openFewShotData(options: OpenFewShotOptions): FewShotData {
+  const data = openUnfingerprinted(options);
+  return { ...data, describe: { ...data.describe, fingerprint: datasetFingerprint([data.train, data.test, ...(data.val ? [data.val] : [])]) } };
+}
+
+/**
+ * A short hash that tells two copies of a dataset apart: every split's shape, class names and
+ * counts, and the first example of every class. Checkpoints record it, so that resuming or
+ * evaluating on other data is caught; it is not a checksum of every pixel (Mini-ImageNet holds
+ * over a billion values), but a different version, split or preprocessing changes it.
+ */
+export function datasetFingerprint(splits: readonly LabeledDataset[]): string {
+  const hash = createHash('sha256');
+  for (const d of splits) {
+    const size = d.inputShape.reduce((a, b) => a * b, 1);
+    const example = new Float32Array(size);
+    hash.update(`${d.inputShape.join('x')}|${d.numClasses}|`);
+    for (let c = 0; c < d.numClasses; c++) {
+      hash.update(`${d.className(c)}:${d.countOf(c)}|`);
+      if (d.countOf(c) === 0) continue;
+      d.load(c, 0, example, 0);
+      hash.update(new Uint8Array(example.buffer));
+    }
+  }
+  return hash.digest('hex').slice(0, 16);
+}
+
+function openUnfingerprinted(options: OpenFewShotOptions): Omit<FewShotData, 'describe'> & { describe: Record<string, unknown> } {
   const began = performance.now();
   const dataDir = path.resolve(options.dataDir);
   const seconds = () => (performance.now() - began) / 1000;

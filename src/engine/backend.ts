@@ -39,8 +39,8 @@ async function tryBackend(name: Exclude<BackendChoice, 'auto'>): Promise<string 
       await import(/* optional */ '@tensorflow/tfjs-backend-wasm' as string);
       registerWasmConvKernels();
     }
-  } catch {
-    return 'not installed';
+  } catch (e) {
+    return importFailure(e, name === 'tensorflow' ? '@tensorflow/tfjs-node' : '@tensorflow/tfjs-backend-wasm');
   }
   try {
     const ok = await tf.setBackend(name);
@@ -49,6 +49,15 @@ async function tryBackend(name: Exclude<BackendChoice, 'auto'>): Promise<string 
   } catch (e) {
     return `failed to initialise: ${(e as Error).message}`;
   }
+}
+
+// "not installed" only when the package itself is missing; a package that is there but fails to
+// load (a missing libtensorflow, an ABI mismatch) says why, so the user can fix it.
+function importFailure(e: unknown, pkg: string): string {
+  const err = e as NodeJS.ErrnoException;
+  const missing = (err.code === 'ERR_MODULE_NOT_FOUND' || err.code === 'MODULE_NOT_FOUND') && String(err.message).includes(`'${pkg}'`) && !String(err.message).includes(`${pkg}/`);
+  if (missing) return 'not installed';
+  return `installed but failed to load: ${String(err.message ?? e).split('\n')[0]}`;
 }
 
 // The cpu backend prints a multi-line advertisement on first use in Node; the choice of backend

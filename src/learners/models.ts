@@ -50,6 +50,9 @@ export interface ConvModelOptions {
  */
 export type ConvInit = 'fan-in' | 'glorot';
 
+/** The kernel initialisation the few-shot networks get when none is named. */
+export const DEFAULT_CONV_INIT: ConvInit = 'fan-in';
+
 function kernelInit(init: ConvInit, seed: number): ReturnType<typeof tf.initializers.glorotUniform> {
   return init === 'glorot'
     ? tf.initializers.glorotUniform({ seed })
@@ -99,7 +102,7 @@ function convNet(block: { filters: number; strides: number; pool: boolean; size:
   const size = options.size ?? block.size;
   const channels = options.channels ?? block.channels;
   const seed = options.seed ?? 0;
-  const init = options.init ?? 'fan-in';
+  const init = options.init ?? DEFAULT_CONV_INIT;
   const layers: tf.layers.Layer[] = [];
   for (let i = 0; i < 4; i++) {
     layers.push(...convBlock({ filters: block.filters, strides: block.strides, pool: block.pool, seed, index: i, init, ...(i === 0 ? { inputShape: [size, size, channels] } : {}) }));

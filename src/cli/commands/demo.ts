@@ -1,12 +1,12 @@
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { selectBackend } from '../../engine/backend.js';
-import { runSineDemo } from '../../train/sine-demo.js';
+import { runSineDemo } from '../../recipes/sine-demo.js';
 import { UsageError } from '../../_utils/errors.js';
 import type { LearnerChoice } from '../../learners/create-learner.js';
 import { intAtLeast, oneOf } from '../parse.js';
 import { progressCallbacks } from '../progress.js';
-import { printResult } from '../run.js';
+import { printResult, verboseLog } from '../run.js';
 
 interface DemoFlags {
   metaIters: number;
@@ -15,6 +15,7 @@ interface DemoFlags {
   out: string;
   learner: LearnerChoice;
   json?: boolean;
+  verbose?: boolean;
 }
 
 /** `reptile demo sine`: the paper's sine-wave experiment with plots. */
@@ -28,10 +29,11 @@ export function demoCommand(): Command {
     .option('--out <dir>', 'directory for plots and result.json', path.join('runs', 'sine-demo'))
     .option('--learner <name>', 'inner-loop engine: auto (native when built), native or tfjs', oneOf('auto', 'native', 'tfjs'), 'auto')
     .option('--json', 'print the result as JSON on stdout')
+    .option('--verbose', 'say which tfjs backend runs')
     .action(async (name: string, flags: DemoFlags) => {
       if (name !== 'sine') throw new UsageError(`unknown demo '${name}': the available demo is 'sine' (reptile demo sine)`);
       const info = (line: string): void => void process.stderr.write(`${line}\n`);
-      await selectBackend('cpu', info);
+      await selectBackend('cpu', verboseLog(flags.verbose));
       const result = await runSineDemo({
         metaIters: flags.metaIters,
         seed: flags.seed,

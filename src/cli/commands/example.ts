@@ -1,11 +1,11 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { loadMnist } from '../../data/mnist.js';
-import { selectBackend } from '../../engine/backend.js';
+import { selectBackend, type BackendChoice } from '../../engine/backend.js';
 import { Reptile } from '../../optim/reptile.js';
-import { trainMnistMlp, type MnistEpochLogs } from '../../train/mnist-mlp.js';
+import { trainMnistMlp, type MnistEpochLogs } from '../../recipes/mnist-mlp.js';
 import { UsageError } from '../../_utils/errors.js';
 import { intAtLeast, oneOf, positiveNumber } from '../parse.js';
-import { printResult } from '../run.js';
+import { printResult, verboseLog } from '../run.js';
 
 interface ExampleFlags {
   epochs: number;
@@ -15,6 +15,8 @@ interface ExampleFlags {
   learningRate: number;
   variant: 'softmax' | 'one-vs-rest';
   json?: boolean;
+  backend: BackendChoice;
+  verbose?: boolean;
 }
 
 /** Keras's per-epoch line, with the test split standing in for validation data. */
@@ -36,12 +38,14 @@ export function exampleCommand(): Command {
     .option('--learning-rate <x>', 'learning rate of Reptile', positiveNumber, 0.01)
     .option('--seed <n>', 'random seed (initialisation and shuffling)', intAtLeast(0), 0)
     .option('--variant <v>', "output head: softmax (10-way, categorical cross-entropy) or one-vs-rest (10 sigmoids, binary cross-entropy)", oneOf('softmax', 'one-vs-rest'), 'softmax')
+    .addOption(new Option('--backend <name>', 'tfjs backend: auto (tfjs-node where installed, else wasm, else cpu)').choices(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'))
+    .option('--verbose', 'say which tfjs backend runs')
     .option('--json', 'print only the final { testAccuracy, testLoss, epochs, ... } as JSON on stdout')
     .action(async (name: string, flags: ExampleFlags) => {
       if (name !== 'mnist') throw new UsageError(`unknown example '${name}': the available example is 'mnist' (reptile example mnist)`);
       const info = (line: string) => process.stderr.write(`${line}\n`);
       const progress = flags.json === true ? info : (line: string) => process.stdout.write(`${line}\n`);
-      await selectBackend('cpu', info);
+      const backend = await selectBackend(flags.backend, verboseLog(flags.verbose));
       const data = await loadMnist({ dir: flags.data, trainLimit: flags.limit });
       const steps = Math.ceil(data.train.count / 32);
       progress(`Train on ${data.train.count} MNIST images, test on ${data.test.count} (${flags.variant}${flags.variant === 'one-vs-rest' ? ': ten sigmoid outputs, binary cross-entropy' : ''})`);
@@ -63,10 +67,11 @@ export function exampleCommand(): Command {
         trainExamples: result.trainExamples,
         testExamples: result.testExamples,
         variant: flags.variant,
+        backend,
         seconds: Number(result.seconds.toFixed(2)),
       };
       printResult(flags.json === true, out, () => [
-        `test accuracy ${(100 * result.testAccuracy).toFixed(2)}%, test loss ${result.testLoss.toFixed(4)} after ${result.epochs} epochs (${result.seconds.toFixed(1)} s)`,
+        `test accuracy ${(100 * result.testAccuracy).toFixed(2)}%, test loss ${result.testLoss.toFixed(4)} after ${result.epochs} epochs (${result.seconds.toFixed(1)} s, ${backend} backend)`,
       ]);
     });
 }

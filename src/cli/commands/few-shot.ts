@@ -4,31 +4,14 @@ import { selectBackend, type BackendChoice } from '../../engine/backend.js';
 import { openFewShotData, type FewShotDatasetName } from '../../data/open.js';
 import { downloadOmniglot } from '../../data/download.js';
 import { loadOmniglot } from '../../data/omniglot.js';
-import type { MetaConfig } from '../../train/config.js';
+import { mnistPackageDir } from '../../data/mnist.js';
+import { FEW_SHOT_DEFAULTS, getPreset } from '../../recipes/presets.js';
+import { DEFAULT_META_CONFIG } from '../../train/config.js';
 import { learnerKind, type LearnerChoice } from '../../learners/create-learner.js';
-import type { ConvInit } from '../../learners/models.js';
-import { exportLayersModel, fewShotEvaluate, fewShotTrain, loadFewShotCheckpoint, type FewShotSettings } from '../../train/few-shot.js';
+import { exportLayersModel, fewShotEvaluate, fewShotTrain, loadFewShotCheckpoint, resolveFewShotRun, type FewShotSettings } from '../../recipes/few-shot.js';
 import { UsageError } from '../../_utils/errors.js';
-import { intAtLeast } from '../parse.js';
-import { interruptSignal, printResult } from '../run.js';
-
-/** supervised-reptile's command-line defaults for the few-shot flags (args.py). */
-export const FEW_SHOT_DEFAULTS = {
-  classes: 5,
-  shots: 5,
-  trainShots: 0,
-  innerBatch: 5,
-  innerIters: 20,
-  learningRate: 1e-3,
-  metaStep: 0.1,
-  metaStepFinal: 0.1,
-  metaBatch: 1,
-  metaIters: 400_000,
-  evalBatch: 5,
-  evalIters: 50,
-  evalSamples: 10_000,
-  evalInterval: 10,
-} as const;
+import { intAtLeast, pickDefined } from '../parse.js';
+import { interruptSignal, printResult, verboseLog } from '../run.js';
 
 const info = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -38,22 +21,24 @@ const info = (line: string) => process.stderr.write(`${line}\n`);
  * sine path already has keep their names and take supervised-reptile's defaults here.
  */
 export function addFewShotOptions(cmd: Command): Command {
+  const d = FEW_SHOT_DEFAULTS;
   return cmd
-    .addOption(new Option('--dataset <name>', 'few-shot dataset').choices(['omniglot', 'miniimagenet', 'mnist', 'folder']))
-    .option('--data-dir <dir>', 'few-shot: the dataset directory')
-    .option('--classes <n>', 'few-shot: classes per task (5)', intAtLeast(1))
-    .option('--train-shots <n>', 'few-shot: examples per class in training tasks, 0 = --shots (0)', intAtLeast(0))
-    .option('--eval-batch <n>', 'few-shot: inner minibatch when adapting to a test task (5)', intAtLeast(1))
-    .option('--eval-interval <n>', 'few-shot: print train/test accuracy every n meta-iterations (10)', intAtLeast(1))
+    .addOption(new Option('--dataset <name>', 'few-shot dataset (a few-shot --preset names its own)').choices(['omniglot', 'miniimagenet', 'mnist', 'folder']))
+    .option('--data-dir <dir>', 'few-shot: the dataset directory (mnist: the package\'s own files when not given)')
+    .option('--classes <n>', `few-shot: classes per task (${d.classes})`, intAtLeast(1))
+    .option('--train-shots <n>', `few-shot: examples per class in training tasks, 0 = --shots (${d.trainShots})`, intAtLeast(0))
+    .option('--eval-batch <n>', `few-shot: inner minibatch when adapting to a test task (${d.evalBatch})`, intAtLeast(1))
+    .option('--eval-interval <n>', `few-shot: print train/test accuracy every n meta-iterations (${d.evalInterval})`, intAtLeast(1))
     .option('--transductive', 'few-shot: classify all queries of a test task in one batch')
     .option('--sgd', 'few-shot: plain SGD inner loop instead of Adam (β1 = 0)')
-    .addOption(new Option('--init <scheme>', "few-shot: kernel initialisation, fan-in (PyTorch's default) or glorot (TensorFlow's, as supervised-reptile)").choices(['fan-in', 'glorot']).default('fan-in'))
+    .addOption(new Option('--init <scheme>', `few-shot: kernel initialisation, fan-in (PyTorch's default) or glorot (TensorFlow's, as supervised-reptile) (${d.init}; the omniglot presets: glorot)`).choices(['fan-in', 'glorot']))
     .option('--cache-dir <dir>', 'few-shot: cache of decoded images (default $REPTILE_CACHE or ~/.cache/reptile-ml)');
 }
 
-/** True when `reptile train` was given `--dataset`, i.e. the few-shot path should run. */
+/** True when `reptile train` should run the few-shot path: `--dataset` or a few-shot `--preset` given. */
 export function isFewShot(cmd: Command): boolean {
-  return cmd.opts()['dataset'] !== undefined;
+  const o = cmd.opts();
+  return o['dataset'] !== undefined || (o['preset'] !== undefined && getPreset(o['preset'] as string).task === 'few-shot');
 }
 
 function given(cmd: Command, key: string): boolean {
@@ -64,41 +49,41 @@ function given(cmd: Command, key: string): boolean {
 /** Runs `reptile train --dataset ...`: few-shot meta-training with supervised-reptile's flags. */
 export async function runFewShotTrain(cmd: Command): Promise<void> {
   const o = cmd.opts() as Record<string, unknown>;
-  const pick = <T>(key: string, fallback: T): T => (given(cmd, key) ? (o[key] as T) : fallback);
-  if (o['task'] !== undefined) throw new UsageError("--task and --dataset both given: use --task sine for sine regression, or --dataset for few-shot classification");
-  if (o['dataDir'] === undefined) throw new UsageError(`missing --data-dir: say where the ${String(o['dataset'])} data is, e.g. --data-dir ../shared/data/omniglot`);
-  const settings: FewShotSettings = {
-    classes: pick('classes', FEW_SHOT_DEFAULTS.classes),
-    shots: pick('shots', FEW_SHOT_DEFAULTS.shots),
-    trainShots: pick('trainShots', FEW_SHOT_DEFAULTS.trainShots),
-    evalBatch: pick('evalBatch', FEW_SHOT_DEFAULTS.evalBatch),
-    evalIters: pick('evalIters', FEW_SHOT_DEFAULTS.evalIters),
-    transductive: o['transductive'] === true,
-    init: (o['init'] as ConvInit | undefined) ?? 'fan-in',
-  };
-  const seed = o['seed'] as number;
-  const config: Partial<MetaConfig> & { seed: number } = {
-    metaIters: pick('metaIters', FEW_SHOT_DEFAULTS.metaIters),
-    metaStep: pick('metaStep', FEW_SHOT_DEFAULTS.metaStep),
-    metaStepFinal: pick('metaStepFinal', FEW_SHOT_DEFAULTS.metaStepFinal),
-    metaBatch: pick('metaBatch', FEW_SHOT_DEFAULTS.metaBatch),
-    innerIters: pick('innerIters', FEW_SHOT_DEFAULTS.innerIters),
-    innerBatch: pick('innerBatch', FEW_SHOT_DEFAULTS.innerBatch),
-    learningRate: pick('learningRate', FEW_SHOT_DEFAULTS.learningRate),
-    optimizer: o['sgd'] === true ? 'sgd' : pick('optimizer', 'adam' as const),
-    foml: o['foml'] === true,
-    innerState: pick('innerState', 'carry' as const),
+  const opt = <T>(key: string): T | undefined => (given(cmd, key) ? (o[key] as T) : undefined);
+  if (o['task'] !== undefined) throw new UsageError("--task and --dataset (or a few-shot --preset) both given: use --task sine for sine regression, or --dataset for few-shot classification");
+  const seed = opt<number>('seed') ?? DEFAULT_META_CONFIG.seed;
+  const run = resolveFewShotRun({
+    ...(o['preset'] !== undefined ? { preset: o['preset'] as string } : {}),
     seed,
-  };
-  const backend = await selectBackend(o['backend'] as BackendChoice, info);
+    meta: { ...pickDefined(o), ...(o['sgd'] === true ? { optimizer: 'sgd' as const } : {}) },
+    fewShot: {
+      classes: opt('classes'),
+      shots: opt('shots'),
+      trainShots: opt('trainShots'),
+      evalBatch: opt('evalBatch'),
+      evalIters: opt('evalIters'),
+      evalInterval: opt('evalInterval'),
+      init: opt('init'),
+      ...(o['transductive'] === true ? { transductive: true } : {}),
+    },
+  });
+  const dataset = (o['dataset'] as FewShotDatasetName | undefined) ?? run.dataset;
+  if (dataset === undefined) throw new UsageError('missing --dataset: name the few-shot dataset, e.g. --dataset omniglot');
+  if (run.dataset !== undefined && o['dataset'] !== undefined && o['dataset'] !== run.dataset) {
+    throw new UsageError(`--preset ${String(o['preset'])} is a ${run.dataset} setting, not ${String(o['dataset'])}: drop --dataset or choose another preset`);
+  }
+  const dataDir = (o['dataDir'] as string | undefined) ?? (dataset === 'mnist' ? mnistPackageDir() : undefined);
+  if (dataDir === undefined) throw new UsageError(`missing --data-dir: say where the ${dataset} data is, e.g. --data-dir ../shared/data/omniglot`);
+  const { settings, config } = run;
+  const backend = await selectBackend(o['backend'] as BackendChoice, verboseLog(o['verbose'] as boolean | undefined));
   const data = openFewShotData({
-    dataset: o['dataset'] as FewShotDatasetName,
-    dataDir: o['dataDir'] as string,
+    dataset,
+    dataDir,
     seed,
     ...(o['cacheDir'] !== undefined ? { cacheDir: o['cacheDir'] as string } : {}),
     log: info,
   });
-  info(`${String(o['dataset'])}: ${data.train.numClasses} training classes, ${data.test.numClasses} test classes, loaded in ${data.seconds.toFixed(2)} s${data.fromCache === true ? ' (from cache)' : ''}`);
+  info(`${dataset}: ${data.train.numClasses} training classes, ${data.test.numClasses} test classes, loaded in ${data.seconds.toFixed(2)} s${data.fromCache === true ? ' (from cache)' : ''}`);
   const checkpoint = o['checkpoint'] as string | undefined;
   const json = o['json'] === true;
   const { signal, release } = interruptSignal();
@@ -107,7 +92,7 @@ export async function runFewShotTrain(cmd: Command): Promise<void> {
     data,
     settings,
     config,
-    evalInterval: pick('evalInterval', FEW_SHOT_DEFAULTS.evalInterval),
+    evalInterval: run.evalInterval,
     signal,
     onProgress: (p) => {
       const line = json
@@ -116,7 +101,7 @@ export async function runFewShotTrain(cmd: Command): Promise<void> {
       (json ? process.stderr : process.stdout).write(`${line}\n`);
     },
     ...(checkpoint !== undefined ? { checkpointDir: checkpoint, logFile: (o['log'] as string | undefined) ?? path.join(checkpoint, 'log.jsonl') } : o['log'] !== undefined ? { logFile: o['log'] as string } : {}),
-    checkpointEvery: o['checkpointEvery'] as number,
+    ...(o['checkpointEvery'] !== undefined ? { checkpointEvery: o['checkpointEvery'] as number } : {}),
     checkpointMeta: { backend },
     learner: (o['learner'] as LearnerChoice | undefined) ?? 'auto',
     log: info,
@@ -134,7 +119,7 @@ export async function runFewShotTrain(cmd: Command): Promise<void> {
       const r = await fewShotEvaluate({ learner, dataset: data.test, settings, config: result.config, samples: o['evalSamples'] as number, seed: seed + 1_000_000 });
       evaluation = { accuracy: r.mean, ci95: r.ci95, samples: r.samples };
     }
-    printResult(json, { dataset: o['dataset'], iterations: result.iterations, seconds, imagesPerSecond: images / seconds, backend, test: evaluation, settings, config: result.config, checkpoint: result.checkpoint ?? null }, () => [
+    printResult(json, { dataset, iterations: result.iterations, seconds, imagesPerSecond: images / seconds, backend, test: evaluation, settings, config: result.config, checkpoint: result.checkpoint ?? null }, () => [
       `meta-trained ${result.iterations} iterations in ${seconds.toFixed(1)} s (${(images / seconds).toFixed(0)} inner-loop images/s, backend ${backend})`,
       ...(evaluation ? [`test accuracy: ${evaluation.accuracy.toFixed(4)} ± ${evaluation.ci95.toFixed(4)} (${evaluation.samples} tasks)`] : []),
       ...(result.checkpoint ? [`checkpoint: ${result.checkpoint}`] : []),
@@ -151,7 +136,11 @@ interface EvalFlags {
   dataDir?: string;
   samples: number;
   seed: number;
+  shots?: number;
+  evalIters?: number;
+  evalBatch?: number;
   transductive?: boolean;
+  verbose?: boolean;
   split: 'test' | 'train' | 'val';
   cacheDir?: string;
   backend: BackendChoice;
@@ -167,15 +156,20 @@ export function evalCommand(): Command {
     .option('--data-dir <dir>', 'dataset directory (default: the one recorded in the checkpoint)')
     .option('--samples <n>', 'test tasks (supervised-reptile: 10000)', intAtLeast(1), 10_000)
     .option('--seed <n>', 'seed of the sampled tasks', intAtLeast(0), 0)
+    .option('--shots <n>', 'support examples per class of the test tasks (default: as trained)', intAtLeast(1))
+    .option('--eval-iters <n>', 'adaptation steps on each test task (default: as trained)', intAtLeast(1))
+    .option('--eval-batch <n>', 'inner minibatch when adapting to a test task (default: as trained)', intAtLeast(1))
     .option('--transductive', 'classify all queries of a task in one batch (default: as trained)')
+    .option('--no-transductive', 'classify each query with the support set alone, as supervised-reptile does by default')
     .addOption(new Option('--split <name>', 'classes to evaluate on').choices(['test', 'train', 'val']).default('test'))
     .option('--cache-dir <dir>', 'cache of decoded images')
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'))
     .addOption(new Option('--learner <name>', 'inner-loop engine: auto (native when built), native or tfjs').choices(['auto', 'native', 'tfjs']).default('auto'))
     .option('--json', 'print the result as JSON on stdout')
+    .option('--verbose', 'say which tfjs backend and engine run')
     .action(async (flags: EvalFlags) => {
       if (flags.checkpoint === undefined) throw new UsageError('missing --checkpoint: name the directory a few-shot training run wrote');
-      const backend = await selectBackend(flags.backend, info);
+      const backend = await selectBackend(flags.backend, verboseLog(flags.verbose));
       const { info: ck, learner, model, iteration } = loadFewShotCheckpoint(flags.checkpoint, { learner: flags.learner, log: info });
       try {
         const dataDir = flags.dataDir ?? ck.data.dataDir;
@@ -183,7 +177,15 @@ export function evalCommand(): Command {
         const data = openFewShotData({ dataset: ck.data.dataset as FewShotDatasetName, dataDir, seed: splitSeed, ...(flags.cacheDir !== undefined ? { cacheDir: flags.cacheDir } : {}), log: info });
         const dataset = flags.split === 'train' ? data.train : flags.split === 'val' ? data.val : data.test;
         if (dataset === undefined) throw new UsageError(`the ${ck.data.dataset} dataset has no '${flags.split}' split: use --split test or train`);
-        const settings: FewShotSettings = { ...ck.settings, transductive: flags.transductive === true || ck.settings.transductive };
+        // One training run is evaluated at several settings, as the paper evaluates its 1-shot and
+        // 5-shot cells from one run trained with --train-shots.
+        const settings: FewShotSettings = {
+          ...ck.settings,
+          ...(flags.shots !== undefined ? { shots: flags.shots } : {}),
+          ...(flags.evalIters !== undefined ? { evalIters: flags.evalIters } : {}),
+          ...(flags.evalBatch !== undefined ? { evalBatch: flags.evalBatch } : {}),
+          ...(flags.transductive !== undefined ? { transductive: flags.transductive } : {}),
+        };
         const began = performance.now();
         const every = Math.max(1, Math.floor(flags.samples / 10));
         const onTask = (done: number, total: number) => {

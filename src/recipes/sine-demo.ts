@@ -5,9 +5,9 @@ import type { InnerOptions, Learner } from '../learners/learner.js';
 import { createLearner, learnerKind, type LearnerChoice } from '../learners/create-learner.js';
 import { createSineModel } from '../learners/models.js';
 import { SineTaskSource } from '../tasks/sine.js';
-import { evalTaskStreams, evaluate, mse } from './evaluate.js';
-import { metaTrain, type MetaCallbacks } from './meta-train.js';
-import type { MetaConfig } from './config.js';
+import { evalTaskStreams, evaluate, mse } from '../train/evaluate.js';
+import { metaTrain, type MetaCallbacks } from '../train/meta-train.js';
+import type { MetaConfig } from '../train/config.js';
 
 /** Held-out tasks behind each point of the learning curve: enough to show the trend, cheap enough for the minute budget. */
 const CURVE_TASKS = 10;

@@ -4,15 +4,16 @@ import * as tf from '@tensorflow/tfjs';
 import { Params } from '../core/params.js';
 import { ReptileError } from '../_utils/errors.js';
 import type { FewShotData } from '../data/open.js';
-import { createMiniImageNetModel, createOmniglotModel, type ConvInit } from '../learners/models.js';
+import { DEFAULT_CONV_INIT, createMiniImageNetModel, createOmniglotModel, type ConvInit } from '../learners/models.js';
 import { createLearner, type LearnerChoice } from '../learners/create-learner.js';
 import { TfjsLearner } from '../learners/tfjs.js';
 import type { InnerOptions, Learner } from '../learners/learner.js';
 import { FewShotTaskSource, type LabeledDataset } from '../tasks/labeled.js';
-import { readCheckpoint } from './checkpoint.js';
-import { evaluate, type EvaluateResult } from './evaluate.js';
-import { metaTrain, type MetaCallbacks, type MetaTrainResult } from './meta-train.js';
-import type { MetaConfig } from './config.js';
+import { hasCheckpoint, readCheckpoint } from '../train/checkpoint.js';
+import { evaluate, type EvaluateResult } from '../train/evaluate.js';
+import { metaTrain, type MetaCallbacks, type MetaTrainResult } from '../train/meta-train.js';
+import { resolveMetaConfig, type MetaConfig } from '../train/config.js';
+import { FEW_SHOT_DEFAULTS, getPreset, type FewShotDefaults } from './presets.js';
 
 /** The paper's two few-shot networks. */
 export type FewShotModelKind = 'omniglot' | 'miniimagenet';
@@ -43,8 +44,43 @@ export function modelKindFor(inputShape: readonly number[]): FewShotModelKind {
 /** Builds the paper's network of `kind` for `inputShape` and `classes` outputs. */
 export function createFewShotModel(options: { kind: FewShotModelKind; inputShape: readonly number[]; classes: number; seed: number; init?: ConvInit }): tf.Sequential {
   const [size, , channels] = options.inputShape;
-  const common = { classes: options.classes, seed: options.seed, size: size ?? 28, channels: channels ?? 1, init: options.init ?? 'fan-in' };
+  const common = { classes: options.classes, seed: options.seed, size: size ?? 28, channels: channels ?? 1, init: options.init ?? DEFAULT_CONV_INIT };
   return options.kind === 'miniimagenet' ? createMiniImageNetModel(common) : createOmniglotModel(common);
+}
+
+/** What {@link resolveFewShotRun} returns: everything a few-shot run needs, every value decided. */
+export interface FewShotRun {
+  /** The preset's dataset, when a preset was named. */
+  dataset?: 'omniglot' | 'miniimagenet';
+  settings: Required<FewShotSettings>;
+  config: Partial<MetaConfig> & { seed: number };
+  evalSamples: number;
+  evalInterval: number;
+}
+
+/**
+ * Composes a few-shot run's settings in one order: supervised-reptile's defaults
+ * (`FEW_SHOT_DEFAULTS` and `DEFAULT_META_CONFIG`), then the named preset, then the caller's
+ * overrides (e.g. the flags given on the command line). `trainShots` 0 becomes `shots`.
+ */
+export function resolveFewShotRun(options: { preset?: string; meta?: Partial<MetaConfig>; fewShot?: Partial<FewShotDefaults>; seed: number }): FewShotRun {
+  const preset = options.preset === undefined ? undefined : getPreset(options.preset);
+  if (preset !== undefined && preset.task !== 'few-shot') {
+    throw new ReptileError(`preset '${preset.name}' is not a few-shot setting: use it with --task sine, or name a few-shot preset`, { exitCode: 2 });
+  }
+  const f: FewShotDefaults = { ...FEW_SHOT_DEFAULTS, ...(preset?.fewShot ?? {}), ...definedOnly(options.fewShot ?? {}) };
+  const meta: Partial<MetaConfig> = { ...(preset?.meta ?? {}), ...definedOnly(options.meta ?? {}) };
+  return {
+    ...(preset !== undefined ? { dataset: preset.dataset } : {}),
+    settings: { classes: f.classes, shots: f.shots, trainShots: f.trainShots > 0 ? f.trainShots : f.shots, evalBatch: f.evalBatch, evalIters: f.evalIters, transductive: f.transductive, init: f.init },
+    config: { ...meta, seed: options.seed },
+    evalSamples: f.evalSamples,
+    evalInterval: f.evalInterval,
+  };
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /** Checks that every task the settings ask for can be drawn from `dataset`; one clear line if not. */
@@ -110,12 +146,15 @@ export interface FewShotTrainOptions {
 export async function fewShotTrain(options: FewShotTrainOptions): Promise<{ result: MetaTrainResult; learner: Learner; model: tf.Sequential; kind: FewShotModelKind }> {
   const { data, settings } = options;
   const trainShots = settings.trainShots !== undefined && settings.trainShots > 0 ? settings.trainShots : settings.shots;
+  const init = settings.init ?? DEFAULT_CONV_INIT;
+  const config = resolveMetaConfig(options.config);
   checkTaskFits(data.train, 'training split', settings.classes, trainShots, '--train-shots');
   checkTaskFits(data.train, 'training split', settings.classes, settings.shots + 1, '--shots + 1');
   checkTaskFits(data.test, 'test split', settings.classes, settings.shots + 1, '--shots + 1');
+  if (options.checkpointDir !== undefined) checkResumable(options.checkpointDir, { ...settings, trainShots }, data.describe);
   const kind = modelKindFor(data.train.inputShape);
-  const model = createFewShotModel({ kind, inputShape: data.train.inputShape, classes: settings.classes, seed: options.config.seed, init: settings.init ?? 'fan-in' });
-  const learner = createLearner({ model, learner: options.learner ?? 'auto', innerState: options.config.innerState ?? 'carry', ...(options.log ? { log: options.log } : {}) });
+  const model = createFewShotModel({ kind, inputShape: data.train.inputShape, classes: settings.classes, seed: config.seed, init });
+  const learner = createLearner({ model, learner: options.learner ?? 'auto', innerState: config.innerState, ...(options.log ? { log: options.log } : {}) });
   const source = new FewShotTaskSource({ dataset: data.train, classes: settings.classes, shots: settings.shots, trainShots });
   const trainEval = new FewShotTaskSource({ dataset: data.train, classes: settings.classes, shots: settings.shots });
   const testEval = new FewShotTaskSource({ dataset: data.test, classes: settings.classes, shots: settings.shots });
@@ -123,17 +162,16 @@ export async function fewShotTrain(options: FewShotTrainOptions): Promise<{ resu
   let images = 0;
   let innerSeconds = 0;
   const intervalSamples = options.intervalSamples ?? 1;
+  const inner = evalInnerOptions(settings, config);
   const intervalCallback: MetaCallbacks = {
     onMetaIterEnd: async (iteration, logs) => {
-      images += (options.config.metaBatch ?? 1) * (options.config.innerIters ?? 20) * (options.config.innerBatch ?? 5);
+      images += config.metaBatch * config.innerIters * config.innerBatch;
       innerSeconds += logs.seconds;
       const done = iteration + 1;
       if (options.evalInterval <= 0 || done % options.evalInterval !== 0) return;
-      const config = { optimizer: options.config.optimizer ?? 'adam', learningRate: options.config.learningRate ?? 1e-3, beta1: options.config.beta1 ?? 0, beta2: options.config.beta2 ?? 0.999 };
-      const inner = evalInnerOptions(settings, config);
       const common = { learner, inner, samples: intervalSamples, transductive: settings.transductive };
-      const train = await evaluate({ ...common, source: trainEval, seed: (options.config.seed * 7919 + done * 2) >>> 0 });
-      const test = await evaluate({ ...common, source: testEval, seed: (options.config.seed * 7919 + done * 2 + 1) >>> 0 });
+      const train = await evaluate({ ...common, source: trainEval, seed: (config.seed * 7919 + done * 2) >>> 0 });
+      const test = await evaluate({ ...common, source: testEval, seed: (config.seed * 7919 + done * 2 + 1) >>> 0 });
       options.onProgress?.({
         iteration: done,
         trainAccuracy: train.mean,
@@ -148,14 +186,14 @@ export async function fewShotTrain(options: FewShotTrainOptions): Promise<{ resu
   const result = await metaTrain({
     learner,
     source,
-    config: options.config,
+    config,
     callbacks: [...(options.callbacks ?? []), intervalCallback],
     ...(options.checkpointDir !== undefined ? { checkpointDir: options.checkpointDir } : {}),
     ...(options.checkpointEvery !== undefined ? { checkpointEvery: options.checkpointEvery } : {}),
     ...(options.logFile !== undefined ? { logFile: options.logFile } : {}),
     ...(options.signal !== undefined ? { signal: options.signal } : {}),
     checkpointMeta: {
-      fewShot: { ...settings, trainShots, init: settings.init ?? 'fan-in' },
+      fewShot: { ...settings, trainShots, init },
       data: data.describe,
       modelKind: kind,
       inputShape: data.train.inputShape,
@@ -164,6 +202,32 @@ export async function fewShotTrain(options: FewShotTrainOptions): Promise<{ resu
     },
   });
   return { result, learner, model, kind };
+}
+
+// A resumed run must draw the same tasks from the same data, so the task shape and the data set
+// have to match what the checkpoint was written with (metaTrain checks the meta settings).
+function checkResumable(dir: string, settings: FewShotSettings & { trainShots: number }, data: Record<string, unknown>): void {
+  if (!hasCheckpoint(dir)) return;
+  const meta = readCheckpoint(dir).meta;
+  const saved = meta['fewShot'] as Partial<FewShotSettings> | undefined;
+  const savedData = meta['data'] as Record<string, unknown> | undefined;
+  if (saved === undefined || savedData === undefined) {
+    throw new ReptileError(`checkpoint in '${dir}' is not from a few-shot run: use a new --checkpoint directory`);
+  }
+  const pairs: [string, unknown, unknown][] = [
+    ['--classes', saved.classes, settings.classes],
+    ['--shots', saved.shots, settings.shots],
+    ['--train-shots', saved.trainShots, settings.trainShots],
+    ['--init', saved.init ?? DEFAULT_CONV_INIT, settings.init ?? DEFAULT_CONV_INIT],
+    ['--dataset', savedData['dataset'], data['dataset']],
+  ];
+  // Checkpoints written before fingerprints existed are resumed on the dataset name alone.
+  if (savedData['fingerprint'] !== undefined) pairs.push(['the data (fingerprint)', savedData['fingerprint'], data['fingerprint']]);
+  for (const [what, was, now] of pairs) {
+    if (was !== now) {
+      throw new ReptileError(`checkpoint in '${dir}' was trained with ${what} ${String(was)}, not ${String(now)}: resume with the same settings and data, or use a new --checkpoint directory`, { exitCode: 2 });
+    }
+  }
 }
 
 /** What a few-shot checkpoint records about its run (see `fewShotTrain`). */
@@ -195,7 +259,7 @@ export function loadFewShotCheckpoint(
     inputShape: meta['inputShape'] as number[],
     config: meta['config'] as MetaConfig,
   };
-  const model = createFewShotModel({ kind: info.kind, inputShape: info.inputShape, classes: info.settings.classes, seed: info.config.seed });
+  const model = createFewShotModel({ kind: info.kind, inputShape: info.inputShape, classes: info.settings.classes, seed: info.config.seed, ...(info.settings.init !== undefined ? { init: info.settings.init } : {}) });
   const learner = createLearner({ model, learner: options.learner ?? 'auto', innerState: info.config.innerState, ...(options.log ? { log: options.log } : {}) });
   if (ckpt.params.layout.hash !== learner.layout.hash) {
     throw new ReptileError(`checkpoint in '${dir}' does not fit the ${info.kind} network it names (layout ${ckpt.params.layout.hash} vs ${learner.layout.hash}): the checkpoint is damaged or from another version`);
