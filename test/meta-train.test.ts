@@ -10,6 +10,10 @@ import { SineTaskSource } from '../src/tasks/sine.js';
 import { checkpointPath, readCheckpoint } from '../src/train/checkpoint.js';
 import { metaTrain } from '../src/train/meta-train.js';
 import { ReptileError } from '../src/_utils/errors.js';
+import { Params } from '../src/core/params.js';
+import type { Rng } from '../src/core/rng.js';
+import type { AdaptResult, InnerOptions, Learner } from '../src/learners/learner.js';
+import type { Task } from '../src/tasks/task.js';
 import { fixedPointSource, scalarModel, tempDir } from './helpers/fixtures.js';
 
 beforeAll(async () => {
@@ -181,16 +185,47 @@ describe('resources', () => {
 });
 
 describe('divergence', () => {
-  it('stops with one clear error when the parameters stop being finite, leaving the checkpoint intact', async () => {
+  // A learner that behaves until meta-iteration `failAt`, then returns non-finite weights: the
+  // run is pointed at a checkpoint directory it has already written to, and must leave the last
+  // good checkpoint there exactly as it was.
+  function failingLearner(failAt: number): { learner: Learner; calls: () => number } {
+    const inner = new TfjsLearner({ model: createSineModel({ seed: 1 }) });
+    let calls = 0;
+    const learner: Learner = Object.assign(Object.create(inner) as Learner, {
+      adapt: async (task: Task, options: InnerOptions, rng: Rng): Promise<AdaptResult> => {
+        const r = await inner.adapt(task, options, rng);
+        if (calls++ < failAt) return r;
+        const bad = new Float32Array(r.params.data);
+        bad[3] = Number.NaN;
+        return { ...r, params: new Params(r.params.layout, bad) };
+      },
+    });
+    return { learner, calls: () => calls };
+  }
+
+  it('stops with one clear error when the parameters stop being finite, leaving the checkpoint it was writing intact', async () => {
     const dir = tempDir();
-    const learner = new TfjsLearner({ model: createSineModel({ seed: 1 }) });
-    const config = { metaIters: 2, innerIters: 2, innerBatch: 10, learningRate: 0.01, optimizer: 'sgd' as const, metaStep: 1, metaStepFinal: 1 };
-    await metaTrain({ learner, source: new SineTaskSource(), config, checkpointDir: dir });
-    const before = fs.readFileSync(checkpointPath(dir));
+    const { learner } = failingLearner(5);
+    const config = { metaIters: 20, innerIters: 2, innerBatch: 10, learningRate: 0.01, optimizer: 'sgd' as const, metaStep: 1, metaStepFinal: 1 };
+    let good: Buffer | undefined;
+    const snapshot = { onMetaIterEnd: (i: number) => void (i === 3 ? (good = fs.readFileSync(checkpointPath(dir))) : undefined) };
+    await expect(metaTrain({ learner, source: new SineTaskSource(), config, checkpointDir: dir, checkpointEvery: 2, callbacks: snapshot })).rejects.toThrow(
+      /training diverged at meta-iteration 5 .*lower --learning-rate or --meta-step; the last good checkpoint is untouched/,
+    );
+    // The run wrote checkpoints at iterations 2 and 4 into this very directory, then diverged at 5.
+    expect(good).toBeDefined();
+    expect(fs.readFileSync(checkpointPath(dir)).equals(good!)).toBe(true);
+    const ckpt = readCheckpoint(dir);
+    expect(ckpt.iteration).toBe(4);
+    expect(ckpt.params.data.every(Number.isFinite)).toBe(true);
+    expect(fs.readdirSync(dir).filter((f) => f.includes('.tmp'))).toEqual([]);
+  });
+
+  it('a diverging learning rate stops at the first meta-iteration and writes no checkpoint', async () => {
+    const dir = tempDir();
     const wild = new TfjsLearner({ model: createSineModel({ seed: 1 }) });
-    await expect(
-      metaTrain({ learner: wild, source: new SineTaskSource(), config: { ...config, metaIters: 50, learningRate: 1e30 }, checkpointDir: tempDir() }),
-    ).rejects.toThrow(/training diverged at meta-iteration \d+ .*lower --learning-rate/);
-    expect(fs.readFileSync(checkpointPath(dir)).equals(before)).toBe(true);
+    const config = { metaIters: 50, innerIters: 2, innerBatch: 10, learningRate: 1e30, optimizer: 'sgd' as const, metaStep: 1, metaStepFinal: 1 };
+    await expect(metaTrain({ learner: wild, source: new SineTaskSource(), config, checkpointDir: dir })).rejects.toThrow(/training diverged at meta-iteration \d+ .*lower --learning-rate/);
+    expect(fs.existsSync(checkpointPath(dir))).toBe(false);
   });
 });

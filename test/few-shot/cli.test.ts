@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../src/engine/backend.js';
 import { loadFewShotCheckpoint } from '../../src/recipes/few-shot.js';
-import { makeTemp, runCli, writeImageFolder, writeOmniglotZips } from './fixtures.js';
+import { makeTemp, pngBytes, runCli, writeImageFolder, writeOmniglotZips } from './fixtures.js';
 
 function expectOneLineError(r: { code: number; stdout: string; stderr: string }, pattern: RegExp): void {
   expect(r.code).not.toBe(0);
@@ -98,5 +98,28 @@ describe('reptile train/eval/export on a few-shot dataset', () => {
     const before = fs.readFileSync(path.join(ck, 'reptile.ckpt'));
     expectOneLineError(runCli(['train', '--dataset', 'folder', '--data-dir', path.join(folder, 'nope'), ...tiny, '--checkpoint', ck, '--backend', 'cpu']), /does not exist/);
     expect(fs.readFileSync(path.join(ck, 'reptile.ckpt')).equals(before)).toBe(true);
+  });
+
+  it('resuming with other few-shot settings or other data is refused with one line, the checkpoint untouched', () => {
+    const ck = path.join(makeTemp(), 'ck');
+    expect(runCli(['train', '--dataset', 'folder', '--data-dir', folder, ...tiny, '--meta-iters', '1', '--checkpoint', ck, '--backend', 'wasm']).code).toBe(0);
+    const before = fs.readFileSync(path.join(ck, 'reptile.ckpt'));
+    const resume = (extra: string[], dir = folder) => runCli(['train', '--dataset', 'folder', '--data-dir', dir, ...tiny, ...extra, '--checkpoint', ck, '--backend', 'cpu']);
+    expectOneLineError(resume(['--shots', '2']), /trained with --shots 1, not 2: resume with the same settings/);
+    expectOneLineError(resume(['--classes', '2']), /trained with --classes 3, not 2/);
+    expectOneLineError(resume(['--train-shots', '3']), /trained with --train-shots 2, not 3/);
+    expectOneLineError(resume(['--init', 'glorot']), /trained with --init fan-in, not glorot/);
+    // The same classes and counts, one drawing changed: the data's fingerprint tells them apart.
+    const other = path.join(makeTemp(), 'other');
+    fs.cpSync(folder, other, { recursive: true });
+    const cls = fs.readdirSync(other).sort()[0]!;
+    const first = fs.readdirSync(path.join(other, cls)).sort()[0]!;
+    fs.writeFileSync(path.join(other, cls, first), pngBytes(28, 28, (x) => (x < 14 ? [255, 255, 255] : [0, 0, 0])));
+    expectOneLineError(resume([], other), /trained with the data \(fingerprint\) [0-9a-f]{16}, not [0-9a-f]{16}/);
+    expect(fs.readFileSync(path.join(ck, 'reptile.ckpt')).equals(before)).toBe(true);
+    // The same settings and data resume.
+    const ok = runCli(['train', '--dataset', 'folder', '--data-dir', folder, ...tiny, '--meta-iters', '1', '--checkpoint', ck, '--backend', 'cpu']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/meta-trained 1 iterations/);
   });
 });
