@@ -28,7 +28,7 @@ const learners: [string, (model: tf.Sequential) => Learner][] = [
 describe.each(learners)('the %s learner’s Adam (β1 = 0)', (_name, make) => {
   it('takes the two hand-computed steps', async () => {
     const learner = make(scalarModel(1));
-    const r = await learner.adapt(fixedPointSource(3).sample(new Rng(0)), adam2, new Rng(0));
+    const r = await learner.adapt(fixedPointSource(3).sample(Rng.derive(0)), adam2, Rng.derive(0));
     expect(r.params.data[0]).toBeCloseTo(1.1974051311, 6);
     // The last step, w2 − w1, is what FOMAML uses.
     expect(r.lastStep.data[0]).toBeCloseTo(1.1974051311 - 1.09999999975, 6);
@@ -38,11 +38,11 @@ describe.each(learners)('the %s learner’s Adam (β1 = 0)', (_name, make) => {
   });
 
   it('matches tf.train.adam step for step on a full-batch sine task', async () => {
-    const task = new SineTaskSource({ shots: 10 }).sample(new Rng(5));
+    const task = new SineTaskSource({ shots: 10 }).sample(Rng.derive(5));
     const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.01, innerIters: 4, innerBatch: 10, beta1: 0, beta2: 0.999, epsilon: 1e-8 };
     const learner = make(createSineModel({ seed: 9 }));
     // One minibatch is the whole support set, so the order of examples cannot matter.
-    const r = await learner.adapt(task, inner, new Rng(1));
+    const r = await learner.adapt(task, inner, Rng.derive(1));
 
     const model = createSineModel({ seed: 9 });
     const optimizer = tf.train.adam(0.01, 0, 0.999, 1e-8);

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { writeFileAtomicSync } from '../_utils/atomic-write.js';
 
 /**
  * Where decoded datasets are cached: `$REPTILE_CACHE` when set, else `~/.cache/reptile-ml`
@@ -52,20 +53,11 @@ export function writeCache(file: string, header: Record<string, unknown>, payloa
   const len = Buffer.alloc(4);
   len.writeUInt32LE(head.length);
   const hash = createHash('sha256').update(MAGIC).update(len).update(head).update(payload).digest();
-  const tmp = `${file}.tmp-${process.pid}`;
   try {
     fs.mkdirSync(path.dirname(file), { recursive: true });
-    const fd = fs.openSync(tmp, 'w');
-    try {
-      for (const part of [MAGIC, len, head, payload, hash]) fs.writeSync(fd, part);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
+    writeFileAtomicSync(file, Buffer.concat([MAGIC, len, head, payload, hash]));
     return undefined;
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
     return (e as NodeJS.ErrnoException).code ?? (e as Error).message;
   }
 }

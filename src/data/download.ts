@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { writeFileAtomicSync } from '../_utils/atomic-write.js';
 import { ReptileError } from '../_utils/errors.js';
 import { OMNIGLOT_ARCHIVES } from './omniglot.js';
 
@@ -27,17 +28,27 @@ export async function downloadOmniglot(options: { dir: string; baseUrl?: string;
     const url = `${base}/${name}`;
     options.log?.(`downloading ${url}`);
     let bytes: Uint8Array;
+    let res: Response;
     try {
-      const res = await doFetch(url);
-      if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      bytes = new Uint8Array(await res.arrayBuffer());
+      res = await doFetch(url);
     } catch (e) {
       const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
       throw new ReptileError(`cannot download ${url} (${cause}): this machine seems to be offline; copy ${OMNIGLOT_ARCHIVES.join(' and ')} into '${options.dir}' by hand`);
     }
-    const tmp = `${file}.part-${process.pid}`;
-    fs.writeFileSync(tmp, bytes);
-    fs.renameSync(tmp, file);
+    // The server answered: an HTTP error is the server's or the address's problem, not the network's.
+    if (!res.ok) {
+      throw new ReptileError(`cannot download ${url}: the server answered HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}; check the address, or copy ${OMNIGLOT_ARCHIVES.join(' and ')} into '${options.dir}' by hand`);
+    }
+    try {
+      bytes = new Uint8Array(await res.arrayBuffer());
+    } catch (e) {
+      throw new ReptileError(`the download of ${url} broke off (${(e as Error).message}): try again, or copy ${OMNIGLOT_ARCHIVES.join(' and ')} into '${options.dir}' by hand`);
+    }
+    try {
+      writeFileAtomicSync(file, bytes);
+    } catch (e) {
+      throw new ReptileError(`cannot write '${file}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable --dir`);
+    }
   }
   return out;
 }

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { ReptileError } from '../_utils/errors.js';
 
@@ -75,9 +75,14 @@ function decodeValues(view: DataView, offset: number, count: number, type: IdxTy
 
 /** Reads and decodes one IDX file (gzipped or not); a missing or unreadable file is a one-line {@link ReptileError}. */
 export async function readIdxFile(file: string): Promise<IdxArray> {
+  return readIdxFileSync(file);
+}
+
+/** {@link readIdxFile}, synchronously (for loaders that are synchronous themselves). */
+export function readIdxFileSync(file: string): IdxArray {
   let bytes: Uint8Array;
   try {
-    bytes = await readFile(file);
+    bytes = readFileSync(file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'does not exist' : code === 'EISDIR' ? 'is a directory' : `cannot be read (${code ?? (e as Error).message})`;

@@ -1,9 +1,8 @@
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { Rng } from '../core/rng.js';
 import { ReptileError } from '../_utils/errors.js';
 import { ArrayDataset, type LabeledDataset } from '../tasks/labeled.js';
+import { findMnistFile, readMnistSplitSync } from './mnist.js';
 
 /** Options of `loadMnistFewShot`. */
 export interface MnistFewShotOptions {
@@ -15,30 +14,6 @@ export interface MnistFewShotOptions {
   numTrain?: number;
 }
 
-// A minimal IDX reader (LeCun's format: magic 0x0000 08 <rank>, big-endian dims, unsigned bytes).
-function readIdx(dir: string, base: string, rank: number): { dims: number[]; data: Uint8Array } {
-  const plain = path.join(dir, base);
-  const file = fs.existsSync(plain) ? plain : fs.existsSync(`${plain}.gz`) ? `${plain}.gz` : undefined;
-  if (file === undefined) throw new ReptileError(`MNIST file '${plain}' (or .gz) is missing: pass --data-dir pointing at the folder with the four MNIST IDX files`);
-  let bytes: Uint8Array = fs.readFileSync(file);
-  if (file.endsWith('.gz')) {
-    try {
-      bytes = gunzipSync(bytes);
-    } catch (e) {
-      throw new ReptileError(`cannot decompress '${file}' (${(e as Error).message}): the file is damaged; download it again`);
-    }
-  }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (bytes.length < 4 + 4 * rank || view.getUint16(0) !== 0 || bytes[2] !== 0x08 || bytes[3] !== rank) {
-    throw new ReptileError(`'${file}' is not an IDX file of unsigned bytes with ${rank} dimension(s): the file is damaged or not MNIST; download it again`);
-  }
-  const dims = Array.from({ length: rank }, (_, i) => view.getUint32(4 + 4 * i));
-  const size = dims.reduce((a, b) => a * b, 1);
-  const start = 4 + 4 * rank;
-  if (bytes.length !== start + size) throw new ReptileError(`'${file}' holds ${bytes.length - start} values, not the ${size} its header announces: the file is truncated; download it again`);
-  return { dims, data: bytes.subarray(start) };
-}
-
 /**
  * MNIST as a few-shot problem: the 60,000 training digits grouped by label, and the ten digit
  * classes split by the seed into `numTrain` meta-training classes and the rest for testing
@@ -48,16 +23,12 @@ export function loadMnistFewShot(options: MnistFewShotOptions): { train: Labeled
   if (!fs.existsSync(options.dir) || !fs.statSync(options.dir).isDirectory()) {
     throw new ReptileError(`MNIST directory '${options.dir}' does not exist: pass --data-dir pointing at the folder with the MNIST IDX files`);
   }
-  const images = readIdx(options.dir, 'train-images-idx3-ubyte', 3);
-  const labels = readIdx(options.dir, 'train-labels-idx1-ubyte', 1);
-  const [count, h, w] = images.dims as [number, number, number];
-  if (labels.dims[0] !== count) throw new ReptileError(`MNIST has ${count} images but ${labels.dims[0]} labels: the files do not belong together; download them again`);
+  const split = readMnistSplitSync({ imagesFile: findMnistFile(options.dir, 'trainImages'), labelsFile: findMnistFile(options.dir, 'trainLabels') });
+  const { count, rows: h, cols: w } = split;
   const numTrain = options.numTrain ?? 5;
   const byDigit: number[][] = Array.from({ length: 10 }, () => []);
   for (let i = 0; i < count; i++) {
-    const label = labels.data[i]!;
-    if (label > 9) throw new ReptileError(`MNIST label ${label} at index ${i} is not a digit: the labels file is damaged; download it again`);
-    byDigit[label]!.push(i);
+    byDigit[split.labels[i]!]!.push(i);
   }
   const order = Rng.derive(options.seed, 0xd161).shuffle(Array.from({ length: 10 }, (_, i) => i));
   const build = (digits: number[]) => {
@@ -65,7 +36,7 @@ export function loadMnistFewShot(options: MnistFewShotOptions): { train: Labeled
     const total = digits.reduce((s, d) => s + byDigit[d]!.length, 0);
     const pixels = new Uint8Array(total * size);
     let o = 0;
-    for (const d of digits) for (const i of byDigit[d]!) pixels.set(images.data.subarray(i * size, (i + 1) * size), (o++) * size);
+    for (const d of digits) for (const i of byDigit[d]!) pixels.set(split.images.subarray(i * size, (i + 1) * size), (o++) * size);
     return new ArrayDataset({ inputShape: [h, w, 1], pixels, counts: digits.map((d) => byDigit[d]!.length), scale: 1 / 255, names: digits.map(String) });
   };
   const trainDigits = order.slice(0, numTrain).sort((a, b) => a - b);

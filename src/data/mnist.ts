@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { ReptileError } from '../_utils/errors.js';
 import type { Examples } from '../tasks/task.js';
-import { readIdxFile, type IdxArray } from './idx.js';
+import { readIdxFileSync, type IdxArray } from './idx.js';
 
 /** One MNIST split: `count` images of `rows`×`cols` bytes (0 = white … 255 = black) and their digit labels. */
 export interface MnistSplit {
@@ -73,9 +73,14 @@ export function findMnistFile(dir: string, file: keyof typeof STEMS): string {
  * the same number of examples.
  */
 export async function readMnistSplit(options: { imagesFile: string; labelsFile: string; limit?: number }): Promise<MnistSplit> {
+  return readMnistSplitSync(options);
+}
+
+/** {@link readMnistSplit}, synchronously (the few-shot loaders are synchronous). */
+export function readMnistSplitSync(options: { imagesFile: string; labelsFile: string; limit?: number }): MnistSplit {
   const { imagesFile, labelsFile } = options;
-  const images = await readIdxFile(imagesFile);
-  const labels = await readIdxFile(labelsFile);
+  const images = readIdxFileSync(imagesFile);
+  const labels = readIdxFileSync(labelsFile);
   expectShape(images, imagesFile, 3, 'an image file (uint8, count × rows × cols)');
   expectShape(labels, labelsFile, 1, 'a label file (uint8, count)');
   const [n, rows, cols] = images.dims as [number, number, number];

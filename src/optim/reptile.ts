@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { UsageError } from '../_utils/errors.js';
+import { ReptileError, UsageError } from '../_utils/errors.js';
 
 /** A tensor with its name, as optimizers exchange gradients and weights (tfjs-core's NamedTensor). */
 type NamedTensor = { name: string; tensor: tf.Tensor };
@@ -120,11 +120,14 @@ export class Reptile extends tf.Optimizer {
     this.slow.forEach((s, i) => {
       if (s !== undefined) out.push({ name: `${SLOW}${i}`, tensor: s });
     });
-    let innerWeights: NamedTensor[] = [];
+    let innerWeights: NamedTensor[];
     try {
       innerWeights = await this.inner.getWeights();
-    } catch {
-      // An inner optimizer without getWeights: its state cannot be saved, the slow weights still are.
+    } catch (e) {
+      // Saving the slow weights alone would load back as a different optimizer: refuse instead.
+      throw new ReptileError(
+        `Reptile: the inner optimizer ${this.inner.getClassName()} cannot save its state (${(e as Error).message}): save the model without includeOptimizer, or use an inner optimizer that implements getWeights (e.g. 'sgd' or 'adam')`,
+      );
     }
     for (const w of innerWeights) out.push({ name: `${INNER}${w.name}`, tensor: w.tensor });
     // tfjs's Adam restores its bias-correction powers as β^(t+1) with pow(), which differs from the

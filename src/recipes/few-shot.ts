@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { Params } from '../core/params.js';
+import { writeFileAtomicSync } from '../_utils/atomic-write.js';
 import { ReptileError } from '../_utils/errors.js';
 import type { FewShotData } from '../data/open.js';
 import { DEFAULT_CONV_INIT, createMiniImageNetModel, createOmniglotModel, type ConvInit } from '../learners/models.js';
@@ -337,12 +338,9 @@ export async function exportLayersModel(model: tf.LayersModel, outDir: string): 
 }
 
 function writeAtomic(file: string, bytes: Uint8Array): void {
-  const tmp = `${file}.tmp-${process.pid}`;
   try {
-    fs.writeFileSync(tmp, bytes);
-    fs.renameSync(tmp, file);
+    writeFileAtomicSync(file, bytes);
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
     throw new ReptileError(`cannot write '${file}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable --out directory`);
   }
 }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Params, createLayout, type Layout, type ParamSpec } from '../core/params.js';
+import { writeFileAtomicSync } from '../_utils/atomic-write.js';
 import { ReptileError } from '../_utils/errors.js';
 import type { OptimizerState } from '../learners/learner.js';
 
@@ -77,16 +78,7 @@ export function writeCheckpoint(dir: string, ckpt: Checkpoint): string {
 
   fs.mkdirSync(dir, { recursive: true });
   const final = checkpointPath(dir);
-  const tmp = `${final}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    for (const p of parts) fs.writeSync(fd, p);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, final);
-  syncDir(dir);
+  writeFileAtomicSync(final, Buffer.concat(parts));
   return final;
 }
 
@@ -133,17 +125,4 @@ export function readCheckpoint(dir: string): Checkpoint {
       : { kind: header.optimizer.kind, step: header.optimizer.step };
   }
   return { iteration: header.iteration, params, optimizer, meta: header.meta };
-}
-
-function syncDir(dir: string): void {
-  try {
-    const fd = fs.openSync(dir, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    // Some file systems cannot fsync a directory; the rename itself is still atomic.
-  }
 }

@@ -110,12 +110,12 @@ describe('MNIST few-shot', () => {
 
   it('bad input: missing, truncated and mismatched IDX files', () => {
     const dir = makeTemp();
-    expect(() => loadMnistFewShot({ dir, seed: 0 })).toThrow(/MNIST file '.*train-images-idx3-ubyte' \(or .gz\) is missing/);
+    expect(() => loadMnistFewShot({ dir, seed: 0 })).toThrow(/MNIST file train-images-idx3-ubyte\[\.gz\] is missing from .*: put the four IDX files/);
     writeIdx(path.join(dir, 'train-images-idx3-ubyte'), [3, 2, 2], new Uint8Array(10));
     writeIdx(path.join(dir, 'train-labels-idx1-ubyte'), [3], new Uint8Array(3));
-    expect(() => loadMnistFewShot({ dir, seed: 0 })).toThrow(/holds 10 values, not the 12 its header announces: the file is truncated/);
+    expect(() => loadMnistFewShot({ dir, seed: 0 })).toThrow(/train-images-idx3-ubyte is truncated: 26 bytes, its header \[3, 2, 2\] needs 28: download it again/);
     writeIdx(path.join(dir, 'train-images-idx3-ubyte'), [3, 2, 2], new Uint8Array(12));
     writeIdx(path.join(dir, 'train-labels-idx1-ubyte'), [2], new Uint8Array(2));
-    expect(() => loadMnistFewShot({ dir, seed: 0 })).toThrow(/MNIST has 3 images but 2 labels/);
+    expect(() => loadMnistFewShot({ dir, seed: 0 })).toThrow(/holds 2 labels but image file .* holds 3 images: use the label file that belongs to these images/);
   });
 });
