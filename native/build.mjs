@@ -2,7 +2,8 @@
 // Builds the native engine during `npm install` with node-gyp. It never fails the install: when
 // the build cannot run, it says so in one line and the package works on TensorFlow.js instead.
 import { spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -13,6 +14,22 @@ const fallback = (why) => {
 };
 
 if (process.env.REPTILE_SKIP_NATIVE_BUILD) fallback('REPTILE_SKIP_NATIVE_BUILD is set');
+
+// A published package carries a prebuilt binary for linux-x64 (made by `npm pack`): where it loads,
+// a source build would only reproduce it. REPTILE_BUILD_FROM_SOURCE=1 builds anyway.
+const prebuilt = path.join(here, 'prebuilds', `${process.platform}-${process.arch}`);
+if (!process.env.REPTILE_BUILD_FROM_SOURCE && existsSync(prebuilt)) {
+  const file = readdirSync(prebuilt).find((f) => f.endsWith('.node'));
+  if (file) {
+    try {
+      createRequire(import.meta.url)(path.join(prebuilt, file));
+      console.log(`reptile-ml: using the prebuilt native engine for ${process.platform}-${process.arch}`);
+      process.exit(0);
+    } catch (e) {
+      console.log(`reptile-ml: the prebuilt native engine does not load here (${String(e.message).split('\n')[0]}); building from source`);
+    }
+  }
+}
 
 // npm hands its bundled node-gyp to install scripts; outside npm, look beside this node.
 const candidates = [

@@ -3,10 +3,14 @@ import { Rng } from '../src/core/rng.js';
 import { loadNative } from '../src/engine/native.js';
 import type { Examples, Task } from '../src/tasks/task.js';
 
-/** Why native tests are skipped (the addon did not build), or undefined when it loaded. */
+/**
+ * Why native tests are skipped (the addon did not build), or undefined when it loaded. Where
+ * REPTILE_REQUIRE_NATIVE=1 (CI sets it), a missing addon fails the suites instead of skipping them.
+ */
 export const nativeSkipReason: string | undefined = (() => {
   const s = loadNative();
   if (s.ok) return undefined;
+  if (process.env.REPTILE_REQUIRE_NATIVE === '1') throw new Error(`REPTILE_REQUIRE_NATIVE=1 but the native engine is unavailable: ${s.reason}`);
   const line = `native engine tests skipped: ${s.reason}`;
   console.warn(line);
   return line;

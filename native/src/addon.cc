@@ -465,9 +465,21 @@ Napi::Value Supported(const Napi::CallbackInfo& info) {
   return a;
 }
 
+// Which compiler built this binary, so that a check can tell a clang build from a g++ one.
+Napi::Value Compiler(const Napi::CallbackInfo& info) {
+#if defined(__clang__)
+  return Napi::String::New(info.Env(), "clang " __clang_version__);
+#elif defined(__GNUC__)
+  return Napi::String::New(info.Env(), "g++ " __VERSION__);
+#else
+  return Napi::String::New(info.Env(), "unknown");
+#endif
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", EngineWrap::Define(env));
   exports.Set("supportedIsas", Napi::Function::New(env, Supported));
+  exports.Set("compiler", Napi::Function::New(env, Compiler));
   return exports;
 }
 

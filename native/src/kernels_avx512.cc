@@ -2,7 +2,7 @@
 #include "kernels.h"
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
-#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
+#define KFN __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
 #define VW 16
 #define K_MR 12
 #define K_NV 2

@@ -1,6 +1,7 @@
 // Portable kernels: plain vector extensions at the baseline instruction set.
 #include "kernels.h"
 
+#define KFN
 #define VW 4
 #define K_MR 6
 #define K_NV 2

@@ -104,6 +104,8 @@ export interface NativeEngine {
 export interface NativeAddon {
   Engine: new (plan: NativePlan) => NativeEngine;
   supportedIsas(): string[];
+  /** The compiler that built the binary ("g++ 12.2.0", "clang 14.0.6", …). */
+  compiler(): string;
 }
 
 /** Whether the addon loaded, and if not, why (one line). */
@@ -112,8 +114,10 @@ export type NativeStatus = { ok: true; addon: NativeAddon; path: string } | { ok
 let cached: NativeStatus | undefined;
 
 /**
- * Loads the C++ engine built by `npm install` (native/build/Release/reptile_native.node). Returns
- * why it is unavailable instead of throwing, so that callers can fall back to TensorFlow.js.
+ * Loads the C++ engine: a source build made by `npm install` (native/build/Release) where there is
+ * one, else the prebuilt binary shipped in the package for this platform (native/prebuilds), found by
+ * node-gyp-build, so that installs that skip install scripts still get it. Returns why it is
+ * unavailable instead of throwing, so that callers can fall back to TensorFlow.js.
  * `REPTILE_NATIVE=off` simulates a missing addon; `REPTILE_NATIVE_ADDON` points at another build.
  */
 export function loadNative(): NativeStatus {
@@ -122,18 +126,28 @@ export function loadNative(): NativeStatus {
   return cached;
 }
 
+const nativeDir = fileURLToPath(new URL('../../native/', import.meta.url));
+
 function tryLoad(): NativeStatus {
   const switchValue = process.env.REPTILE_NATIVE?.toLowerCase();
   if (switchValue === 'off' || switchValue === '0' || switchValue === 'false') {
     return { ok: false, reason: 'it is switched off by REPTILE_NATIVE=off' };
   }
-  const file =
-    process.env.REPTILE_NATIVE_ADDON ?? fileURLToPath(new URL('../../native/build/Release/reptile_native.node', import.meta.url));
-  if (!existsSync(file)) {
-    return { ok: false, reason: `the addon was not built (no ${file}; run npm install with g++, make and python3 available, see native/build.log)` };
+  const require = createRequire(import.meta.url);
+  let file = process.env.REPTILE_NATIVE_ADDON;
+  if (file === undefined) {
+    try {
+      file = (require('node-gyp-build') as { path(dir: string): string }).path(nativeDir);
+    } catch {
+      return {
+        ok: false,
+        reason: `the addon was not built and no prebuilt binary ships for ${process.platform}-${process.arch} (run npm install with g++ or clang, make and python3 available, see native/build.log)`,
+      };
+    }
+  } else if (!existsSync(file)) {
+    return { ok: false, reason: `REPTILE_NATIVE_ADDON names ${file}, which does not exist` };
   }
   try {
-    const require = createRequire(import.meta.url);
     const addon = require(file) as NativeAddon;
     if (typeof addon.Engine !== 'function') return { ok: false, reason: `${file} is not the reptile-ml addon` };
     return { ok: true, addon, path: file };
