@@ -159,7 +159,10 @@ async function main(): Promise<void> {
   const threads = requestedThreads();
   const nativeLearner = native.ok ? new NativeLearner({ model: createOmniglotModel({ classes: 5, seed: 1 }), threads }) : undefined;
   const native1 = native.ok && threads > 1 ? new NativeLearner({ model: createOmniglotModel({ classes: 5, seed: 1 }), threads: 1 }) : undefined;
-  for (const l of [nativeLearner, native1]) {
+  // The portable kernels (no AVX2/AVX-512), on one thread: what a CPU without vector extensions gets.
+  const nativeGeneric =
+    native.ok && native.addon.supportedIsas()[0] !== 'generic' ? new NativeLearner({ model: createOmniglotModel({ classes: 5, seed: 1 }), threads: 1, isa: 'generic' }) : undefined;
+  for (const l of [nativeLearner, native1, nativeGeneric]) {
     if (!l) continue;
     await stepMs(l, tasks[0]!, 10, 20);
     await metaIterations(l, tasks, 3, 0);
@@ -179,6 +182,7 @@ async function main(): Promise<void> {
   for (let r = 0; r < runs; r++) {
     if (nativeLearner) await measureNative('native', nativeLearner, r);
     if (native1) await measureNative('native_1thread', native1, r);
+    if (nativeGeneric) await measureNative('native_generic', nativeGeneric, r);
     if (withTorch) {
       // One thread (the reference figure) and, where there are two CPUs, two threads.
       for (const row of runTorch(torch!.python, torchScript, os.availableParallelism() >= 2 ? '1,2' : '1') ?? []) {
@@ -235,6 +239,7 @@ async function main(): Promise<void> {
   const how = 'a meta-batch per adaptTasks() call, as the inline executor makes it';
   learnerSummary('native', nativeLearner?.threads ?? 1, nativeLearner ? `kernels ${nativeLearner.isa}; ${how}` : undefined);
   learnerSummary('native_1thread', 1, native1 ? `kernels ${native1.isa}; ${how}` : undefined);
+  learnerSummary('native_generic', 1, nativeGeneric ? `portable kernels (no AVX2), one thread; ${how}` : undefined);
   learnerSummary('torch', 1, torch ? `torch ${torch.version} (${torch.python}), MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_=1e9` : undefined);
   learnerSummary('torch_2threads', 2, torch ? `torch ${torch.version}, two threads` : undefined);
   learnerSummary('native_cpu', nativeLearner?.threads ?? 1, 'process CPU time (all threads) instead of wall time');
@@ -292,6 +297,7 @@ async function main(): Promise<void> {
   if (flops) log(`FLOPs: ${flops.gflop_per_meta_iter} GFLOP per meta-iteration; native ${flops.native_gflop_per_s} GFLOP/s = ${flops.native_fraction_of_2_core_ceiling} of the 2-core ceiling (${flops.native_fraction_of_1_core_ceiling} of one core), ${n?.threads} thread(s)${flops.native_1thread_fraction_of_2_core_ceiling !== undefined ? `; on 1 thread ${flops.native_1thread_fraction_of_2_core_ceiling}` : ''}`);
   nativeLearner?.dispose();
   native1?.dispose();
+  nativeGeneric?.dispose();
 }
 
 /** Multiply-add FLOPs of one fwd + bwd step at batch 10 (2 per multiply-add; forward, input and weight gradients). */
