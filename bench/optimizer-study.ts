@@ -14,7 +14,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } fr
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { renderPlots, type Series } from '../src/_utils/svg-plot.js';
+import { renderPlots, type Series } from '../src/_utils/plot.js';
 import { loadMnist } from '../src/data/mnist.js';
 import { selectBackend } from '../src/engine/backend.js';
 import { Reptile } from '../src/optim/reptile.js';
@@ -112,7 +112,7 @@ async function run(): Promise<void> {
         }
       }
     }
-    render();
+    await render();
     return;
   }
   if (!renderOnly) {
@@ -144,7 +144,7 @@ async function run(): Promise<void> {
       }
     }
   }
-  render();
+  await render();
 }
 
 function mean(xs: number[]): number {
@@ -156,7 +156,7 @@ function std(xs: number[]): number {
 }
 const pct = (v: number) => (Number.isFinite(v) ? (100 * v).toFixed(2) : 'NaN');
 
-function render(): void {
+async function render(): Promise<void> {
   if (!existsSync(logFile)) throw new Error(`${logFile} is missing: run the study first`);
   const rows = readFileSync(logFile, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Row);
   const finalAcc = (r: Row) => r.testAccuracyByEpoch[r.testAccuracyByEpoch.length - 1] ?? Number.NaN;
@@ -260,7 +260,7 @@ function render(): void {
     series.push({ name: m.short, x: xs, y: ys, color: m.color });
     series.push({ name: m.short, x: px, y: py, color: m.color, markersOnly: true });
   }
-  const svg = renderPlots(
+  const svg = await renderPlots(
     [
       { title: `MNIST MLP: final test accuracy after ${nEpochs} epochs`, xLabel: 'learning rate', yLabel: 'test accuracy', logX: true, series },
       {

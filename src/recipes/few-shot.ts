@@ -15,6 +15,7 @@ import { evaluate, type EvaluateResult } from '../train/evaluate.js';
 import { metaTrain, type MetaCallbacks, type MetaTrainResult } from '../train/meta-train.js';
 import { resolveMetaConfig, type MetaConfig } from '../train/config.js';
 import { FEW_SHOT_DEFAULTS, getPreset, type FewShotDefaults } from './presets.js';
+import { readProgress, trimProgress, writeLearningCurve, type ProgressLine } from './learning-curve.js';
 
 /** The paper's two few-shot networks. */
 export type FewShotModelKind = 'omniglot' | 'miniimagenet';
@@ -115,6 +116,11 @@ export interface FewShotProgress {
   imagesPerSecond: number;
 }
 
+/** The JSON form of a progress line (`progress.jsonl`, `reptile train --json`). */
+export function progressLine(p: FewShotProgress): ProgressLine {
+  return { iteration: p.iteration, train: p.trainAccuracy, test: p.testAccuracy, loss: p.loss, epsilon: p.epsilon, seconds: p.seconds, imagesPerSecond: p.imagesPerSecond };
+}
+
 /** Options of `fewShotTrain`. */
 export interface FewShotTrainOptions {
   data: FewShotData;
@@ -164,7 +170,20 @@ export async function fewShotTrain(options: FewShotTrainOptions): Promise<{ resu
   let innerSeconds = 0;
   const intervalSamples = options.intervalSamples ?? 1;
   const inner = evalInnerOptions(settings, config);
+  // Beside a checkpoint: every progress line in progress.jsonl, drawn as learning-curve.svg.
+  const progressFile = options.checkpointDir !== undefined ? path.join(options.checkpointDir, 'progress.jsonl') : undefined;
+  let sinceCurve = 0;
+  const drawCurve = async (): Promise<void> => {
+    if (progressFile === undefined) return;
+    sinceCurve = 0;
+    const name = String(data.describe['dataset'] ?? 'few-shot');
+    await writeLearningCurve(options.checkpointDir!, readProgress(progressFile), `${name} ${settings.classes}-way: accuracy of sampled ${settings.shots}-shot tasks`);
+  };
   const intervalCallback: MetaCallbacks = {
+    onTrainBegin: ({ startIteration }) => {
+      if (progressFile !== undefined) trimProgress(progressFile, startIteration);
+    },
+    onTrainEnd: drawCurve,
     onMetaIterEnd: async (iteration, logs) => {
       images += config.metaBatch * config.innerIters * config.innerBatch;
       innerSeconds += logs.seconds;
@@ -173,7 +192,7 @@ export async function fewShotTrain(options: FewShotTrainOptions): Promise<{ resu
       const common = { learner, inner, samples: intervalSamples, transductive: settings.transductive };
       const train = await evaluate({ ...common, source: trainEval, seed: (config.seed * 7919 + done * 2) >>> 0 });
       const test = await evaluate({ ...common, source: testEval, seed: (config.seed * 7919 + done * 2 + 1) >>> 0 });
-      options.onProgress?.({
+      const progress: FewShotProgress = {
         iteration: done,
         trainAccuracy: train.mean,
         testAccuracy: test.mean,
@@ -181,7 +200,12 @@ export async function fewShotTrain(options: FewShotTrainOptions): Promise<{ resu
         epsilon: logs.epsilon,
         seconds: (performance.now() - began) / 1000,
         imagesPerSecond: images / innerSeconds,
-      });
+      };
+      if (progressFile !== undefined) {
+        fs.appendFileSync(progressFile, `${JSON.stringify(progressLine(progress))}\n`);
+        if (++sinceCurve >= 100) await drawCurve();
+      }
+      options.onProgress?.(progress);
     },
   };
   const result = await metaTrain({

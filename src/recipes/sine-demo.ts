@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { renderPlots, type PlotSpec } from '../_utils/svg-plot.js';
+import { renderPlots, type PlotSpec } from '../_utils/plot.js';
 import type { InnerOptions, Learner } from '../learners/learner.js';
 import { createLearner, learnerKind, type LearnerChoice } from '../learners/create-learner.js';
 import { createSineModel } from '../learners/models.js';
@@ -104,7 +104,7 @@ export async function runSineDemo(options: SineDemoOptions = {}): Promise<SineDe
     if (options.outDir !== undefined) {
       fs.mkdirSync(options.outDir, { recursive: true });
       const adaptation = await adaptationPanels(source, { 'meta-learned': meta, random, joint }, evalInner, evalSeed);
-      files.push(writeFile(options.outDir, 'sine-adaptation.svg', renderPlots(adaptation, 3)));
+      files.push(writeFile(options.outDir, 'sine-adaptation.svg', await renderPlots(adaptation, 3)));
       const curvePlot: PlotSpec = {
         title: `Held-out MSE after ${evalSteps} steps (${CURVE_TASKS} tasks)`,
         xLabel: 'meta-iteration',
@@ -112,7 +112,7 @@ export async function runSineDemo(options: SineDemoOptions = {}): Promise<SineDe
         logY: true,
         series: [{ name: 'meta-learned init', x: curve.map((c) => c.iteration), y: curve.map((c) => c.mse), color: '#1f77b4' }],
       };
-      files.push(writeFile(options.outDir, 'sine-learning-curve.svg', renderPlots([curvePlot], 1)));
+      files.push(writeFile(options.outDir, 'sine-learning-curve.svg', await renderPlots([curvePlot], 1)));
     }
     const result: SineDemoResult = {
       mse: { metaLearned: after.meta.mean, random: after.random.mean, joint: after.joint.mean },

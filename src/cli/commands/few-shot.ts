@@ -8,7 +8,7 @@ import { mnistPackageDir } from '../../data/mnist.js';
 import { FEW_SHOT_DEFAULTS, getPreset } from '../../recipes/presets.js';
 import { DEFAULT_META_CONFIG } from '../../train/config.js';
 import { learnerKind, type LearnerChoice } from '../../learners/create-learner.js';
-import { exportLayersModel, fewShotEvaluate, fewShotTrain, loadFewShotCheckpoint, resolveFewShotRun, type FewShotSettings } from '../../recipes/few-shot.js';
+import { exportLayersModel, fewShotEvaluate, fewShotTrain, loadFewShotCheckpoint, progressLine, resolveFewShotRun, type FewShotSettings } from '../../recipes/few-shot.js';
 import { UsageError } from '../../_utils/errors.js';
 import { intAtLeast, pickDefined } from '../parse.js';
 import { interruptSignal, printResult, verboseLog } from '../run.js';
@@ -96,7 +96,7 @@ export async function runFewShotTrain(cmd: Command): Promise<void> {
     signal,
     onProgress: (p) => {
       const line = json
-        ? JSON.stringify({ iteration: p.iteration, train: p.trainAccuracy, test: p.testAccuracy, loss: p.loss, epsilon: p.epsilon, seconds: p.seconds, imagesPerSecond: p.imagesPerSecond })
+        ? JSON.stringify(progressLine(p))
         : `batch ${p.iteration}: train=${p.trainAccuracy.toFixed(3)} test=${p.testAccuracy.toFixed(3)} loss=${p.loss.toFixed(4)} ε=${p.epsilon.toFixed(4)} ${p.seconds.toFixed(0)} s ${p.imagesPerSecond.toFixed(0)} img/s`;
       (json ? process.stderr : process.stdout).write(`${line}\n`);
     },
