@@ -5,6 +5,7 @@ import { demoCommand } from './commands/demo.js';
 import { trainCommand } from './commands/train.js';
 import { exampleCommand } from './commands/example.js';
 import { dataCommand, evalCommand, exportCommand } from './commands/few-shot.js';
+import { reproduceCommand } from './commands/reproduce.js';
 
 /**
  * The `reptile` command. Every failure the user can cause ends in one line on stderr that names
@@ -14,7 +15,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const program = new Command('reptile')
     .description('Reptile meta-learning (Nichol, Achiam & Schulman 2018): train, evaluate, demo')
     .showSuggestionAfterError(false);
-  for (const cmd of [trainCommand(), demoCommand(), evalCommand(), exportCommand(), dataCommand()]) program.addCommand(cmd);
+  for (const cmd of [trainCommand(), demoCommand(), evalCommand(), exportCommand(), dataCommand(), reproduceCommand()]) program.addCommand(cmd);
   program.addCommand(exampleCommand());
   const silence = (c: Command) => {
     c.exitOverride().configureOutput({ writeErr: () => {}, outputError: () => {} });

@@ -4,9 +4,10 @@ import * as tf from '@tensorflow/tfjs';
 import { Params } from '../core/params.js';
 import { writeFileAtomicSync } from '../_utils/atomic-write.js';
 import { ReptileError } from '../_utils/errors.js';
-import type { FewShotData } from '../data/open.js';
+import { definedOnly } from '../_utils/objects.js';
+import { openFewShotData, type FewShotData, type FewShotDatasetName } from '../data/open.js';
 import { DEFAULT_CONV_INIT, createMiniImageNetModel, createOmniglotModel, type ConvInit } from '../learners/models.js';
-import { createLearner, type LearnerChoice } from '../learners/create-learner.js';
+import { createLearner, learnerKind, type LearnerChoice } from '../learners/create-learner.js';
 import { TfjsLearner } from '../learners/tfjs.js';
 import type { InnerOptions, Learner } from '../learners/learner.js';
 import { FewShotTaskSource, type LabeledDataset } from '../tasks/labeled.js';
@@ -79,10 +80,6 @@ export function resolveFewShotRun(options: { preset?: string; meta?: Partial<Met
     evalSamples: f.evalSamples,
     evalInterval: f.evalInterval,
   };
-}
-
-function definedOnly<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /** Checks that every task the settings ask for can be drawn from `dataset`; one clear line if not. */
@@ -223,6 +220,8 @@ export async function fewShotTrain(options: FewShotTrainOptions): Promise<{ resu
       modelKind: kind,
       inputShape: data.train.inputShape,
       modelTopology: model.toJSON(null, false),
+      // Which engine trained the run (the last session's, for a resumed one).
+      engine: { learner: learnerKind(learner), threads: (learner as { threads?: number }).threads ?? 1, executor: 'inline' },
       ...options.checkpointMeta,
     },
   });
@@ -326,6 +325,94 @@ export async function fewShotEvaluate(options: FewShotEvaluateOptions): Promise<
     transductive: settings.transductive,
     ...(options.onTask ? { onTask: options.onTask } : {}),
   });
+}
+
+/** Options of `evaluateFewShotCheckpoint`: the checkpoint, and what to change from how it was trained. */
+export interface CheckpointEvaluationOptions {
+  checkpoint: string;
+  /** Dataset directory; default the one recorded in the checkpoint. */
+  dataDir?: string;
+  samples: number;
+  seed: number;
+  shots?: number;
+  evalIters?: number;
+  evalBatch?: number;
+  transductive?: boolean;
+  split?: 'test' | 'train' | 'val';
+  cacheDir?: string;
+  learner?: LearnerChoice;
+  log?: (line: string) => void;
+  /** Called after each task with (done, total). */
+  onTask?: (done: number, total: number) => void;
+}
+
+/** What `evaluateFewShotCheckpoint` measured, with the settings it measured it at (`reptile eval --json`). */
+export interface CheckpointEvaluation {
+  accuracy: number;
+  ci95: number;
+  samples: number;
+  classes: number;
+  shots: number;
+  transductive: boolean;
+  evalIters: number;
+  evalBatch: number;
+  split: 'test' | 'train' | 'val';
+  dataset: string;
+  dataDir: string;
+  /** Meta-iteration of the checkpoint evaluated. */
+  iteration: number;
+  seed: number;
+  learner: string;
+  seconds: number;
+  loadSeconds: number;
+}
+
+/**
+ * Evaluates a few-shot checkpoint as the paper does (§5): `samples` test tasks, each adapted to
+ * from φ with the inner optimizer's saved state and scored on held-out queries. One training run is
+ * evaluated at several settings (`shots`, `transductive`, …), as the paper's 1-shot and 5-shot cells
+ * come from one run trained with `trainShots`.
+ */
+export async function evaluateFewShotCheckpoint(options: CheckpointEvaluationOptions): Promise<CheckpointEvaluation> {
+  const { info: ck, learner, model, iteration } = loadFewShotCheckpoint(options.checkpoint, { learner: options.learner ?? 'auto', ...(options.log ? { log: options.log } : {}) });
+  try {
+    const dataDir = options.dataDir ?? ck.data.dataDir;
+    const split = options.split ?? 'test';
+    const splitSeed = typeof ck.data['splitSeed'] === 'number' ? (ck.data['splitSeed'] as number) : ck.config.seed;
+    const data = openFewShotData({ dataset: ck.data.dataset as FewShotDatasetName, dataDir, seed: splitSeed, ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}), ...(options.log ? { log: options.log } : {}) });
+    const dataset = split === 'train' ? data.train : split === 'val' ? data.val : data.test;
+    if (dataset === undefined) throw new ReptileError(`the ${ck.data.dataset} dataset has no '${split}' split: use --split test or train`, { exitCode: 2 });
+    const settings: FewShotSettings = {
+      ...ck.settings,
+      ...(options.shots !== undefined ? { shots: options.shots } : {}),
+      ...(options.evalIters !== undefined ? { evalIters: options.evalIters } : {}),
+      ...(options.evalBatch !== undefined ? { evalBatch: options.evalBatch } : {}),
+      ...(options.transductive !== undefined ? { transductive: options.transductive } : {}),
+    };
+    const began = performance.now();
+    const r = await fewShotEvaluate({ learner, dataset, settings, config: ck.config, samples: options.samples, seed: options.seed, ...(options.onTask ? { onTask: options.onTask } : {}) });
+    return {
+      accuracy: r.mean,
+      ci95: r.ci95,
+      samples: r.samples,
+      classes: settings.classes,
+      shots: settings.shots,
+      transductive: settings.transductive,
+      evalIters: settings.evalIters,
+      evalBatch: settings.evalBatch,
+      split,
+      dataset: ck.data.dataset,
+      dataDir,
+      iteration,
+      seed: options.seed,
+      learner: learnerKind(learner),
+      seconds: (performance.now() - began) / 1000,
+      loadSeconds: data.seconds,
+    };
+  } finally {
+    learner.dispose();
+    model.dispose();
+  }
 }
 
 /**

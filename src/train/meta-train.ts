@@ -77,6 +77,7 @@ export async function metaTrain(options: MetaTrainOptions): Promise<MetaTrainRes
   if (!Number.isInteger(every) || every < 1) throw new ReptileError(`checkpointEvery must be a positive integer, got ${every}`);
 
   let start = 0;
+  let resumed = false;
   if (options.checkpointDir !== undefined) {
     if (hasCheckpoint(options.checkpointDir)) {
       const ckpt = readCheckpoint(options.checkpointDir);
@@ -90,6 +91,7 @@ export async function metaTrain(options: MetaTrainOptions): Promise<MetaTrainRes
       learner.setParams(ckpt.params);
       learner.setOptimizerState(ckpt.optimizer);
       start = ckpt.iteration;
+      resumed = true;
     } else {
       ensureWritableDir(options.checkpointDir);
     }
@@ -101,7 +103,8 @@ export async function metaTrain(options: MetaTrainOptions): Promise<MetaTrainRes
   for (const cb of callbacks) await cb.onTrainBegin?.({ startIteration: start, config });
 
   let iteration = start;
-  let lastSaved = -1;
+  // A resumed run that stops before its next meta-iteration leaves the checkpoint it read as it was.
+  let lastSaved = resumed ? start : -1;
   const save = (): string | undefined => {
     if (options.checkpointDir === undefined || lastSaved === iteration) return undefined;
     lastSaved = iteration;

@@ -7,9 +7,10 @@ import { loadOmniglot } from '../../data/omniglot.js';
 import { mnistPackageDir } from '../../data/mnist.js';
 import { FEW_SHOT_DEFAULTS, getPreset } from '../../recipes/presets.js';
 import { DEFAULT_META_CONFIG } from '../../train/config.js';
-import { learnerKind, type LearnerChoice } from '../../learners/create-learner.js';
-import { exportLayersModel, fewShotEvaluate, fewShotTrain, loadFewShotCheckpoint, progressLine, resolveFewShotRun, type FewShotSettings } from '../../recipes/few-shot.js';
+import type { LearnerChoice } from '../../learners/create-learner.js';
+import { evaluateFewShotCheckpoint, exportLayersModel, fewShotEvaluate, fewShotTrain, loadFewShotCheckpoint, progressLine, resolveFewShotRun } from '../../recipes/few-shot.js';
 import { UsageError } from '../../_utils/errors.js';
+import { definedOnly } from '../../_utils/objects.js';
 import { intAtLeast, pickDefined } from '../parse.js';
 import { interruptSignal, printResult, verboseLog } from '../run.js';
 
@@ -170,52 +171,24 @@ export function evalCommand(): Command {
     .action(async (flags: EvalFlags) => {
       if (flags.checkpoint === undefined) throw new UsageError('missing --checkpoint: name the directory a few-shot training run wrote');
       const backend = await selectBackend(flags.backend, verboseLog(flags.verbose));
-      const { info: ck, learner, model, iteration } = loadFewShotCheckpoint(flags.checkpoint, { learner: flags.learner, log: info });
-      try {
-        const dataDir = flags.dataDir ?? ck.data.dataDir;
-        const splitSeed = typeof ck.data['splitSeed'] === 'number' ? (ck.data['splitSeed'] as number) : ck.config.seed;
-        const data = openFewShotData({ dataset: ck.data.dataset as FewShotDatasetName, dataDir, seed: splitSeed, ...(flags.cacheDir !== undefined ? { cacheDir: flags.cacheDir } : {}), log: info });
-        const dataset = flags.split === 'train' ? data.train : flags.split === 'val' ? data.val : data.test;
-        if (dataset === undefined) throw new UsageError(`the ${ck.data.dataset} dataset has no '${flags.split}' split: use --split test or train`);
-        // One training run is evaluated at several settings, as the paper evaluates its 1-shot and
-        // 5-shot cells from one run trained with --train-shots.
-        const settings: FewShotSettings = {
-          ...ck.settings,
-          ...(flags.shots !== undefined ? { shots: flags.shots } : {}),
-          ...(flags.evalIters !== undefined ? { evalIters: flags.evalIters } : {}),
-          ...(flags.evalBatch !== undefined ? { evalBatch: flags.evalBatch } : {}),
-          ...(flags.transductive !== undefined ? { transductive: flags.transductive } : {}),
-        };
-        const began = performance.now();
-        const every = Math.max(1, Math.floor(flags.samples / 10));
-        const onTask = (done: number, total: number) => {
+      const began = performance.now();
+      const every = Math.max(1, Math.floor(flags.samples / 10));
+      const r = await evaluateFewShotCheckpoint({
+        checkpoint: flags.checkpoint,
+        samples: flags.samples,
+        seed: flags.seed,
+        split: flags.split,
+        learner: flags.learner,
+        log: info,
+        ...definedOnly({ dataDir: flags.dataDir, shots: flags.shots, evalIters: flags.evalIters, evalBatch: flags.evalBatch, transductive: flags.transductive, cacheDir: flags.cacheDir }),
+        onTask: (done, total) => {
           if (done % every === 0 && done < total) info(`eval: ${done}/${total} tasks, ${((performance.now() - began) / 1000).toFixed(0)} s`);
-        };
-        const r = await fewShotEvaluate({ learner, dataset, settings, config: ck.config, samples: flags.samples, seed: flags.seed, onTask });
-        const seconds = (performance.now() - began) / 1000;
-        printResult(flags.json === true, {
-          accuracy: r.mean,
-          ci95: r.ci95,
-          samples: r.samples,
-          classes: settings.classes,
-          shots: settings.shots,
-          transductive: settings.transductive,
-          evalIters: settings.evalIters,
-          evalBatch: settings.evalBatch,
-          split: flags.split,
-          dataset: ck.data.dataset,
-          dataDir,
-          iteration,
-          seed: flags.seed,
-          backend,
-          learner: learnerKind(learner),
-          seconds,
-          loadSeconds: data.seconds,
-        }, () => [`${flags.split} accuracy: ${r.mean.toFixed(4)} ± ${r.ci95.toFixed(4)} (${r.samples} ${settings.classes}-way ${settings.shots}-shot tasks, ${settings.transductive ? 'transductive' : 'non-transductive'}, ${seconds.toFixed(1)} s)`]);
-      } finally {
-        learner.dispose();
-        model.dispose();
-      }
+        },
+      });
+      const { loadSeconds, ...rest } = r;
+      printResult(flags.json === true, { ...rest, backend, loadSeconds }, () => [
+        `${r.split} accuracy: ${r.accuracy.toFixed(4)} ± ${r.ci95.toFixed(4)} (${r.samples} ${r.classes}-way ${r.shots}-shot tasks, ${r.transductive ? 'transductive' : 'non-transductive'}, ${r.seconds.toFixed(1)} s)`,
+      ]);
     });
 }
 
