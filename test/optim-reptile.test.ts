@@ -123,6 +123,22 @@ describe('Reptile optimizer: serialisation', () => {
     b.dispose();
   });
 
+  it('an inner optimizer that cannot save its state is an error at save time, not a silently smaller save', async () => {
+    class Stateless extends tf.SGDOptimizer {
+      override getWeights(): Promise<tf.NamedTensor[]> {
+        return Promise.reject(new Error('getWeights() is not implemented for this optimizer yet.'));
+      }
+    }
+    const r = new Reptile({ innerOptimizer: new Stateless(0.1), syncPeriod: 2 });
+    const m = smallModel();
+    m.compile({ optimizer: r, loss: 'categoricalCrossentropy' });
+    const d = batches(1)[0]!;
+    await m.trainOnBatch(d.x, d.y);
+    await expect(r.getWeights()).rejects.toThrow(/^Reptile: the inner optimizer SGD cannot save its state \(getWeights\(\) is not implemented for this optimizer yet\.\): save the model without includeOptimizer, or use an inner optimizer that implements getWeights/);
+    await expect(m.save(tf.io.withSaveHandler(async () => ({ modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } })), { includeOptimizer: true })).rejects.toThrow(/cannot save its state/);
+    r.dispose();
+  });
+
   for (const inner of ['sgd', 'adam'] as const) {
     it(`model.save → tf.loadLayersModel → continue equals uninterrupted training (inner ${inner}, saved mid-period)`, async () => {
       const data = batches(12);

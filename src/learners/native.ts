@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ReptileError } from '../_utils/errors.js';
 import { miniBatches } from '../core/batches.js';
-import { Params, createLayout, sizeOf, type Layout } from '../core/params.js';
+import { Params, sizeOf, type Layout } from '../core/params.js';
 import type { Rng } from '../core/rng.js';
 import {
   loadNative,
@@ -16,6 +16,7 @@ import {
   type NativePlan,
 } from '../engine/native.js';
 import type { Examples, Task } from '../tasks/task.js';
+import { checkNoRegularizers, modelLayout, modelWeights } from './weights.js';
 import {
   validateInnerOptions,
   type AdaptResult,
@@ -81,10 +82,11 @@ export class NativeLearner implements Learner {
   constructor(options: NativeLearnerOptions) {
     const status = loadNative();
     if (!status.ok) throw new ReptileError(`the native engine is unavailable: ${status.reason}; use the tfjs learner`);
+    checkNoRegularizers(options.model);
     this.model = options.model;
     this.innerState = options.innerState ?? 'carry';
     this.batchStatsAtTest = options.batchStatsAtTest ?? true;
-    this.layout = createLayout(this.model.trainableWeights.map((w, i) => ({ name: w.originalName ?? w.name ?? `w${i}`, shape: w.shape as number[] })));
+    this.layout = modelLayout(this.model);
     this.plan = { ...compileModel(this.model, options.isa ?? requestedIsa()), threads: options.threads ?? requestedThreads() };
     try {
       this.engine = new status.addon.Engine(this.plan);
@@ -93,7 +95,7 @@ export class NativeLearner implements Learner {
     }
     this.isa = this.engine.isa();
     this.threads = this.engine.threads();
-    this.engine.setParams(readWeights(this.model));
+    this.engine.setParams(modelWeights(this.model));
   }
 
   getParams(): Params {
@@ -273,18 +275,6 @@ export class NativeLearner implements Learner {
     }
     return { loss: 'mse', targets: examples.targets };
   }
-}
-
-function readWeights(model: tf.LayersModel): Float32Array {
-  const size = model.trainableWeights.reduce((s, w) => s + sizeOf(w.shape as number[]), 0);
-  const out = new Float32Array(size);
-  let offset = 0;
-  for (const w of model.trainableWeights) {
-    const values = w.read().dataSync() as Float32Array;
-    out.set(values, offset);
-    offset += values.length;
-  }
-  return out;
 }
 
 type LayerVar = tf.LayersModel['trainableWeights'][number];

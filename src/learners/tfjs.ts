@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { miniBatches } from '../core/batches.js';
-import { Params, createLayout, sizeOf, sub, type Layout } from '../core/params.js';
+import { Params, sizeOf, sub, type Layout } from '../core/params.js';
 import type { Rng } from '../core/rng.js';
 import type { Examples, Task } from '../tasks/task.js';
+import { checkNoRegularizers, flattenTensors, modelLayout } from './weights.js';
 import {
   validateInnerOptions,
   type AdaptResult,
@@ -44,22 +45,16 @@ export class TfjsLearner implements Learner {
   private opt: { kind: 'sgd' | 'adam'; step: number; m?: tf.Variable[]; v?: tf.Variable[] } | undefined;
 
   constructor(options: TfjsLearnerOptions) {
+    checkNoRegularizers(options.model);
     this.model = options.model;
     this.innerState = options.innerState ?? 'carry';
     this.batchStatsAtTest = options.batchStatsAtTest ?? true;
     this.vars = this.model.trainableWeights.map((w) => w.read() as tf.Variable);
-    this.layout = createLayout(this.model.trainableWeights.map((w, i) => ({ name: w.originalName ?? w.name ?? `w${i}`, shape: w.shape as number[] })));
+    this.layout = modelLayout(this.model);
   }
 
   getParams(): Params {
-    const out = new Float32Array(this.layout.size);
-    let offset = 0;
-    for (const v of this.vars) {
-      const values = v.dataSync() as Float32Array;
-      out.set(values, offset);
-      offset += values.length;
-    }
-    return new Params(this.layout, out);
+    return new Params(this.layout, flattenTensors(this.vars));
   }
 
   setParams(params: Params): void {
@@ -118,7 +113,7 @@ export class TfjsLearner implements Learner {
   getOptimizerState(): OptimizerState | undefined {
     if (!this.opt) return undefined;
     if (this.opt.kind === 'sgd') return { kind: 'sgd', step: this.opt.step };
-    return { kind: 'adam', step: this.opt.step, m: flatten(this.opt.m!, this.layout.size), v: flatten(this.opt.v!, this.layout.size) };
+    return { kind: 'adam', step: this.opt.step, m: flattenTensors(this.opt.m!), v: flattenTensors(this.opt.v!) };
   }
 
   setOptimizerState(state: OptimizerState | undefined): void {
@@ -212,15 +207,4 @@ export class TfjsLearner implements Learner {
 
 function lossOf(task: Task, y: tf.Tensor, out: tf.Tensor): tf.Scalar {
   return task.kind === 'classification' ? tf.losses.softmaxCrossEntropy(y, out) : tf.losses.meanSquaredError(y, out);
-}
-
-function flatten(list: readonly tf.Variable[], size: number): Float32Array {
-  const out = new Float32Array(size);
-  let offset = 0;
-  for (const t of list) {
-    const values = t.dataSync() as Float32Array;
-    out.set(values, offset);
-    offset += values.length;
-  }
-  return out;
 }

@@ -1,5 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { zipSync } from 'fflate';
 import { loadOmniglot, splitOmniglot } from '../../src/data/omniglot.js';
@@ -160,6 +162,23 @@ describe('resize, cache directory and download', () => {
     const offline = (() => Promise.reject(Object.assign(new TypeError('fetch failed'), { cause: { code: 'ENOTFOUND' } }))) as unknown as typeof fetch;
     await expect(downloadOmniglot({ dir, fetchImpl: offline })).rejects.toThrow(/cannot download https:\/\/.*images_background.zip \(ENOTFOUND\): this machine seems to be offline; copy images_background.zip and images_evaluation.zip into/);
     expect(fs.readdirSync(dir)).toEqual(['keep.txt']);
+  });
+
+  it('an HTTP error from a real server is reported as the server\'s answer, not as offline; nothing is written', async () => {
+    const server = http.createServer((_req, res) => {
+      res.writeHead(404, 'Not Found').end('no such file');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const dir = makeTemp();
+      await expect(downloadOmniglot({ dir, baseUrl: `http://127.0.0.1:${port}/omniglot` })).rejects.toThrow(
+        /^cannot download http:\/\/127\.0\.0\.1:\d+\/omniglot\/images_background\.zip: the server answered HTTP 404 Not Found; check the address, or copy images_background\.zip and images_evaluation\.zip into/,
+      );
+      expect(fs.readdirSync(dir)).toEqual([]);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('download writes both archives from the server', async () => {

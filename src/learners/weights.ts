@@ -1,0 +1,44 @@
+import type * as tf from '@tensorflow/tfjs';
+import { ReptileError } from '../_utils/errors.js';
+import { createLayout, sizeOf, type Layout } from '../core/params.js';
+
+/** The layout of a model's trainable weights, in `model.trainableWeights` order (DESIGN.md invariant 2). */
+export function modelLayout(model: tf.LayersModel): Layout {
+  return createLayout(model.trainableWeights.map((w, i) => ({ name: w.originalName ?? w.name ?? `w${i}`, shape: w.shape as number[] })));
+}
+
+/** Concatenates tensors' values, in order, into one flat `Float32Array`: the one way weights are flattened. */
+export function flattenTensors(tensors: readonly tf.Tensor[]): Float32Array {
+  const out = new Float32Array(tensors.reduce((s, t) => s + sizeOf(t.shape), 0));
+  let offset = 0;
+  for (const t of tensors) {
+    const values = t.dataSync() as Float32Array;
+    out.set(values, offset);
+    offset += values.length;
+  }
+  return out;
+}
+
+/** A model's trainable weights as one flat vector, laid out by `modelLayout`. */
+export function modelWeights(model: tf.LayersModel): Float32Array {
+  return flattenTensors(model.trainableWeights.map((w) => w.read()));
+}
+
+/**
+ * Refuses a model whose layers carry weight regularizers or constraints: the inner loops minimise
+ * the task loss alone and step the weights directly (as the paper's Reptile does), so a penalty or
+ * a projection would be silently skipped. Both learners call it, so the answer is the same on each.
+ */
+export function checkNoRegularizers(model: tf.LayersModel): void {
+  for (const layer of model.layers) {
+    const config = layer.getConfig() as Record<string, unknown>;
+    for (const [key, value] of Object.entries(config)) {
+      if (value === null || value === undefined || !/(Regularizer|Constraint)$/.test(key)) continue;
+      const kind = key.endsWith('Regularizer') ? 'regularizer' : 'constraint';
+      throw new ReptileError(
+        `layer '${layer.name}' has a ${kind} (${key}): Reptile's inner loops minimise the task loss alone and would ignore it; build the model without ${kind}s`,
+        { exitCode: 2 },
+      );
+    }
+  }
+}
