@@ -125,7 +125,7 @@ describe('Reptile optimizer: serialisation', () => {
 
   it('an inner optimizer that cannot save its state is an error at save time, not a silently smaller save', async () => {
     class Stateless extends tf.SGDOptimizer {
-      override getWeights(): Promise<tf.NamedTensor[]> {
+      override getWeights(): ReturnType<tf.Optimizer['getWeights']> {
         return Promise.reject(new Error('getWeights() is not implemented for this optimizer yet.'));
       }
     }
