@@ -8,7 +8,7 @@ import { mnistPackageDir } from '../../data/mnist.js';
 import { FEW_SHOT_DEFAULTS, getPreset } from '../../recipes/presets.js';
 import { DEFAULT_META_CONFIG } from '../../train/config.js';
 import type { LearnerChoice } from '../../learners/create-learner.js';
-import { evaluateFewShotCheckpoint, exportLayersModel, fewShotEvaluate, fewShotTrain, loadFewShotCheckpoint, progressLine, resolveFewShotRun } from '../../recipes/few-shot.js';
+import { evaluateFewShotCheckpoint, type CheckpointEvaluationOptions, exportLayersModel, fewShotEvaluate, fewShotTrain, loadFewShotCheckpoint, progressLine, resolveFewShotRun } from '../../recipes/few-shot.js';
 import { UsageError } from '../../_utils/errors.js';
 import { definedOnly } from '../../_utils/objects.js';
 import { intAtLeast, pickDefined } from '../parse.js';
@@ -132,22 +132,15 @@ export async function runFewShotTrain(cmd: Command): Promise<void> {
   }
 }
 
-interface EvalFlags {
+// The evaluation's own options, as flags (a missing --checkpoint is reported by the command).
+type EvalFlags = Omit<CheckpointEvaluationOptions, 'checkpoint' | 'log' | 'onTask' | 'split' | 'learner'> & {
   checkpoint?: string;
-  dataDir?: string;
-  samples: number;
-  seed: number;
-  shots?: number;
-  evalIters?: number;
-  evalBatch?: number;
-  transductive?: boolean;
-  verbose?: boolean;
   split: 'test' | 'train' | 'val';
-  cacheDir?: string;
   backend: BackendChoice;
   learner: LearnerChoice;
   json?: boolean;
-}
+  verbose?: boolean;
+};
 
 /** `reptile eval`: few-shot accuracy of a checkpoint on sampled test tasks, with a 95% interval. */
 export function evalCommand(): Command {
