@@ -4,6 +4,8 @@
 export type ToWorker =
   | {
       type: 'start';
+      /** The page's tfjs backend, so that both run the same kernels. */
+      backend: string;
       metaIters: number;
       /** Seed of the random initialisation the run starts from (the page's random panel). */
       initSeed: number;

@@ -8,7 +8,7 @@ import {
   metaTrain,
   type MetaCallbacks,
 } from 'reptile-ml';
-import { useCpuBackend } from './common.js';
+import { selectDemoBackend } from './common.js';
 import type { FromWorker, ToWorker } from './sine-protocol.js';
 
 // Held-out tasks come from their own seed, never from the training stream.
@@ -29,7 +29,7 @@ scope.onmessage = (event) => {
 };
 
 async function run(options: Extract<ToWorker, { type: 'start' }>, signal: AbortSignal): Promise<void> {
-  await useCpuBackend();
+  await selectDemoBackend(options.backend);
   const began = performance.now();
   const source = new SineTaskSource({ shots: options.adapt.shots, gridPoints: 50 });
   const model = createSineModel({ seed: options.initSeed });

@@ -13,7 +13,7 @@ import {
   type SineWave,
   type Task,
 } from 'reptile-ml';
-import { loadJson, loadModel, useCpuBackend, yieldToBrowser } from './common.js';
+import { loadJson, loadModel, selectDemoBackend, yieldToBrowser } from './common.js';
 import { Plot, type View } from './plot.js';
 import type { FromWorker, ToWorker } from './sine-protocol.js';
 
@@ -50,6 +50,8 @@ interface SineState {
   page: 'sine';
   status: 'loading' | 'ready' | 'error';
   error: string | null;
+  /** The tfjs backend the page runs on. */
+  backend: string;
   settings: { k: number; learningRate: number };
   points: { x: number; y: number }[];
   trueWave: SineWave | null;
@@ -57,7 +59,7 @@ interface SineState {
   /** Adaptations run to their last step. */
   adaptRuns: number;
   /** The last finished adaptation: from the click (or button) that started it to the last redraw. */
-  lastAdapt: { points: number; steps: number; ms: number } | null;
+  lastAdapt: { points: number; steps: number; ms: number; computeMs: number } | null;
   metaTrain: {
     status: 'idle' | 'running' | 'done' | 'stopped' | 'error';
     iteration: number;
@@ -73,7 +75,8 @@ interface SineState {
 const MODEL_DIR = new URLSearchParams(location.search).get('model') ?? 'models/sine';
 const MAKE_WITH = 'npm run web:weights (reptile demo sine --export web/public/models/sine)';
 const VIEW: View = { xMin: -5, xMax: 5, yMin: -6, yMax: 6 };
-const GRID = Array.from({ length: 201 }, (_, i) => VIEW.xMin + ((VIEW.xMax - VIEW.xMin) * i) / 200);
+// 121 abscissas draw a smooth curve at this width; each redraw runs the network on all of them.
+const GRID = Array.from({ length: 121 }, (_, i) => VIEW.xMin + ((VIEW.xMax - VIEW.xMin) * i) / 120);
 const COLORS: Record<PanelName, string> = { meta: '#1f77b4', random: '#ff7f0e' };
 
 const $ = <T extends HTMLElement>(id: string): T => {
@@ -98,6 +101,7 @@ const state: SineState = {
   page: 'sine',
   status: 'loading',
   error: null,
+  backend: '',
   settings: { k: 32, learningRate: 0.02 },
   points: [],
   trueWave: null,
@@ -124,6 +128,7 @@ let settings: DemoSettings = {
   adapt: { learningRate: 0.02, innerIters: 32, shots: 10 },
 };
 let generation = 0;
+let backend = 'cpu';
 let taskCounter = 0;
 // A seed for "random task" that differs from one page load to the next (no Math.random: the
 // library's seeded generator draws the wave).
@@ -177,6 +182,14 @@ function draw(): void {
   }
 }
 
+/** The curve on the grid and the MSE on the task's points, from one forward pass over both. */
+function predictWithPoints(learner: TfjsLearner, task: Task): { grid: Float32Array; error: number } {
+  const n = GRID.length;
+  const both = examples([...GRID, ...task.support.inputs], [...GRID.map(() => 0), ...task.support.targets]);
+  const out = learner.predict(both);
+  return { grid: out.subarray(0, n), error: mse(out.subarray(n), task.support.targets) };
+}
+
 /** Adapts both panels from their initialisation to the current points, one SGD step at a time. */
 async function adapt(startedAt: number): Promise<void> {
   const gen = ++generation;
@@ -185,9 +198,15 @@ async function adapt(startedAt: number): Promise<void> {
   const ready = Object.values(panels).filter((p) => p.learner && p.phi);
   for (const panel of ready) {
     panel.learner!.setParams(panel.phi!);
-    panel.before = panel.learner!.predict(gridExamples);
+    if (task) {
+      const out = predictWithPoints(panel.learner!, task);
+      panel.before = out.grid;
+      panel.errors = [out.error];
+    } else {
+      panel.before = panel.learner!.predict(gridExamples);
+      panel.errors = [];
+    }
     panel.current = panel.before;
-    panel.errors = task ? [mse(panel.learner!.predict(task.support), task.support.targets)] : [];
     state.panels[panel.name].errors = [...panel.errors];
     state.panels[panel.name].step = 0;
   }
@@ -197,22 +216,26 @@ async function adapt(startedAt: number): Promise<void> {
   // adaptation itself, with a redraw after every step.
   const inner = { optimizer: 'sgd' as const, learningRate, innerIters: 1, innerBatch: task.support.count };
   const rng = Rng.fromSeed(0);
+  let computeMs = 0;
   for (let step = 1; step <= k; step++) {
+    const stepBegan = performance.now();
     for (const panel of ready) {
       const learner = panel.learner!;
       const r = await learner.adapt(task, inner, rng);
       learner.setParams(r.params);
-      panel.current = learner.predict(gridExamples);
-      panel.errors.push(mse(learner.predict(task.support), task.support.targets));
+      const out = predictWithPoints(learner, task);
+      panel.current = out.grid;
+      panel.errors.push(out.error);
       state.panels[panel.name].errors = [...panel.errors];
       state.panels[panel.name].step = step;
     }
     draw();
+    computeMs += performance.now() - stepBegan;
     await yieldToBrowser();
     if (gen !== generation) return;
   }
   state.adaptRuns += 1;
-  state.lastAdapt = { points: task.support.count, steps: k, ms: performance.now() - startedAt };
+  state.lastAdapt = { points: task.support.count, steps: k, ms: performance.now() - startedAt, computeMs };
 }
 
 function onCanvasClick(panel: Panel, event: MouseEvent): void {
@@ -239,7 +262,8 @@ function randomTask(): void {
 }
 
 async function loadPanels(): Promise<void> {
-  await useCpuBackend();
+  backend = await selectDemoBackend();
+  state.backend = backend;
   try {
     settings = await loadJson<DemoSettings>(`${MODEL_DIR}/sine-demo.json`, MAKE_WITH);
   } catch {
@@ -308,6 +332,7 @@ function startMetaTrain(): void {
   worker.onerror = (event) => onWorkerMessage({ type: 'error', message: event.message || 'the meta-training worker failed to start' });
   worker.postMessage({
     type: 'start',
+    backend,
     metaIters,
     initSeed: settings.randomInitSeed,
     seed: 0,
