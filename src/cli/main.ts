@@ -4,6 +4,7 @@ import { ReptileError } from '../_utils/errors.js';
 import { demoCommand } from './commands/demo.js';
 import { trainCommand } from './commands/train.js';
 import { exampleCommand } from './commands/example.js';
+import { serveCommand } from './commands/serve.js';
 import { dataCommand, evalCommand, exportCommand } from './commands/few-shot.js';
 import { reproduceCommand } from './commands/reproduce.js';
 
@@ -17,6 +18,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .showSuggestionAfterError(false);
   for (const cmd of [trainCommand(), demoCommand(), evalCommand(), exportCommand(), dataCommand(), reproduceCommand()]) program.addCommand(cmd);
   program.addCommand(exampleCommand());
+  program.addCommand(serveCommand());
   const silence = (c: Command) => {
     c.exitOverride().configureOutput({ writeErr: () => {}, outputError: () => {} });
     c.commands.forEach(silence);

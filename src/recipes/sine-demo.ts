@@ -4,9 +4,11 @@ import { renderPlots, type PlotSpec } from '../_utils/plot.js';
 import type { InnerOptions, Learner } from '../learners/learner.js';
 import { createLearner, learnerKind, type LearnerChoice } from '../learners/create-learner.js';
 import { createSineModel } from '../learners/models.js';
+import { TfjsLearner } from '../learners/tfjs.js';
 import { SineTaskSource } from '../tasks/sine.js';
 import { evalTaskStreams, evaluate, mse } from '../train/evaluate.js';
 import { metaTrain, type MetaCallbacks } from '../train/meta-train.js';
+import { exportLayersModel } from './few-shot.js';
 import type { MetaConfig } from '../train/config.js';
 
 /** Held-out tasks behind each point of the learning curve: enough to show the trend, cheap enough for the minute budget. */
@@ -28,6 +30,12 @@ export interface SineDemoOptions {
   log?: (line: string) => void;
   /** Which learner runs the inner loops: `auto` (default) takes the native engine when it is built. */
   learner?: LearnerChoice;
+  /**
+   * Also write the meta-learned initialisation here as a TF.js LayersModel (`model.json`,
+   * `weights.bin`) with `sine-demo.json` (the seed of the random start, the adaptation settings and
+   * the measured MSEs), as the web demo loads it.
+   */
+  exportDir?: string;
 }
 
 /** Mean MSE (with 95% interval) on the held-out tasks after adaptation, for each start. */
@@ -126,6 +134,27 @@ export async function runSineDemo(options: SineDemoOptions = {}): Promise<SineDe
       seconds: (performance.now() - began) / 1000,
       files,
     };
+    if (options.exportDir !== undefined) {
+      // φ goes into a tfjs model of its own: the native engine keeps its weights outside the model.
+      const holder = createSineModel({ seed });
+      const writer = new TfjsLearner({ model: holder });
+      writer.setParams(meta.getParams());
+      try {
+        result.files.push(...(await exportLayersModel(holder, options.exportDir)));
+      } finally {
+        writer.dispose();
+        holder.dispose();
+      }
+      const settings = {
+        model: 'createSineModel',
+        randomInitSeed: seed,
+        metaIters,
+        train: { optimizer: 'sgd', learningRate: base.learningRate, innerIters: base.innerIters, innerBatch: base.innerBatch, metaStep: 1, metaStepFinal: 0 },
+        adapt: { optimizer: 'sgd', learningRate: evalInner.learningRate, innerIters: evalSteps, shots: 10 },
+        mse: result.mse,
+      };
+      result.files.push(writeFile(options.exportDir, 'sine-demo.json', `${JSON.stringify(settings, null, 2)}\n`));
+    }
     if (options.outDir !== undefined) {
       result.files.push(path.join(options.outDir, 'result.json'));
       writeFile(options.outDir, 'result.json', `${JSON.stringify(result, null, 2)}\n`);

@@ -5,22 +5,15 @@ import { Params, createLayout, type Layout, type ParamSpec } from '../core/param
 import { writeFileAtomicSync } from '../_utils/atomic-write.js';
 import { ReptileError } from '../_utils/errors.js';
 import type { OptimizerState } from '../learners/learner.js';
+import type { Checkpoint } from './meta-loop.js';
+
+export type { Checkpoint } from './meta-loop.js';
 
 const MAGIC = 'RPTLCKPT';
 const VERSION = 1;
 const DIGEST_BYTES = 32;
 /** The checkpoint's file name inside its directory. */
 export const CHECKPOINT_FILE = 'reptile.ckpt';
-
-/** Everything needed to resume a meta-training run bit for bit (DESIGN.md invariant 4). */
-export interface Checkpoint {
-  /** Meta-iterations completed. */
-  readonly iteration: number;
-  readonly params: Params;
-  readonly optimizer: OptimizerState | undefined;
-  /** The run's full configuration, task source and model description (JSON). */
-  readonly meta: Record<string, unknown>;
-}
 
 interface Header {
   format: string;

@@ -14,6 +14,7 @@ interface DemoFlags {
   evalTasks: number;
   out: string;
   learner: LearnerChoice;
+  export?: string;
   json?: boolean;
   verbose?: boolean;
 }
@@ -28,6 +29,7 @@ export function demoCommand(): Command {
     .option('--eval-tasks <n>', 'held-out tasks to evaluate each start on', intAtLeast(1), 100)
     .option('--out <dir>', 'directory for plots and result.json', path.join('runs', 'sine-demo'))
     .option('--learner <name>', 'inner-loop engine: auto (native when built), native or tfjs', oneOf('auto', 'native', 'tfjs'), 'auto')
+    .option('--export <dir>', 'also write the meta-learned init as a TF.js LayersModel (model.json, weights.bin, sine-demo.json), as the web demo loads it')
     .option('--json', 'print the result as JSON on stdout')
     .option('--verbose', 'say which tfjs backend runs')
     .action(async (name: string, flags: DemoFlags) => {
@@ -42,6 +44,7 @@ export function demoCommand(): Command {
         callbacks: [progressCallbacks('reptile')],
         log: info,
         learner: flags.learner,
+        ...(flags.export !== undefined ? { exportDir: flags.export } : {}),
       });
       printResult(flags.json === true, result, () => {
         const f = (k: keyof typeof result.mse) => `${result.mse[k].toFixed(4)} ± ${result.ci95[k].toFixed(4)}`;

@@ -1,0 +1,187 @@
+import { fomamlUpdate, reptileUpdate } from '../core/meta-update.js';
+import { checkParams, type Params } from '../core/params.js';
+import { linearSchedule } from '../core/schedule.js';
+import { ReptileError } from '../_utils/errors.js';
+import type { Executor } from '../exec/executor.js';
+import { InlineExecutor } from '../exec/inline.js';
+import type { Learner, OptimizerState } from '../learners/learner.js';
+import type { TaskSource } from '../tasks/task.js';
+import { innerOptionsOf, resolveMetaConfig, type MetaConfig } from './config.js';
+
+/** Everything needed to resume a meta-training run bit for bit (DESIGN.md invariant 4). */
+export interface Checkpoint {
+  /** Meta-iterations completed. */
+  readonly iteration: number;
+  readonly params: Params;
+  readonly optimizer: OptimizerState | undefined;
+  /** The run's full configuration, task source and model description (JSON). */
+  readonly meta: Record<string, unknown>;
+}
+
+/** What `onMetaIterEnd` receives after each meta-iteration. */
+export interface MetaIterLogs {
+  /** 0-based index of the meta-iteration just finished. */
+  iteration: number;
+  /** The meta step size ε used. */
+  epsilon: number;
+  /** Mean inner-loop training loss over the meta-batch. */
+  loss: number;
+  /** Wall time of this meta-iteration, in seconds. */
+  seconds: number;
+}
+
+/** Training hooks in the style of tfjs `CustomCallbackArgs`; each may return a promise. */
+export interface MetaCallbacks {
+  onTrainBegin?(info: { startIteration: number; config: MetaConfig }): void | Promise<void>;
+  onMetaIterBegin?(iteration: number): void | Promise<void>;
+  onMetaIterEnd?(iteration: number, logs: MetaIterLogs): void | Promise<void>;
+  onTrainEnd?(result: MetaTrainResult): void | Promise<void>;
+}
+
+/**
+ * Where a run keeps its checkpoints and log, so that the training loop itself does no I/O: the
+ * Node entry's `metaTrain` hands it one over a directory; a page may give one over IndexedDB.
+ */
+export interface MetaTrainStore {
+  /** Names the checkpoint in error messages, e.g. `checkpoint in 'runs/sine'`. */
+  readonly label: string;
+  /** Where the checkpoint lives, reported in the result when the last state was already saved. */
+  readonly location?: string;
+  /** The checkpoint to resume from, or undefined to start afresh; throws when the store is unusable. */
+  load(): Checkpoint | undefined | Promise<Checkpoint | undefined>;
+  /** Saves a checkpoint (atomically, if it can) and returns where it went; without it nothing is saved. */
+  save?(checkpoint: Checkpoint): string | Promise<string>;
+  /** Records one meta-iteration's logs, before checkpoints and callbacks see it. */
+  appendLog?(logs: MetaIterLogs): void | Promise<void>;
+}
+
+/** Options of the universal `metaTrain`: no file I/O, persistence only through `store`. */
+export interface MetaLoopOptions {
+  learner: Learner;
+  source: TaskSource;
+  config: Partial<MetaConfig>;
+  executor?: Executor;
+  callbacks?: MetaCallbacks | MetaCallbacks[];
+  /** Save to and resume from this store; without one nothing is saved. */
+  store?: MetaTrainStore;
+  /** Save a checkpoint every this many meta-iterations (and always at the end or when stopped). Default 100. */
+  checkpointEvery?: number;
+  /** Stops training after the current meta-iteration; a checkpoint is written first. */
+  signal?: AbortSignal;
+  /** Extra JSON stored in the checkpoint (e.g. the model's architecture). */
+  checkpointMeta?: Record<string, unknown>;
+}
+
+/** What `metaTrain` returns. */
+export interface MetaTrainResult {
+  params: Params;
+  /** Meta-iterations completed in total (including those before a resume). */
+  iterations: number;
+  startIteration: number;
+  stopped: boolean;
+  config: MetaConfig;
+  checkpoint?: string;
+}
+
+/**
+ * Meta-trains the learner's parameters φ with Reptile (paper, Algorithm 2) or first-order MAML:
+ * each meta-iteration samples `metaBatch` tasks (task t of iteration i is a pure function of
+ * (seed, i, t)), adapts to each from φ with the inner optimizer, and moves φ by ε toward the mean
+ * of the adapted weights (or by ε along the mean last-step difference under `foml`). ε is annealed
+ * linearly from `metaStep` to `metaStepFinal`. This is the loop without file I/O, safe in a
+ * browser; with a `store` the run is resumable bit for bit.
+ */
+export async function runMetaLoop(options: MetaLoopOptions): Promise<MetaTrainResult> {
+  const { learner, source, store } = options;
+  let config = resolveMetaConfig(options.config);
+  const executor = options.executor ?? new InlineExecutor();
+  const callbacks = options.callbacks === undefined ? [] : Array.isArray(options.callbacks) ? options.callbacks : [options.callbacks];
+  const every = options.checkpointEvery ?? 100;
+  if (!Number.isInteger(every) || every < 1) throw new ReptileError(`checkpointEvery must be a positive integer, got ${every}`);
+
+  let start = 0;
+  const ckpt = await store?.load();
+  if (store !== undefined && ckpt !== undefined) {
+    const problem = checkParams(ckpt.params, learner.layout);
+    if (problem !== undefined) {
+      throw new ReptileError(
+        `${store.label} was written for a different model (${problem}): use the same architecture or a new --checkpoint directory`,
+      );
+    }
+    config = reconcileConfig(ckpt.meta['config'] as MetaConfig | undefined, config, store.label);
+    learner.setParams(ckpt.params);
+    learner.setOptimizerState(ckpt.optimizer);
+    start = ckpt.iteration;
+  }
+
+  const schedule = linearSchedule(config.metaStep, config.metaStepFinal, config.metaIters);
+  const inner = innerOptionsOf(config);
+  for (const cb of callbacks) await cb.onTrainBegin?.({ startIteration: start, config });
+
+  let iteration = start;
+  // A resumed run that stops before its next meta-iteration leaves the checkpoint it read as it was.
+  let lastSaved = ckpt !== undefined ? start : -1;
+  const save = async (): Promise<string | undefined> => {
+    if (store?.save === undefined || lastSaved === iteration) return undefined;
+    lastSaved = iteration;
+    return store.save({
+      iteration,
+      params: learner.getParams(),
+      optimizer: learner.getOptimizerState(),
+      meta: { config, source: source.describe(), ...options.checkpointMeta },
+    });
+  };
+
+  while (iteration < config.metaIters && !options.signal?.aborted) {
+    const began = performance.now();
+    for (const cb of callbacks) await cb.onMetaIterBegin?.(iteration);
+    const epsilon = schedule(iteration);
+    const phi = learner.getParams();
+    const results = await executor.runMetaBatch({ learner, source, seed: config.seed, iteration, metaBatch: config.metaBatch, inner });
+    const next = config.foml
+      ? fomamlUpdate(phi, results.map((r) => r.lastStep), epsilon)
+      : reptileUpdate(phi, results.map((r) => r.params), epsilon);
+    const problem = checkParams(next, learner.layout);
+    if (problem !== undefined) {
+      throw new ReptileError(
+        `training diverged at meta-iteration ${iteration} (${problem}): lower --learning-rate or --meta-step; the last good checkpoint is untouched`,
+      );
+    }
+    learner.setParams(next);
+    const logs: MetaIterLogs = {
+      iteration,
+      epsilon,
+      loss: results.reduce((s, r) => s + r.loss, 0) / results.length,
+      seconds: (performance.now() - began) / 1000,
+    };
+    iteration += 1;
+    await store?.appendLog?.(logs);
+    if (iteration % every === 0) await save();
+    for (const cb of callbacks) await cb.onMetaIterEnd?.(iteration - 1, logs);
+  }
+  const checkpoint = (await save()) ?? store?.location;
+  const result: MetaTrainResult = {
+    params: learner.getParams(),
+    iterations: iteration,
+    startIteration: start,
+    stopped: iteration < config.metaIters,
+    config,
+    ...(checkpoint !== undefined ? { checkpoint } : {}),
+  };
+  for (const cb of callbacks) await cb.onTrainEnd?.(result);
+  return result;
+}
+
+// A resumed run must continue the same schedule and sampling, so every setting but the total
+// length has to match what the checkpoint was written with.
+function reconcileConfig(saved: MetaConfig | undefined, asked: MetaConfig, label: string): MetaConfig {
+  if (!saved) return asked;
+  for (const key of Object.keys(saved) as (keyof MetaConfig)[]) {
+    if (saved[key] !== asked[key]) {
+      throw new ReptileError(
+        `${label} was trained with ${key} = ${String(saved[key])}, not ${String(asked[key])}: resume with the same settings, or use a new --checkpoint directory`,
+      );
+    }
+  }
+  return saved;
+}

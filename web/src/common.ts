@@ -1,0 +1,72 @@
+import * as tf from '@tensorflow/tfjs';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
+import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
+import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
+
+/** The backend names `?backend=` may ask for. */
+export type DemoBackend = 'wasm' | 'cpu';
+
+/**
+ * Selects the demos' tfjs backend: wasm (served from this page's own files, no CDN), else the
+ * pure-JS cpu backend; `?backend=cpu` forces the latter. The networks are small (a 1-64-64-1 MLP
+ * on a few dozen points), where a GPU backend's per-kernel overhead costs more than it saves and
+ * wasm's matrix kernels are several times faster than the cpu backend's.
+ */
+export async function selectDemoBackend(asked: string | null = new URLSearchParams(self.location.search).get('backend')): Promise<string> {
+  if (asked !== 'cpu') {
+    setWasmPaths({ 'tfjs-backend-wasm.wasm': wasmPlain, 'tfjs-backend-wasm-simd.wasm': wasmSimd, 'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded });
+    try {
+      if (await tf.setBackend('wasm')) {
+        await tf.ready();
+        return tf.getBackend();
+      }
+    } catch {
+      // fall through to the cpu backend, which always loads
+    }
+  }
+  await tf.setBackend('cpu');
+  await tf.ready();
+  return tf.getBackend();
+}
+
+/**
+ * Loads a TF.js LayersModel, turning every failure (missing file, not a model, bad weights) into
+ * one sentence that says where it looked and how to make the file.
+ */
+export async function loadModel(url: string, makeWith: string): Promise<tf.LayersModel> {
+  try {
+    return await tf.loadLayersModel(url);
+  } catch (e) {
+    const why = (e as Error).message.split('\n')[0] ?? String(e);
+    throw new Error(`could not load the model at ${url} (${why}); make it with: ${makeWith}`, { cause: e });
+  }
+}
+
+/** Reads a JSON file next to a model, with the same kind of message as `loadModel`. */
+export async function loadJson<T>(url: string, makeWith: string): Promise<T> {
+  let response: Response;
+  try {
+    response = await fetch(url);
+  } catch (e) {
+    throw new Error(`could not fetch ${url} (${(e as Error).message}); make it with: ${makeWith}`, { cause: e });
+  }
+  if (!response.ok) throw new Error(`could not load ${url} (HTTP ${response.status}); make it with: ${makeWith}`);
+  return (await response.json()) as T;
+}
+
+const channel = typeof MessageChannel === 'undefined' ? undefined : new MessageChannel();
+const waiting: (() => void)[] = [];
+if (channel) channel.port1.onmessage = () => waiting.shift()?.();
+
+/**
+ * Lets the browser handle input and paint between two steps of work on the main thread. A
+ * message-channel task, not setTimeout, whose nested calls are clamped to 4 ms each.
+ */
+export function yieldToBrowser(): Promise<void> {
+  if (!channel) return new Promise((resolve) => setTimeout(resolve, 0));
+  return new Promise((resolve) => {
+    waiting.push(resolve);
+    channel.port2.postMessage(null);
+  });
+}
