@@ -16,6 +16,8 @@ export interface Series {
 /** A single panel. */
 export interface PlotSpec {
   title: string;
+  /** A second, smaller title line. */
+  subtitle?: string;
   xLabel?: string;
   yLabel?: string;
   series: readonly Series[];
@@ -79,7 +81,7 @@ export function plotSpec(panels: readonly PlotSpec[], columns = panels.length): 
             encoding: { x, y, color, strokeDash, order: { field: 'x', type: 'quantitative' as const } },
           },
     );
-    return { title: p.title, width: PANEL_W, height: PANEL_H, layer };
+    return { title: p.subtitle === undefined ? p.title : { text: p.title, subtitle: p.subtitle }, width: PANEL_W, height: PANEL_H, layer };
   };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',

@@ -68,9 +68,9 @@ export function learningCurvePanel(lines: readonly ProgressLine[], title: string
   const pts = smoothProgress(lines);
   const per = Math.max(1, Math.round(lines.length / 100));
   const span = lines.length > 1 ? (lines[lines.length - 1]!.iteration - lines[0]!.iteration) / (lines.length - 1) : 0;
-  const window = per > 1 ? `, mean over windows of ${Math.round(per * span)} meta-iterations` : '';
   return {
-    title: `${title}${window}`,
+    title,
+    ...(per > 1 ? { subtitle: `means over windows of ${Math.round(per * span)} meta-iterations` } : {}),
     xLabel: 'meta-iteration',
     yLabel: 'accuracy',
     series: [

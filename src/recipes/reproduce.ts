@@ -133,7 +133,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
   const checkpoint = trained.result.checkpoint ?? path.join(dir, 'reptile.ckpt');
   if (trained.result.stopped) return { stopped: true, iteration: trained.result.iterations, checkpoint };
 
-  const curve = await writeLearningCurve(dir, progress, `Omniglot ${run.settings.classes}-way (${spec.preset} training): accuracy of sampled ${run.settings.shots}-shot tasks`);
+  const curve = await writeLearningCurve(dir, progress, `Omniglot ${run.settings.classes}-way: accuracy of sampled ${run.settings.shots}-shot tasks`);
   const ck = readCheckpoint(dir);
   const engine = describeEngine(ck.meta['engine']);
   const columns: { file: string; result: ColumnResult }[] = [];
