@@ -17,6 +17,13 @@ describe('reptile demo sine (end to end, default settings)', () => {
       const file = path.join(out, name);
       expect(fs.existsSync(file), file).toBe(true);
     }
-    expect(fs.readFileSync(path.join(out, 'sine-adaptation.svg'), 'utf8')).toMatch(/^<svg[\s\S]*<polyline[\s\S]*<\/svg>$/);
+    // Three panels, each with the truth, the support points and the adapted curves, and one legend.
+    const svg = fs.readFileSync(path.join(out, 'sine-adaptation.svg'), 'utf8');
+    expect(svg).toMatch(/^<svg[\s\S]*<\/svg>$/);
+    expect(svg.match(/aria-label="Title text 'a = [\d.]+, b = [\d.]+'"/g)).toHaveLength(3);
+    expect(svg.match(/series: truth" role="graphics-symbol" aria-roledescription="line mark"/g)).toHaveLength(3);
+    for (const name of ['support points', 'meta-learned, before', 'meta-learned, after 32 steps', 'random, after 32 steps', 'joint, after 32 steps']) expect(svg).toContain(`>${name}</text>`);
+    const curve = fs.readFileSync(path.join(out, 'sine-learning-curve.svg'), 'utf8');
+    expect(curve).toContain('MSE (log scale)');
   }, 300_000);
 });
