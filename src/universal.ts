@@ -32,4 +32,5 @@ export {
   type Checkpoint,
 } from './train/meta-loop.js';
 export * from './train/evaluate.js';
+export { registerWasmConvKernels } from './engine/wasm-kernels.js';
 export { Reptile, REPTILE_DEFAULTS, type ReptileOptions, type InnerOptimizerName } from './optim/reptile.js';

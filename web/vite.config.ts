@@ -11,6 +11,12 @@ export default defineConfig({
     emptyOutDir: true,
     target: 'es2022',
     chunkSizeWarningLimit: 2000,
+    rollupOptions: {
+      input: {
+        sine: fileURLToPath(new URL('./index.html', import.meta.url)),
+        drawing: fileURLToPath(new URL('./drawing.html', import.meta.url)),
+      },
+    },
   },
   worker: { format: 'es' },
 });

@@ -1,0 +1,147 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ARTIFACTS, buildWeb, findChromium, launchChromium, startServe } from './helpers/browser.js';
+import { tempDir } from './helpers/fixtures.js';
+
+// The few-shot drawing page in a real Chromium: the strokes of a held-out Omniglot task, rendered
+// from its real images, are drawn with the mouse, and the in-page prediction must be the right
+// class on a query the meta-learned network gets right in Node (tasks.json, from reptile export).
+
+const chromiumPath = findChromium();
+if (!chromiumPath) {
+  console.warn(`browser tests skipped: no Chromium at ${process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium'} (apt-get install chromium, or set CHROMIUM_PATH)`);
+}
+
+const root = path.resolve(import.meta.dirname, '..');
+const SIZE = 28;
+
+interface DemoTasks {
+  classes: number;
+  tasks: { index: number; support: string[]; query: string[]; queryLabels: number[]; node: Record<'metaLearned' | 'random', { predicted: number[]; probabilities: number[][] }> }[];
+}
+
+interface PageState {
+  status: string;
+  error: string | null;
+  backend: string;
+  steps: number;
+  bitmaps: string[];
+  runs: number;
+  running: boolean;
+  last: { steps: number; ms: number; results: Record<'meta' | 'random', { probabilities: number[]; predicted: number }> } | null;
+}
+
+const readState = (page: Page): Promise<PageState> =>
+  page.evaluate(() => JSON.parse(JSON.stringify((window as unknown as { __reptile: PageState }).__reptile)) as PageState);
+
+/** Draws `bits` (1 paper, 0 ink) into box `box` with the mouse: one stroke per horizontal run of ink. */
+async function drawBitmap(page: Page, box: number, bits: string): Promise<void> {
+  for (let r = 0; r < SIZE; r++) {
+    let c = 0;
+    while (c < SIZE) {
+      if (bits[r * SIZE + c] !== '0') {
+        c++;
+        continue;
+      }
+      let end = c;
+      while (end + 1 < SIZE && bits[r * SIZE + end + 1] === '0') end++;
+      const [a, b] = await page.evaluate(([bx, row, c0, c1]) => {
+        const s = (window as unknown as { __reptile: { cellToClient(b: number, r: number, c: number): { x: number; y: number } } }).__reptile;
+        return [s.cellToClient(bx!, row!, c0!), s.cellToClient(bx!, row!, c1!)];
+      }, [box, r, c, end]);
+      await page.mouse.move(a!.x, a!.y);
+      await page.mouse.down();
+      await page.mouse.move(b!.x, b!.y, { steps: Math.max(1, end - c) });
+      await page.mouse.up();
+      c = end + 1;
+    }
+  }
+}
+
+describe.skipIf(!chromiumPath)('the few-shot drawing page in Chromium', () => {
+  let browser: Browser;
+  let page: Page;
+  let server: { url: string; stop: () => Promise<void> };
+  const outside: string[] = [];
+  const report: Record<string, unknown> = {};
+
+  beforeAll(async () => {
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    const out = path.join(tempDir('reptile-web-'), 'dist');
+    await buildWeb(out);
+    server = await startServe(out);
+    browser = await launchChromium(chromiumPath!);
+    const context = await browser.newContext({ viewport: { width: 1120, height: 760 } });
+    await context.route('**/*', (route) => {
+      const url = route.request().url();
+      if (url.startsWith(server.url)) return route.continue();
+      outside.push(url);
+      return route.abort();
+    });
+    page = await context.newPage();
+    await page.goto(`${server.url}drawing.html`);
+    await page.waitForFunction(() => (window as unknown as { __reptile?: PageState }).__reptile?.status !== 'loading', undefined, { timeout: 90_000 });
+  }, 180_000);
+
+  afterAll(async () => {
+    fs.writeFileSync(path.join(ARTIFACTS, 'drawing-report.json'), `${JSON.stringify(report, null, 2)}\n`);
+    await browser?.close();
+    await server?.stop();
+  });
+
+  it('loads the exported network from the local server only', async () => {
+    const s = await readState(page);
+    expect(s.error).toBeNull();
+    expect(s.status).toBe('ready');
+    expect(s.backend).toBe('wasm');
+    expect(outside).toEqual([]);
+  });
+
+  it('classifies a drawn held-out query right where Node does, from one drawing per class', async () => {
+    const demo = JSON.parse(fs.readFileSync(path.join(root, 'web', 'public', 'models', 'omniglot-5w', 'tasks.json'), 'utf8')) as DemoTasks;
+    // The held-out query Node is surest of, among those it classifies right.
+    let best = { task: 0, query: 0, p: 0 };
+    demo.tasks.forEach((t, ti) =>
+      t.queryLabels.forEach((label, q) => {
+        const p = t.node.metaLearned.probabilities[q]![label]!;
+        if (t.node.metaLearned.predicted[q] === label && p > best.p) best = { task: ti, query: q, p };
+      }),
+    );
+    const task = demo.tasks[best.task]!;
+    const label = task.queryLabels[best.query]!;
+    const runsBefore = (await readState(page)).runs;
+    for (let c = 0; c < demo.classes; c++) await drawBitmap(page, c, task.support[c]!);
+    await drawBitmap(page, demo.classes, task.query[best.query]!);
+    const lastStroke = performance.now();
+    await page.waitForFunction((n) => {
+      const s = (window as unknown as { __reptile: PageState }).__reptile;
+      return s.runs > n && !s.running;
+    }, runsBefore, { timeout: 120_000 });
+    const observedMs = performance.now() - lastStroke;
+    const s = await readState(page);
+    // The mouse drew the real images: cells that differ from them, over all six boxes.
+    const wanted = [...task.support, task.query[best.query]!];
+    const differing = wanted.reduce((n, bits, b) => n + [...bits].filter((v, i) => v !== s.bitmaps[b]![i]).length, 0);
+    expect(differing).toBeLessThanOrEqual(6 * 8);
+    const meta = s.last!.results.meta;
+    const random = s.last!.results.random;
+    expect(meta.predicted).toBe(label);
+    report['drawing'] = {
+      task: task.index,
+      queryLabel: label,
+      nodeProbability: best.p,
+      pageProbability: meta.probabilities[label],
+      randomPredicted: random.predicted,
+      randomProbabilityOfLabel: random.probabilities[label],
+      nodeRandomPredicted: task.node.random.predicted[best.query],
+      differingCells: differing,
+      steps: s.last!.steps,
+      lastStrokeToPredictionMs: s.last!.ms,
+      lastStrokeToPredictionObservedByTestMs: observedMs,
+    };
+    console.log(`drawing: held-out task ${task.index}, query class ${label + 1}: meta-learned ${(100 * meta.probabilities[label]!).toFixed(1)}% (Node ${(100 * best.p).toFixed(1)}%), no meta-training predicts class ${random.predicted + 1}; ${differing} cells differ from the images; last stroke to prediction ${s.last!.ms.toFixed(0)} ms (${s.last!.steps} steps of both networks)`);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'drawing-1-held-out-task.png'), fullPage: true });
+  });
+});

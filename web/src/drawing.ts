@@ -1,0 +1,313 @@
+// The few-shot drawing page: the meta-learned Omniglot network and the same network before
+// meta-training adapt, in this page and with the library's TfjsLearner, to one drawing per class,
+// then classify the query drawing.
+import { Params, Rng, TfjsLearner, concatExamples, createOmniglotModel, registerWasmConvKernels, type ConvInit, type Examples, type InnerOptions, type Task } from 'reptile-ml';
+import { loadJson, loadModel, selectDemoBackend, yieldToBrowser } from './common.js';
+
+/** What `reptile export --demo-tasks` writes beside the model. */
+interface DemoTasks {
+  classes: number;
+  size: number;
+  inner: InnerOptions;
+  randomInit: { seed: number; init: ConvInit };
+  tasks: { index: number; support: string[]; query: string[]; queryLabels: number[]; node: Record<'metaLearned' | 'random', { predicted: number[]; probabilities: number[][]; correct: number }> }[];
+}
+
+type NetName = 'meta' | 'random';
+
+interface DrawingState {
+  page: 'drawing';
+  status: 'loading' | 'ready' | 'error';
+  error: string | null;
+  backend: string;
+  steps: number;
+  /** Each box's drawing at the network's resolution, '1' paper and '0' ink (classes, then the query). */
+  bitmaps: string[];
+  /** Adaptations run to their end. */
+  runs: number;
+  running: boolean;
+  /** The last prediction: class probabilities of the query for each network, and the time from the stroke that started it. */
+  last: { steps: number; ms: number; results: Record<NetName, { probabilities: number[]; predicted: number }> } | null;
+  /** Centre of cell (row, col) of box `box` in viewport coordinates, and one cell's width there, for drawing on it. */
+  cellToClient(box: number, row: number, col: number): { x: number; y: number; cell: number };
+}
+
+const MODEL_DIR = new URLSearchParams(location.search).get('model') ?? 'models/omniglot-5w';
+const MAKE_WITH = 'reptile export --checkpoint docs/results/omniglot-5w --out web/public/models/omniglot-5w --demo-tasks 12';
+const SIZE = 28;
+const SCALE = 5;
+const CLASSES = 5;
+
+const $ = <T extends HTMLElement>(id: string): T => {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`the page has no #${id}`);
+  return el as T;
+};
+const statusLine = $('status');
+const stepsInput = $<HTMLInputElement>('steps');
+
+const boxes: HTMLCanvasElement[] = [];
+for (let b = 0; b <= CLASSES; b++) {
+  const wrap = document.createElement('div');
+  wrap.className = b === CLASSES ? 'box query' : 'box';
+  const canvas = document.createElement('canvas');
+  canvas.width = SIZE * SCALE;
+  canvas.height = SIZE * SCALE;
+  canvas.id = b === CLASSES ? 'query' : `class-${b}`;
+  const label = document.createElement('span');
+  label.textContent = b === CLASSES ? 'query' : `class ${b + 1}`;
+  const clear = document.createElement('button');
+  clear.type = 'button';
+  clear.textContent = 'clear';
+  clear.addEventListener('click', () => {
+    blank(canvas);
+    refreshBitmaps();
+  });
+  wrap.append(canvas, label, clear);
+  $('boxes').append(wrap);
+  boxes.push(canvas);
+}
+
+const state: DrawingState = {
+  page: 'drawing',
+  status: 'loading',
+  error: null,
+  backend: '',
+  steps: 50,
+  bitmaps: [],
+  runs: 0,
+  running: false,
+  last: null,
+  cellToClient(box, row, col) {
+    const canvas = boxes[box]!;
+    const rect = canvas.getBoundingClientRect();
+    const cell = rect.width / SIZE;
+    return { x: rect.left + (col + 0.5) * cell, y: rect.top + (row + 0.5) * cell, cell };
+  },
+};
+(window as unknown as { __reptile: DrawingState }).__reptile = state;
+
+const nets: Partial<Record<NetName, { learner: TfjsLearner; phi: Params }>> = {};
+let demo: DemoTasks | undefined;
+let inner: InnerOptions = { optimizer: 'adam', learningRate: 0.001, innerIters: 50, innerBatch: 5, beta1: 0, beta2: 0.999 };
+let nextTask = 0;
+let generation = 0;
+
+function context(canvas: HTMLCanvasElement): CanvasRenderingContext2D {
+  const ctx = canvas.getContext('2d', { willReadFrequently: true });
+  if (!ctx) throw new Error('this browser gives no 2-D canvas');
+  return ctx;
+}
+
+function blank(canvas: HTMLCanvasElement): void {
+  const ctx = context(canvas);
+  ctx.fillStyle = '#fff';
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+}
+
+/**
+ * The drawing at the network's resolution as Omniglot stores it (1 paper, 0 ink): a cell is ink
+ * when more than half of its pixels are. A pen one cell wide therefore marks exactly the cells its
+ * centre line crosses.
+ */
+function bitmapOf(canvas: HTMLCanvasElement): string {
+  const data = context(canvas).getImageData(0, 0, canvas.width, canvas.height).data;
+  let out = '';
+  for (let r = 0; r < SIZE; r++) {
+    for (let c = 0; c < SIZE; c++) {
+      let dark = 0;
+      for (let y = r * SCALE; y < (r + 1) * SCALE; y++) for (let x = c * SCALE; x < (c + 1) * SCALE; x++) dark += 1 - data[(y * canvas.width + x) * 4]! / 255;
+      out += dark / (SCALE * SCALE) > 0.5 ? '0' : '1';
+    }
+  }
+  return out;
+}
+
+function paintBitmap(canvas: HTMLCanvasElement, bits: string): void {
+  blank(canvas);
+  const ctx = context(canvas);
+  ctx.fillStyle = '#000';
+  for (let p = 0; p < bits.length; p++) if (bits[p] === '0') ctx.fillRect((p % SIZE) * SCALE, Math.floor(p / SIZE) * SCALE, SCALE, SCALE);
+}
+
+function refreshBitmaps(): void {
+  state.bitmaps = boxes.map(bitmapOf);
+}
+
+function hasInk(bits: string): boolean {
+  return bits.includes('0');
+}
+
+// ---- drawing with the pointer ----
+
+for (const canvas of boxes) {
+  let drawing = false;
+  const at = (e: PointerEvent): [number, number] => {
+    const rect = canvas.getBoundingClientRect();
+    return [((e.clientX - rect.left) * canvas.width) / rect.width, ((e.clientY - rect.top) * canvas.height) / rect.height];
+  };
+  canvas.addEventListener('pointerdown', (e) => {
+    drawing = true;
+    generation++; // a new stroke makes any running adaptation stale
+    canvas.setPointerCapture(e.pointerId);
+    const ctx = context(canvas);
+    const [x, y] = at(e);
+    ctx.fillStyle = '#000';
+    ctx.beginPath();
+    ctx.arc(x, y, SCALE / 2, 0, 2 * Math.PI);
+    ctx.fill();
+    ctx.beginPath();
+    ctx.moveTo(x, y);
+  });
+  canvas.addEventListener('pointermove', (e) => {
+    if (!drawing) return;
+    const ctx = context(canvas);
+    const [x, y] = at(e);
+    ctx.strokeStyle = '#000';
+    ctx.lineWidth = SCALE;
+    ctx.lineCap = 'round';
+    ctx.lineJoin = 'round';
+    ctx.lineTo(x, y);
+    ctx.stroke();
+    ctx.beginPath();
+    ctx.moveTo(x, y);
+  });
+  const end = () => {
+    if (!drawing) return;
+    drawing = false;
+    const startedAt = performance.now();
+    refreshBitmaps();
+    void classify(startedAt);
+  };
+  canvas.addEventListener('pointerup', end);
+  canvas.addEventListener('pointercancel', end);
+}
+
+// ---- adaptation and prediction ----
+
+function examplesOf(bitmaps: readonly string[], labels: readonly number[]): Examples {
+  const inputs = new Float32Array(bitmaps.length * SIZE * SIZE);
+  bitmaps.forEach((bits, k) => {
+    for (let p = 0; p < SIZE * SIZE; p++) inputs[k * SIZE * SIZE + p] = bits[p] === '1' ? 1 : 0;
+  });
+  return { count: bitmaps.length, inputs, inputShape: [SIZE, SIZE, 1], targets: Float32Array.from(labels), targetShape: [] };
+}
+
+/**
+ * Adapts both networks to the five class drawings and classifies the query, when every box has
+ * ink. Adam runs one step per call so the page can paint and take input between steps; with the
+ * optimizer's state carried from call to call and the whole support set as each minibatch, that is
+ * the same as one call of `steps` steps.
+ */
+async function classify(startedAt: number): Promise<void> {
+  if (state.status !== 'ready' || !state.bitmaps.every(hasInk)) return;
+  const gen = ++generation;
+  const steps = Math.max(1, Math.min(500, Math.round(Number(stepsInput.value) || 1)));
+  state.steps = steps;
+  const labels = Array.from({ length: CLASSES }, (_, c) => c);
+  const support = examplesOf(state.bitmaps.slice(0, CLASSES), labels);
+  const query = examplesOf([state.bitmaps[CLASSES]!], [0]);
+  const task: Task = { kind: 'classification', numClasses: CLASSES, support, query };
+  const oneStep: InnerOptions = { ...inner, innerIters: 1, innerBatch: CLASSES };
+  const ready = (Object.entries(nets) as [NetName, { learner: TfjsLearner; phi: Params }][]);
+  state.running = true;
+  statusLine.textContent = 'adapting…';
+  try {
+    for (const [, net] of ready) {
+      net.learner.setParams(net.phi);
+      net.learner.setOptimizerState(undefined);
+    }
+    const rng = Rng.fromSeed(0);
+    for (let step = 1; step <= steps; step++) {
+      for (const [, net] of ready) {
+        const r = await net.learner.adapt(task, oneStep, rng);
+        net.learner.setParams(r.params);
+      }
+      if (step % 5 === 0) statusLine.textContent = `adapting… step ${step}/${steps}`;
+      await yieldToBrowser();
+      if (gen !== generation) return;
+    }
+    const results = {} as Record<NetName, { probabilities: number[]; predicted: number }>;
+    for (const [name, net] of ready) {
+      // Not transductive: the query is classified in one batch with the support set.
+      const batch = concatExamples(support, query);
+      const logits = Array.from(net.learner.predict(batch).subarray(CLASSES * CLASSES, CLASSES * (CLASSES + 1)));
+      const top = Math.max(...logits);
+      const e = logits.map((v) => Math.exp(v - top));
+      const sum = e.reduce((a, b) => a + b, 0);
+      const probabilities = e.map((v) => v / sum);
+      results[name] = { probabilities, predicted: probabilities.indexOf(Math.max(...probabilities)) };
+      renderBars(name, results[name]);
+      net.learner.setParams(net.phi);
+      net.learner.setOptimizerState(undefined);
+    }
+    if (gen !== generation) return;
+    state.runs += 1;
+    state.last = { steps, ms: performance.now() - startedAt, results };
+    statusLine.textContent = `adapted in ${steps} steps, ${(state.last.ms / 1000).toFixed(2)} s after the last stroke · backend ${state.backend}`;
+  } finally {
+    if (gen === generation) state.running = false;
+  }
+}
+
+function renderBars(name: NetName, r: { probabilities: number[]; predicted: number }): void {
+  const host = $(name === 'meta' ? 'meta-bars' : 'random-bars');
+  host.replaceChildren();
+  r.probabilities.forEach((p, c) => {
+    const label = document.createElement('span');
+    label.textContent = `class ${c + 1}`;
+    const track = document.createElement('div');
+    const bar = document.createElement('div');
+    bar.className = c === r.predicted ? 'bar best' : 'bar';
+    bar.style.width = `${Math.max(1, p * 220).toFixed(0)}px`;
+    track.append(bar);
+    const value = document.createElement('span');
+    value.textContent = `${(100 * p).toFixed(1)}%`;
+    host.append(label, track, value);
+  });
+}
+
+function loadTask(): void {
+  if (!demo || demo.tasks.length === 0) return;
+  const t = demo.tasks[nextTask++ % demo.tasks.length]!;
+  const q = nextTask % CLASSES;
+  t.support.forEach((bits, c) => paintBitmap(boxes[c]!, bits));
+  paintBitmap(boxes[CLASSES]!, t.query[q]!);
+  refreshBitmaps();
+  statusLine.textContent = `held-out task ${t.index}: the query is class ${t.queryLabels[q]! + 1}`;
+  void classify(performance.now());
+}
+
+async function load(): Promise<void> {
+  state.backend = await selectDemoBackend();
+  // tfjs's wasm backend lacks the convolution gradients; the library supplies them.
+  if (state.backend === 'wasm') registerWasmConvKernels();
+  demo = await loadJson<DemoTasks>(`${MODEL_DIR}/tasks.json`, MAKE_WITH);
+  inner = demo.inner;
+  stepsInput.value = String(inner.innerIters);
+  const model = await loadModel(`${MODEL_DIR}/model.json`, MAKE_WITH);
+  const meta = new TfjsLearner({ model });
+  nets.meta = { learner: meta, phi: meta.getParams() };
+  const random = new TfjsLearner({ model: createOmniglotModel({ classes: demo.classes, seed: demo.randomInit.seed, init: demo.randomInit.init }) });
+  nets.random = { learner: random, phi: random.getParams() };
+}
+
+boxes.forEach(blank);
+refreshBitmaps();
+$('load-task').addEventListener('click', loadTask);
+$('clear-all').addEventListener('click', () => {
+  boxes.forEach(blank);
+  refreshBitmaps();
+});
+load()
+  .then(() => {
+    state.status = 'ready';
+    statusLine.textContent = `ready · backend ${state.backend}: draw in every box, or load a held-out task`;
+  })
+  .catch((e: unknown) => {
+    state.status = 'error';
+    state.error = (e as Error).message;
+    statusLine.textContent = state.error;
+    statusLine.classList.add('error');
+  });
+
