@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ARTIFACTS, buildWeb, findChromium, launchChromium, startServe } from './helpers/browser.js';
+import { ARTIFACTS, findChromium, openServedPage } from './helpers/browser.js';
 import { tempDir } from './helpers/fixtures.js';
 
 // The few-shot drawing page in a real Chromium: the strokes of a held-out Omniglot task, rendered
@@ -64,23 +64,11 @@ describe.skipIf(!chromiumPath)('the few-shot drawing page in Chromium', () => {
   let browser: Browser;
   let page: Page;
   let server: { url: string; stop: () => Promise<void> };
-  const outside: string[] = [];
+  let outside: string[] = [];
   const report: Record<string, unknown> = {};
 
   beforeAll(async () => {
-    fs.mkdirSync(ARTIFACTS, { recursive: true });
-    const out = path.join(tempDir('reptile-web-'), 'dist');
-    await buildWeb(out);
-    server = await startServe(out);
-    browser = await launchChromium(chromiumPath!);
-    const context = await browser.newContext({ viewport: { width: 1120, height: 760 } });
-    await context.route('**/*', (route) => {
-      const url = route.request().url();
-      if (url.startsWith(server.url)) return route.continue();
-      outside.push(url);
-      return route.abort();
-    });
-    page = await context.newPage();
+    ({ browser, page, server, outside } = await openServedPage(chromiumPath!, { width: 1120, height: 760 }, tempDir('reptile-web-')));
     await page.goto(`${server.url}drawing.html`);
     await page.waitForFunction(() => (window as unknown as { __reptile?: PageState }).__reptile?.status !== 'loading', undefined, { timeout: 90_000 });
   }, 180_000);

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ARTIFACTS, buildWeb, findChromium, launchChromium, startServe } from './helpers/browser.js';
+import { ARTIFACTS, findChromium, openServedPage } from './helpers/browser.js';
 import { tempDir } from './helpers/fixtures.js';
 
 // The sine page in a real Chromium, served by `reptile serve` from a fresh Vite build of web/.
@@ -36,25 +36,12 @@ describe.skipIf(!chromiumPath)('the sine page in Chromium', () => {
   let browser: Browser;
   let page: Page;
   let server: { url: string; stop: () => Promise<void> };
-  const outside: string[] = [];
+  let outside: string[] = [];
   const consoleErrors: string[] = [];
   const report: Record<string, unknown> = {};
 
   beforeAll(async () => {
-    fs.mkdirSync(ARTIFACTS, { recursive: true });
-    const out = path.join(tempDir('reptile-web-'), 'dist');
-    await buildWeb(out);
-    server = await startServe(out);
-    browser = await launchChromium(chromiumPath!);
-    const context = await browser.newContext({ viewport: { width: 1120, height: 1000 } });
-    // Everything must come from the local server: no CDN, no network.
-    await context.route('**/*', (route) => {
-      const url = route.request().url();
-      if (url.startsWith(server.url)) return route.continue();
-      outside.push(url);
-      return route.abort();
-    });
-    page = await context.newPage();
+    ({ browser, page, server, outside } = await openServedPage(chromiumPath!, { width: 1120, height: 1000 }, tempDir('reptile-web-')));
     page.on('console', (m) => void (m.type() === 'error' ? consoleErrors.push(m.text()) : undefined));
     page.on('pageerror', (e) => void consoleErrors.push(e.message));
     await page.goto(server.url);

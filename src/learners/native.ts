@@ -17,14 +17,7 @@ import {
 } from '../engine/native.js';
 import type { Examples, Task } from '../tasks/task.js';
 import { checkNoRegularizers, modelLayout, modelWeights } from './weights.js';
-import {
-  validateInnerOptions,
-  type AdaptResult,
-  type InnerOptions,
-  type InnerStatePolicy,
-  type Learner,
-  type OptimizerState,
-} from './learner.js';
+import { validateInnerOptions, type AdaptResult, type InnerOptions, type InnerStatePolicy, type Learner, type OptimizerState } from './learner.js';
 
 /** Options of `NativeLearner`. */
 export interface NativeLearnerOptions {

@@ -4,14 +4,7 @@ import { Params, sizeOf, sub, type Layout } from '../core/params.js';
 import type { Rng } from '../core/rng.js';
 import type { Examples, Task } from '../tasks/task.js';
 import { checkNoRegularizers, flattenTensors, modelLayout } from './weights.js';
-import {
-  validateInnerOptions,
-  type AdaptResult,
-  type InnerOptions,
-  type InnerStatePolicy,
-  type Learner,
-  type OptimizerState,
-} from './learner.js';
+import { validateInnerOptions, type AdaptResult, type InnerOptions, type InnerStatePolicy, type Learner, type OptimizerState } from './learner.js';
 
 /** Options of `TfjsLearner`. */
 export interface TfjsLearnerOptions {

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
 
@@ -74,4 +74,26 @@ export async function startServe(dir: string): Promise<{ url: string; stop: () =
         child.kill('SIGTERM');
       }),
   };
+}
+
+/**
+ * Builds web/, serves it with `reptile serve`, and opens a page in Chromium whose requests may go
+ * only to that server: every other request is aborted and listed in `outside` (no CDN, no network).
+ */
+export async function openServedPage(chromiumPath: string, viewport: { width: number; height: number }, tempRoot: string): Promise<{ browser: Browser; page: Page; server: { url: string; stop: () => Promise<void> }; outside: string[] }> {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  const out = path.join(tempRoot, 'dist');
+  await buildWeb(out);
+  const server = await startServe(out);
+  const browser = await launchChromium(chromiumPath);
+  const context = await browser.newContext({ viewport });
+  const outside: string[] = [];
+  await context.route('**/*', (route) => {
+    const url = route.request().url();
+    if (url.startsWith(server.url)) return route.continue();
+    outside.push(url);
+    return route.abort();
+  });
+  const page = await context.newPage();
+  return { browser, page, server, outside };
 }
