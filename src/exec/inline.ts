@@ -1,5 +1,6 @@
 import type { AdaptResult } from '../learners/learner.js';
 import { taskStreams, type Executor, type MetaBatchRequest } from './executor.js';
+import { meanOptimizerState } from './shared-state.js';
 
 /**
  * Runs the meta-batch's adaptations one after the other in this thread, in task-index order —
@@ -14,6 +15,19 @@ export class InlineExecutor implements Executor {
       const streams = taskStreams(request.seed, request.iteration, t);
       return { task: request.source.sample(streams.task), rng: streams.batches };
     });
+    // `shared`: every task from the same state Sᵢ, then Sᵢ₊₁ = the mean of their final states.
+    if (learner.innerState === 'shared') {
+      const start = learner.getOptimizerState();
+      const results: AdaptResult[] = [];
+      const finals = [];
+      for (const { task, rng } of items) {
+        learner.setOptimizerState(start);
+        results.push(await learner.adapt(task, inner, rng));
+        finals.push(learner.getOptimizerState());
+      }
+      learner.setOptimizerState(meanOptimizerState(finals));
+      return results;
+    }
     // A learner that can take the whole meta-batch in one call gets it that way (same results).
     if (learner.adaptTasks) return learner.adaptTasks(items, inner);
     const results: AdaptResult[] = [];

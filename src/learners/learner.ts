@@ -39,10 +39,14 @@ export interface OptimizerState {
 
 /**
  * What carries over between tasks: `carry` keeps the inner optimizer's state from task to task
- * (supervised-reptile: only the model's weights are reset to φ, Adam's moments persist), `reset`
- * starts every task from a fresh optimizer.
+ * (supervised-reptile: only the model's weights are reset to φ, Adam's moments persist), which
+ * chains the tasks of a meta-batch; `shared` starts every task of meta-iteration i from the same
+ * state Sᵢ and makes Sᵢ₊₁ the element-wise mean of the tasks' final states (in task-index order),
+ * so the tasks are independent and can run anywhere; `reset` starts every task from a fresh
+ * optimizer. A learner itself keeps its state between calls under `carry` and `shared`; the
+ * executor does the sharing.
  */
-export type InnerStatePolicy = 'carry' | 'reset';
+export type InnerStatePolicy = 'carry' | 'shared' | 'reset';
 
 /**
  * A model that can be adapted to a task: the contract shared by the tfjs learner (any LayersModel)

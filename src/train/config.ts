@@ -56,7 +56,7 @@ export function resolveMetaConfig(partial: Partial<MetaConfig>): MetaConfig {
   if (c.optimizer !== 'sgd' && c.optimizer !== 'adam') throw new UsageError(`optimizer must be sgd or adam, got '${String(c.optimizer)}'`);
   if (!(c.beta1 >= 0 && c.beta1 < 1)) throw new UsageError(`beta1 must be in [0, 1), got ${c.beta1}`);
   if (!(c.beta2 >= 0 && c.beta2 < 1)) throw new UsageError(`beta2 must be in [0, 1), got ${c.beta2}`);
-  if (c.innerState !== 'carry' && c.innerState !== 'reset') throw new UsageError(`innerState must be carry or reset, got '${String(c.innerState)}'`);
+  if (c.innerState !== 'carry' && c.innerState !== 'shared' && c.innerState !== 'reset') throw new UsageError(`innerState must be carry, shared or reset, got '${String(c.innerState)}'`);
   if (!Number.isInteger(c.seed) || c.seed < 0 || c.seed > 0xffffffff) throw new UsageError(`seed must be an integer in [0, 4294967295], got ${c.seed}`);
   return c;
 }

@@ -53,7 +53,7 @@ export function trainCommand(): Command {
     .option('--learning-rate <lr>', 'inner learning rate', positiveNumber)
     .option('--optimizer <name>', 'inner optimizer: sgd or adam (β1 = 0)', oneOf('sgd', 'adam'))
     .option('--foml', 'first-order MAML instead of Reptile')
-    .option('--inner-state <policy>', 'inner optimizer state between tasks: carry (supervised-reptile) or reset', oneOf('carry', 'reset'))
+    .option('--inner-state <policy>', 'inner optimizer state between tasks: carry (supervised-reptile), shared (every task of a meta-batch from the same state, then their mean) or reset', oneOf('carry', 'shared', 'reset'))
     .option('--seed <n>', `random seed (${DEFAULT_META_CONFIG.seed})`, intAtLeast(0))
     .option('--shots <n>', 'support examples per task (sine: points) or per class (few-shot)', intAtLeast(1))
     .option('--hidden <sizes>', 'sine: hidden layer sizes, comma-separated (64,64)')
