@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DrawingState } from '../web/src/drawing-state.js';
 import { ARTIFACTS, findChromium, openServedPage } from './helpers/browser.js';
 import { tempDir } from './helpers/fixtures.js';
 
@@ -22,16 +23,7 @@ interface DemoTasks {
   tasks: { index: number; support: string[]; query: string[]; queryLabels: number[]; node: Record<'metaLearned' | 'random', { predicted: number[]; probabilities: number[][] }> }[];
 }
 
-interface PageState {
-  status: string;
-  error: string | null;
-  backend: string;
-  steps: number;
-  bitmaps: string[];
-  runs: number;
-  running: boolean;
-  last: { steps: number; ms: number; results: Record<'meta' | 'random', { probabilities: number[]; predicted: number }> } | null;
-}
+type PageState = DrawingState;
 
 const readState = (page: Page): Promise<PageState> =>
   page.evaluate(() => JSON.parse(JSON.stringify((window as unknown as { __reptile: PageState }).__reptile)) as PageState);

@@ -3,6 +3,7 @@
 // then classify the query drawing.
 import { Params, Rng, TfjsLearner, concatExamples, createOmniglotModel, registerWasmConvKernels, type ConvInit, type Examples, type InnerOptions, type Task } from 'reptile-ml';
 import { loadJson, loadModel, selectDemoBackend, yieldToBrowser } from './common.js';
+import type { DrawingState, NetName } from './drawing-state.js';
 
 /** What `reptile export --demo-tasks` writes beside the model. */
 interface DemoTasks {
@@ -11,25 +12,6 @@ interface DemoTasks {
   inner: InnerOptions;
   randomInit: { seed: number; init: ConvInit };
   tasks: { index: number; support: string[]; query: string[]; queryLabels: number[]; node: Record<'metaLearned' | 'random', { predicted: number[]; probabilities: number[][]; correct: number }> }[];
-}
-
-type NetName = 'meta' | 'random';
-
-interface DrawingState {
-  page: 'drawing';
-  status: 'loading' | 'ready' | 'error';
-  error: string | null;
-  backend: string;
-  steps: number;
-  /** Each box's drawing at the network's resolution, '1' paper and '0' ink (classes, then the query). */
-  bitmaps: string[];
-  /** Adaptations run to their end. */
-  runs: number;
-  running: boolean;
-  /** The last prediction: class probabilities of the query for each network, and the time from the stroke that started it. */
-  last: { steps: number; ms: number; results: Record<NetName, { probabilities: number[]; predicted: number }> } | null;
-  /** Centre of cell (row, col) of box `box` in viewport coordinates, and one cell's width there, for drawing on it. */
-  cellToClient(box: number, row: number, col: number): { x: number; y: number; cell: number };
 }
 
 const MODEL_DIR = new URLSearchParams(location.search).get('model') ?? 'models/omniglot-5w';
