@@ -6,6 +6,7 @@ import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findNodeGyp, localNodeDir } from './gyp.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fallback = (why) => {
@@ -31,17 +32,12 @@ if (!process.env.REPTILE_BUILD_FROM_SOURCE && existsSync(prebuilt)) {
   }
 }
 
-// npm hands its bundled node-gyp to install scripts; outside npm, look beside this node.
-const candidates = [
-  process.env.npm_config_node_gyp,
-  path.resolve(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
-].filter((p) => p && existsSync(p));
-if (candidates.length === 0) fallback('node-gyp was not found (it ships with npm)');
+const gyp = findNodeGyp();
+if (gyp === undefined) fallback('node-gyp was not found (it ships with npm)');
 
-// Headers installed beside this node make the build work offline; otherwise node-gyp fetches them.
-const args = [candidates[0], 'rebuild'];
-const prefix = path.resolve(path.dirname(process.execPath), '..');
-if (!process.env.npm_config_nodedir && existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
+// Without local headers node-gyp fetches them.
+const nodedir = localNodeDir();
+const args = [gyp, 'rebuild', ...(nodedir ? [`--nodedir=${nodedir}`] : [])];
 
 const run = spawnSync(process.execPath, args, { cwd: here, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
 const log = `${run.stdout ?? ''}${run.stderr ?? ''}`;

@@ -7,18 +7,13 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findNodeGyp, localNodeDir } from './gyp.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const bin = createRequire(import.meta.url).resolve('prebuildify/bin.js');
-const env = { ...process.env };
-// Headers installed beside this node make the build work offline (as in build.mjs).
-const prefix = path.resolve(path.dirname(process.execPath), '..');
-if (!env.npm_config_nodedir && existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) env.npm_config_nodedir = prefix;
-// npm puts its bundled node-gyp on PATH for scripts; outside npm, use the one beside this node.
-const gyp = [
-  process.env.npm_config_node_gyp,
-  path.resolve(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
-].find((p) => p && existsSync(p));
+const nodedir = localNodeDir();
+const env = { ...process.env, ...(nodedir ? { npm_config_nodedir: nodedir } : {}) };
+const gyp = findNodeGyp();
 const gypArgs = gyp ? ['--node-gyp', gyp] : [];
 const run = spawnSync(process.execPath, [bin, '--napi', '--strip', '--target', `node@${process.versions.node}`, ...gypArgs], { cwd: here, env, stdio: ['ignore', 'ignore', 'inherit'] });
 if (run.status !== 0) {
