@@ -384,10 +384,7 @@ export async function evaluateFewShotCheckpoint(options: CheckpointEvaluationOpt
     if (dataset === undefined) throw new ReptileError(`the ${ck.data.dataset} dataset has no '${split}' split: use --split test or train`, { exitCode: 2 });
     const settings: FewShotSettings = {
       ...ck.settings,
-      ...(options.shots !== undefined ? { shots: options.shots } : {}),
-      ...(options.evalIters !== undefined ? { evalIters: options.evalIters } : {}),
-      ...(options.evalBatch !== undefined ? { evalBatch: options.evalBatch } : {}),
-      ...(options.transductive !== undefined ? { transductive: options.transductive } : {}),
+      ...definedOnly({ shots: options.shots, evalIters: options.evalIters, evalBatch: options.evalBatch, transductive: options.transductive }),
     };
     const began = performance.now();
     const r = await fewShotEvaluate({ learner, dataset, settings, config: ck.config, samples: options.samples, seed: options.seed, ...(options.onTask ? { onTask: options.onTask } : {}) });

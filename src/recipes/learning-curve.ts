@@ -50,7 +50,7 @@ export function trimProgress(file: string, iteration: number): void {
  */
 export function smoothProgress(lines: readonly ProgressLine[], points = 100): { iteration: number; train: number; test: number }[] {
   if (lines.length === 0) return [];
-  const per = Math.max(1, Math.round(lines.length / points));
+  const per = linesPerWindow(lines.length, points);
   const out: { iteration: number; train: number; test: number }[] = [];
   for (let i = 0; i < lines.length; i += per) {
     const w = lines.slice(i, i + per);
@@ -63,10 +63,17 @@ export function smoothProgress(lines: readonly ProgressLine[], points = 100): { 
   return out;
 }
 
+// Progress lines averaged into one point of the curve.
+function linesPerWindow(count: number, points: number): number {
+  return Math.max(1, Math.round(count / points));
+}
+
+const CURVE_POINTS = 100;
+
 /** The learning-curve panel: train and test accuracy of sampled tasks against meta-iteration. */
 export function learningCurvePanel(lines: readonly ProgressLine[], title: string): PlotSpec {
-  const pts = smoothProgress(lines);
-  const per = Math.max(1, Math.round(lines.length / 100));
+  const pts = smoothProgress(lines, CURVE_POINTS);
+  const per = linesPerWindow(lines.length, CURVE_POINTS);
   const span = lines.length > 1 ? (lines[lines.length - 1]!.iteration - lines[0]!.iteration) / (lines.length - 1) : 0;
   return {
     title,

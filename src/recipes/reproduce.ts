@@ -9,7 +9,7 @@ import { loadNative } from '../engine/native.js';
 import type { LearnerChoice } from '../learners/create-learner.js';
 import { hasCheckpoint, readCheckpoint } from '../train/checkpoint.js';
 import { evaluateFewShotCheckpoint, fewShotTrain, resolveFewShotRun, type CheckpointEvaluation, type FewShotProgress } from './few-shot.js';
-import { readProgress, writeLearningCurve, type ProgressLine } from './learning-curve.js';
+import { readProgress, type ProgressLine } from './learning-curve.js';
 
 /** One cell of the paper's table: accuracy ± 95% interval, both as fractions. */
 export interface Cell {
@@ -133,7 +133,10 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
   const checkpoint = trained.result.checkpoint ?? path.join(dir, 'reptile.ckpt');
   if (trained.result.stopped) return { stopped: true, iteration: trained.result.iterations, checkpoint };
 
-  const curve = await writeLearningCurve(dir, progress, `Omniglot ${run.settings.classes}-way: accuracy of sampled ${run.settings.shots}-shot tasks`);
+  // fewShotTrain has drawn the learning curve from the progress lines when it ended.
+  const curveFile = path.join(dir, 'learning-curve.svg');
+  const curve = fs.existsSync(curveFile) ? curveFile : undefined;
+  const trainSeconds = trainingSeconds(progress);
   const ck = readCheckpoint(dir);
   const engine = describeEngine(ck.meta['engine']);
   const columns: { file: string; result: ColumnResult }[] = [];
@@ -166,7 +169,6 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
       }
       cells[transductive ? 'transductive' : 'nonTransductive'] = cell;
     }
-    const trainSeconds = trainingSeconds(progress);
     const evalSeconds = cells.nonTransductive.seconds + cells.transductive.seconds;
     const result: ColumnResult = {
       setting: column.setting,
