@@ -7,6 +7,7 @@ import { exampleCommand } from './commands/example.js';
 import { serveCommand } from './commands/serve.js';
 import { dataCommand, evalCommand, exportCommand } from './commands/few-shot.js';
 import { reproduceCommand } from './commands/reproduce.js';
+import { workerCommand } from './commands/worker.js';
 
 /**
  * The `reptile` command. Every failure the user can cause ends in one line on stderr that names
@@ -16,7 +17,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const program = new Command('reptile')
     .description('Reptile meta-learning (Nichol, Achiam & Schulman 2018): train, evaluate, demo')
     .showSuggestionAfterError(false);
-  for (const cmd of [trainCommand(), demoCommand(), evalCommand(), exportCommand(), dataCommand(), reproduceCommand()]) program.addCommand(cmd);
+  for (const cmd of [trainCommand(), demoCommand(), evalCommand(), exportCommand(), dataCommand(), reproduceCommand(), workerCommand()]) program.addCommand(cmd);
   program.addCommand(exampleCommand());
   program.addCommand(serveCommand());
   const silence = (c: Command) => {

@@ -87,13 +87,13 @@ function openUnfingerprinted(options: OpenFewShotOptions): Omit<FewShotData, 'de
         train: mi.train,
         test: mi.test,
         val: mi.val,
-        describe: { dataset: 'miniimagenet', dataDir, trainClasses: mi.train.numClasses, valClasses: mi.val.numClasses, testClasses: mi.test.numClasses },
+        describe: { dataset: 'miniimagenet', dataDir, splitSeed: options.seed, trainClasses: mi.train.numClasses, valClasses: mi.val.numClasses, testClasses: mi.test.numClasses },
         seconds: seconds(),
       };
     }
     case 'mnist': {
       const m = loadMnistFewShot({ dir: dataDir, seed: options.seed });
-      return { train: m.train, test: m.test, describe: { dataset: 'mnist', dataDir, trainDigits: m.trainDigits, testDigits: m.testDigits }, seconds: seconds() };
+      return { train: m.train, test: m.test, describe: { dataset: 'mnist', dataDir, splitSeed: options.seed, trainDigits: m.trainDigits, testDigits: m.testDigits }, seconds: seconds() };
     }
     case 'folder': {
       const all = loadImageFolder({ dir: dataDir });

@@ -1,5 +1,6 @@
+import { UsageError } from '../_utils/errors.js';
 import { Rng } from '../core/rng.js';
-import type { AdaptResult, InnerOptions, Learner } from '../learners/learner.js';
+import type { AdaptResult, InnerOptions, InnerStatePolicy, Learner } from '../learners/learner.js';
 import type { TaskSource } from '../tasks/task.js';
 
 /** One meta-batch to adapt: `metaBatch` tasks of meta-iteration `iteration`, all from the same φ. */
@@ -12,13 +13,28 @@ export interface MetaBatchRequest {
   readonly inner: InnerOptions;
 }
 
+/** The test tasks of an evaluation: task i is drawn with `evalTaskStreams(seed, i)`, adapted from φ and scored. */
+export interface EvalRequest {
+  readonly learner: Learner;
+  readonly source: TaskSource;
+  readonly inner: InnerOptions;
+  readonly seed: number;
+  readonly samples: number;
+  readonly transductive: boolean;
+  readonly onTask?: (done: number, total: number) => void;
+}
+
 /**
  * Runs the adaptations of a meta-batch and returns their results in task-index order, whatever
- * order they finished in (DESIGN.md invariant 1).
+ * order they finished in (DESIGN.md invariant 1). A `parallel` executor runs tasks side by side,
+ * so it cannot chain the inner optimizer's state (`carry`) and refuses it.
  */
 export interface Executor {
   readonly name: string;
+  readonly parallel: boolean;
   runMetaBatch(request: MetaBatchRequest): Promise<AdaptResult[]>;
+  /** Scores of the evaluation's tasks in task-index order; without it `evaluate` runs them in this thread. */
+  evaluateTasks?(request: EvalRequest): Promise<number[]>;
   close(): Promise<void>;
 }
 
@@ -28,4 +44,13 @@ export interface Executor {
  */
 export function taskStreams(seed: number, iteration: number, taskIndex: number): { task: Rng; batches: Rng } {
   return { task: Rng.derive(seed, iteration, taskIndex, 0), batches: Rng.derive(seed, iteration, taskIndex, 1) };
+}
+
+/** Refuses the `carry` policy on an executor that runs tasks side by side, with the way out. */
+export function checkPolicyFor(executor: Pick<Executor, 'name' | 'parallel'>, policy: InnerStatePolicy): void {
+  if (executor.parallel && policy === 'carry') {
+    throw new UsageError(
+      `the ${executor.name} executor runs a meta-batch's tasks side by side, so it cannot carry the inner optimizer's state from task to task (--inner-state carry): use --inner-state shared or reset, or --executor inline`,
+    );
+  }
 }

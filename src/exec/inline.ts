@@ -8,6 +8,7 @@ import { meanOptimizerState } from './shared-state.js';
  */
 export class InlineExecutor implements Executor {
   readonly name = 'inline';
+  readonly parallel = false;
 
   async runMetaBatch(request: MetaBatchRequest): Promise<AdaptResult[]> {
     const { learner, inner } = request;

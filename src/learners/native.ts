@@ -67,7 +67,8 @@ export class NativeLearner implements Learner {
   readonly threads: number;
   private readonly engine: NativeEngine;
   private readonly plan: NativePlan;
-  private readonly batchStatsAtTest: boolean;
+  /** Batch normalisation uses the current batch's statistics also when predicting. */
+  readonly batchStatsAtTest: boolean;
   private queue: Promise<unknown> = Promise.resolve();
   private running = 0;
   private disposed = false;

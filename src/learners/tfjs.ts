@@ -34,7 +34,8 @@ export class TfjsLearner implements Learner {
   readonly layout: Layout;
   readonly innerState: InnerStatePolicy;
   private readonly vars: tf.Variable[];
-  private readonly batchStatsAtTest: boolean;
+  /** Batch normalisation uses the current batch's statistics also when predicting. */
+  readonly batchStatsAtTest: boolean;
   private opt: { kind: 'sgd' | 'adam'; step: number; m?: tf.Variable[]; v?: tf.Variable[] } | undefined;
 
   constructor(options: TfjsLearnerOptions) {

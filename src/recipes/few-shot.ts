@@ -5,6 +5,8 @@ import { Params } from '../core/params.js';
 import { writeFileAtomicSync } from '../_utils/atomic-write.js';
 import { ReptileError } from '../_utils/errors.js';
 import { definedOnly } from '../_utils/objects.js';
+import type { Executor } from '../exec/executor.js';
+import { innerStateFor } from '../exec/create-executor.js';
 import { openFewShotData, type FewShotData, type FewShotDatasetName } from '../data/open.js';
 import { DEFAULT_CONV_INIT, createMiniImageNetModel, createOmniglotModel, type ConvInit } from '../learners/models.js';
 import { createLearner, learnerKind, type LearnerChoice } from '../learners/create-learner.js';
@@ -137,6 +139,8 @@ export interface FewShotTrainOptions {
   checkpointMeta?: Record<string, unknown>;
   /** Inner-loop engine: `auto` (default) takes the native engine when it is built. */
   learner?: LearnerChoice;
+  /** Runs each meta-batch's adaptations (default inline); a parallel one defaults the inner state to `shared`. */
+  executor?: Executor;
   /** Where `auto` says why it fell back to tfjs. */
   log?: (line: string) => void;
 }
@@ -151,7 +155,7 @@ export async function fewShotTrain(options: FewShotTrainOptions): Promise<{ resu
   const { data, settings } = options;
   const trainShots = settings.trainShots !== undefined && settings.trainShots > 0 ? settings.trainShots : settings.shots;
   const init = settings.init ?? DEFAULT_CONV_INIT;
-  const config = resolveMetaConfig(options.config);
+  const config = resolveMetaConfig({ ...definedOnly(options.config ?? {}), ...definedOnly({ innerState: innerStateFor(options.executor, options.config?.innerState) }) });
   checkTaskFits(data.train, 'training split', settings.classes, trainShots, '--train-shots');
   checkTaskFits(data.train, 'training split', settings.classes, settings.shots + 1, '--shots + 1');
   checkTaskFits(data.test, 'test split', settings.classes, settings.shots + 1, '--shots + 1');
@@ -159,7 +163,7 @@ export async function fewShotTrain(options: FewShotTrainOptions): Promise<{ resu
   const kind = modelKindFor(data.train.inputShape);
   const model = createFewShotModel({ kind, inputShape: data.train.inputShape, classes: settings.classes, seed: config.seed, init });
   const learner = createLearner({ model, learner: options.learner ?? 'auto', innerState: config.innerState, ...(options.log ? { log: options.log } : {}) });
-  const source = new FewShotTaskSource({ dataset: data.train, classes: settings.classes, shots: settings.shots, trainShots });
+  const source = new FewShotTaskSource({ dataset: data.train, classes: settings.classes, shots: settings.shots, trainShots, origin: dataOrigin(data.describe, 'train', config.seed) });
   const trainEval = new FewShotTaskSource({ dataset: data.train, classes: settings.classes, shots: settings.shots });
   const testEval = new FewShotTaskSource({ dataset: data.test, classes: settings.classes, shots: settings.shots });
   const began = performance.now();
@@ -210,6 +214,7 @@ export async function fewShotTrain(options: FewShotTrainOptions): Promise<{ resu
     source,
     config,
     callbacks: [...(options.callbacks ?? []), intervalCallback],
+    ...(options.executor !== undefined ? { executor: options.executor } : {}),
     ...(options.checkpointDir !== undefined ? { checkpointDir: options.checkpointDir } : {}),
     ...(options.checkpointEvery !== undefined ? { checkpointEvery: options.checkpointEvery } : {}),
     ...(options.logFile !== undefined ? { logFile: options.logFile } : {}),
@@ -221,7 +226,7 @@ export async function fewShotTrain(options: FewShotTrainOptions): Promise<{ resu
       inputShape: data.train.inputShape,
       modelTopology: model.toJSON(null, false),
       // Which engine trained the run (the last session's, for a resumed one).
-      engine: { learner: learnerKind(learner), threads: (learner as { threads?: number }).threads ?? 1, executor: 'inline' },
+      engine: { learner: learnerKind(learner), threads: (learner as { threads?: number }).threads ?? 1, executor: options.executor?.name ?? 'inline' },
       ...options.checkpointMeta,
     },
   });
@@ -305,6 +310,10 @@ export interface FewShotEvaluateOptions {
   samples: number;
   seed: number;
   onTask?: (done: number, total: number) => void;
+  /** Runs the test tasks (default in this thread); threads and redis spread them over workers with the same scores. */
+  executor?: Executor;
+  /** Where `dataset` came from (see `FewShotOptions.origin`), needed by the threads and redis executors. */
+  origin?: Record<string, unknown>;
 }
 
 /**
@@ -318,13 +327,22 @@ export async function fewShotEvaluate(options: FewShotEvaluateOptions): Promise<
   checkTaskFits(options.dataset, 'test split', settings.classes, settings.shots + 1, '--shots + 1');
   return evaluate({
     learner: options.learner,
-    source: new FewShotTaskSource({ dataset: options.dataset, classes: settings.classes, shots: settings.shots }),
+    source: new FewShotTaskSource({ dataset: options.dataset, classes: settings.classes, shots: settings.shots, ...(options.origin ? { origin: options.origin } : {}) }),
     inner: evalInnerOptions(settings, options.config),
     samples: options.samples,
     seed: options.seed,
     transductive: settings.transductive,
     ...(options.onTask ? { onTask: options.onTask } : {}),
+    ...(options.executor ? { executor: options.executor } : {}),
   });
+}
+
+/**
+ * Where a split of a few-shot dataset came from, as plain data for `FewShotOptions.origin`: the
+ * dataset's name and directory, the split and its seed, and the data's fingerprint.
+ */
+export function dataOrigin(describe: Record<string, unknown>, split: 'train' | 'test' | 'val', seed: number): Record<string, unknown> {
+  return { dataset: describe['dataset'], dataDir: describe['dataDir'], split, splitSeed: typeof describe['splitSeed'] === 'number' ? describe['splitSeed'] : seed, fingerprint: describe['fingerprint'] };
 }
 
 /** Options of `evaluateFewShotCheckpoint`: the checkpoint, and what to change from how it was trained. */
@@ -344,6 +362,8 @@ export interface CheckpointEvaluationOptions {
   log?: (line: string) => void;
   /** Called after each task with (done, total). */
   onTask?: (done: number, total: number) => void;
+  /** Runs the test tasks (default in this thread). */
+  executor?: Executor;
 }
 
 /** What `evaluateFewShotCheckpoint` measured, with the settings it measured it at (`reptile eval --json`). */
@@ -387,7 +407,17 @@ export async function evaluateFewShotCheckpoint(options: CheckpointEvaluationOpt
       ...definedOnly({ shots: options.shots, evalIters: options.evalIters, evalBatch: options.evalBatch, transductive: options.transductive }),
     };
     const began = performance.now();
-    const r = await fewShotEvaluate({ learner, dataset, settings, config: ck.config, samples: options.samples, seed: options.seed, ...(options.onTask ? { onTask: options.onTask } : {}) });
+    const r = await fewShotEvaluate({
+      learner,
+      dataset,
+      settings,
+      config: ck.config,
+      samples: options.samples,
+      seed: options.seed,
+      origin: dataOrigin(data.describe, split, splitSeed),
+      ...(options.onTask ? { onTask: options.onTask } : {}),
+      ...(options.executor ? { executor: options.executor } : {}),
+    });
     return {
       accuracy: r.mean,
       ci95: r.ci95,

@@ -1,3 +1,5 @@
+import type { Executor } from '../exec/executor.js';
+import { innerStateFor } from '../exec/create-executor.js';
 import { createLearner, type LearnerChoice } from '../learners/create-learner.js';
 import type { InnerStatePolicy } from '../learners/learner.js';
 import { createSineModel } from '../learners/models.js';
@@ -21,6 +23,8 @@ export interface SineTrainOptions {
   evalIters?: number;
   learner?: LearnerChoice;
   innerState?: InnerStatePolicy;
+  /** Runs the meta-batches and the held-out evaluation (default inline); a parallel one defaults the inner state to `shared`. */
+  executor?: Executor;
   checkpointDir?: string;
   checkpointEvery?: number;
   logFile?: string;
@@ -50,13 +54,15 @@ export async function trainSine(options: SineTrainOptions): Promise<SineTrainRes
   const hidden = options.hidden ?? SINE_DEFAULTS.hidden;
   const evalIters = options.evalIters ?? SINE_DEFAULTS.evalIters;
   const source = new SineTaskSource({ shots });
+  const innerState = innerStateFor(options.executor, options.innerState);
   const model = createSineModel({ hidden, seed: options.seed });
-  const learner = createLearner({ model, learner: options.learner ?? 'auto', ...(options.innerState !== undefined ? { innerState: options.innerState } : {}), ...(options.log ? { log: options.log } : {}) });
+  const learner = createLearner({ model, learner: options.learner ?? 'auto', ...(innerState !== undefined ? { innerState } : {}), ...(options.log ? { log: options.log } : {}) });
   try {
     const result = await metaTrain({
       learner,
       source,
-      config: { ...PRESETS.sine.meta, ...options.config, seed: options.seed, ...(options.innerState !== undefined ? { innerState: options.innerState } : {}) },
+      config: { ...PRESETS.sine.meta, ...options.config, seed: options.seed, ...(innerState !== undefined ? { innerState } : {}) },
+      ...(options.executor ? { executor: options.executor } : {}),
       ...(options.callbacks ? { callbacks: options.callbacks } : {}),
       ...(options.checkpointDir !== undefined ? { checkpointDir: options.checkpointDir } : {}),
       ...(options.checkpointEvery !== undefined ? { checkpointEvery: options.checkpointEvery } : {}),
@@ -72,6 +78,7 @@ export async function trainSine(options: SineTrainOptions): Promise<SineTrainRes
       inner: { optimizer: c.optimizer, learningRate: c.learningRate, innerIters: evalIters, innerBatch: shots, beta1: c.beta1, beta2: c.beta2 },
       samples: options.evalSamples ?? SINE_DEFAULTS.evalSamples,
       seed: options.seed + 1_000_000,
+      ...(options.executor ? { executor: options.executor } : {}),
     });
     return { result, evaluation, shots, evalIters, hidden };
   } finally {

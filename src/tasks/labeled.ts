@@ -73,6 +73,12 @@ export interface FewShotOptions {
   trainShots?: number;
   /** Held-out query examples per class (default 1, as in the paper's evaluation). */
   queries?: number;
+  /**
+   * Where `dataset` came from, as plain JSON (e.g. `{ dataset: 'omniglot', split: 'train',
+   * splitSeed, fingerprint }`): `describe()` includes it, so a worker elsewhere can open the same
+   * classes from its own copy of the data and check that they are the same.
+   */
+  origin?: Record<string, unknown>;
 }
 
 /**
@@ -91,6 +97,7 @@ export class FewShotTaskSource implements TaskSource {
   readonly shots: number;
   readonly trainShots: number | undefined;
   readonly queries: number;
+  readonly origin: Record<string, unknown> | undefined;
 
   constructor(options: FewShotOptions) {
     const { dataset, classes, shots } = options;
@@ -107,6 +114,7 @@ export class FewShotTaskSource implements TaskSource {
     this.shots = shots;
     this.trainShots = options.trainShots;
     this.queries = queries;
+    this.origin = options.origin;
     this.inputShape = dataset.inputShape;
     this.outputSize = classes;
   }
@@ -125,7 +133,7 @@ export class FewShotTaskSource implements TaskSource {
   }
 
   describe(): Record<string, unknown> {
-    return { task: 'few-shot', classes: this.classes, shots: this.shots, trainShots: this.trainShots ?? null, queries: this.queries, datasetClasses: this.dataset.numClasses };
+    return { task: 'few-shot', classes: this.classes, shots: this.shots, trainShots: this.trainShots ?? null, queries: this.queries, datasetClasses: this.dataset.numClasses, ...(this.origin ? { data: this.origin } : {}) };
   }
 }
 

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { bytesToFloats, floatsToBytes } from '../core/codec.js';
 import { Params, createLayout, type Layout, type ParamSpec } from '../core/params.js';
 import { writeFileAtomicSync } from '../_utils/atomic-write.js';
 import { ReptileError } from '../_utils/errors.js';
@@ -64,7 +65,7 @@ export function writeCheckpoint(dir: string, ckpt: Checkpoint): string {
   prefix.write(MAGIC, 0, 'ascii');
   prefix.writeUInt32LE(VERSION, 8);
   prefix.writeUInt32LE(headerBytes.length, 12);
-  const parts = [prefix, headerBytes, ...arrays.map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength))];
+  const parts = [prefix, headerBytes, ...arrays.map(floatsToBytes)];
   const hash = createHash('sha256');
   for (const p of parts) hash.update(p);
   parts.push(hash.digest());
@@ -108,8 +109,7 @@ export function readCheckpoint(dir: string): Checkpoint {
   const floats = (body.length - 16 - headerLength) / 4;
   const moments = header.optimizer?.moments === true;
   if (floats !== layout.size * (moments ? 3 : 1)) throw corrupt(`payload of ${floats} values does not match its layout`);
-  const payload = new Float32Array(floats);
-  Buffer.from(payload.buffer).set(body.subarray(16 + headerLength));
+  const payload = bytesToFloats(body.subarray(16 + headerLength), floats);
   const params = new Params(layout, payload.slice(0, layout.size));
   let optimizer: OptimizerState | undefined;
   if (header.optimizer) {

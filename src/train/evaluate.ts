@@ -1,6 +1,9 @@
-import { Rng } from '../core/rng.js';
+import type { Executor } from '../exec/executor.js';
+import { evalTaskStreams, scoreTask } from '../exec/score.js';
 import type { InnerOptions, Learner } from '../learners/learner.js';
-import { selectExamples, type Examples, type Task, type TaskSource } from '../tasks/task.js';
+import type { TaskSource } from '../tasks/task.js';
+
+export { classifyQueries, concatExamples, evalTaskStreams, mse, scoreTask } from '../exec/score.js';
 
 /** Options of `evaluate`. */
 export interface EvaluateOptions {
@@ -15,6 +18,11 @@ export interface EvaluateOptions {
   transductive?: boolean;
   /** Called after each task with the running count. */
   onTask?: (done: number, total: number) => void;
+  /**
+   * Runs the test tasks; default in this thread. A parallel executor (threads, redis) spreads them
+   * over its workers with the same scores, task for task.
+   */
+  executor?: Executor;
 }
 
 /** Mean score over test tasks with its 95% confidence half-width. */
@@ -42,7 +50,11 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
   if (!Number.isInteger(samples) || samples < 1) throw new Error(`samples must be a positive integer, got ${samples}`);
   const phi = learner.getParams();
   const savedState = learner.getOptimizerState();
-  const perTask: number[] = [];
+  let perTask: number[] = [];
+  if (options.executor?.evaluateTasks !== undefined) {
+    perTask = await options.executor.evaluateTasks({ learner, source, inner, seed: options.seed, samples, transductive: options.transductive ?? false, ...(options.onTask ? { onTask: options.onTask } : {}) });
+    return summarize(source, perTask);
+  }
   try {
     for (let i = 0; i < samples; i++) {
       const streams = evalTaskStreams(options.seed, i);
@@ -50,7 +62,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
       const adapted = await learner.adapt(task, inner, streams.batches);
       learner.setOptimizerState(savedState);
       learner.setParams(adapted.params);
-      perTask.push(score(learner, task, options.transductive ?? false));
+      perTask.push(scoreTask(learner, task, options.transductive ?? false));
       learner.setParams(phi);
       options.onTask?.(i + 1, samples);
     }
@@ -58,75 +70,18 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
     learner.setParams(phi);
     learner.setOptimizerState(savedState);
   }
+  return summarize(source, perTask);
+}
+
+function summarize(source: TaskSource, perTask: number[]): EvaluateResult {
   const mean = perTask.reduce((a, b) => a + b, 0) / perTask.length;
   const variance = perTask.length > 1 ? perTask.reduce((a, b) => a + (b - mean) ** 2, 0) / (perTask.length - 1) : 0;
   return {
     metric: source.kind === 'classification' ? 'accuracy' : 'mse',
     mean,
     ci95: (1.96 * Math.sqrt(variance)) / Math.sqrt(perTask.length),
-    samples,
+    samples: perTask.length,
     perTask,
   };
 }
 
-/**
- * The generators of test task `index` under `seed`: one samples the task, one draws its
- * minibatches. Anything that wants to look at the very tasks `evaluate` scores uses these.
- */
-export function evalTaskStreams(seed: number, index: number): { task: Rng; batches: Rng } {
-  return { task: Rng.derive(seed, index, 0), batches: Rng.derive(seed, index, 1) };
-}
-
-function score(learner: Learner, task: Task, transductive: boolean): number {
-  if (task.kind === 'regression') return mse(learner.predict(task.query), task.query.targets);
-  const predicted = classifyQueries(learner, task, transductive);
-  let correct = 0;
-  for (let q = 0; q < task.query.count; q++) if (predicted[q] === task.query.targets[q]) correct++;
-  return correct / task.query.count;
-}
-
-/**
- * The class the learner's current parameters give each query of a classification task. Not
- * transductive (supervised-reptile's default): each query is classified in one batch with the
- * whole support set, so batch normalisation never sees the other queries. Transductive: all
- * queries in one batch.
- */
-export function classifyQueries(learner: Learner, task: Task, transductive: boolean): number[] {
-  const classes = task.numClasses ?? 0;
-  const out: number[] = [];
-  if (transductive) {
-    const logits = learner.predict(task.query);
-    for (let q = 0; q < task.query.count; q++) out.push(argmax(logits, q * classes, classes));
-  } else {
-    for (let q = 0; q < task.query.count; q++) {
-      const batch = concatExamples(task.support, selectExamples(task.query, [q]));
-      const logits = learner.predict(batch);
-      out.push(argmax(logits, (batch.count - 1) * classes, classes));
-    }
-  }
-  return out;
-}
-
-/** Mean squared error between two equally long vectors. */
-export function mse(predicted: Float32Array, target: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < target.length; i++) s += (predicted[i]! - target[i]!) ** 2;
-  return s / target.length;
-}
-
-function argmax(values: Float32Array, offset: number, n: number): number {
-  let best = 0;
-  for (let i = 1; i < n; i++) if (values[offset + i]! > values[offset + best]!) best = i;
-  return best;
-}
-
-/** `a` followed by `b`, as one set. */
-export function concatExamples(a: Examples, b: Examples): Examples {
-  const inputs = new Float32Array(a.inputs.length + b.inputs.length);
-  inputs.set(a.inputs);
-  inputs.set(b.inputs, a.inputs.length);
-  const targets = new Float32Array(a.targets.length + b.targets.length);
-  targets.set(a.targets);
-  targets.set(b.targets, a.targets.length);
-  return { count: a.count + b.count, inputs, inputShape: a.inputShape, targets, targetShape: a.targetShape };
-}

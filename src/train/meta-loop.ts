@@ -2,7 +2,7 @@ import { fomamlUpdate, reptileUpdate } from '../core/meta-update.js';
 import { checkParams, type Params } from '../core/params.js';
 import { linearSchedule } from '../core/schedule.js';
 import { ReptileError } from '../_utils/errors.js';
-import type { Executor } from '../exec/executor.js';
+import { checkPolicyFor, type Executor } from '../exec/executor.js';
 import { InlineExecutor } from '../exec/inline.js';
 import type { Learner, OptimizerState } from '../learners/learner.js';
 import type { TaskSource } from '../tasks/task.js';
@@ -114,6 +114,7 @@ export async function runMetaLoop(options: MetaLoopOptions): Promise<MetaTrainRe
     start = ckpt.iteration;
   }
 
+  checkPolicyFor(executor, config.innerState);
   const schedule = linearSchedule(config.metaStep, config.metaStepFinal, config.metaIters);
   const inner = innerOptionsOf(config);
   for (const cb of callbacks) await cb.onTrainBegin?.({ startIteration: start, config });

@@ -8,12 +8,13 @@ import { mnistPackageDir } from '../../data/mnist.js';
 import { FEW_SHOT_DEFAULTS, getPreset } from '../../recipes/presets.js';
 import { DEFAULT_META_CONFIG } from '../../train/config.js';
 import type { LearnerChoice } from '../../learners/create-learner.js';
-import { evaluateFewShotCheckpoint, type CheckpointEvaluationOptions, exportLayersModel, fewShotEvaluate, fewShotTrain, loadFewShotCheckpoint, progressLine, resolveFewShotRun } from '../../recipes/few-shot.js';
+import { evaluateFewShotCheckpoint, type CheckpointEvaluationOptions, exportLayersModel, dataOrigin, fewShotEvaluate, fewShotTrain, loadFewShotCheckpoint, progressLine, resolveFewShotRun } from '../../recipes/few-shot.js';
 import { writeFewShotDemoTasks } from '../../recipes/web-demo.js';
 import { UsageError } from '../../_utils/errors.js';
 import { definedOnly } from '../../_utils/objects.js';
 import { intAtLeast, pickDefined } from '../parse.js';
 import { interruptSignal, printResult, verboseLog } from '../run.js';
+import { addExecutorOptions, openExecutor, type ExecutorFlags } from '../executor-flags.js';
 
 const info = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -88,9 +89,11 @@ export async function runFewShotTrain(cmd: Command): Promise<void> {
   info(`${dataset}: ${data.train.numClasses} training classes, ${data.test.numClasses} test classes, loaded in ${data.seconds.toFixed(2)} s${data.fromCache === true ? ' (from cache)' : ''}`);
   const checkpoint = o['checkpoint'] as string | undefined;
   const json = o['json'] === true;
+  const executor = await openExecutor(o as unknown as ExecutorFlags, info);
   const { signal, release } = interruptSignal();
   const began = performance.now();
-  const { result, learner, model } = await fewShotTrain({
+  const trained = await fewShotTrain({
+    executor,
     data,
     settings,
     config,
@@ -107,7 +110,11 @@ export async function runFewShotTrain(cmd: Command): Promise<void> {
     checkpointMeta: { backend },
     learner: (o['learner'] as LearnerChoice | undefined) ?? 'auto',
     log: info,
+  }).catch(async (e: unknown) => {
+    await executor.close();
+    throw e;
   });
+  const { result, learner, model } = trained;
   try {
     const seconds = (performance.now() - began) / 1000;
     if (result.stopped) {
@@ -118,7 +125,7 @@ export async function runFewShotTrain(cmd: Command): Promise<void> {
     const images = (result.iterations - result.startIteration) * result.config.metaBatch * result.config.innerIters * result.config.innerBatch;
     let evaluation: { accuracy: number; ci95: number; samples: number } | null = null;
     if (given(cmd, 'evalSamples')) {
-      const r = await fewShotEvaluate({ learner, dataset: data.test, settings, config: result.config, samples: o['evalSamples'] as number, seed: seed + 1_000_000 });
+      const r = await fewShotEvaluate({ learner, dataset: data.test, settings, config: result.config, samples: o['evalSamples'] as number, seed: seed + 1_000_000, executor, origin: dataOrigin(data.describe, 'test', seed) });
       evaluation = { accuracy: r.mean, ci95: r.ci95, samples: r.samples };
     }
     printResult(json, { dataset, iterations: result.iterations, seconds, imagesPerSecond: images / seconds, backend, test: evaluation, settings, config: result.config, checkpoint: result.checkpoint ?? null }, () => [
@@ -130,11 +137,12 @@ export async function runFewShotTrain(cmd: Command): Promise<void> {
     release();
     learner.dispose();
     model.dispose();
+    await executor.close();
   }
 }
 
 // The evaluation's own options, as flags (a missing --checkpoint is reported by the command).
-type EvalFlags = Omit<CheckpointEvaluationOptions, 'checkpoint' | 'log' | 'onTask' | 'split' | 'learner'> & {
+type EvalFlags = Omit<CheckpointEvaluationOptions, 'checkpoint' | 'log' | 'onTask' | 'split' | 'learner' | 'executor'> & ExecutorFlags & {
   checkpoint?: string;
   split: 'test' | 'train' | 'val';
   backend: BackendChoice;
@@ -145,7 +153,7 @@ type EvalFlags = Omit<CheckpointEvaluationOptions, 'checkpoint' | 'log' | 'onTas
 
 /** `reptile eval`: few-shot accuracy of a checkpoint on sampled test tasks, with a 95% interval. */
 export function evalCommand(): Command {
-  return new Command('eval')
+  const cmd = new Command('eval')
     .description('evaluate a few-shot checkpoint: adapt to sampled test tasks and classify held-out queries')
     .option('--checkpoint <dir>', 'checkpoint directory of a few-shot training run')
     .option('--data-dir <dir>', 'dataset directory (default: the one recorded in the checkpoint)')
@@ -167,7 +175,10 @@ export function evalCommand(): Command {
       const backend = await selectBackend(flags.backend, verboseLog(flags.verbose));
       const began = performance.now();
       const every = Math.max(1, Math.floor(flags.samples / 10));
+      let next = every;
+      const executor = await openExecutor(flags, info);
       const r = await evaluateFewShotCheckpoint({
+        executor,
         checkpoint: flags.checkpoint,
         samples: flags.samples,
         seed: flags.seed,
@@ -176,14 +187,17 @@ export function evalCommand(): Command {
         log: info,
         ...definedOnly({ dataDir: flags.dataDir, shots: flags.shots, evalIters: flags.evalIters, evalBatch: flags.evalBatch, transductive: flags.transductive, cacheDir: flags.cacheDir }),
         onTask: (done, total) => {
-          if (done % every === 0 && done < total) info(`eval: ${done}/${total} tasks, ${((performance.now() - began) / 1000).toFixed(0)} s`);
+          if (done < next || done >= total) return;
+          next = (Math.floor(done / every) + 1) * every;
+          info(`eval: ${done}/${total} tasks, ${((performance.now() - began) / 1000).toFixed(0)} s`);
         },
-      });
+      }).finally(() => executor.close());
       const { loadSeconds, ...rest } = r;
       printResult(flags.json === true, { ...rest, backend, loadSeconds }, () => [
         `${r.split} accuracy: ${r.accuracy.toFixed(4)} ± ${r.ci95.toFixed(4)} (${r.samples} ${r.classes}-way ${r.shots}-shot tasks, ${r.transductive ? 'transductive' : 'non-transductive'}, ${r.seconds.toFixed(1)} s)`,
       ]);
     });
+  return addExecutorOptions(cmd);
 }
 
 /** `reptile export`: writes a few-shot checkpoint's φ as a TF.js LayersModel. */

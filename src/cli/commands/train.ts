@@ -9,9 +9,10 @@ import { UsageError } from '../../_utils/errors.js';
 import { addFewShotOptions, isFewShot, runFewShotTrain } from './few-shot.js';
 import { intAtLeast, numberIn, oneOf, pickDefined, positiveNumber } from '../parse.js';
 import { progressCallbacks } from '../progress.js';
+import { addExecutorOptions, openExecutor, type ExecutorFlags } from '../executor-flags.js';
 import { interruptSignal, printResult, verboseLog } from '../run.js';
 
-interface TrainFlags {
+interface TrainFlags extends ExecutorFlags {
   task?: string;
   preset?: string;
   metaIters?: number;
@@ -75,9 +76,11 @@ export function trainCommand(): Command {
       const hidden = flags.hidden === undefined ? undefined : parseHidden(flags.hidden);
       const info = (line: string): void => void process.stderr.write(`${line}\n`);
       await selectBackend(flags.backend, verboseLog(flags.verbose));
+      const executor = await openExecutor(flags, info);
       const { signal, release } = interruptSignal();
       try {
         const { result, evaluation, shots, evalIters } = await trainSine({
+          executor,
           config: pickDefined(flags),
           seed: flags.seed ?? DEFAULT_META_CONFIG.seed,
           ...(flags.shots !== undefined ? { shots: flags.shots } : {}),
@@ -111,9 +114,10 @@ export function trainCommand(): Command {
         ]);
       } finally {
         release();
+        await executor.close();
       }
     });
-  return addFewShotOptions(cmd);
+  return addExecutorOptions(addFewShotOptions(cmd));
 }
 
 function parseHidden(text: string): number[] {

@@ -1,0 +1,44 @@
+import { Command } from 'commander';
+import { UsageError } from '../../_utils/errors.js';
+import { runRedisWorker } from '../../exec/redis.js';
+import { intAtLeast } from '../parse.js';
+
+const info = (line: string) => process.stderr.write(`${line}\n`);
+
+/** `reptile worker`: a Redis + BullMQ worker that runs the tasks of the coordinators' runs. */
+export function workerCommand(): Command {
+  return new Command('worker')
+    .description('run tasks for coordinators (reptile train|eval --executor redis) from Redis, on this machine')
+    .option('--redis <url>', 'the coordinators\' Redis: redis://[user:password@]host:port, rediss:// for TLS')
+    .option('--data-dir <dir>', 'this machine\'s copy of the data (default: the directory the run names)')
+    .option('--cache-dir <dir>', 'cache of decoded images')
+    .option('--concurrency <n>', 'jobs run at once by this process', intAtLeast(1), 1)
+    .option('--run-id <id>', 'work only on this run (default: every run announced)')
+    .option('--lock-ms <ms>', 'how long a job stays locked to a silent worker before another takes it', intAtLeast(500), 10_000)
+    .action(async (flags: { redis?: string; dataDir?: string; cacheDir?: string; concurrency: number; runId?: string; lockMs: number }) => {
+      if (flags.redis === undefined) throw new UsageError('missing --redis: the URL of the Redis the coordinator uses, e.g. --redis redis://host:6379');
+      const controller = new AbortController();
+      const stop = () => {
+        if (controller.signal.aborted) process.exit(130);
+        info('reptile worker: stopping after the current job (again to quit at once)');
+        controller.abort();
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+      try {
+        await runRedisWorker({
+          url: flags.redis,
+          concurrency: flags.concurrency,
+          lockMs: flags.lockMs,
+          signal: controller.signal,
+          log: info,
+          ...(flags.dataDir !== undefined ? { dataDir: flags.dataDir } : {}),
+          ...(flags.cacheDir !== undefined ? { cacheDir: flags.cacheDir } : {}),
+          ...(flags.runId !== undefined ? { runId: flags.runId } : {}),
+        });
+      } finally {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+      }
+    });
+}

@@ -1,0 +1,36 @@
+/**
+ * The one binary form of a float32 vector, used by checkpoints, worker threads and Redis alike
+ * (DESIGN.md invariant 2): its IEEE-754 bytes, little-endian. Decoding copies into a fresh,
+ * aligned `Float32Array`, so a payload sliced out of a larger buffer is safe to use.
+ */
+export function floatsToBytes(values: Float32Array): Uint8Array {
+  assertLittleEndian();
+  return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+}
+
+/**
+ * The float32 vector held by `bytes` (see {@link floatsToBytes}); throws when the byte count is
+ * not a whole number of floats or, with `expected`, not exactly that many floats.
+ */
+export function bytesToFloats(bytes: Uint8Array, expected?: number): Float32Array {
+  assertLittleEndian();
+  if (bytes.byteLength % 4 !== 0) throw new Error(`a float32 payload of ${bytes.byteLength} bytes is not a whole number of floats`);
+  const count = bytes.byteLength / 4;
+  if (expected !== undefined && count !== expected) throw new Error(`a float32 payload of ${count} values, expected ${expected}`);
+  const out = new Float32Array(count);
+  new Uint8Array(out.buffer).set(bytes);
+  return out;
+}
+
+/** The index of the first value that is NaN or ±Infinity, or -1. */
+export function firstNonFinite(values: Float32Array): number {
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i]!)) return i;
+  return -1;
+}
+
+let endianChecked = false;
+function assertLittleEndian(): void {
+  if (endianChecked) return;
+  if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error('reptile-ml payloads are little-endian; this machine is big-endian');
+  endianChecked = true;
+}

@@ -1,0 +1,57 @@
+import { UsageError } from '../_utils/errors.js';
+import type { InnerStatePolicy } from '../learners/learner.js';
+import type { Executor } from './executor.js';
+import { InlineExecutor } from './inline.js';
+
+/** The executors `--executor` names. */
+export const EXECUTOR_NAMES = ['inline', 'threads', 'redis'] as const;
+export type ExecutorName = (typeof EXECUTOR_NAMES)[number];
+
+/**
+ * The inner-state policy of the parallel executors when none is asked for: `shared`, which in
+ * docs/distributed.md's measurements matches `carry` and beats `reset`.
+ */
+export const PARALLEL_INNER_STATE: InnerStatePolicy = 'shared';
+
+/** Options of {@link createExecutor}. */
+export interface CreateExecutorOptions {
+  executor?: ExecutorName;
+  /** threads: worker threads (default: the number of cores). */
+  workers?: number;
+  /** redis: the coordinator's Redis URL. */
+  redis?: string;
+  /** threads, redis: prefix of the run id and the queue's name. */
+  runId?: string;
+  /** threads: where the workers open the data (default: the directory the run names). */
+  dataDir?: string;
+  cacheDir?: string;
+  log?: (line: string) => void;
+}
+
+/** Builds the executor `--executor` names; threads and redis are loaded only when asked for. */
+export async function createExecutor(options: CreateExecutorOptions): Promise<Executor> {
+  const name = options.executor ?? 'inline';
+  if (name !== 'redis' && options.redis !== undefined) throw new UsageError('--redis is for --executor redis: add --executor redis, or drop --redis');
+  if (name !== 'threads' && options.workers !== undefined) throw new UsageError('--workers is for --executor threads (redis workers are separate `reptile worker` processes)');
+  const common = { ...(options.runId !== undefined ? { runId: options.runId } : {}) };
+  switch (name) {
+    case 'inline':
+      return new InlineExecutor();
+    case 'threads': {
+      const { ThreadsExecutor } = await import('./threads.js');
+      return new ThreadsExecutor({ ...common, ...(options.workers !== undefined ? { workers: options.workers } : {}), ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}), ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}) });
+    }
+    case 'redis': {
+      if (options.redis === undefined) throw new UsageError('--executor redis needs --redis URL: the coordinator\'s Redis, e.g. --redis redis://localhost:6379');
+      const { RedisExecutor } = await import('./redis.js');
+      return RedisExecutor.connect({ ...common, url: options.redis, ...(options.log ? { log: options.log } : {}) });
+    }
+    default:
+      throw new UsageError(`unknown executor '${String(name)}': use inline, threads or redis`);
+  }
+}
+
+/** The policy a run uses on `executor`: the one asked for, else `shared` on a parallel executor (else the config's default). */
+export function innerStateFor(executor: Pick<Executor, 'parallel'> | undefined, asked: InnerStatePolicy | undefined): InnerStatePolicy | undefined {
+  return asked ?? (executor?.parallel === true ? PARALLEL_INNER_STATE : undefined);
+}

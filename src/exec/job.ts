@@ -1,0 +1,233 @@
+import { createHash } from 'node:crypto';
+import * as tf from '@tensorflow/tfjs';
+import { bytesToFloats, firstNonFinite, floatsToBytes } from '../core/codec.js';
+import type { Layout } from '../core/params.js';
+import { learnerKind } from '../learners/create-learner.js';
+import { validateInnerOptions, type InnerOptions, type InnerStatePolicy, type Learner, type OptimizerState } from '../learners/learner.js';
+import type { TaskSource } from '../tasks/task.js';
+
+/**
+ * How to rebuild the learner on a worker: the tfjs model's topology (JSON, never code), which
+ * engine runs it and its options, and the layout its parameters must have. The worker's weights
+ * come from each job's φ.
+ */
+export interface LearnerSpec {
+  readonly kind: 'native' | 'tfjs';
+  readonly modelTopology: unknown;
+  readonly innerState: InnerStatePolicy;
+  readonly batchStatsAtTest: boolean;
+  readonly layout: { readonly hash: string; readonly size: number };
+  /** The tfjs backend the tfjs learner computes on (workers use the same one, for the same bits). */
+  readonly backend: string;
+}
+
+/**
+ * A run as workers see it: its id, the learner and the task source (what `source.describe()`
+ * returns; `sourceFromSpec` reverses it over a local copy of the data, whose fingerprint it checks).
+ */
+export interface RunSpec {
+  readonly runId: string;
+  readonly learner: LearnerSpec;
+  readonly source: Record<string, unknown>;
+}
+
+/** The inner optimizer's state in its binary wire form. */
+export interface WireState {
+  readonly kind: 'sgd' | 'adam';
+  readonly step: number;
+  readonly m?: Uint8Array;
+  readonly v?: Uint8Array;
+}
+
+/**
+ * A piece of a meta-batch (`adapt`) or of an evaluation (`eval`), as plain data that crosses a
+ * thread or the network: task `t` of it is drawn from (seed, iteration, t) — `taskStreams` for
+ * training, `evalTaskStreams` for evaluation — so no image ever travels. φ and the optimizer state
+ * are float32 bytes; `digest` names them, so a result can be matched to the very φ it started from.
+ */
+export interface TaskJob {
+  readonly runId: string;
+  readonly kind: 'adapt' | 'eval';
+  readonly iteration: number;
+  readonly seed: number;
+  readonly taskIndices: readonly number[];
+  readonly inner: InnerOptions;
+  readonly transductive: boolean;
+  readonly phi: Uint8Array;
+  readonly state?: WireState;
+  readonly digest: string;
+}
+
+/** What one task of a job gave back: the adapted weights (adapt) or the score (eval). */
+export interface TaskOutcome {
+  readonly taskIndex: number;
+  readonly loss?: number;
+  readonly score?: number;
+  readonly params?: Uint8Array;
+  readonly lastStep?: Uint8Array;
+  readonly state?: WireState;
+}
+
+/** A job's answer, addressed by (run, kind, iteration, digest) so a stale or foreign one is told apart. */
+export interface JobResult {
+  readonly runId: string;
+  readonly kind: 'adapt' | 'eval';
+  readonly iteration: number;
+  readonly digest: string;
+  readonly layoutHash: string;
+  readonly outcomes: readonly TaskOutcome[];
+}
+
+/** Largest number of tasks one job may name; an evaluation is cut into jobs well below it. */
+export const MAX_TASKS_PER_JOB = 10_000;
+
+/** The spec of a learner, for workers to rebuild it; throws when the learner has no tfjs model to describe. */
+export function describeLearner(learner: Learner): LearnerSpec {
+  const model = (learner as { model?: { toJSON(unused: null, returnString: false): unknown } }).model;
+  if (model === undefined) throw new Error('this learner has no tfjs model to send to workers: use the inline executor, or a TfjsLearner or NativeLearner');
+  return {
+    kind: learnerKind(learner),
+    modelTopology: model.toJSON(null, false),
+    innerState: learner.innerState,
+    batchStatsAtTest: (learner as { batchStatsAtTest?: boolean }).batchStatsAtTest ?? true,
+    layout: { hash: learner.layout.hash, size: learner.layout.size },
+    backend: tf.getBackend(),
+  };
+}
+
+/** The run spec of a learner and a task source, with an id that is a hash of both unless one is given. */
+export function runSpecOf(learner: Learner, source: TaskSource, runId?: string): RunSpec {
+  const spec = { learner: describeLearner(learner), source: source.describe() };
+  return { runId: runId ?? `r${createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 12)}`, ...spec };
+}
+
+/** The wire form of an optimizer state. */
+export function stateToWire(state: OptimizerState | undefined): WireState | undefined {
+  if (state === undefined) return undefined;
+  return { kind: state.kind, step: state.step, ...(state.m ? { m: floatsToBytes(state.m) } : {}), ...(state.v ? { v: floatsToBytes(state.v) } : {}) };
+}
+
+/** An optimizer state back from its wire form; sizes are checked against `size` floats. */
+export function stateFromWire(state: WireState | undefined, size: number): OptimizerState | undefined {
+  if (state === undefined) return undefined;
+  return { kind: state.kind, step: state.step, ...(state.m ? { m: bytesToFloats(state.m, size) } : {}), ...(state.v ? { v: bytesToFloats(state.v, size) } : {}) };
+}
+
+/** The digest of φ and the optimizer state a job starts from (16 hex digits of SHA-256). */
+export function jobDigest(phi: Uint8Array, state: WireState | undefined): string {
+  const h = createHash('sha256').update(phi);
+  if (state) {
+    h.update(`${state.kind}:${state.step}`);
+    if (state.m) h.update(state.m);
+    if (state.v) h.update(state.v);
+  }
+  return h.digest('hex').slice(0, 16);
+}
+
+/** What a worker knows before it trusts a job. */
+export interface JobExpectations {
+  readonly spec: RunSpec;
+  /** Upper bound on a task index (tasks per meta-batch or per evaluation). */
+  readonly maxTasks?: number;
+}
+
+/**
+ * Why a job must not run, or undefined when it may: every field a worker relies on is checked
+ * (known run, kind, whole numbers in range, inner options, φ's size and finiteness, the
+ * optimizer state's sizes, the digest). Nothing in a job is ever executed; this is what stands
+ * between a forged payload and the engine.
+ */
+export function checkJob(job: unknown, expect: JobExpectations): string | undefined {
+  if (typeof job !== 'object' || job === null) return 'the job is not an object';
+  const j = job as Partial<TaskJob>;
+  const { spec } = expect;
+  if (j.runId !== spec.runId) return `the job is for run '${String(j.runId)}', not '${spec.runId}'`;
+  if (j.kind !== 'adapt' && j.kind !== 'eval') return `unknown job kind '${String(j.kind)}'`;
+  if (!isWhole(j.iteration)) return `iteration ${String(j.iteration)} is not a whole number`;
+  if (!isWhole(j.seed) || j.seed > 0xffffffff) return `seed ${String(j.seed)} is not a 32-bit whole number`;
+  if (!Array.isArray(j.taskIndices) || j.taskIndices.length === 0) return 'the job names no tasks';
+  if (j.taskIndices.length > MAX_TASKS_PER_JOB) return `the job names ${j.taskIndices.length} tasks, more than ${MAX_TASKS_PER_JOB}`;
+  const limit = expect.maxTasks ?? Number.MAX_SAFE_INTEGER;
+  for (const t of j.taskIndices) if (!isWhole(t) || t >= limit) return `task index ${String(t)} is not a whole number below ${limit}`;
+  if (typeof j.transductive !== 'boolean') return 'transductive is not a boolean';
+  try {
+    validateInnerOptions(j.inner as InnerOptions);
+  } catch (e) {
+    return `bad inner options: ${(e as Error).message}`;
+  }
+  if (!(j.inner!.innerIters <= 100_000 && j.inner!.innerBatch <= 100_000)) return 'inner iterations or batch above 100000';
+  const size = spec.learner.layout.size;
+  const phiProblem = floatsProblem('φ', j.phi, size);
+  if (phiProblem) return phiProblem;
+  if (j.state !== undefined) {
+    const s = j.state;
+    if (typeof s !== 'object' || s === null || (s.kind !== 'sgd' && s.kind !== 'adam') || !isWhole(s.step)) return 'the optimizer state is malformed';
+    for (const [name, a] of [['m', s.m], ['v', s.v]] as const) {
+      if (a === undefined) continue;
+      const p = floatsProblem(`optimizer state ${name}`, a, size);
+      if (p) return p;
+    }
+  }
+  if (typeof j.digest !== 'string' || j.digest !== jobDigest(j.phi!, j.state)) return 'the digest does not match φ and the optimizer state';
+  return undefined;
+}
+
+/** What the sender of a job expects of its answer. */
+export interface ResultExpectations {
+  readonly job: Pick<TaskJob, 'runId' | 'kind' | 'iteration' | 'digest' | 'taskIndices'>;
+  readonly layout: Pick<Layout, 'hash' | 'size'>;
+  /** Whether each adapt outcome must carry the optimizer's final state (the `shared` policy). */
+  readonly wantState: boolean;
+}
+
+/**
+ * Why a result must be thrown away, or undefined when it answers the job: run id, kind,
+ * iteration, digest (a late answer to an earlier φ fails here), layout hash, one outcome per
+ * task of the job, sizes and finite values.
+ */
+export function checkResult(result: unknown, expect: ResultExpectations): string | undefined {
+  if (typeof result !== 'object' || result === null) return 'the result is not an object';
+  const r = result as Partial<JobResult>;
+  const { job, layout } = expect;
+  if (r.runId !== job.runId) return `the result is for run '${String(r.runId)}', not '${job.runId}'`;
+  if (r.kind !== job.kind) return `the result is of kind '${String(r.kind)}', not '${job.kind}'`;
+  if (r.iteration !== job.iteration) return `the result is for iteration ${String(r.iteration)}, not ${job.iteration}`;
+  if (r.digest !== job.digest) return 'the result was computed from another φ (digest mismatch): stale or forged';
+  if (r.layoutHash !== layout.hash) return `the result has layout ${String(r.layoutHash)}, not ${layout.hash}`;
+  if (!Array.isArray(r.outcomes) || r.outcomes.length !== job.taskIndices.length) return `the result holds ${Array.isArray(r.outcomes) ? r.outcomes.length : 'no'} outcomes for a job of ${job.taskIndices.length} tasks`;
+  for (let i = 0; i < job.taskIndices.length; i++) {
+    const o = r.outcomes[i] as Partial<TaskOutcome> | undefined;
+    if (typeof o !== 'object' || o === null || o.taskIndex !== job.taskIndices[i]) return `outcome ${i} is not for task ${job.taskIndices[i]}`;
+    if (job.kind === 'eval') {
+      if (typeof o.score !== 'number' || !Number.isFinite(o.score)) return `task ${o.taskIndex}: the score is not a finite number`;
+      continue;
+    }
+    if (typeof o.loss !== 'number' || Number.isNaN(o.loss)) return `task ${o.taskIndex}: the loss is not a number`;
+    for (const [name, a] of [['adapted weights', o.params], ['last step', o.lastStep]] as const) {
+      const p = floatsProblem(`task ${o.taskIndex}: ${name}`, a, layout.size);
+      if (p) return p;
+    }
+    if (expect.wantState) {
+      const s = o.state;
+      if (s === undefined || (s.kind !== 'sgd' && s.kind !== 'adam') || !isWhole(s.step)) return `task ${o.taskIndex}: the optimizer state is missing or malformed`;
+      for (const [name, a] of [['m', s.m], ['v', s.v]] as const) {
+        if (a === undefined) continue;
+        const p = floatsProblem(`task ${o.taskIndex}: optimizer state ${name}`, a, layout.size);
+        if (p) return p;
+      }
+    }
+  }
+  return undefined;
+}
+
+function isWhole(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+function floatsProblem(name: string, bytes: unknown, size: number): string | undefined {
+  if (!(bytes instanceof Uint8Array)) return `${name} is not binary`;
+  if (bytes.byteLength !== size * 4) return `${name} has ${bytes.byteLength} bytes, not ${size * 4} (${size} float32 values)`;
+  const at = firstNonFinite(bytesToFloats(bytes));
+  if (at >= 0) return `${name} holds a non-finite value at ${at}`;
+  return undefined;
+}

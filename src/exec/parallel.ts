@@ -1,0 +1,134 @@
+import { ReptileError } from '../_utils/errors.js';
+import { bytesToFloats, floatsToBytes } from '../core/codec.js';
+import { Params } from '../core/params.js';
+import type { AdaptResult, Learner } from '../learners/learner.js';
+import type { TaskSource } from '../tasks/task.js';
+import { checkPolicyFor, type EvalRequest, type Executor, type MetaBatchRequest } from './executor.js';
+import { checkResult, jobDigest, runSpecOf, stateFromWire, stateToWire, type JobResult, type RunSpec, type TaskJob } from './job.js';
+import { meanOptimizerState } from './shared-state.js';
+
+/**
+ * Where a parallel executor sends its jobs: a pool of threads or a queue on Redis. `submit`
+ * resolves with the job's result once some worker has computed it (retrying elsewhere if a worker
+ * died), or rejects when the job cannot be run at all.
+ */
+export interface JobTransport {
+  /** How many jobs can run at once (workers). */
+  readonly slots: number;
+  submit(spec: RunSpec, job: TaskJob): Promise<JobResult>;
+  close(): Promise<void>;
+}
+
+/** Options of {@link ParallelExecutor}. */
+export interface ParallelExecutorOptions {
+  /** Prefix of the run id (and of the Redis queue's name); the rest is a hash of the run's learner and task source. */
+  runId?: string;
+  /** Tasks per evaluation job; default a few jobs per worker, at most 50 tasks each. */
+  evalChunk?: number;
+}
+
+/**
+ * The coordinator's half of the threads and redis executors: it cuts a meta-batch into one job
+ * per worker (an evaluation into many small jobs), sends φ and the shared optimizer state as
+ * bytes, checks every result against the job it answers (run, iteration, digest of φ, layout,
+ * sizes, finite values), and puts the results back in task-index order. Under `shared` the next
+ * state is the mean of the tasks' final states, exactly as the inline executor makes it, so the
+ * parameters are bit-identical to an inline run (DESIGN.md invariant 1); `carry` is refused.
+ */
+export class ParallelExecutor implements Executor {
+  readonly name: string;
+  readonly parallel = true;
+  private readonly transport: JobTransport;
+  private readonly options: ParallelExecutorOptions;
+  private readonly specs = new WeakMap<Learner, WeakMap<TaskSource, RunSpec>>();
+
+  constructor(name: string, transport: JobTransport, options: ParallelExecutorOptions = {}) {
+    this.name = name;
+    this.transport = transport;
+    this.options = options;
+  }
+
+  /** The run spec the workers receive for this learner and task source. */
+  specFor(learner: Learner, source: TaskSource): RunSpec {
+    let bySource = this.specs.get(learner);
+    if (bySource === undefined) this.specs.set(learner, (bySource = new WeakMap()));
+    let spec = bySource.get(source);
+    if (spec === undefined) {
+      const unnamed = runSpecOf(learner, source);
+      spec = this.options.runId === undefined ? unnamed : { ...unnamed, runId: `${this.options.runId}-${unnamed.runId}` };
+      bySource.set(source, spec);
+    }
+    return spec;
+  }
+
+  async runMetaBatch(request: MetaBatchRequest): Promise<AdaptResult[]> {
+    const { learner } = request;
+    checkPolicyFor(this, learner.innerState);
+    const spec = this.specFor(learner, request.source);
+    const shared = learner.innerState === 'shared';
+    const phi = new Uint8Array(floatsToBytes(learner.getParams().data));
+    const state = shared ? stateToWire(learner.getOptimizerState()) : undefined;
+    const base = { runId: spec.runId, kind: 'adapt' as const, iteration: request.iteration, seed: request.seed, inner: request.inner, transductive: false, phi, ...(state ? { state } : {}), digest: jobDigest(phi, state) };
+    const chunks = split(request.metaBatch, Math.min(this.transport.slots, request.metaBatch));
+    const answers = await Promise.all(chunks.map((taskIndices) => this.send(spec, { ...base, taskIndices }, learner, shared)));
+    const results: AdaptResult[] = [];
+    const finals = [];
+    for (const answer of answers) {
+      for (const o of answer.outcomes) {
+        results.push({ params: new Params(learner.layout, bytesToFloats(o.params!)), lastStep: new Params(learner.layout, bytesToFloats(o.lastStep!)), loss: o.loss! });
+        if (shared) finals.push(stateFromWire(o.state, learner.layout.size));
+      }
+    }
+    if (shared) learner.setOptimizerState(meanOptimizerState(finals));
+    return results;
+  }
+
+  async evaluateTasks(request: EvalRequest): Promise<number[]> {
+    const { learner, samples } = request;
+    const spec = this.specFor(learner, request.source);
+    const phi = new Uint8Array(floatsToBytes(learner.getParams().data));
+    const state = stateToWire(learner.getOptimizerState());
+    const base = { runId: spec.runId, kind: 'eval' as const, iteration: 0, seed: request.seed, inner: request.inner, transductive: request.transductive, phi, ...(state ? { state } : {}), digest: jobDigest(phi, state) };
+    const size = this.options.evalChunk ?? Math.max(1, Math.min(50, Math.ceil(samples / (this.transport.slots * 4))));
+    const chunks: number[][] = [];
+    for (let s = 0; s < samples; s += size) chunks.push(Array.from({ length: Math.min(size, samples - s) }, (_, i) => s + i));
+    const scores = new Array<number>(samples);
+    let done = 0;
+    await Promise.all(
+      chunks.map(async (taskIndices) => {
+        const answer = await this.send(spec, { ...base, taskIndices }, learner, false);
+        for (const o of answer.outcomes) scores[o.taskIndex] = o.score!;
+        done += taskIndices.length;
+        request.onTask?.(done, samples);
+      }),
+    );
+    return scores;
+  }
+
+  close(): Promise<void> {
+    return this.transport.close();
+  }
+
+  private async send(spec: RunSpec, job: TaskJob, learner: Learner, wantState: boolean): Promise<JobResult> {
+    const result = await this.transport.submit(spec, job);
+    const problem = checkResult(result, { job, layout: learner.layout, wantState });
+    if (problem !== undefined) {
+      // A worker's honest answer is non-finite only when training diverged; the loop says so.
+      if (problem.includes('non-finite') && job.kind === 'adapt') return result;
+      throw new ReptileError(`the ${this.name} executor got a result it cannot use (${problem})`);
+    }
+    return result;
+  }
+}
+
+/** 0..n−1 cut into `parts` contiguous runs of nearly equal length. */
+function split(n: number, parts: number): number[][] {
+  const out: number[][] = [];
+  let start = 0;
+  for (let p = 0; p < parts; p++) {
+    const len = Math.floor(n / parts) + (p < n % parts ? 1 : 0);
+    out.push(Array.from({ length: len }, (_, i) => start + i));
+    start += len;
+  }
+  return out;
+}

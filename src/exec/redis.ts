@@ -1,0 +1,399 @@
+import { Queue, QueueEvents, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis, type RedisOptions } from 'ioredis';
+import { ReptileError, UsageError } from '../_utils/errors.js';
+import { checkJob, type JobResult, type RunSpec, type TaskJob, type TaskOutcome, type WireState } from './job.js';
+import { ParallelExecutor, type JobTransport, type ParallelExecutorOptions } from './parallel.js';
+import { JobRunner, type SourceContext } from './runtime.js';
+
+/** The set of runs a coordinator is serving; workers watch it to find queues to work on. */
+export const RUNS_KEY = 'reptile:runs';
+/** Largest run spec (model topology and task source) a worker reads. */
+export const MAX_SPEC_BYTES = 4 << 20;
+/** How long φ, states and results stay in Redis when nobody deletes them (seconds). */
+const BLOB_TTL_S = 6 * 3600;
+
+/** The BullMQ queue of a run: its name is prefixed by the run id. */
+export function queueName(runId: string): string {
+  return `reptile-${runId}`;
+}
+
+const key = (runId: string, ...parts: string[]): string => ['reptile', runId, ...parts].join(':');
+
+/** What a job on the queue carries: the job's plain fields; φ and the state stay in Redis, once per iteration. */
+interface QueuedJob extends Omit<TaskJob, 'phi' | 'state'> {
+  readonly state?: { kind: 'sgd' | 'adam'; step: number; m: boolean; v: boolean };
+}
+
+/** Options of a connection to Redis. */
+export interface RedisConnectOptions {
+  /** `redis://[user:password@]host:port[/db]`, or `rediss://…` for TLS. */
+  url: string;
+  /** Where reconnections are reported (one line each). Default: stderr. */
+  log?: (line: string) => void;
+  /** Who is connecting, in log lines (`coordinator`, `worker`). */
+  role: string;
+}
+
+/** The URL with its password hidden, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparsable URL)';
+  }
+}
+
+/**
+ * Opens a connection and checks it once, so a wrong URL, password or ACL user fails at once with
+ * one line; afterwards the connection reconnects with back-off (up to 5 s between tries) and says
+ * so once when it is lost and once when it is back.
+ */
+export async function connectRedis(options: RedisConnectOptions): Promise<Redis> {
+  const log = options.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
+  let url: URL;
+  try {
+    url = new URL(options.url);
+  } catch {
+    throw new UsageError(`--redis '${redactUrl(options.url)}' is not a URL: use redis://[user:password@]host:port or rediss://… for TLS`);
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new UsageError(`--redis must start with redis:// or rediss:// (TLS), not ${url.protocol}//`);
+  const shown = redactUrl(options.url);
+  const redisOptions: RedisOptions = { maxRetriesPerRequest: null, enableReadyCheck: true, lazyConnect: true, retryStrategy: () => null };
+  const client = new Redis(options.url, redisOptions);
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (e) {
+    client.disconnect();
+    const m = (e as Error).message;
+    if (/WRONGPASS|NOAUTH|invalid password|invalid username/i.test(m)) throw new UsageError(`redis at ${shown} refused the credentials (${m.split('\n')[0]}): check the user and password in --redis`);
+    if (/NOPERM/i.test(m)) throw new UsageError(`the redis user in --redis may not run the commands a ${options.role} needs (${m.split('\n')[0]}): grant it ~reptile* and the queue's keys (see docs/distributed.md)`);
+    throw new UsageError(`cannot reach redis at ${shown} (${m.split('\n')[0] || 'connection closed'}): start redis-server there or fix --redis`);
+  }
+  // From here on, reconnect for ever with back-off, and say so once per outage.
+  client.options.retryStrategy = (times: number) => Math.min(100 * 2 ** Math.min(times, 6), 5000);
+  let down = false;
+  client.on('error', (e: Error) => {
+    if (!down) {
+      down = true;
+      log(`reptile ${options.role}: lost redis at ${shown} (${e.message.split('\n')[0]}); reconnecting with back-off`);
+    }
+  });
+  client.on('ready', () => {
+    if (down) {
+      down = false;
+      log(`reptile ${options.role}: reconnected to redis at ${shown}`);
+    }
+  });
+  return client;
+}
+
+/** Options of {@link RedisExecutor}. */
+export interface RedisExecutorOptions extends ParallelExecutorOptions {
+  url: string;
+  log?: (line: string) => void;
+  /** Tasks per evaluation job (default 25). */
+  evalChunk?: number;
+}
+
+/**
+ * The `redis` executor, the coordinator's side of BullMQ on Redis: each task of a meta-batch is a
+ * job on the run's queue (`reptile-<run id>`), φ and the optimizer state are stored once per
+ * meta-iteration as binary keys, and `reptile worker` processes on any machine take the jobs,
+ * rebuild the tasks from (seed, iteration, task index) over their own copy of the data and write
+ * their results back as binary. Job ids are deterministic, so a job delivered twice (a worker
+ * killed mid-task and the job recovered as stalled) or a late answer changes nothing. Use
+ * {@link RedisExecutor.connect}.
+ */
+export class RedisExecutor extends ParallelExecutor {
+  private constructor(transport: RedisTransport, options: RedisExecutorOptions) {
+    super('redis', transport, { evalChunk: 25, ...options });
+  }
+
+  /** Connects to Redis (one clear line on a wrong URL, password or unreachable server). */
+  static async connect(options: RedisExecutorOptions): Promise<RedisExecutor> {
+    const client = await connectRedis({ url: options.url, role: 'coordinator', ...(options.log ? { log: options.log } : {}) });
+    return new RedisExecutor(new RedisTransport(client, options), options);
+  }
+}
+
+class RedisTransport implements JobTransport {
+  // One job per task: workers take them as they come free, which balances uneven machines.
+  readonly slots = Number.MAX_SAFE_INTEGER;
+  private readonly client: Redis;
+  private readonly options: RedisExecutorOptions;
+  private readonly runs = new Map<string, Promise<{ queue: Queue; events: QueueEvents }>>();
+  private readonly blobs = new Map<string, Promise<void>>();
+
+  constructor(client: Redis, options: RedisExecutorOptions) {
+    this.client = client;
+    this.options = options;
+  }
+
+  async submit(spec: RunSpec, job: TaskJob): Promise<JobResult> {
+    const run = await this.register(spec);
+    await this.storeBlobs(spec.runId, job);
+    const jobId = `${job.kind}-${job.iteration}-${job.digest}-${job.taskIndices[0]}-${job.taskIndices.length}`;
+    const data: QueuedJob = {
+      runId: job.runId,
+      kind: job.kind,
+      iteration: job.iteration,
+      seed: job.seed,
+      taskIndices: job.taskIndices,
+      inner: job.inner,
+      transductive: job.transductive,
+      digest: job.digest,
+      ...(job.state ? { state: { kind: job.state.kind, step: job.state.step, m: job.state.m !== undefined, v: job.state.v !== undefined } } : {}),
+    };
+    const resultKey = key(spec.runId, 'result', jobId);
+    for (let attempt = 0; ; attempt++) {
+      const id = attempt === 0 ? jobId : `${jobId}-again${attempt}`;
+      const queued = await run.queue.add(job.kind, data, { jobId: id, removeOnComplete: { age: 600 }, removeOnFail: { age: 3600 }, attempts: 1 });
+      try {
+        await queued.waitUntilFinished(run.events);
+      } catch (e) {
+        throw new ReptileError(`a worker could not run task(s) ${job.taskIndices.join(',')} of ${job.kind === 'adapt' ? `meta-iteration ${job.iteration}` : 'the evaluation'}: ${(e as Error).message}`);
+      }
+      const result = await this.readResult(resultKey, spec);
+      if (typeof result !== 'string') return result;
+      this.log(`reptile coordinator: rejected a result for job ${id} (${result}); running the job again`);
+      await this.client.del(resultKey);
+      if (attempt >= 3) throw new ReptileError(`the results for job ${jobId} were rejected four times (last: ${result}): a worker is broken or hostile`);
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const [runId, pending] of this.runs) {
+      const run = await pending.catch(() => undefined);
+      if (run === undefined) continue;
+      await this.client.srem(RUNS_KEY, runId).catch(() => {});
+      await run.events.close();
+      await run.queue.close();
+    }
+    this.runs.clear();
+    this.client.disconnect();
+  }
+
+  private log(line: string): void {
+    (this.options.log ?? ((l: string) => void process.stderr.write(`${l}\n`)))(line);
+  }
+
+  private register(spec: RunSpec): Promise<{ queue: Queue; events: QueueEvents }> {
+    let run = this.runs.get(spec.runId);
+    if (run === undefined) {
+      run = this.open(spec);
+      this.runs.set(spec.runId, run);
+    }
+    return run;
+  }
+
+  private async open(spec: RunSpec): Promise<{ queue: Queue; events: QueueEvents }> {
+    const connection = this.client.duplicate();
+    connection.on('error', () => {});
+    const queue = new Queue(queueName(spec.runId), { connection });
+    const events = new QueueEvents(queueName(spec.runId), { connection: this.client.duplicate() });
+    events.on('error', () => {});
+    queue.on('error', () => {});
+    await events.waitUntilReady();
+    // A restarted coordinator starts from clean queues: jobs of the run before it are dropped.
+    await queue.pause();
+    await queue.obliterate({ force: true });
+    await queue.resume();
+    await this.client.set(key(spec.runId, 'spec'), JSON.stringify(spec), 'EX', BLOB_TTL_S * 4);
+    await this.client.sadd(RUNS_KEY, spec.runId);
+    return { queue, events };
+  }
+
+  private storeBlobs(runId: string, job: TaskJob): Promise<void> {
+    const k = key(runId, 'phi', job.digest);
+    let stored = this.blobs.get(k);
+    if (stored === undefined) {
+      const m = this.client.multi().set(k, Buffer.from(job.phi), 'EX', BLOB_TTL_S);
+      if (job.state?.m) m.set(key(runId, 'm', job.digest), Buffer.from(job.state.m), 'EX', BLOB_TTL_S);
+      if (job.state?.v) m.set(key(runId, 'v', job.digest), Buffer.from(job.state.v), 'EX', BLOB_TTL_S);
+      stored = m.exec().then(() => undefined);
+      this.blobs.clear();
+      this.blobs.set(k, stored);
+    }
+    return stored;
+  }
+
+  // The result as written by a worker, or the reason it cannot be used (checked again, in full,
+  // by ParallelExecutor against the job it answers).
+  private async readResult(resultKey: string, spec: RunSpec): Promise<JobResult | string> {
+    const fields = await this.client.hgetallBuffer(resultKey);
+    if (fields['meta'] === undefined) return 'no result was written';
+    const limit = spec.learner.layout.size * 4;
+    let total = 0;
+    for (const v of Object.values(fields)) total += v.length;
+    const meta = parseJson(fields['meta'].toString('utf8')) as { runId?: unknown; kind?: unknown; iteration?: unknown; digest?: unknown; layoutHash?: unknown; outcomes?: unknown } | undefined;
+    if (meta === undefined || !Array.isArray(meta.outcomes)) return 'the result is not readable';
+    if (total > meta.outcomes.length * (4 * limit + 4096) + 65536) return `the result is ${total} bytes, more than its ${meta.outcomes.length} task(s) can need`;
+    const outcomes: TaskOutcome[] = (meta.outcomes as Record<string, unknown>[]).map((o, i) => {
+      const state = o['state'] as { kind: 'sgd' | 'adam'; step: number } | undefined;
+      const wire: WireState | undefined = state ? { kind: state.kind, step: state.step, ...(fields[`m${i}`] ? { m: fields[`m${i}`]! } : {}), ...(fields[`v${i}`] ? { v: fields[`v${i}`]! } : {}) } : undefined;
+      return {
+        taskIndex: o['taskIndex'] as number,
+        ...(o['loss'] !== undefined ? { loss: o['loss'] as number } : {}),
+        ...(o['score'] !== undefined ? { score: o['score'] as number } : {}),
+        ...(fields[`p${i}`] ? { params: fields[`p${i}`]! } : {}),
+        ...(fields[`l${i}`] ? { lastStep: fields[`l${i}`]! } : {}),
+        ...(wire ? { state: wire } : {}),
+      };
+    });
+    await this.client.del(resultKey);
+    return { runId: meta.runId as string, kind: meta.kind as 'adapt', iteration: meta.iteration as number, digest: meta.digest as string, layoutHash: meta.layoutHash as string, outcomes };
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Options of {@link runRedisWorker}. */
+export interface RedisWorkerOptions extends SourceContext {
+  url: string;
+  /** Jobs this process runs at once (each on its own learner). Default 1. */
+  concurrency?: number;
+  /** Only this run; default every run a coordinator announces. */
+  runId?: string;
+  /** How long a job's lock lasts before a silent worker's job is handed to another (ms). Default 10000. */
+  lockMs?: number;
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+}
+
+/**
+ * `reptile worker`: takes jobs from the queues of the runs coordinators announce, checks each
+ * one (known run, sizes, finite values, digest, the data's fingerprint), runs it with a
+ * `JobRunner` and writes the result back as binary. A rejected job is logged with its reason and
+ * failed without running; nothing in a job is executed. Returns when `signal` aborts.
+ */
+export async function runRedisWorker(options: RedisWorkerOptions): Promise<void> {
+  const log = options.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
+  const client = await connectRedis({ url: options.url, role: 'worker', log });
+  const runner = new JobRunner({ ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}), ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}), log });
+  const workers = new Map<string, Worker>();
+  const lockMs = options.lockMs ?? 10_000;
+  const shown = redactUrl(options.url);
+  log(`reptile worker: waiting for runs on ${shown}`);
+
+  const startRun = async (runId: string): Promise<void> => {
+    const raw = await client.getBuffer(key(runId, 'spec'));
+    if (raw === null) return;
+    const spec = raw.length <= MAX_SPEC_BYTES ? (parseJson(raw.toString('utf8')) as RunSpec | undefined) : undefined;
+    const problem = checkSpec(spec, runId);
+    if (problem !== undefined) {
+      log(`reptile worker: ignoring run ${runId}: ${problem}`);
+      workers.set(runId, undefined as unknown as Worker);
+      return;
+    }
+    try {
+      await runner.prepare(spec!);
+    } catch (e) {
+      log(`reptile worker: cannot work on run ${runId}: ${(e as Error).message}`);
+      workers.set(runId, undefined as unknown as Worker);
+      return;
+    }
+    const worker = new Worker(queueName(runId), (job: Job) => processJob(job, spec!), {
+      connection: client.duplicate(),
+      concurrency: options.concurrency ?? 1,
+      lockDuration: lockMs,
+      stalledInterval: Math.max(500, Math.floor(lockMs / 2)),
+      maxStalledCount: 1000,
+    });
+    worker.on('error', () => {});
+    workers.set(runId, worker);
+    log(`reptile worker: working on run ${runId} (${String(spec!.source['task'])}, ${spec!.learner.kind} learner)`);
+  };
+
+  const processJob = async (job: Job, spec: RunSpec): Promise<string> => {
+    const data = job.data as QueuedJob;
+    const size = spec.learner.layout.size * 4;
+    const readBlob = async (name: string): Promise<Buffer | undefined> => {
+      const k = key(spec.runId, name, String(data.digest));
+      const length = await client.strlen(k);
+      if (length > size) throw new UnrecoverableError(`rejected job ${String(job.id)}: ${name} is ${length} bytes, more than the model's ${size}`);
+      return (await client.getBuffer(k)) ?? undefined;
+    };
+    const phi = await readBlob('phi');
+    const m = data.state?.m === true ? await readBlob('m') : undefined;
+    const v = data.state?.v === true ? await readBlob('v') : undefined;
+    const full = {
+      ...data,
+      phi: phi ?? new Uint8Array(0),
+      ...(data.state ? { state: { kind: data.state.kind, step: data.state.step, ...(m ? { m } : {}), ...(v ? { v } : {}) } } : {}),
+    } as TaskJob;
+    const problem = typeof data !== 'object' || data === null ? 'the job is not an object' : checkJob(full, { spec });
+    if (problem !== undefined) {
+      log(`reptile worker: rejected job ${String(job.id)} of run ${spec.runId}: ${problem}`);
+      throw new UnrecoverableError(`rejected by the worker: ${problem}`);
+    }
+    const result = await runner.run(spec, full);
+    const fields: Record<string, Buffer | string> = {
+      meta: JSON.stringify({ ...result, outcomes: result.outcomes.map((o) => ({ taskIndex: o.taskIndex, loss: o.loss, score: o.score, ...(o.state ? { state: { kind: o.state.kind, step: o.state.step } } : {}) })) }),
+    };
+    result.outcomes.forEach((o, i) => {
+      if (o.params) fields[`p${i}`] = Buffer.from(o.params);
+      if (o.lastStep) fields[`l${i}`] = Buffer.from(o.lastStep);
+      if (o.state?.m) fields[`m${i}`] = Buffer.from(o.state.m);
+      if (o.state?.v) fields[`v${i}`] = Buffer.from(o.state.v);
+    });
+    const resultKey = key(spec.runId, 'result', String(job.id).replace(/-again\d+$/, ''));
+    await client.multi().del(resultKey).hset(resultKey, fields).expire(resultKey, BLOB_TTL_S).exec();
+    return 'ok';
+  };
+
+  const poll = async (): Promise<void> => {
+    const runs = options.runId !== undefined ? [options.runId] : await client.smembers(RUNS_KEY);
+    for (const runId of runs) if (!workers.has(runId)) await startRun(runId);
+    for (const [runId, worker] of workers) {
+      if (!runs.includes(runId)) {
+        workers.delete(runId);
+        if (worker !== undefined) {
+          await worker.close();
+          runner.release(runId);
+          log(`reptile worker: run ${runId} ended`);
+        }
+      }
+    }
+  };
+
+  try {
+    while (!options.signal?.aborted) {
+      try {
+        await poll();
+      } catch (e) {
+        // Redis away: the connection reconnects and says so; try again next round.
+        if (!/Connection is closed|ECONNREFUSED|ECONNRESET|LOADING/i.test((e as Error).message)) throw e;
+      }
+      await sleep(500, undefined, options.signal ? { signal: options.signal } : {}).catch(() => {});
+    }
+  } finally {
+    for (const w of workers.values()) if (w !== undefined) await w.close().catch(() => {});
+    runner.dispose();
+    client.disconnect();
+  }
+}
+
+function checkSpec(spec: RunSpec | undefined, runId: string): string | undefined {
+  if (typeof spec !== 'object' || spec === null) return 'its spec is not readable JSON (or larger than 4 MiB)';
+  if (spec.runId !== runId) return `its spec names run '${String(spec.runId)}'`;
+  const l = spec.learner as Partial<RunSpec['learner']> | undefined;
+  if (typeof l !== 'object' || l === null) return 'its spec has no learner';
+  if (l.kind !== 'native' && l.kind !== 'tfjs') return `unknown learner kind '${String(l.kind)}'`;
+  if (l.innerState !== 'shared' && l.innerState !== 'reset' && l.innerState !== 'carry') return `unknown inner-state policy '${String(l.innerState)}'`;
+  if (typeof l.layout !== 'object' || l.layout === null || !Number.isSafeInteger(l.layout.size) || l.layout.size < 1 || l.layout.size > 1 << 28 || typeof l.layout.hash !== 'string') return 'its layout is malformed';
+  if (typeof l.modelTopology !== 'object' || l.modelTopology === null) return 'its model topology is not an object';
+  if (typeof l.backend !== 'string' || !['cpu', 'wasm', 'tensorflow'].includes(l.backend)) return `unknown tfjs backend '${String(l.backend)}'`;
+  if (typeof spec.source !== 'object' || spec.source === null) return 'its task source is not an object';
+  return undefined;
+}

@@ -1,0 +1,128 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { ReptileError, UsageError } from '../_utils/errors.js';
+import type { JobResult, RunSpec, TaskJob } from './job.js';
+import { ParallelExecutor, type JobTransport, type ParallelExecutorOptions } from './parallel.js';
+import type { SourceContext } from './runtime.js';
+
+/** Options of {@link ThreadsExecutor}. */
+export interface ThreadsExecutorOptions extends ParallelExecutorOptions, SourceContext {
+  /** Worker threads; default the number of cores (`os.availableParallelism()`). */
+  workers?: number;
+}
+
+/**
+ * The `threads` executor: a pool of `worker_threads`, each with its own learner (the native
+ * engine on one thread) and its own copy of the data, opened from the directory the run names.
+ * A meta-batch is cut into one job per worker; results are bit-identical to the inline executor's
+ * under the `shared` and `reset` policies.
+ */
+export class ThreadsExecutor extends ParallelExecutor {
+  /** Number of worker threads. */
+  readonly workers: number;
+
+  constructor(options: ThreadsExecutorOptions = {}) {
+    const workers = options.workers ?? os.availableParallelism();
+    if (!Number.isInteger(workers) || workers < 1 || workers > 1024) throw new UsageError(`--workers must be a whole number from 1 to 1024, got ${workers}`);
+    const context: SourceContext = { ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}), ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}) };
+    super('threads', new ThreadPool(workers, context), options);
+    this.workers = workers;
+  }
+}
+
+interface Slot {
+  worker: Worker;
+  busy: boolean;
+}
+
+interface Pending {
+  spec: RunSpec;
+  job: TaskJob;
+  resolve: (r: JobResult) => void;
+  reject: (e: Error) => void;
+}
+
+// The worker's compiled file beside this one; under a TypeScript runner (the tests, `tsx`) the
+// .ts source, loaded through tsx.
+function startWorker(options: { workerData: unknown; env: NodeJS.ProcessEnv }): Worker {
+  const js = new URL('./thread-worker.js', import.meta.url);
+  if (fs.existsSync(js)) return new Worker(js, options);
+  const ts = new URL('./thread-worker.ts', import.meta.url).href;
+  const boot = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(ts)}); });`;
+  return new Worker(boot, { ...options, eval: true });
+}
+
+class ThreadPool implements JobTransport {
+  readonly slots: number;
+  private readonly context: SourceContext;
+  private readonly pool: Slot[] = [];
+  private readonly queue: Pending[] = [];
+  private readonly inFlight = new Map<number, Pending & { slot: Slot }>();
+  private nextId = 0;
+  private closed = false;
+  private failure: Error | undefined;
+
+  constructor(workers: number, context: SourceContext) {
+    this.slots = workers;
+    this.context = context;
+  }
+
+  submit(spec: RunSpec, job: TaskJob): Promise<JobResult> {
+    if (this.closed) return Promise.reject(new Error('the threads executor is closed'));
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      this.queue.push({ spec, job, resolve, reject });
+      this.pump();
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.pool.map((s) => s.worker.terminate()));
+    this.pool.length = 0;
+  }
+
+  private start(): Slot {
+    const worker = startWorker({ workerData: this.context, env: { ...process.env, REPTILE_NATIVE_THREADS: '1' } });
+    const slot: Slot = { worker, busy: false };
+    worker.on('message', (msg: { id: number; result?: JobResult; error?: string }) => {
+      const p = this.inFlight.get(msg.id);
+      if (p === undefined) return;
+      this.inFlight.delete(msg.id);
+      slot.busy = false;
+      if (msg.error !== undefined) p.reject(new ReptileError(`a worker thread failed: ${msg.error}`));
+      else p.resolve(msg.result!);
+      this.pump();
+    });
+    const die = (why: string) => {
+      this.failure = new ReptileError(`a worker thread of the threads executor died (${why})`);
+      for (const [id, p] of this.inFlight) {
+        if (p.slot === slot) {
+          this.inFlight.delete(id);
+          p.reject(this.failure);
+        }
+      }
+      for (const p of this.queue.splice(0)) p.reject(this.failure);
+    };
+    worker.on('error', (e) => die(e.message));
+    worker.on('exit', (code) => {
+      if (!this.closed) die(`exit code ${code}`);
+    });
+    this.pool.push(slot);
+    return slot;
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0) {
+      let slot = this.pool.find((s) => !s.busy);
+      if (slot === undefined && this.pool.length < this.slots) slot = this.start();
+      if (slot === undefined) return;
+      const p = this.queue.shift()!;
+      const id = this.nextId++;
+      slot.busy = true;
+      this.inFlight.set(id, { ...p, slot });
+      slot.worker.postMessage({ id, spec: p.spec, job: p.job });
+    }
+  }
+}
