@@ -63,17 +63,21 @@ export async function connectRedis(options: RedisConnectOptions): Promise<Redis>
   const shown = redactUrl(options.url);
   const redisOptions: RedisOptions = { maxRetriesPerRequest: null, enableReadyCheck: true, lazyConnect: true, retryStrategy: () => null };
   const client = new Redis(options.url, redisOptions);
-  client.on('error', () => {});
+  let firstError: Error | undefined;
+  const remember = (e: Error) => void (firstError ??= e);
+  client.on('error', remember);
   try {
     await client.connect();
     await client.ping();
   } catch (e) {
     client.disconnect();
-    const m = (e as Error).message;
+    // ioredis reports an AUTH failure as a closed connection; the error event has the reason.
+    const m = (firstError ?? (e as Error)).message;
     if (/WRONGPASS|NOAUTH|invalid password|invalid username/i.test(m)) throw new UsageError(`redis at ${shown} refused the credentials (${m.split('\n')[0]}): check the user and password in --redis`);
     if (/NOPERM/i.test(m)) throw new UsageError(`the redis user in --redis may not run the commands a ${options.role} needs (${m.split('\n')[0]}): grant it ~reptile* and the queue's keys (see docs/distributed.md)`);
     throw new UsageError(`cannot reach redis at ${shown} (${m.split('\n')[0] || 'connection closed'}): start redis-server there or fix --redis`);
   }
+  client.off('error', remember);
   // From here on, reconnect for ever with back-off, and say so once per outage.
   client.options.retryStrategy = (times: number) => Math.min(100 * 2 ** Math.min(times, 6), 5000);
   let down = false;
@@ -195,7 +199,9 @@ class RedisTransport implements JobTransport {
     const connection = this.client.duplicate();
     connection.on('error', () => {});
     const queue = new Queue(queueName(spec.runId), { connection });
-    const events = new QueueEvents(queueName(spec.runId), { connection: this.client.duplicate() });
+    const eventsConnection = this.client.duplicate();
+    eventsConnection.on('error', () => {});
+    const events = new QueueEvents(queueName(spec.runId), { connection: eventsConnection });
     events.on('error', () => {});
     queue.on('error', () => {});
     await events.waitUntilReady();
@@ -303,8 +309,10 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
       workers.set(runId, undefined as unknown as Worker);
       return;
     }
+    const connection = client.duplicate();
+    connection.on('error', () => {});
     const worker = new Worker(queueName(runId), (job: Job) => processJob(job, spec!), {
-      connection: client.duplicate(),
+      connection,
       concurrency: options.concurrency ?? 1,
       lockDuration: lockMs,
       stalledInterval: Math.max(500, Math.floor(lockMs / 2)),
@@ -316,12 +324,23 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
   };
 
   const processJob = async (job: Job, spec: RunSpec): Promise<string> => {
+    try {
+      return await computeJob(job, spec);
+    } catch (e) {
+      if (!(e instanceof Rejected)) throw e;
+      log(`reptile worker: rejected job ${String(job.id)} of run ${spec.runId}: ${e.message}`);
+      throw new UnrecoverableError(`rejected by the worker: ${e.message}`);
+    }
+  };
+
+  const computeJob = async (job: Job, spec: RunSpec): Promise<string> => {
     const data = job.data as QueuedJob;
+    if (typeof data !== 'object' || data === null) throw new Rejected('the job is not an object');
     const size = spec.learner.layout.size * 4;
     const readBlob = async (name: string): Promise<Buffer | undefined> => {
       const k = key(spec.runId, name, String(data.digest));
       const length = await client.strlen(k);
-      if (length > size) throw new UnrecoverableError(`rejected job ${String(job.id)}: ${name} is ${length} bytes, more than the model's ${size}`);
+      if (length > size) throw new Rejected(`${name} is ${length} bytes, more than the model's ${size}`);
       return (await client.getBuffer(k)) ?? undefined;
     };
     const phi = await readBlob('phi');
@@ -332,11 +351,8 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
       phi: phi ?? new Uint8Array(0),
       ...(data.state ? { state: { kind: data.state.kind, step: data.state.step, ...(m ? { m } : {}), ...(v ? { v } : {}) } } : {}),
     } as TaskJob;
-    const problem = typeof data !== 'object' || data === null ? 'the job is not an object' : checkJob(full, { spec });
-    if (problem !== undefined) {
-      log(`reptile worker: rejected job ${String(job.id)} of run ${spec.runId}: ${problem}`);
-      throw new UnrecoverableError(`rejected by the worker: ${problem}`);
-    }
+    const problem = checkJob(full, { spec });
+    if (problem !== undefined) throw new Rejected(problem);
     const result = await runner.run(spec, full);
     const fields: Record<string, Buffer | string> = {
       meta: JSON.stringify({ ...result, outcomes: result.outcomes.map((o) => ({ taskIndex: o.taskIndex, loss: o.loss, score: o.score, ...(o.state ? { state: { kind: o.state.kind, step: o.state.step } } : {}) })) }),
@@ -383,6 +399,9 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
     client.disconnect();
   }
 }
+
+/** A job the worker refuses to run; its message is the reason. */
+class Rejected extends Error {}
 
 function checkSpec(spec: RunSpec | undefined, runId: string): string | undefined {
   if (typeof spec !== 'object' || spec === null) return 'its spec is not readable JSON (or larger than 4 MiB)';

@@ -128,7 +128,8 @@ export async function runMetaLoop(options: MetaLoopOptions): Promise<MetaTrainRe
     return store.save({
       iteration,
       params: learner.getParams(),
-      optimizer: learner.getOptimizerState(),
+      // Under `reset` no state survives a task, so none is saved (whichever executor ran the tasks).
+      optimizer: config.innerState === 'reset' ? undefined : learner.getOptimizerState(),
       meta: { config, source: source.describe(), ...options.checkpointMeta },
     });
   };

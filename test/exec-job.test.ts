@@ -1,0 +1,121 @@
+import * as tf from '@tensorflow/tfjs';
+import { describe, expect, it } from 'vitest';
+import { bytesToFloats, floatsToBytes } from '../src/core/codec.js';
+import { Rng } from '../src/core/rng.js';
+import { checkJob, checkResult, jobDigest, runSpecOf, stateToWire, type JobResult, type TaskJob } from '../src/exec/job.js';
+import { sourceFromSpec } from '../src/exec/runtime.js';
+import { TfjsLearner } from '../src/learners/tfjs.js';
+import { createSineModel } from '../src/learners/models.js';
+import { SineTaskSource } from '../src/tasks/sine.js';
+
+await tf.setBackend('cpu');
+
+const model = createSineModel({ hidden: [4], seed: 1 });
+const learner = new TfjsLearner({ model, innerState: 'shared' });
+const source = new SineTaskSource({ shots: 5 });
+const spec = runSpecOf(learner, source);
+const size = learner.layout.size;
+const phi = new Uint8Array(floatsToBytes(learner.getParams().data));
+const state = stateToWire({ kind: 'adam', step: 3, m: new Float32Array(size).fill(0.5), v: new Float32Array(size).fill(0.25) })!;
+const job: TaskJob = {
+  runId: spec.runId,
+  kind: 'adapt',
+  iteration: 4,
+  seed: 7,
+  taskIndices: [0, 1],
+  inner: { optimizer: 'adam', learningRate: 1e-3, innerIters: 2, innerBatch: 5 },
+  transductive: false,
+  phi,
+  state,
+  digest: jobDigest(phi, state),
+};
+const floats = (f: (a: Float32Array) => void): Uint8Array => {
+  const a = bytesToFloats(phi);
+  f(a);
+  return new Uint8Array(floatsToBytes(a));
+};
+
+describe('the float32 codec', () => {
+  it('round-trips bytes exactly, from any offset, and refuses a ragged or wrongly sized payload', () => {
+    const values = new Float32Array([1.5, -0, Number.MIN_VALUE, 3.4e38, NaN]);
+    const bytes = new Uint8Array(3 + values.byteLength);
+    bytes.set(floatsToBytes(values), 3);
+    const back = bytesToFloats(bytes.subarray(3), 5);
+    expect(Buffer.from(back.buffer).equals(Buffer.from(values.buffer))).toBe(true);
+    expect(() => bytesToFloats(new Uint8Array(7))).toThrow(/not a whole number of floats/);
+    expect(() => bytesToFloats(new Uint8Array(8), 3)).toThrow(/2 values, expected 3/);
+  });
+});
+
+describe('a worker checks every job before it runs it', () => {
+  it('accepts the honest job', () => {
+    expect(checkJob(job, { spec })).toBeUndefined();
+  });
+
+  const hostile: [string, unknown, RegExp][] = [
+    ['not an object', 'rm -rf /', /not an object/],
+    ['an unknown run', { ...job, runId: 'r000000000000' }, /is for run 'r000000000000'/],
+    ['an unknown kind', { ...job, kind: 'exec' }, /unknown job kind 'exec'/],
+    ['a negative iteration', { ...job, iteration: -1 }, /iteration -1 is not a whole number/],
+    ['a fractional task index', { ...job, taskIndices: [0, 1.5] }, /task index 1.5/],
+    ['a task index beyond the meta-batch', { ...job, taskIndices: [5] }, /task index 5 is not a whole number below 5/],
+    ['no tasks', { ...job, taskIndices: [] }, /names no tasks/],
+    ['too many tasks', { ...job, taskIndices: Array.from({ length: 10_001 }, (_, i) => i) }, /more than 10000/],
+    ['a huge inner loop', { ...job, inner: { ...job.inner, innerIters: 1e9 } }, /above 100000/],
+    ['a bad learning rate', { ...job, inner: { ...job.inner, learningRate: -1 } }, /learning rate must be a positive number/],
+    ['φ as a JSON array of numbers', { ...job, phi: Array.from(bytesToFloats(phi)) }, /φ is not binary/],
+    ['a short φ', { ...job, phi: phi.subarray(0, phi.length - 4) }, new RegExp(`φ has ${phi.length - 4} bytes, not ${phi.length}`)],
+    ['an oversized φ', { ...job, phi: new Uint8Array(phi.length * 1000) }, /φ has \d+ bytes/],
+    ['a φ with NaN', { ...job, phi: floats((a) => (a[2] = NaN)), digest: jobDigest(floats((a) => (a[2] = NaN)), state) }, /φ holds a non-finite value at 2/],
+    ['a φ with Infinity', { ...job, phi: floats((a) => (a[0] = Infinity)), digest: jobDigest(floats((a) => (a[0] = Infinity)), state) }, /non-finite value at 0/],
+    ['an optimizer state of the wrong size', { ...job, state: { ...state, m: new Uint8Array(8) } }, /optimizer state m has 8 bytes/],
+    ['a malformed optimizer state', { ...job, state: { kind: 'rmsprop', step: 1 } }, /optimizer state is malformed/],
+    ['a φ changed after the digest', { ...job, phi: floats((a) => (a[1] = 123)) }, /digest does not match/],
+    ['a 64-bit seed', { ...job, seed: 2 ** 40 }, /not a 32-bit whole number/],
+  ];
+  for (const [name, payload, reason] of hostile) {
+    it(`rejects ${name}, naming the reason`, () => {
+      expect(checkJob(payload, { spec, maxTasks: 5 })).toMatch(reason);
+    });
+  }
+});
+
+describe('the coordinator checks every result against the job it answers', () => {
+  const params = new Uint8Array(phi);
+  const outcome = { taskIndex: 0, loss: 0.5, params, lastStep: params, state };
+  const result: JobResult = { runId: job.runId, kind: 'adapt', iteration: 4, digest: job.digest, layoutHash: learner.layout.hash, outcomes: [outcome, { ...outcome, taskIndex: 1 }] };
+  const expect_ = { job, layout: learner.layout, wantState: true };
+  it('accepts the honest result', () => {
+    expect(checkResult(result, expect_)).toBeUndefined();
+  });
+  const hostile: [string, unknown, RegExp][] = [
+    ['from another run', { ...result, runId: 'rX' }, /for run 'rX'/],
+    ['for another iteration (late)', { ...result, iteration: 3 }, /for iteration 3, not 4/],
+    ['computed from another φ (stale)', { ...result, digest: '0000000000000000' }, /another φ \(digest mismatch\)/],
+    ['of another layout', { ...result, layoutHash: 'deadbeef' }, /layout deadbeef/],
+    ['with a task missing', { ...result, outcomes: [outcome] }, /1 outcomes for a job of 2 tasks/],
+    ['answering other tasks', { ...result, outcomes: [outcome, { ...outcome, taskIndex: 9 }] }, /outcome 1 is not for task 1/],
+    ['with oversized weights', { ...result, outcomes: [{ ...outcome, params: new Uint8Array(params.length + 4) }, outcome] }, /adapted weights has \d+ bytes/],
+    ['with non-finite weights', { ...result, outcomes: [{ ...outcome, lastStep: floats((a) => (a[3] = NaN)) }, { ...outcome, taskIndex: 1 }] }, /last step holds a non-finite value at 3/],
+    ['without the shared state', { ...result, outcomes: [{ ...outcome, state: undefined }, { ...outcome, taskIndex: 1 }] }, /optimizer state is missing/],
+  ];
+  for (const [name, payload, reason] of hostile) {
+    it(`rejects a result ${name}`, () => {
+      expect(checkResult(payload, expect_)).toMatch(reason);
+    });
+  }
+});
+
+describe('task sources rebuilt from their description', () => {
+  it('gives the very tasks of the original', () => {
+    const rebuilt = sourceFromSpec(source.describe());
+    const a = source.sample(Rng.derive(1, 2, 3));
+    const b = rebuilt.sample(Rng.derive(1, 2, 3));
+    expect(Array.from(b.support.inputs)).toEqual(Array.from(a.support.inputs));
+    expect(Array.from(b.query.targets)).toEqual(Array.from(a.query.targets));
+  });
+  it('refuses a source it does not know, and a few-shot source without its data', () => {
+    expect(() => sourceFromSpec({ task: 'python', code: 'os.system(...)' })).toThrow(/of kind 'python' cannot be rebuilt on a worker/);
+    expect(() => sourceFromSpec({ task: 'few-shot', classes: 5, shots: 1 })).toThrow(/does not say which data/);
+  });
+});

@@ -1,0 +1,184 @@
+import * as path from 'node:path';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queueName, RUNS_KEY } from '../src/exec/redis.js';
+import { makeTemp, writeImageFolder } from './few-shot/fixtures.js';
+import { checkpointPayload, redisSkipReason, runReptile, spawnReptile, startRedis, type TestRedis, type WorkerProcess } from './helpers/redis.js';
+
+// Sine meta-training small enough for a test, with tasks long enough (2,000 inner steps) that a
+// worker killed at random is almost surely in the middle of one.
+const sine = (policy: string, iters = 20) => ['train', '--task', 'sine', '--hidden', '16,16', '--meta-iters', String(iters), '--meta-batch', '4', '--inner-state', policy, '--eval-samples', '8', '--checkpoint-every', '5', '--json'];
+const slow = (iters: number) => [...sine('shared', iters), '--inner-iters', '2000'];
+
+async function train(args: string[], dir: string) {
+  const r = await runReptile([...args, '--checkpoint', dir]);
+  if (r.code !== 0) throw new Error(`reptile ${args.join(' ')} failed (${r.code}):\n${r.stderr}`);
+  return { payload: checkpointPayload(dir), result: JSON.parse(r.stdout) as { heldOut: { mse: number } }, stderr: r.stderr };
+}
+
+function oneLine(stderr: string): string[] {
+  return stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('train sine') && !l.startsWith('tfjs backend'));
+}
+
+describe('the threads executor', () => {
+  for (const policy of ['shared', 'reset']) {
+    it(`gives the inline executor's parameters bit for bit after 20 meta-iterations (${policy})`, async () => {
+      const root = makeTemp('reptile-threads-');
+      const inline = await train(sine(policy), path.join(root, 'inline'));
+      const threads = await train([...sine(policy), '--executor', 'threads', '--workers', '2'], path.join(root, 'threads'));
+      expect(threads.payload.equals(inline.payload)).toBe(true);
+      expect(threads.result.heldOut.mse).toBe(inline.result.heldOut.mse);
+    }, 120_000);
+  }
+
+  it('refuses the carry policy with one line naming the parallel-safe ones', async () => {
+    const r = await runReptile(['train', '--task', 'sine', '--meta-iters', '2', '--inner-state', 'carry', '--executor', 'threads']);
+    expect(r.code).not.toBe(0);
+    const lines = oneLine(r.stderr);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^reptile: the threads executor .* cannot carry the inner optimizer's state .*: use --inner-state shared or reset/);
+  });
+
+  it('evaluates a few-shot checkpoint with the inline executor\'s accuracy (reptile eval --executor threads)', async () => {
+    const folder = writeImageFolder(makeTemp(), { classes: 12, perClass: 3, size: 28 });
+    const ck = path.join(makeTemp(), 'ck');
+    const tiny = ['--classes', '3', '--shots', '1', '--train-shots', '2', '--inner-batch', '3', '--inner-iters', '2', '--meta-iters', '3', '--meta-batch', '2', '--eval-iters', '3', '--eval-batch', '2', '--eval-interval', '100'];
+    const t = await runReptile(['train', '--dataset', 'folder', '--data-dir', folder, ...tiny, '--checkpoint', ck, '--backend', 'cpu']);
+    expect(t.code, t.stderr).toBe(0);
+    const evalArgs = ['eval', '--checkpoint', ck, '--samples', '40', '--json', '--backend', 'cpu'];
+    const inline = await runReptile(evalArgs);
+    const threads = await runReptile([...evalArgs, '--executor', 'threads', '--workers', '2']);
+    expect(inline.code, inline.stderr).toBe(0);
+    expect(threads.code, threads.stderr).toBe(0);
+    const a = JSON.parse(inline.stdout) as { accuracy: number; ci95: number };
+    const b = JSON.parse(threads.stdout) as { accuracy: number; ci95: number };
+    expect(b.accuracy).toBe(a.accuracy);
+    expect(b.ci95).toBe(a.ci95);
+  }, 180_000);
+});
+
+describe.skipIf(redisSkipReason !== undefined)('the redis executor (BullMQ on a real redis-server)', () => {
+  let redis: TestRedis;
+  let workers: WorkerProcess[] = [];
+  let root: string;
+  const inline: Record<string, Buffer> = {};
+  const startWorkers = async (n: number, extra: string[] = []) => {
+    const started = Array.from({ length: n }, () => spawnReptile(['worker', '--redis', redis.url, '--lock-ms', '1000', ...extra]));
+    for (const w of started) await w.waitFor(/waiting for runs/);
+    workers.push(...started);
+    return started;
+  };
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    root = makeTemp('reptile-redis-');
+    for (const policy of ['shared', 'reset']) inline[policy] = (await train(sine(policy), path.join(root, `inline-${policy}`))).payload;
+    inline['slow'] = (await train(slow(30), path.join(root, 'inline-slow'))).payload;
+    await startWorkers(2);
+  }, 180_000);
+
+  afterAll(async () => {
+    for (const w of workers) await w.stop();
+    await redis?.stop();
+  });
+
+  for (const policy of ['shared', 'reset']) {
+    it(`gives the inline executor's parameters bit for bit after 20 meta-iterations, with two workers (${policy})`, async () => {
+      const r = await train([...sine(policy), '--executor', 'redis', '--redis', redis.url], path.join(root, `redis-${policy}`));
+      expect(r.payload.equals(inline[policy]!)).toBe(true);
+    }, 120_000);
+  }
+
+  it('ends bit-identical when a worker is SIGKILLed mid-run: its job is delivered again', async () => {
+    const [extra] = await startWorkers(1);
+    const dir = path.join(root, 'killed-worker');
+    const coordinator = spawnReptile([...slow(30), '--executor', 'redis', '--redis', redis.url, '--checkpoint', dir]);
+    await coordinator.waitFor(/train sine: 8\/30/, 120_000);
+    await extra!.stop();
+    await coordinator.waitFor(/"iterations": 30/, 120_000);
+    expect(checkpointPayload(dir).equals(inline['slow']!)).toBe(true);
+  }, 240_000);
+
+  it('continues bit-identical when the coordinator is SIGKILLed and started again on the same --checkpoint', async () => {
+    const dir = path.join(root, 'killed-coordinator');
+    const first = spawnReptile([...slow(30), '--executor', 'redis', '--redis', redis.url, '--checkpoint', dir]);
+    await first.waitFor(/train sine: 13\/30/, 120_000);
+    await first.stop();
+    const again = await train([...slow(30), '--executor', 'redis', '--redis', redis.url], dir);
+    expect(again.payload.equals(inline['slow']!)).toBe(true);
+  }, 240_000);
+
+  it('survives Redis restarting under a running job: everyone says so in one line, the run ends bit-identical', async () => {
+    const dir = path.join(root, 'redis-restart');
+    const coordinator = spawnReptile([...slow(30), '--executor', 'redis', '--redis', redis.url, '--checkpoint', dir]);
+    await coordinator.waitFor(/train sine: 6\/30/, 120_000);
+    await redis.kill();
+    await new Promise((r) => setTimeout(r, 1500));
+    await redis.restart();
+    await coordinator.waitFor(/"iterations": 30/, 180_000);
+    expect(coordinator.log()).toMatch(/reptile coordinator: lost redis at redis:\/\/127\.0\.0\.1:\d+\/? \(.*\); reconnecting with back-off/);
+    expect(coordinator.log()).toMatch(/reptile coordinator: reconnected to redis/);
+    expect(coordinator.log().match(/lost redis/g)).toHaveLength(1);
+    await workers[0]!.waitFor(/reptile worker: reconnected to redis/, 30_000);
+    expect(workers[0]!.log().match(/reptile worker: lost redis/g)).toHaveLength(1);
+    expect(checkpointPayload(dir).equals(inline['slow']!)).toBe(true);
+  }, 300_000);
+
+  it('rejects forged jobs and specs sent over the network, logging why, and runs nothing', async () => {
+    const client = new Redis(redis.url, { maxRetriesPerRequest: null });
+    try {
+      // A hostile run: its spec is not JSON.
+      await client.set('reptile:rEVIL:spec', 'require("child_process").exec("rm -rf /")');
+      await client.sadd(RUNS_KEY, 'rEVIL');
+      await workers[0]!.waitFor(/ignoring run rEVIL: its spec is not readable JSON/);
+      // A real run's spec (left behind by a short run), announced again, and forged jobs on its queue.
+      await train([...sine('shared', 2), '--executor', 'redis', '--redis', redis.url, '--run-id', 'forgery'], path.join(root, 'forgery'));
+      const specKey = (await client.keys('reptile:forgery-*:spec'))[0]!;
+      const specText = await client.get(specKey);
+      const runId = specKey.split(':')[1]!;
+      await client.sadd(RUNS_KEY, runId);
+      const spec = JSON.parse(specText!) as { learner: { layout: { size: number } } };
+      const queue = new Queue(queueName(runId), { connection: client.duplicate() });
+      const size = spec.learner.layout.size;
+      const phiOk = Buffer.alloc(size * 4);
+      await client.set(`reptile:${runId}:phi:0123456789abcdef`, phiOk);
+      await client.set(`reptile:${runId}:phi:ffffffffffffffff`, Buffer.alloc(size * 4 + 1_000_000));
+      const job = { runId, kind: 'adapt', iteration: 0, seed: 1, taskIndices: [0], inner: { optimizer: 'adam', learningRate: 0.001, innerIters: 1, innerBatch: 1 }, transductive: false };
+      await queue.add('adapt', { ...job, digest: '0123456789abcdef' }, { jobId: 'forged-digest' });
+      await queue.add('adapt', { ...job, digest: 'ffffffffffffffff' }, { jobId: 'forged-oversized' });
+      await queue.add('adapt', { ...job, runId: 'rOTHER', digest: '0123456789abcdef' }, { jobId: 'forged-run' });
+      await queue.add('adapt', { ...job, inner: { ...job.inner, innerIters: 1e9 }, digest: '0123456789abcdef' }, { jobId: 'forged-iters' });
+      const all = () => workers.map((w) => w.log()).join('\n');
+      const until = Date.now() + 60_000;
+      const wanted = [/rejected job forged-digest .*: the digest does not match φ/, /forged-oversized.*phi is \d+ bytes, more than the model's/, /rejected job forged-run .*: the job is for run 'rOTHER'/, /rejected job forged-iters .*: inner iterations or batch above 100000/];
+      while (!wanted.every((w) => w.test(all())) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      for (const w of wanted) expect(all()).toMatch(w);
+      const failed = await queue.getFailed();
+      expect(failed.map((j) => j.id).sort()).toEqual(['forged-digest', 'forged-iters', 'forged-oversized', 'forged-run']);
+      await queue.close();
+    } finally {
+      client.disconnect();
+    }
+  }, 120_000);
+
+  it('refuses a wrong password and an unreachable server with one line and a non-zero exit', async () => {
+    const locked = await startRedis({ password: 's3cret' });
+    try {
+      const bad = `redis://:wrong@127.0.0.1:${locked.port}`;
+      for (const args of [['worker', '--redis', bad], ['train', '--task', 'sine', '--meta-iters', '2', '--executor', 'redis', '--redis', bad]]) {
+        const r = await runReptile(args, 30_000);
+        expect(r.code).not.toBe(0);
+        const lines = oneLine(r.stderr);
+        expect(lines).toHaveLength(1);
+        expect(lines[0]).toMatch(/^reptile: redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/? refused the credentials \(WRONGPASS.*\): check the user and password in --redis$/);
+        expect(lines[0]).not.toMatch(/wrong/);
+      }
+      const r = await runReptile(['worker', '--redis', `redis://127.0.0.1:1`], 30_000);
+      expect(r.code).not.toBe(0);
+      expect(oneLine(r.stderr)).toEqual([expect.stringMatching(/^reptile: cannot reach redis at redis:\/\/127\.0\.0\.1:1\/? \(.*ECONNREFUSED.*\): start redis-server there or fix --redis$/)]);
+    } finally {
+      await locked.stop();
+    }
+  }, 60_000);
+});
