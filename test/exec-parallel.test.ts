@@ -60,7 +60,7 @@ describe('the threads executor', () => {
 
 describe.skipIf(redisSkipReason !== undefined)('the redis executor (BullMQ on a real redis-server)', () => {
   let redis: TestRedis;
-  let workers: WorkerProcess[] = [];
+  const workers: WorkerProcess[] = [];
   let root: string;
   const inline: Record<string, Buffer> = {};
   const startWorkers = async (n: number, extra: string[] = []) => {
