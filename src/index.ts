@@ -36,3 +36,4 @@ export { Reptile, REPTILE_DEFAULTS, type ReptileOptions, type InnerOptimizerName
 export { parseIdx, readIdxFile, encodeIdxUint8, type IdxArray, type IdxType } from './data/idx.js';
 export * from './data/mnist.js';
 export { trainMnistMlp, type MnistMlpOptions, type MnistMlpResult, type MnistEpochLogs } from './recipes/mnist-mlp.js';
+export * from './recipes/presets.js';
