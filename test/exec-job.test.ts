@@ -25,6 +25,7 @@ const job: TaskJob = {
   taskIndices: [0, 1],
   inner: { optimizer: 'adam', learningRate: 1e-3, innerIters: 2, innerBatch: 5 },
   transductive: false,
+  wantLastStep: true,
   phi,
   state,
   digest: jobDigest(phi, state),

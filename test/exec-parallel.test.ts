@@ -32,6 +32,13 @@ describe('the threads executor', () => {
     }, 120_000);
   }
 
+  it("gives the inline executor's parameters bit for bit under FOMAML, whose last inner steps travel back", async () => {
+    const root = makeTemp('reptile-threads-');
+    const inline = await train([...sine('shared', 10), '--foml'], path.join(root, 'inline'));
+    const threads = await train([...sine('shared', 10), '--foml', '--executor', 'threads', '--workers', '3'], path.join(root, 'threads'));
+    expect(threads.payload.equals(inline.payload)).toBe(true);
+  }, 120_000);
+
   it('refuses the carry policy with one line naming the parallel-safe ones', async () => {
     const r = await runReptile(['train', '--task', 'sine', '--meta-iters', '2', '--inner-state', 'carry', '--executor', 'threads']);
     expect(r.code).not.toBe(0);
@@ -144,7 +151,7 @@ describe.skipIf(redisSkipReason !== undefined)('the redis executor (BullMQ on a 
       const phiOk = Buffer.alloc(size * 4);
       await client.set(`reptile:${runId}:phi:0123456789abcdef`, phiOk);
       await client.set(`reptile:${runId}:phi:ffffffffffffffff`, Buffer.alloc(size * 4 + 1_000_000));
-      const job = { runId, kind: 'adapt', iteration: 0, seed: 1, taskIndices: [0], inner: { optimizer: 'adam', learningRate: 0.001, innerIters: 1, innerBatch: 1 }, transductive: false };
+      const job = { runId, kind: 'adapt', iteration: 0, seed: 1, taskIndices: [0], inner: { optimizer: 'adam', learningRate: 0.001, innerIters: 1, innerBatch: 1 }, transductive: false, wantLastStep: false };
       await queue.add('adapt', { ...job, digest: '0123456789abcdef' }, { jobId: 'forged-digest' });
       await queue.add('adapt', { ...job, digest: 'ffffffffffffffff' }, { jobId: 'forged-oversized' });
       await queue.add('adapt', { ...job, runId: 'rOTHER', digest: '0123456789abcdef' }, { jobId: 'forged-run' });

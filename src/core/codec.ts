@@ -22,6 +22,18 @@ export function bytesToFloats(bytes: Uint8Array, expected?: number): Float32Arra
   return out;
 }
 
+/**
+ * The float32 values of `bytes` without copying them when the bytes are 4-byte aligned (as
+ * transferred and freshly read buffers are), else a copy. The view shares memory with `bytes`:
+ * use it only for bytes nobody else will change.
+ */
+export function floatsView(bytes: Uint8Array, expected?: number): Float32Array {
+  if (bytes.byteOffset % 4 !== 0 || bytes.byteLength % 4 !== 0) return bytesToFloats(bytes, expected);
+  const view = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+  if (expected !== undefined && view.length !== expected) throw new Error(`a float32 payload of ${view.length} values, expected ${expected}`);
+  return view;
+}
+
 /** The index of the first value that is NaN or ±Infinity, or -1. */
 export function firstNonFinite(values: Float32Array): number {
   for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i]!)) return i;

@@ -11,6 +11,8 @@ export interface MetaBatchRequest {
   readonly iteration: number;
   readonly metaBatch: number;
   readonly inner: InnerOptions;
+  /** Whether the results' `lastStep` is used (FOMAML); executors that send results over a wire skip it otherwise. */
+  readonly foml?: boolean;
 }
 
 /** The test tasks of an evaluation: task i is drawn with `evalTaskStreams(seed, i)`, adapted from φ and scored. */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
-import { bytesToFloats, firstNonFinite, floatsToBytes } from '../core/codec.js';
+import { firstNonFinite, floatsToBytes, floatsView } from '../core/codec.js';
 import type { Layout } from '../core/params.js';
 import { learnerKind } from '../learners/create-learner.js';
 import { validateInnerOptions, type InnerOptions, type InnerStatePolicy, type Learner, type OptimizerState } from '../learners/learner.js';
@@ -53,6 +53,8 @@ export interface TaskJob {
   readonly taskIndices: readonly number[];
   readonly inner: InnerOptions;
   readonly transductive: boolean;
+  /** Whether to send back each task's last inner step (FOMAML needs it, Reptile does not). */
+  readonly wantLastStep: boolean;
   readonly phi: Uint8Array;
   readonly state?: WireState;
   readonly digest: string;
@@ -110,17 +112,17 @@ export function stateToWire(state: OptimizerState | undefined): WireState | unde
 /** An optimizer state back from its wire form; sizes are checked against `size` floats. */
 export function stateFromWire(state: WireState | undefined, size: number): OptimizerState | undefined {
   if (state === undefined) return undefined;
-  return { kind: state.kind, step: state.step, ...(state.m ? { m: bytesToFloats(state.m, size) } : {}), ...(state.v ? { v: bytesToFloats(state.v, size) } : {}) };
+  return { kind: state.kind, step: state.step, ...(state.m ? { m: floatsView(state.m, size) } : {}), ...(state.v ? { v: floatsView(state.v, size) } : {}) };
 }
 
-/** The digest of φ and the optimizer state a job starts from (16 hex digits of SHA-256). */
+/**
+ * The digest a job's results are matched by (16 hex digits of SHA-256): of φ and the optimizer
+ * state's kind and step count, which together tell one meta-iteration of a run from any other.
+ * The moments' bytes are checked for size and finiteness, not hashed (they are 2/3 of the bytes).
+ */
 export function jobDigest(phi: Uint8Array, state: WireState | undefined): string {
   const h = createHash('sha256').update(phi);
-  if (state) {
-    h.update(`${state.kind}:${state.step}`);
-    if (state.m) h.update(state.m);
-    if (state.v) h.update(state.v);
-  }
+  if (state) h.update(`${state.kind}:${state.step}:${state.m ? 'm' : ''}${state.v ? 'v' : ''}`);
   return h.digest('hex').slice(0, 16);
 }
 
@@ -150,6 +152,7 @@ export function checkJob(job: unknown, expect: JobExpectations): string | undefi
   const limit = expect.maxTasks ?? Number.MAX_SAFE_INTEGER;
   for (const t of j.taskIndices) if (!isWhole(t) || t >= limit) return `task index ${String(t)} is not a whole number below ${limit}`;
   if (typeof j.transductive !== 'boolean') return 'transductive is not a boolean';
+  if (typeof j.wantLastStep !== 'boolean') return 'wantLastStep is not a boolean';
   try {
     validateInnerOptions(j.inner as InnerOptions);
   } catch (e) {
@@ -174,10 +177,12 @@ export function checkJob(job: unknown, expect: JobExpectations): string | undefi
 
 /** What the sender of a job expects of its answer. */
 export interface ResultExpectations {
-  readonly job: Pick<TaskJob, 'runId' | 'kind' | 'iteration' | 'digest' | 'taskIndices'>;
+  readonly job: Pick<TaskJob, 'runId' | 'kind' | 'iteration' | 'digest' | 'taskIndices'> & { readonly wantLastStep?: boolean };
   readonly layout: Pick<Layout, 'hash' | 'size'>;
   /** Whether each adapt outcome must carry the optimizer's final state (the `shared` policy). */
   readonly wantState: boolean;
+  /** Scan every value for NaN and ±Infinity (off for results from this process's own threads). Default true. */
+  readonly scanValues?: boolean;
 }
 
 /**
@@ -189,6 +194,7 @@ export function checkResult(result: unknown, expect: ResultExpectations): string
   if (typeof result !== 'object' || result === null) return 'the result is not an object';
   const r = result as Partial<JobResult>;
   const { job, layout } = expect;
+  const scan = expect.scanValues ?? true;
   if (r.runId !== job.runId) return `the result is for run '${String(r.runId)}', not '${job.runId}'`;
   if (r.kind !== job.kind) return `the result is of kind '${String(r.kind)}', not '${job.kind}'`;
   if (r.iteration !== job.iteration) return `the result is for iteration ${String(r.iteration)}, not ${job.iteration}`;
@@ -203,8 +209,8 @@ export function checkResult(result: unknown, expect: ResultExpectations): string
       continue;
     }
     if (typeof o.loss !== 'number' || Number.isNaN(o.loss)) return `task ${o.taskIndex}: the loss is not a number`;
-    for (const [name, a] of [['adapted weights', o.params], ['last step', o.lastStep]] as const) {
-      const p = floatsProblem(`task ${o.taskIndex}: ${name}`, a, layout.size);
+    for (const [name, a] of [['adapted weights', o.params], ...((job as Partial<TaskJob>).wantLastStep === false ? [] : [['last step', o.lastStep] as const])] as const) {
+      const p = floatsProblem(`task ${o.taskIndex}: ${name}`, a, layout.size, scan);
       if (p) return p;
     }
     if (expect.wantState) {
@@ -212,7 +218,7 @@ export function checkResult(result: unknown, expect: ResultExpectations): string
       if (s === undefined || (s.kind !== 'sgd' && s.kind !== 'adam') || !isWhole(s.step)) return `task ${o.taskIndex}: the optimizer state is missing or malformed`;
       for (const [name, a] of [['m', s.m], ['v', s.v]] as const) {
         if (a === undefined) continue;
-        const p = floatsProblem(`task ${o.taskIndex}: optimizer state ${name}`, a, layout.size);
+        const p = floatsProblem(`task ${o.taskIndex}: optimizer state ${name}`, a, layout.size, scan);
         if (p) return p;
       }
     }
@@ -224,10 +230,11 @@ function isWhole(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
-function floatsProblem(name: string, bytes: unknown, size: number): string | undefined {
+function floatsProblem(name: string, bytes: unknown, size: number, scan = true): string | undefined {
   if (!(bytes instanceof Uint8Array)) return `${name} is not binary`;
   if (bytes.byteLength !== size * 4) return `${name} has ${bytes.byteLength} bytes, not ${size * 4} (${size} float32 values)`;
-  const at = firstNonFinite(bytesToFloats(bytes));
+  if (!scan) return undefined;
+  const at = firstNonFinite(floatsView(bytes));
   if (at >= 0) return `${name} holds a non-finite value at ${at}`;
   return undefined;
 }

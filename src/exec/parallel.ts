@@ -1,7 +1,7 @@
 import { ReptileError } from '../_utils/errors.js';
-import { bytesToFloats, floatsToBytes } from '../core/codec.js';
+import { floatsToBytes, floatsView } from '../core/codec.js';
 import { Params } from '../core/params.js';
-import type { AdaptResult, Learner } from '../learners/learner.js';
+import type { AdaptResult, Learner, OptimizerState } from '../learners/learner.js';
 import type { TaskSource } from '../tasks/task.js';
 import { checkPolicyFor, type EvalRequest, type Executor, type MetaBatchRequest } from './executor.js';
 import { checkResult, jobDigest, runSpecOf, stateFromWire, stateToWire, type JobResult, type RunSpec, type TaskJob } from './job.js';
@@ -25,11 +25,17 @@ export interface ParallelExecutorOptions {
   runId?: string;
   /** Tasks per evaluation job; default a few jobs per worker, at most 50 tasks each. */
   evalChunk?: number;
+  /**
+   * Scan every value of every result for NaN and ±Infinity before using it. Default true; the
+   * threads executor turns it off, its results coming from this process's own threads (the
+   * training loop still stops a diverged run).
+   */
+  scanValues?: boolean;
 }
 
 /**
- * The coordinator's half of the threads and redis executors: it cuts a meta-batch into one job
- * per worker (an evaluation into many small jobs), sends φ and the shared optimizer state as
+ * The coordinator's half of the threads and redis executors: it makes each task of a meta-batch
+ * a job (an evaluation is cut into jobs of several tasks), sends φ and the shared optimizer state as
  * bytes, checks every result against the job it answers (run, iteration, digest of φ, layout,
  * sizes, finite values), and puts the results back in task-index order. Under `shared` the next
  * state is the mean of the tasks' final states, exactly as the inline executor makes it, so the
@@ -66,19 +72,23 @@ export class ParallelExecutor implements Executor {
     checkPolicyFor(this, learner.innerState);
     const spec = this.specFor(learner, request.source);
     const shared = learner.innerState === 'shared';
+    const wantLastStep = request.foml !== false;
     const phi = new Uint8Array(floatsToBytes(learner.getParams().data));
     const state = shared ? stateToWire(learner.getOptimizerState()) : undefined;
-    const base = { runId: spec.runId, kind: 'adapt' as const, iteration: request.iteration, seed: request.seed, inner: request.inner, transductive: false, phi, ...(state ? { state } : {}), digest: jobDigest(phi, state) };
-    const chunks = split(request.metaBatch, Math.min(this.transport.slots, request.metaBatch));
-    const answers = await Promise.all(chunks.map((taskIndices) => this.send(spec, { ...base, taskIndices }, learner, shared)));
-    const results: AdaptResult[] = [];
-    const finals = [];
-    for (const answer of answers) {
-      for (const o of answer.outcomes) {
-        results.push({ params: new Params(learner.layout, bytesToFloats(o.params!)), lastStep: new Params(learner.layout, bytesToFloats(o.lastStep!)), loss: o.loss! });
-        if (shared) finals.push(stateFromWire(o.state, learner.layout.size));
-      }
-    }
+    const base = { runId: spec.runId, kind: 'adapt' as const, iteration: request.iteration, seed: request.seed, inner: request.inner, transductive: false, wantLastStep, phi, ...(state ? { state } : {}), digest: jobDigest(phi, state) };
+    // One job per task: free workers take the next one, and each result is decoded as it arrives,
+    // while the other tasks still run.
+    const results = new Array<AdaptResult>(request.metaBatch);
+    const finals = new Array<OptimizerState | undefined>(request.metaBatch);
+    await Promise.all(
+      Array.from({ length: request.metaBatch }, async (_, t) => {
+        const answer = await this.send(spec, { ...base, taskIndices: [t] }, learner, shared);
+        const o = answer.outcomes[0]!;
+        const params = new Params(learner.layout, floatsView(o.params!));
+        results[t] = { params, loss: o.loss!, lastStep: o.lastStep ? new Params(learner.layout, floatsView(o.lastStep)) : notSent() };
+        if (shared) finals[t] = stateFromWire(o.state, learner.layout.size);
+      }),
+    );
     if (shared) learner.setOptimizerState(meanOptimizerState(finals));
     return results;
   }
@@ -88,7 +98,7 @@ export class ParallelExecutor implements Executor {
     const spec = this.specFor(learner, request.source);
     const phi = new Uint8Array(floatsToBytes(learner.getParams().data));
     const state = stateToWire(learner.getOptimizerState());
-    const base = { runId: spec.runId, kind: 'eval' as const, iteration: 0, seed: request.seed, inner: request.inner, transductive: request.transductive, phi, ...(state ? { state } : {}), digest: jobDigest(phi, state) };
+    const base = { runId: spec.runId, kind: 'eval' as const, iteration: 0, seed: request.seed, inner: request.inner, transductive: request.transductive, wantLastStep: false, phi, ...(state ? { state } : {}), digest: jobDigest(phi, state) };
     const size = this.options.evalChunk ?? Math.max(1, Math.min(50, Math.ceil(samples / (this.transport.slots * 4))));
     const chunks: number[][] = [];
     for (let s = 0; s < samples; s += size) chunks.push(Array.from({ length: Math.min(size, samples - s) }, (_, i) => s + i));
@@ -111,7 +121,7 @@ export class ParallelExecutor implements Executor {
 
   private async send(spec: RunSpec, job: TaskJob, learner: Learner, wantState: boolean): Promise<JobResult> {
     const result = await this.transport.submit(spec, job);
-    const problem = checkResult(result, { job, layout: learner.layout, wantState });
+    const problem = checkResult(result, { job, layout: learner.layout, wantState, scanValues: this.options.scanValues ?? true });
     if (problem !== undefined) {
       // A worker's honest answer is non-finite only when training diverged; the loop says so.
       if (problem.includes('non-finite') && job.kind === 'adapt') return result;
@@ -121,14 +131,11 @@ export class ParallelExecutor implements Executor {
   }
 }
 
-/** 0..n−1 cut into `parts` contiguous runs of nearly equal length. */
-function split(n: number, parts: number): number[][] {
-  const out: number[][] = [];
-  let start = 0;
-  for (let p = 0; p < parts; p++) {
-    const len = Math.floor(n / parts) + (p < n % parts ? 1 : 0);
-    out.push(Array.from({ length: len }, (_, i) => start + i));
-    start += len;
-  }
-  return out;
+// Reptile's update does not read the last inner step, so it does not travel; reading it is a bug.
+function notSent(): Params {
+  return new Proxy({} as Params, {
+    get() {
+      throw new Error('the last inner step was not sent back: the executor was told the run is not FOMAML (MetaBatchRequest.foml)');
+    },
+  });
 }

@@ -150,6 +150,7 @@ class RedisTransport implements JobTransport {
       taskIndices: job.taskIndices,
       inner: job.inner,
       transductive: job.transductive,
+      wantLastStep: job.wantLastStep,
       digest: job.digest,
       ...(job.state ? { state: { kind: job.state.kind, step: job.state.step, m: job.state.m !== undefined, v: job.state.v !== undefined } } : {}),
     };
@@ -323,6 +324,7 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
     log(`reptile worker: working on run ${runId} (${String(spec!.source['task'])}, ${spec!.learner.kind} learner)`);
   };
 
+  let lastBlobs: { runId: string; digest: string; phi: Buffer | undefined; m: Buffer | undefined; v: Buffer | undefined } | undefined;
   const processJob = async (job: Job, spec: RunSpec): Promise<string> => {
     try {
       return await computeJob(job, spec);
@@ -343,9 +345,14 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
       if (length > size) throw new Rejected(`${name} is ${length} bytes, more than the model's ${size}`);
       return (await client.getBuffer(k)) ?? undefined;
     };
-    const phi = await readBlob('phi');
-    const m = data.state?.m === true ? await readBlob('m') : undefined;
-    const v = data.state?.v === true ? await readBlob('v') : undefined;
+    // φ and the state are the same for every task of a meta-iteration: read them once.
+    const digest = String(data.digest);
+    let blobs = lastBlobs?.runId === spec.runId && lastBlobs.digest === digest ? lastBlobs : undefined;
+    if (blobs === undefined) {
+      blobs = { runId: spec.runId, digest, phi: await readBlob('phi'), m: data.state?.m === true ? await readBlob('m') : undefined, v: data.state?.v === true ? await readBlob('v') : undefined };
+      lastBlobs = blobs;
+    }
+    const { phi, m, v } = blobs;
     const full = {
       ...data,
       phi: phi ?? new Uint8Array(0),

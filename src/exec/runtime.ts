@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { ReptileError } from '../_utils/errors.js';
-import { bytesToFloats, floatsToBytes } from '../core/codec.js';
+import { floatsToBytes, floatsView } from '../core/codec.js';
 import { Params } from '../core/params.js';
 import { openFewShotData, type FewShotData, type FewShotDatasetName } from '../data/open.js';
 import { selectBackend, type BackendChoice } from '../engine/backend.js';
@@ -116,7 +116,7 @@ export class JobRunner {
   async run(spec: RunSpec, job: TaskJob): Promise<JobResult> {
     const { learner, source } = await this.prepare(spec);
     const size = learner.layout.size;
-    const phi = new Params(learner.layout, bytesToFloats(job.phi, size));
+    const phi = new Params(learner.layout, floatsView(job.phi, size));
     const start: OptimizerState | undefined = stateFromWire(job.state, size);
     const outcomes: TaskOutcome[] = [];
     learner.setParams(phi);
@@ -126,7 +126,7 @@ export class JobRunner {
         const streams = taskStreams(job.seed, job.iteration, t);
         const r = await learner.adapt(source.sample(streams.task), job.inner, streams.batches);
         const state = spec.learner.innerState === 'shared' ? stateToWire(learner.getOptimizerState()) : undefined;
-        outcomes.push({ taskIndex: t, loss: r.loss, params: copyBytes(r.params.data), lastStep: copyBytes(r.lastStep.data), ...(state ? { state: copyState(state) } : {}) });
+        outcomes.push({ taskIndex: t, loss: r.loss, params: copyBytes(r.params.data), ...(job.wantLastStep ? { lastStep: copyBytes(r.lastStep.data) } : {}), ...(state ? { state: copyState(state) } : {}) });
       } else {
         // As `evaluate` does inline: adapt from φ and the saved state, score, restore φ.
         const streams = evalTaskStreams(job.seed, t);

@@ -19,15 +19,21 @@ export function meanOptimizerState(states: readonly (OptimizerState | undefined)
     if (arrays.some((a) => a === undefined)) return undefined;
     const n = arrays[0]!.length;
     const acc = new Float64Array(n);
-    for (const a of arrays) {
-      if (a!.length !== n) throw new Error('meanOptimizerState: states of different sizes');
-      for (let i = 0; i < n; i++) acc[i]! += a![i]!;
+    for (const a of arrays as Float32Array[]) {
+      if (a.length !== n) throw new Error('meanOptimizerState: states of different sizes');
+      addInto(acc, a);
     }
     const out = new Float32Array(n);
-    for (let i = 0; i < n; i++) out[i] = acc[i]! / arrays.length;
+    const k = arrays.length;
+    for (let i = 0; i < n; i++) out[i] = acc[i]! / k;
     return out;
   };
   const m = mean((s) => s.m);
   const v = mean((s) => s.v);
   return { kind: first.kind, step: first.step, ...(m ? { m } : {}), ...(v ? { v } : {}) };
+}
+
+// A monomorphic loop of its own, so that it is compiled once and fast.
+function addInto(acc: Float64Array, a: Float32Array): void {
+  for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + a[i]!;
 }

@@ -26,7 +26,7 @@ export class ThreadsExecutor extends ParallelExecutor {
     const workers = options.workers ?? os.availableParallelism();
     if (!Number.isInteger(workers) || workers < 1 || workers > 1024) throw new UsageError(`--workers must be a whole number from 1 to 1024, got ${workers}`);
     const context: SourceContext = { ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}), ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}) };
-    super('threads', new ThreadPool(workers, context), options);
+    super('threads', new ThreadPool(workers, context), { scanValues: false, ...options });
     this.workers = workers;
   }
 }
@@ -34,6 +34,9 @@ export class ThreadsExecutor extends ParallelExecutor {
 interface Slot {
   worker: Worker;
   busy: boolean;
+  /** Runs whose spec this worker has, and the digest of the φ it holds. */
+  specs: Set<string>;
+  digest: string | undefined;
 }
 
 interface Pending {
@@ -85,7 +88,7 @@ class ThreadPool implements JobTransport {
 
   private start(): Slot {
     const worker = startWorker({ workerData: this.context, env: { ...process.env, REPTILE_NATIVE_THREADS: '1' } });
-    const slot: Slot = { worker, busy: false };
+    const slot: Slot = { worker, busy: false, specs: new Set(), digest: undefined };
     worker.on('message', (msg: { id: number; result?: JobResult; error?: string }) => {
       const p = this.inFlight.get(msg.id);
       if (p === undefined) return;
@@ -122,7 +125,13 @@ class ThreadPool implements JobTransport {
       const id = this.nextId++;
       slot.busy = true;
       this.inFlight.set(id, { ...p, slot });
-      slot.worker.postMessage({ id, spec: p.spec, job: p.job });
+      // Each worker gets a run's spec once and each meta-iteration's φ and state once.
+      const spec = slot.specs.has(p.spec.runId) ? undefined : p.spec;
+      slot.specs.add(p.spec.runId);
+      const reuse = slot.digest === p.job.digest;
+      slot.digest = p.job.digest;
+      const job = reuse ? { ...p.job, phi: undefined, state: undefined } : p.job;
+      slot.worker.postMessage({ id, spec, job, reuse });
     }
   }
 }

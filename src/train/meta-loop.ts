@@ -139,7 +139,7 @@ export async function runMetaLoop(options: MetaLoopOptions): Promise<MetaTrainRe
     for (const cb of callbacks) await cb.onMetaIterBegin?.(iteration);
     const epsilon = schedule(iteration);
     const phi = learner.getParams();
-    const results = await executor.runMetaBatch({ learner, source, seed: config.seed, iteration, metaBatch: config.metaBatch, inner });
+    const results = await executor.runMetaBatch({ learner, source, seed: config.seed, iteration, metaBatch: config.metaBatch, inner, foml: config.foml });
     const next = config.foml
       ? fomamlUpdate(phi, results.map((r) => r.lastStep), epsilon)
       : reptileUpdate(phi, results.map((r) => r.params), epsilon);

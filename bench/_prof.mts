@@ -1,0 +1,13 @@
+import * as lib from '../dist/index.js';
+await lib.selectBackend('cpu');
+const data = lib.openFewShotData({ dataset: 'omniglot', dataDir: '/work/shared/data/omniglot', seed: 0 });
+const model = lib.createFewShotModel({ kind: 'omniglot', inputShape: data.train.inputShape, classes: 5, seed: 0, init: 'glorot' });
+const learner = new lib.NativeLearner({ model, innerState: 'shared', threads: 1 });
+const source = new lib.FewShotTaskSource({ dataset: data.train, classes: 5, shots: 5, trainShots: 10, origin: lib.dataOrigin(data.describe, 'train', 0) });
+const executor = process.argv[2] === 'threads' ? new lib.ThreadsExecutor({ workers: 2 }) : undefined;
+const config = { metaStep: 1, metaStepFinal: 0, metaBatch: 5, innerIters: 5, innerBatch: 10, learningRate: 0.001, optimizer: 'adam' as const, innerState: 'shared' as const, seed: 0 };
+await lib.metaTrain({ learner, source, config: { ...config, metaIters: 3 }, ...(executor ? { executor } : {}) });
+const t0 = performance.now();
+await lib.metaTrain({ learner, source, config: { ...config, metaIters: 40 }, ...(executor ? { executor } : {}) });
+console.log(process.argv[2], (40 / ((performance.now() - t0) / 1000)).toFixed(2), 'it/s');
+await executor?.close();
