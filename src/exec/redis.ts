@@ -21,6 +21,8 @@ export function queueName(runId: string): string {
 const key = (runId: string, ...parts: string[]): string => ['reptile', runId, ...parts].join(':');
 
 /** What a job on the queue carries: the job's plain fields; φ and the state stay in Redis, once per iteration. */
+type BulkJob = Parameters<Queue['addBulk']>[0][number];
+
 interface QueuedJob extends Omit<TaskJob, 'phi' | 'state'> {
   readonly state?: { kind: 'sgd' | 'adam'; step: number; m: boolean; v: boolean };
 }
@@ -132,6 +134,7 @@ class RedisTransport implements JobTransport {
   private readonly options: RedisExecutorOptions;
   private readonly runs = new Map<string, Promise<{ queue: Queue; events: QueueEvents }>>();
   private readonly blobs = new Map<string, Promise<void>>();
+  private readonly adds = new Map<Queue, { job: BulkJob; resolve: (j: Job) => void; reject: (e: unknown) => void }[]>();
 
   constructor(client: Redis, options: RedisExecutorOptions) {
     this.client = client;
@@ -157,7 +160,7 @@ class RedisTransport implements JobTransport {
     const resultKey = key(spec.runId, 'result', jobId);
     for (let attempt = 0; ; attempt++) {
       const id = attempt === 0 ? jobId : `${jobId}-again${attempt}`;
-      const queued = await run.queue.add(job.kind, data, { jobId: id, removeOnComplete: { age: 600 }, removeOnFail: { age: 3600 }, attempts: 1 });
+      const queued = await this.add(run.queue, { name: job.kind, data, opts: { jobId: id, removeOnComplete: { age: 600 }, removeOnFail: { age: 3600 }, attempts: 1 } });
       try {
         await queued.waitUntilFinished(run.events);
       } catch (e) {
@@ -183,6 +186,26 @@ class RedisTransport implements JobTransport {
     this.client.disconnect();
   }
 
+  // The jobs of a meta-batch are submitted together: they go to Redis in one addBulk.
+  private add(queue: Queue, job: BulkJob): Promise<Job> {
+    return new Promise((resolve, reject) => {
+      let pending = this.adds.get(queue);
+      if (pending === undefined) {
+        pending = [];
+        this.adds.set(queue, pending);
+        setImmediate(() => {
+          const batch = this.adds.get(queue)!;
+          this.adds.delete(queue);
+          queue.addBulk(batch.map((b) => b.job)).then(
+            (jobs) => jobs.forEach((j, i) => batch[i]!.resolve(j)),
+            (e: unknown) => batch.forEach((b) => b.reject(e)),
+          );
+        });
+      }
+      pending.push({ job, resolve, reject });
+    });
+  }
+
   private log(line: string): void {
     (this.options.log ?? ((l: string) => void process.stderr.write(`${l}\n`)))(line);
   }
@@ -200,6 +223,8 @@ class RedisTransport implements JobTransport {
     const connection = this.client.duplicate();
     connection.on('error', () => {});
     const queue = new Queue(queueName(spec.runId), { connection });
+    // Every job of a meta-batch (or an evaluation) waits on the queue at once.
+    queue.setMaxListeners(0);
     const eventsConnection = this.client.duplicate();
     eventsConnection.on('error', () => {});
     const events = new QueueEvents(queueName(spec.runId), { connection: eventsConnection });
@@ -232,7 +257,8 @@ class RedisTransport implements JobTransport {
   // The result as written by a worker, or the reason it cannot be used (checked again, in full,
   // by ParallelExecutor against the job it answers).
   private async readResult(resultKey: string, spec: RunSpec): Promise<JobResult | string> {
-    const fields = await this.client.hgetallBuffer(resultKey);
+    const [[, read]] = (await this.client.multi().hgetallBuffer(resultKey).del(resultKey).exec()) as [[unknown, Record<string, Buffer>]];
+    const fields = read;
     if (fields['meta'] === undefined) return 'no result was written';
     const limit = spec.learner.layout.size * 4;
     let total = 0;
@@ -252,7 +278,6 @@ class RedisTransport implements JobTransport {
         ...(wire ? { state: wire } : {}),
       };
     });
-    await this.client.del(resultKey);
     return { runId: meta.runId as string, kind: meta.kind as 'adapt', iteration: meta.iteration as number, digest: meta.digest as string, layoutHash: meta.layoutHash as string, outcomes };
   }
 }
