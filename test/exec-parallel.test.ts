@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -188,4 +189,30 @@ describe.skipIf(redisSkipReason !== undefined)('the redis executor (BullMQ on a 
       await locked.stop();
     }
   }, 60_000);
+
+  it.skipIf(spawnSync('openssl', ['version']).status !== 0)('speaks TLS (rediss://), verifying the server\'s certificate', async () => {
+    const dir = makeTemp('reptile-tls-');
+    const cert = path.join(dir, 'cert.pem');
+    const key = path.join(dir, 'key.pem');
+    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1']);
+    expect(made.status).toBe(0);
+    const tls = await startRedis({ password: 'tlspw', tls: { cert, key } });
+    try {
+      const refused = await runReptile(['worker', '--redis', tls.url], 30_000);
+      expect(refused.code).not.toBe(0);
+      expect(oneLine(refused.stderr)).toEqual([expect.stringMatching(/^reptile: the TLS certificate of redis at rediss:\/\/:\*\*\*@127\.0\.0\.1:\d+\/? was refused \(self-signed certificate\): add its CA with NODE_EXTRA_CA_CERTS/)]);
+      const trust = { NODE_EXTRA_CA_CERTS: cert };
+      const worker = spawnReptile(['worker', '--redis', tls.url], trust);
+      try {
+        await worker.waitFor(/waiting for runs/);
+        const r = await runReptile([...sine('shared', 5), '--executor', 'redis', '--redis', tls.url], 120_000, trust);
+        expect(r.code, r.stderr).toBe(0);
+        expect(worker.log()).toMatch(/working on run/);
+      } finally {
+        await worker.stop();
+      }
+    } finally {
+      await tls.stop();
+    }
+  }, 120_000);
 });

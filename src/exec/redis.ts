@@ -71,12 +71,15 @@ export async function connectRedis(options: RedisConnectOptions): Promise<Redis>
   try {
     await client.connect();
     await client.ping();
+    // An ACL user without access to the library's keys is told now, not at the first job.
+    await client.exists(RUNS_KEY);
   } catch (e) {
     client.disconnect();
     // ioredis reports an AUTH failure as a closed connection; the error event has the reason.
     const m = (firstError ?? (e as Error)).message;
     if (/WRONGPASS|NOAUTH|invalid password|invalid username/i.test(m)) throw new UsageError(`redis at ${shown} refused the credentials (${m.split('\n')[0]}): check the user and password in --redis`);
-    if (/NOPERM/i.test(m)) throw new UsageError(`the redis user in --redis may not run the commands a ${options.role} needs (${m.split('\n')[0]}): grant it ~reptile* and the queue's keys (see docs/distributed.md)`);
+    if (/certificate|CERT_|SSL|TLS/i.test(m)) throw new UsageError(`the TLS certificate of redis at ${shown} was refused (${m.split('\n')[0]}): add its CA with NODE_EXTRA_CA_CERTS=ca.pem, or fix --redis`);
+    if (/NOPERM/i.test(m)) throw new UsageError(`the redis user in --redis may not run the commands a ${options.role} needs (${m.split('\n')[0]}): grant it ~reptile:* and ~bull:reptile-* (see docs/distributed.md)`);
     throw new UsageError(`cannot reach redis at ${shown} (${m.split('\n')[0] || 'connection closed'}): start redis-server there or fix --redis`);
   }
   client.off('error', remember);

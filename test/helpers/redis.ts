@@ -36,12 +36,13 @@ export interface TestRedis {
   stop(): Promise<void>;
 }
 
-/** Starts redis-server with append-only persistence (fsync on every write) and `noeviction`. */
-export async function startRedis(options: { password?: string } = {}): Promise<TestRedis> {
+/** Starts redis-server with append-only persistence (fsync on every write) and `noeviction`; with `tls`, TLS only, on a certificate from `tls`. */
+export async function startRedis(options: { password?: string; tls?: { cert: string; key: string } } = {}): Promise<TestRedis> {
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'reptile-redis-'));
   let child: ChildProcess | undefined;
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--maxmemory-policy', 'noeviction', ...(options.password ? ['--requirepass', options.password] : [])];
+  const listen = options.tls ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', options.tls.cert, '--tls-key-file', options.tls.key, '--tls-auth-clients', 'no'] : ['--port', String(port)];
+  const args = [...listen, '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--maxmemory-policy', 'noeviction', ...(options.password ? ['--requirepass', options.password] : [])];
   const launch = async (): Promise<void> => {
     child = spawn('redis-server', args, { stdio: 'ignore' });
     for (let i = 0; i < 100; i++) {
@@ -67,7 +68,7 @@ export async function startRedis(options: { password?: string } = {}): Promise<T
   const auth = options.password ? `:${options.password}@` : '';
   return {
     port,
-    url: `redis://${auth}127.0.0.1:${port}`,
+    url: `${options.tls ? 'rediss' : 'redis'}://${auth}127.0.0.1:${port}`,
     dir,
     kill,
     restart: launch,
@@ -90,8 +91,8 @@ export interface WorkerProcess {
 const entry = path.resolve(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
 
 /** Starts `reptile <args>` in the background and collects its stderr. */
-export function spawnReptile(args: string[]): WorkerProcess {
-  const child = spawn(process.execPath, [entry, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, REPTILE_NATIVE_THREADS: '1' } });
+export function spawnReptile(args: string[], env: Record<string, string> = {}): WorkerProcess {
+  const child = spawn(process.execPath, [entry, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, REPTILE_NATIVE_THREADS: '1', ...env } });
   let text = '';
   child.stderr!.on('data', (d: Buffer) => (text += d.toString('utf8')));
   child.stdout!.on('data', (d: Buffer) => (text += d.toString('utf8')));
@@ -116,8 +117,8 @@ export function spawnReptile(args: string[]): WorkerProcess {
 }
 
 /** Runs `reptile <args>` to its end, asynchronously (so workers in this process's children keep running). */
-export async function runReptile(args: string[], timeoutMs = 240_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [entry, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export async function runReptile(args: string[], timeoutMs = 240_000, env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [entry, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
