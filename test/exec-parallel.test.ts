@@ -133,6 +133,25 @@ describe.skipIf(redisSkipReason !== undefined)('the redis executor (BullMQ on a 
     expect(checkpointPayload(dir).equals(inline['slow']!)).toBe(true);
   }, 300_000);
 
+  it('survives Redis restarting with an empty memory (no persistence): lost jobs are queued again, the run ends bit-identical', async () => {
+    const volatile = await startRedis({ persistent: false });
+    const own = [0, 1].map(() => spawnReptile(['worker', '--redis', volatile.url, '--lock-ms', '1000']));
+    try {
+      for (const w of own) await w.waitFor(/waiting for runs/);
+      const dir = path.join(root, 'redis-amnesia');
+      const coordinator = spawnReptile([...slow(30), '--executor', 'redis', '--redis', volatile.url, '--checkpoint', dir]);
+      await coordinator.waitFor(/train sine: 6\/30/, 120_000);
+      await volatile.kill();
+      await volatile.restart();
+      await coordinator.waitFor(/"iterations": 30/, 180_000);
+      expect(coordinator.log()).toMatch(/reptile coordinator: job .* vanished from Redis \(restarted without append-only persistence\?\); queueing it again/);
+      expect(checkpointPayload(dir).equals(inline['slow']!)).toBe(true);
+    } finally {
+      for (const w of own) await w.stop();
+      await volatile.stop();
+    }
+  }, 300_000);
+
   it('rejects forged jobs and specs sent over the network, logging why, and runs nothing', async () => {
     const client = new Redis(redis.url, { maxRetriesPerRequest: null });
     try {

@@ -161,13 +161,26 @@ class RedisTransport implements JobTransport {
       ...(job.state ? { state: { kind: job.state.kind, step: job.state.step, m: job.state.m !== undefined, v: job.state.v !== undefined } } : {}),
     };
     const resultKey = key(spec.runId, 'result', jobId);
+    let lost = 0;
     for (let attempt = 0; ; attempt++) {
       const id = attempt === 0 ? jobId : `${jobId}-again${attempt}`;
       const queued = await this.add(run.queue, { name: job.kind, data, opts: { jobId: id, removeOnComplete: { age: 600 }, removeOnFail: { age: 3600 }, attempts: 1 } });
+      const watching = new AbortController();
+      let outcome: 'done' | 'lost';
       try {
-        await queued.waitUntilFinished(run.events);
+        outcome = await Promise.race([queued.waitUntilFinished(run.events).then(() => 'done' as const), this.vanished(run.queue, id, watching.signal)]);
       } catch (e) {
         throw new ReptileError(`a worker could not run task(s) ${job.taskIndices.join(',')} of ${job.kind === 'adapt' ? `meta-iteration ${job.iteration}` : 'the evaluation'}: ${(e as Error).message}`);
+      } finally {
+        watching.abort();
+      }
+      if (outcome === 'lost') {
+        // Redis lost its memory (restarted without persistence, or flushed): announce the run and store φ again.
+        if (lost++ === 0) this.log(`reptile coordinator: job ${id} vanished from Redis (restarted without append-only persistence?); queueing it again`);
+        await this.announce(spec);
+        this.blobs.clear();
+        await this.storeBlobs(spec.runId, job);
+        continue;
       }
       const result = await this.readResult(resultKey, spec);
       if (typeof result !== 'string') return result;
@@ -238,9 +251,26 @@ class RedisTransport implements JobTransport {
     await queue.pause();
     await queue.obliterate({ force: true });
     await queue.resume();
+    await this.announce(spec);
+    return { queue, events };
+  }
+
+  private async announce(spec: RunSpec): Promise<void> {
     await this.client.set(key(spec.runId, 'spec'), JSON.stringify(spec), 'EX', BLOB_TTL_S * 4);
     await this.client.sadd(RUNS_KEY, spec.runId);
-    return { queue, events };
+  }
+
+  // Resolves 'lost' once the job has been unknown to Redis at two checks in a row, 5 s apart.
+  private async vanished(queue: Queue, id: string, signal: AbortSignal): Promise<'lost'> {
+    let missing = 0;
+    while (!signal.aborted) {
+      await sleep(5000, undefined, { signal }).catch(() => {});
+      if (signal.aborted) break;
+      const state = await queue.getJobState(id).catch(() => 'error');
+      missing = state === 'unknown' ? missing + 1 : 0;
+      if (missing >= 2) return 'lost';
+    }
+    return new Promise<never>(() => {});
   }
 
   private storeBlobs(runId: string, job: TaskJob): Promise<void> {

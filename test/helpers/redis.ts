@@ -37,12 +37,12 @@ export interface TestRedis {
 }
 
 /** Starts redis-server with append-only persistence (fsync on every write) and `noeviction`; with `tls`, TLS only, on a certificate from `tls`. */
-export async function startRedis(options: { password?: string; tls?: { cert: string; key: string } } = {}): Promise<TestRedis> {
+export async function startRedis(options: { password?: string; tls?: { cert: string; key: string }; persistent?: boolean } = {}): Promise<TestRedis> {
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'reptile-redis-'));
   let child: ChildProcess | undefined;
   const listen = options.tls ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', options.tls.cert, '--tls-key-file', options.tls.key, '--tls-auth-clients', 'no'] : ['--port', String(port)];
-  const args = [...listen, '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--maxmemory-policy', 'noeviction', ...(options.password ? ['--requirepass', options.password] : [])];
+  const args = [...listen, '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', options.persistent === false ? 'no' : 'yes', '--appendfsync', 'always', '--maxmemory-policy', 'noeviction', ...(options.password ? ['--requirepass', options.password] : [])];
   const launch = async (): Promise<void> => {
     child = spawn('redis-server', args, { stdio: 'ignore' });
     for (let i = 0; i < 100; i++) {
