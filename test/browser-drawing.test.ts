@@ -120,8 +120,9 @@ describe.skipIf(!chromiumPath)('the few-shot drawing page in Chromium', () => {
       steps: s.last!.steps,
       lastStrokeToPredictionMs: s.last!.ms,
       lastStrokeToPredictionObservedByTestMs: observedMs,
+      lastClassStrokeToAdaptedMs: s.lastAdapt?.ms ?? null,
     };
-    console.log(`drawing: held-out task ${task.index}, query class ${label + 1}: meta-learned ${(100 * meta.probabilities[label]!).toFixed(1)}% (Node ${(100 * best.p).toFixed(1)}%), no meta-training predicts class ${random.predicted + 1}; ${differing} cells differ from the images; last stroke to prediction ${s.last!.ms.toFixed(0)} ms (${s.last!.steps} steps of both networks)`);
+    console.log(`drawing: held-out task ${task.index}, query class ${label + 1}: meta-learned ${(100 * meta.probabilities[label]!).toFixed(1)}% (Node ${(100 * best.p).toFixed(1)}%), no meta-training predicts class ${random.predicted + 1}; ${differing} cells differ from the images; last stroke to prediction ${s.last!.ms.toFixed(0)} ms; the ${s.last!.steps} steps of both networks ended ${(s.lastAdapt?.ms ?? NaN).toFixed(0)} ms after the last class stroke`);
     await page.screenshot({ path: path.join(ARTIFACTS, 'drawing-1-held-out-task.png'), fullPage: true });
   });
 });

@@ -14,6 +14,8 @@ export interface DrawingState {
   /** Adaptations run to their end. */
   runs: number;
   running: boolean;
+  /** The last adaptation to the class drawings that ran to its end: steps, and ms from the class box's last stroke. */
+  lastAdapt: { steps: number; ms: number } | null;
   /** The last prediction: class probabilities of the query for each network, and the time from the stroke that started it. */
   last: { steps: number; ms: number; results: Record<NetName, { probabilities: number[]; predicted: number }> } | null;
   /** Centre of cell (row, col) of box `box` in viewport coordinates, and one cell's width there, for drawing on it. */

@@ -50,13 +50,19 @@ for (let b = 0; b <= CLASSES; b++) {
   boxes.push(canvas);
 }
 
+// Adam steps of the adaptation by default. The exported tasks were scored in Node with the paper's 50;
+// on 1,000 held-out 5-way 1-shot tasks the committed checkpoint scores 95.70% after 10 steps and
+// 95.72% after 50 (reptile eval --shots 1 --eval-iters 10|50 --samples 1000), at a fifth of the time.
+const DEFAULT_STEPS = 10;
+
 const state: DrawingState = {
   page: 'drawing',
   status: 'loading',
   error: null,
   backend: '',
-  steps: 50,
+  steps: DEFAULT_STEPS,
   bitmaps: [],
+  lastAdapt: null,
   runs: 0,
   running: false,
   last: null,
@@ -73,7 +79,6 @@ const nets: Partial<Record<NetName, { learner: TfjsLearner; phi: Params }>> = {}
 let demo: DemoTasks | undefined;
 let inner: InnerOptions = { optimizer: 'adam', learningRate: 0.001, innerIters: 50, innerBatch: 5, beta1: 0, beta2: 0.999 };
 let nextTask = 0;
-let generation = 0;
 
 function context(canvas: HTMLCanvasElement): CanvasRenderingContext2D {
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
@@ -130,7 +135,6 @@ for (const canvas of boxes) {
   };
   canvas.addEventListener('pointerdown', (e) => {
     drawing = true;
-    generation++; // a new stroke makes any running adaptation stale
     canvas.setPointerCapture(e.pointerId);
     const ctx = context(canvas);
     const [x, y] = at(e);
@@ -175,60 +179,95 @@ function examplesOf(bitmaps: readonly string[], labels: readonly number[]): Exam
   return { count: bitmaps.length, inputs, inputShape: [SIZE, SIZE, 1], targets: Float32Array.from(labels), targetShape: [] };
 }
 
+type Adapted = Record<NetName, Params>;
+/** The support drawings (and step count) the running or finished adaptation is for. */
+let adaptingKey = '';
+let adapting: Promise<Adapted | undefined> | undefined;
+
+function stepCount(): number {
+  return Math.max(1, Math.min(500, Math.round(Number(stepsInput.value) || 1)));
+}
+
+function supportKey(): string {
+  return `${stepCount()}#${state.bitmaps.slice(0, CLASSES).join('|')}`;
+}
+
 /**
- * Adapts both networks to the five class drawings and classifies the query, when every box has
- * ink. Adam runs one step per call so the page can paint and take input between steps; with the
- * optimizer's state carried from call to call and the whole support set as each minibatch, that is
- * the same as one call of `steps` steps.
+ * Adapts both networks to the class drawings as soon as every class box has ink, before the
+ * query is drawn (the adaptation never sees the query), so that finishing the query only costs a
+ * prediction. A later stroke in a class box starts a new adaptation and the old one stops at its
+ * next step. Adam runs one step per call so the page paints and takes input between steps; with
+ * the optimizer's state carried from call to call and the whole support set as each minibatch,
+ * that is the same as one call of `steps` steps.
  */
-async function classify(startedAt: number): Promise<void> {
-  if (state.status !== 'ready' || !state.bitmaps.every(hasInk)) return;
-  const gen = ++generation;
-  const steps = Math.max(1, Math.min(500, Math.round(Number(stepsInput.value) || 1)));
-  state.steps = steps;
-  const labels = Array.from({ length: CLASSES }, (_, c) => c);
-  const support = examplesOf(state.bitmaps.slice(0, CLASSES), labels);
-  const query = examplesOf([state.bitmaps[CLASSES]!], [0]);
-  const task: Task = { kind: 'classification', numClasses: CLASSES, support, query };
-  const oneStep: InnerOptions = { ...inner, innerIters: 1, innerBatch: CLASSES };
-  const ready = (Object.entries(nets) as [NetName, { learner: TfjsLearner; phi: Params }][]);
-  state.running = true;
-  statusLine.textContent = 'adapting…';
-  try {
-    for (const [, net] of ready) {
-      net.learner.setParams(net.phi);
-      net.learner.setOptimizerState(undefined);
-    }
+function adaptToSupport(startedAt: number): Promise<Adapted | undefined> | undefined {
+  if (state.status !== 'ready' || !state.bitmaps.slice(0, CLASSES).every(hasInk)) return undefined;
+  const key = supportKey();
+  if (adapting !== undefined && adaptingKey === key) return adapting;
+  adaptingKey = key;
+  const steps = stepCount();
+  const run = async (): Promise<Adapted | undefined> => {
+    const labels = Array.from({ length: CLASSES }, (_, c) => c);
+    const support = examplesOf(state.bitmaps.slice(0, CLASSES), labels);
+    const task: Task = { kind: 'classification', numClasses: CLASSES, support, query: support };
+    const oneStep: InnerOptions = { ...inner, innerIters: 1, innerBatch: CLASSES };
+    const ready = Object.entries(nets) as [NetName, { learner: TfjsLearner; phi: Params }][];
+    const current = Object.fromEntries(ready.map(([name, net]) => [name, net.phi])) as Adapted;
+    const states = Object.fromEntries(ready.map(([name]) => [name, undefined])) as Record<NetName, ReturnType<TfjsLearner['getOptimizerState']>>;
     const rng = Rng.fromSeed(0);
     for (let step = 1; step <= steps; step++) {
-      for (const [, net] of ready) {
-        const r = await net.learner.adapt(task, oneStep, rng);
-        net.learner.setParams(r.params);
+      // Each network resumes its own trajectory: the page's learners are shared with the prediction.
+      for (const [name, net] of ready) {
+        net.learner.setParams(current[name]);
+        net.learner.setOptimizerState(states[name]);
+        current[name] = (await net.learner.adapt(task, oneStep, rng)).params;
+        states[name] = net.learner.getOptimizerState();
+        net.learner.setParams(net.phi);
+        net.learner.setOptimizerState(undefined);
       }
-      if (step % 5 === 0) statusLine.textContent = `adapting… step ${step}/${steps}`;
+      if (step % 5 === 0) statusLine.textContent = `adapting to the class drawings… step ${step}/${steps}`;
       await yieldToBrowser();
-      if (gen !== generation) return;
+      if (adaptingKey !== key) return undefined;
     }
+    state.lastAdapt = { steps, ms: performance.now() - startedAt };
+    return current;
+  };
+  adapting = run();
+  return adapting;
+}
+
+/** Classifies the query with the networks adapted to the class drawings (adapting first if needed). */
+async function classify(startedAt: number): Promise<void> {
+  const pending = adaptToSupport(startedAt);
+  if (pending === undefined || !hasInk(state.bitmaps[CLASSES]!)) return;
+  state.running = true;
+  try {
+    const key = adaptingKey;
+    const adapted = await pending;
+    if (adapted === undefined || key !== adaptingKey) return;
+    const labels = Array.from({ length: CLASSES }, (_, c) => c);
+    const support = examplesOf(state.bitmaps.slice(0, CLASSES), labels);
+    const query = examplesOf([state.bitmaps[CLASSES]!], [0]);
     const results = {} as Record<NetName, { probabilities: number[]; predicted: number }>;
-    for (const [name, net] of ready) {
+    for (const [name, net] of Object.entries(nets) as [NetName, { learner: TfjsLearner; phi: Params }][]) {
       // Not transductive: the query is classified in one batch with the support set.
-      const batch = concatExamples(support, query);
-      const logits = Array.from(net.learner.predict(batch).subarray(CLASSES * CLASSES, CLASSES * (CLASSES + 1)));
+      net.learner.setParams(adapted[name]);
+      const logits = Array.from(net.learner.predict(concatExamples(support, query)).subarray(CLASSES * CLASSES, CLASSES * (CLASSES + 1)));
+      net.learner.setParams(net.phi);
       const top = Math.max(...logits);
       const e = logits.map((v) => Math.exp(v - top));
       const sum = e.reduce((a, b) => a + b, 0);
       const probabilities = e.map((v) => v / sum);
       results[name] = { probabilities, predicted: probabilities.indexOf(Math.max(...probabilities)) };
       renderBars(name, results[name]);
-      net.learner.setParams(net.phi);
-      net.learner.setOptimizerState(undefined);
     }
-    if (gen !== generation) return;
+    const steps = Number(key.split('#')[0]);
+    state.steps = steps;
     state.runs += 1;
     state.last = { steps, ms: performance.now() - startedAt, results };
-    statusLine.textContent = `adapted in ${steps} steps, ${(state.last.ms / 1000).toFixed(2)} s after the last stroke · backend ${state.backend}`;
+    statusLine.textContent = `prediction ${state.last.ms.toFixed(0)} ms after the last stroke (the networks adapted to the class drawings in ${steps} steps, ${((state.lastAdapt?.ms ?? 0) / 1000).toFixed(2)} s after their last stroke) · backend ${state.backend}`;
   } finally {
-    if (gen === generation) state.running = false;
+    state.running = false;
   }
 }
 
@@ -266,7 +305,7 @@ async function load(): Promise<void> {
   if (state.backend === 'wasm') registerWasmConvKernels();
   demo = await loadJson<DemoTasks>(`${MODEL_DIR}/tasks.json`, MAKE_WITH);
   inner = demo.inner;
-  stepsInput.value = String(inner.innerIters);
+  stepsInput.value = String(DEFAULT_STEPS);
   const model = await loadModel(`${MODEL_DIR}/model.json`, MAKE_WITH);
   const meta = new TfjsLearner({ model });
   nets.meta = { learner: meta, phi: meta.getParams() };
