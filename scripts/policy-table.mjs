@@ -13,7 +13,7 @@ for (const name of readdirSync(dir).filter((n) => n.endsWith('.json'))) {
   (rows[`${m[1]}|${m[2]}`] ??= []).push({ seed: Number(m[3]), accuracy: r.test.accuracy, ci95: r.test.ci95, seconds: r.seconds });
 }
 const fmt = (x) => x.toFixed(3);
-console.log('| policy | meta-iterations | seeds | test accuracy per seed (±95% CI) | mean over seeds | training + eval time per run |');
+console.log('| policy | meta-iterations | seeds | test accuracy per seed (±95% CI) | mean over seeds | training time per run (two runs at once) |');
 console.log('| --- | --- | --- | --- | --- | --- |');
 for (const iters of ['500', '5000']) {
   for (const policy of ['carry', 'shared', 'reset']) {
