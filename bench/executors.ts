@@ -119,6 +119,32 @@ const omniglot = (threads: 1 | 2) => {
   const source = new lib.FewShotTaskSource({ dataset: data.train, classes: 5, shots: 5, trainShots: preset.fewShot.trainShots, origin: lib.dataOrigin(data.describe, 'train', 0) });
   return { learner, source, dispose: () => { learner.dispose(); model.dispose(); } };
 };
+// `--solo`: one inline run on one engine thread, for the machine-ceiling measurement below.
+if (args.includes('--solo')) {
+  const t = await timeRun({ name: 'solo', executor: async () => undefined, threads: 1 }, omniglot, { ...preset.meta, innerState: 'shared', seed: 0 }, iters);
+  process.stdout.write(`${JSON.stringify({ itPerS: t.itPerS })}\n`);
+  cleanup();
+  process.exit(0);
+}
+
+// The machine's own ceiling: the same inline run alone, and two of them at once in two processes.
+const solo = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--solo', '--iters', String(iters), '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('exit', (code) => (code === 0 ? resolve((JSON.parse(out.trim().split('\n').pop()!) as { itPerS: number }).itPerS) : reject(new Error(`solo run failed (${code})`))));
+  });
+const alone: number[] = [];
+const together: number[] = [];
+for (let r = 0; r < rounds; r++) {
+  alone.push(await solo());
+  const [a, b] = await Promise.all([solo(), solo()]);
+  together.push(a! + b!);
+  log(`machine ceiling, round ${r + 1}: one inline run ${alone[r]!.toFixed(2)} it/s, two at once ${together[r]!.toFixed(2)} it/s in total`);
+}
+report['machineCeiling'] = { aloneItPerS: median(alone), twoAtOnceTotalItPerS: median(together), ratio: median(together) / median(alone), alone, together };
+
 const setups: Setup[] = [
   { name: 'inline, 1 engine thread', executor: async () => undefined, threads: 1 },
   { name: 'inline, 2 engine threads', executor: async () => undefined, threads: 2 },

@@ -36,6 +36,10 @@ export function floatsView(bytes: Uint8Array, expected?: number): Float32Array {
 
 /** The index of the first value that is NaN or ±Infinity, or -1. */
 export function firstNonFinite(values: Float32Array): number {
+  // x·0 is 0 for every finite x and NaN for NaN and ±Infinity: one cheap pass, then the index only if needed.
+  let probe = 0;
+  for (let i = 0; i < values.length; i++) probe += values[i]! * 0;
+  if (probe === 0) return -1;
   for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i]!)) return i;
   return -1;
 }

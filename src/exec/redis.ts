@@ -136,6 +136,8 @@ class RedisTransport implements JobTransport {
   private readonly client: Redis;
   private readonly options: RedisExecutorOptions;
   private readonly runs = new Map<string, Promise<{ queue: Queue; events: QueueEvents }>>();
+  /** The connections this transport opened for queues and events; BullMQ leaves a connection it was given open. */
+  private readonly connections: Redis[] = [];
   private readonly blobs = new Map<string, Promise<void>>();
   private readonly adds = new Map<Queue, { job: BulkJob; resolve: (j: Job) => void; reject: (e: unknown) => void }[]>();
 
@@ -199,6 +201,7 @@ class RedisTransport implements JobTransport {
       await run.queue.close();
     }
     this.runs.clear();
+    for (const c of this.connections.splice(0)) c.disconnect();
     this.client.disconnect();
   }
 
@@ -238,11 +241,13 @@ class RedisTransport implements JobTransport {
   private async open(spec: RunSpec): Promise<{ queue: Queue; events: QueueEvents }> {
     const connection = this.client.duplicate();
     connection.on('error', () => {});
+    this.connections.push(connection);
     const queue = new Queue(queueName(spec.runId), { connection });
     // Every job of a meta-batch (or an evaluation) waits on the queue at once.
     queue.setMaxListeners(0);
     const eventsConnection = this.client.duplicate();
     eventsConnection.on('error', () => {});
+    this.connections.push(eventsConnection);
     const events = new QueueEvents(queueName(spec.runId), { connection: eventsConnection });
     events.on('error', () => {});
     queue.on('error', () => {});
@@ -347,6 +352,7 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
   const client = await connectRedis({ url: options.url, role: 'worker', log });
   const runner = new JobRunner({ ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}), ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}), log });
   const workers = new Map<string, Worker>();
+  const connections = new Map<string, Redis>();
   const lockMs = options.lockMs ?? 10_000;
   const shown = redactUrl(options.url);
   log(`reptile worker: waiting for runs on ${shown}`);
@@ -370,6 +376,7 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
     }
     const connection = client.duplicate();
     connection.on('error', () => {});
+    connections.set(runId, connection);
     const worker = new Worker(queueName(runId), (job: Job) => processJob(job, spec!), {
       connection,
       concurrency: options.concurrency ?? 1,
@@ -441,6 +448,8 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
         workers.delete(runId);
         if (worker !== undefined) {
           await worker.close();
+          connections.get(runId)?.disconnect();
+          connections.delete(runId);
           runner.release(runId);
           log(`reptile worker: run ${runId} ended`);
         }
@@ -460,6 +469,7 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
     }
   } finally {
     for (const w of workers.values()) if (w !== undefined) await w.close().catch(() => {});
+    for (const c of connections.values()) c.disconnect();
     runner.dispose();
     client.disconnect();
   }

@@ -23,14 +23,17 @@ export function meanOptimizerState(states: readonly (OptimizerState | undefined)
       if (a.length !== n) throw new Error('meanOptimizerState: states of different sizes');
       addInto(acc, a);
     }
-    const out = new Float32Array(n);
-    const k = arrays.length;
-    for (let i = 0; i < n; i++) out[i] = acc[i]! / k;
-    return out;
+    return divided(acc, arrays.length);
   };
   const m = mean((s) => s.m);
   const v = mean((s) => s.v);
   return { kind: first.kind, step: first.step, ...(m ? { m } : {}), ...(v ? { v } : {}) };
+}
+
+function divided(acc: Float64Array, k: number): Float32Array {
+  const out = new Float32Array(acc.length);
+  for (let i = 0; i < acc.length; i++) out[i] = acc[i]! / k;
+  return out;
 }
 
 // A monomorphic loop of its own, so that it is compiled once and fast.
