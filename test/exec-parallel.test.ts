@@ -98,6 +98,23 @@ describe.skipIf(redisSkipReason !== undefined)('the redis executor (BullMQ on a 
     }, 120_000);
   }
 
+  it("evaluates a few-shot checkpoint with the inline executor's accuracy (reptile eval --executor redis), the workers reading the data's directory", async () => {
+    const folder = writeImageFolder(makeTemp(), { classes: 12, perClass: 3, size: 28 });
+    const ck = path.join(makeTemp(), 'ck');
+    const tiny = ['--classes', '3', '--shots', '1', '--train-shots', '2', '--inner-batch', '3', '--inner-iters', '2', '--meta-iters', '3', '--meta-batch', '2', '--eval-iters', '3', '--eval-batch', '2', '--eval-interval', '100'];
+    const t = await runReptile(['train', '--dataset', 'folder', '--data-dir', folder, ...tiny, '--checkpoint', ck, '--backend', 'cpu']);
+    expect(t.code, t.stderr).toBe(0);
+    const evalArgs = ['eval', '--checkpoint', ck, '--samples', '60', '--json', '--backend', 'cpu'];
+    const inline = await runReptile(evalArgs);
+    const viaRedis = await runReptile([...evalArgs, '--executor', 'redis', '--redis', redis.url]);
+    expect(inline.code, inline.stderr).toBe(0);
+    expect(viaRedis.code, viaRedis.stderr).toBe(0);
+    const a = JSON.parse(inline.stdout) as { accuracy: number; ci95: number };
+    const b = JSON.parse(viaRedis.stdout) as { accuracy: number; ci95: number };
+    expect(b.accuracy).toBe(a.accuracy);
+    expect(b.ci95).toBe(a.ci95);
+  }, 180_000);
+
   it('ends bit-identical when a worker is SIGKILLed mid-run: its job is delivered again', async () => {
     const [extra] = await startWorkers(1);
     const dir = path.join(root, 'killed-worker');
