@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ThreadsExecutor } from '../src/exec/threads.js';
 import { REPRODUCTIONS, reproduce, trainingSeconds } from '../src/recipes/reproduce.js';
 import type { ProgressLine } from '../src/recipes/learning-curve.js';
 import { selectBackend } from '../src/engine/backend.js';
@@ -74,7 +75,22 @@ describe('reproduce', () => {
       expect(again.filter((l) => l.includes('already holds'))).toHaveLength(4);
       expect(again.some((l) => l.includes('evaluating'))).toBe(false);
       if (!r2.stopped) expect(r2.columns.map((c) => c.result.nonTransductive)).toEqual(r.columns.map((c) => c.result.nonTransductive));
+      // The cells' tasks on two worker threads: the same cells.
+      const out3 = fs.mkdtempSync(path.join(os.tmpdir(), 'reptile-reproduce-'));
+      fs.mkdirSync(path.join(out3, 'omniglot-5w'));
+      for (const f of ['reptile.ckpt', 'progress.jsonl.gz']) fs.copyFileSync(path.join(committed, f), path.join(out3, 'omniglot-5w', f));
+      const threads = new ThreadsExecutor({ workers: 2 });
+      try {
+        const r3 = await reproduce({ name: 'omniglot-5w', dataDir: data, outDir: out3, samples: 20, command: 'test', evalExecutor: threads });
+        if (!r3.stopped) {
+          expect(r3.columns.map((c) => [c.result.nonTransductive, c.result.transductive])).toEqual(r.columns.map((c) => [c.result.nonTransductive, c.result.transductive]));
+        }
+        expect(r3.stopped).toBe(false);
+      } finally {
+        await threads.close();
+      }
       fs.rmSync(out, { recursive: true, force: true });
+      fs.rmSync(out3, { recursive: true, force: true });
     },
     600_000,
   );

@@ -8,6 +8,7 @@ import { openFewShotData } from '../data/open.js';
 import { loadNative } from '../engine/native.js';
 import type { LearnerChoice } from '../learners/create-learner.js';
 import { hasCheckpoint, readCheckpoint } from '../train/checkpoint.js';
+import type { Executor } from '../exec/executor.js';
 import { evaluateFewShotCheckpoint, fewShotTrain, resolveFewShotRun, type CheckpointEvaluation, type FewShotProgress } from './few-shot.js';
 import { readProgress, type ProgressLine } from './learning-curve.js';
 
@@ -61,6 +62,12 @@ export interface ReproduceOptions {
   checkpointEvery?: number;
   cacheDir?: string;
   learner?: LearnerChoice;
+  /**
+   * Runs the cells' test tasks (default in this thread). Training always runs inline, with the
+   * paper's `carry` policy; evaluation restores φ and the state for every task, so a parallel
+   * executor gives the same cells.
+   */
+  evalExecutor?: Executor;
   /** The command line, recorded in the results. */
   command: string;
   log?: (line: string) => void;
@@ -149,6 +156,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
       if (cell === undefined) {
         log(`${column.setting} ${transductive ? 'transductive' : 'non-transductive'}: evaluating ${samples} test tasks`);
         const began = performance.now();
+        let reported = 0;
         cell = await evaluateFewShotCheckpoint({
           checkpoint: dir,
           dataDir: options.dataDir,
@@ -159,8 +167,13 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
           learner: options.learner ?? 'auto',
           log,
           ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}),
+          ...(options.evalExecutor !== undefined ? { executor: options.evalExecutor } : {}),
           onTask: (done, total) => {
-            if (done % Math.max(1, Math.floor(total / 10)) === 0 && done < total) log(`eval: ${done}/${total} tasks, ${((performance.now() - began) / 1000).toFixed(0)} s`);
+            // Tasks may finish in chunks (a parallel executor): report each tenth once.
+            const tenth = Math.floor(done / Math.max(1, Math.floor(total / 10)));
+            if (tenth <= reported || done >= total) return;
+            reported = tenth;
+            log(`eval: ${done}/${total} tasks, ${((performance.now() - began) / 1000).toFixed(0)} s`);
           },
         });
         writeFileAtomicSync(file, `${JSON.stringify(cell, null, 2)}\n`);

@@ -5,6 +5,8 @@ import { progressLine } from '../../recipes/few-shot.js';
 import { REPRODUCTION_NAMES, reproduce } from '../../recipes/reproduce.js';
 import { UsageError } from '../../_utils/errors.js';
 import { intAtLeast } from '../parse.js';
+import { openExecutor } from '../executor-flags.js';
+import { EXECUTOR_NAMES, type ExecutorName } from '../../exec/create-executor.js';
 import { interruptSignal, printResult, verboseLog } from '../run.js';
 
 const info = (line: string): void => {
@@ -26,16 +28,21 @@ export function reproduceCommand(): Command {
     .option('--cache-dir <dir>', 'cache of decoded images')
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'))
     .addOption(new Option('--learner <name>', 'inner-loop engine: auto (native when built), native or tfjs').choices(['auto', 'native', 'tfjs']).default('auto'))
+    .addOption(new Option('--eval-executor <name>', 'where the cells\' test tasks run: inline, threads or redis (training always runs inline, with the paper\'s carry policy)').choices([...EXECUTOR_NAMES]).default('inline'))
+    .option('--workers <n>', 'threads: worker threads for the evaluations (default: the number of cores)', intAtLeast(1))
+    .option('--redis <url>', 'redis: the Redis of the evaluation workers')
     .option('--json', 'print the columns as JSON on stdout, progress as JSON lines on stderr')
     .option('--verbose', 'say which tfjs backend and engine run')
-    .action(async (setting: string, flags: { dataDir?: string; out: string; samples: number; evalSeed: number; checkpointEvery: number; cacheDir?: string; backend: BackendChoice; learner: LearnerChoice; json?: boolean; verbose?: boolean }) => {
+    .action(async (setting: string, flags: { dataDir?: string; out: string; samples: number; evalSeed: number; checkpointEvery: number; cacheDir?: string; backend: BackendChoice; learner: LearnerChoice; evalExecutor: ExecutorName; workers?: number; redis?: string; json?: boolean; verbose?: boolean }) => {
       if (!(REPRODUCTION_NAMES as string[]).includes(setting)) throw new UsageError(`unknown setting '${setting}': choose ${REPRODUCTION_NAMES.join(' or ')}`);
       if (flags.dataDir === undefined) throw new UsageError('missing --data-dir: say where the Omniglot archives are, e.g. --data-dir ../shared/data/omniglot');
       await selectBackend(flags.backend, verboseLog(flags.verbose));
       const json = flags.json === true;
+      const evalExecutor = await openExecutor({ executor: flags.evalExecutor, ...(flags.workers !== undefined ? { workers: flags.workers } : {}), ...(flags.redis !== undefined ? { redis: flags.redis } : {}) }, info);
       const { signal, release } = interruptSignal();
       try {
         const r = await reproduce({
+          evalExecutor,
           name: setting,
           dataDir: flags.dataDir,
           outDir: flags.out,
@@ -65,6 +72,7 @@ export function reproduceCommand(): Command {
         ]);
       } finally {
         release();
+        await evalExecutor.close();
       }
     });
 }
