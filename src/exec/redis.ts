@@ -333,7 +333,7 @@ export interface RedisWorkerOptions extends SourceContext {
   url: string;
   /** Jobs this process runs at once (each on its own learner). Default 1. */
   concurrency?: number;
-  /** Only this run; default every run a coordinator announces. */
+  /** Only the runs of this id (a coordinator's `--run-id`, the prefix of the run's id); default every run announced. */
   runId?: string;
   /** How long a job's lock lasts before a silent worker's job is handed to another (ms). Default 10000. */
   lockMs?: number;
@@ -441,7 +441,9 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
   };
 
   const poll = async (): Promise<void> => {
-    const runs = options.runId !== undefined ? [options.runId] : await client.smembers(RUNS_KEY);
+    // --run-id names a run as the coordinator's --run-id does: the prefix of its id.
+    const wanted = options.runId;
+    const runs = (await client.smembers(RUNS_KEY)).filter((id) => wanted === undefined || id === wanted || id.startsWith(`${wanted}-`));
     for (const runId of runs) if (!workers.has(runId)) await startRun(runId);
     for (const [runId, worker] of workers) {
       if (!runs.includes(runId)) {

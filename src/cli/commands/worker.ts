@@ -13,7 +13,7 @@ export function workerCommand(): Command {
     .option('--data-dir <dir>', 'this machine\'s copy of the data (default: the directory the run names)')
     .option('--cache-dir <dir>', 'cache of decoded images')
     .option('--concurrency <n>', 'jobs run at once by this process', intAtLeast(1), 1)
-    .option('--run-id <id>', 'work only on this run (default: every run announced)')
+    .option('--run-id <id>', 'work only on the run the coordinator named so (its --run-id; default: every run announced)')
     .option('--lock-ms <ms>', 'how long a job stays locked to a silent worker before another takes it', intAtLeast(500), 10_000)
     .action(async (flags: { redis?: string; dataDir?: string; cacheDir?: string; concurrency: number; runId?: string; lockMs: number }) => {
       if (flags.redis === undefined) throw new UsageError('missing --redis: the URL of the Redis the coordinator uses, e.g. --redis redis://host:6379');
