@@ -2,7 +2,7 @@ import { Queue, QueueEvents, UnrecoverableError, Worker, type Job } from 'bullmq
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis, type RedisOptions } from 'ioredis';
 import { ReptileError, UsageError } from '../_utils/errors.js';
-import { checkJob, type JobResult, type RunSpec, type TaskJob, type TaskOutcome, type WireState } from './job.js';
+import { checkJob, type JobResult, type RunSpec, type TaskJob, type TaskOutcome } from './job.js';
 import { ParallelExecutor, type JobTransport, type ParallelExecutorOptions } from './parallel.js';
 import { JobRunner, type SourceContext } from './runtime.js';
 
@@ -295,29 +295,19 @@ class RedisTransport implements JobTransport {
   // The result as written by a worker, or the reason it cannot be used (checked again, in full,
   // by ParallelExecutor against the job it answers).
   private async readResult(resultKey: string, spec: RunSpec): Promise<JobResult | string> {
-    const [[, read]] = (await this.client.multi().hgetallBuffer(resultKey).del(resultKey).exec()) as [[unknown, Record<string, Buffer>]];
-    const fields = read;
-    if (fields['meta'] === undefined) return 'no result was written';
-    const limit = spec.learner.layout.size * 4;
-    let total = 0;
-    for (const v of Object.values(fields)) total += v.length;
-    const meta = parseJson(fields['meta'].toString('utf8')) as { runId?: unknown; kind?: unknown; iteration?: unknown; digest?: unknown; layoutHash?: unknown; outcomes?: unknown } | undefined;
-    if (meta === undefined || !Array.isArray(meta.outcomes)) return 'the result is not readable';
-    if (total > meta.outcomes.length * (4 * limit + 4096) + 65536) return `the result is ${total} bytes, more than its ${meta.outcomes.length} task(s) can need`;
-    const outcomes: TaskOutcome[] = (meta.outcomes as Record<string, unknown>[]).map((o, i) => {
-      const state = o['state'] as { kind: 'sgd' | 'adam'; step: number } | undefined;
-      const wire: WireState | undefined = state ? { kind: state.kind, step: state.step, ...(fields[`m${i}`] ? { m: fields[`m${i}`]! } : {}), ...(fields[`v${i}`] ? { v: fields[`v${i}`]! } : {}) } : undefined;
-      return {
-        taskIndex: o['taskIndex'] as number,
-        ...(o['loss'] !== undefined ? { loss: o['loss'] as number } : {}),
-        ...(o['score'] !== undefined ? { score: o['score'] as number } : {}),
-        ...(fields[`p${i}`] ? { params: fields[`p${i}`]! } : {}),
-        ...(fields[`l${i}`] ? { lastStep: fields[`l${i}`]! } : {}),
-        ...(wire ? { state: wire } : {}),
-      };
-    });
-    return { runId: meta.runId as string, kind: meta.kind as 'adapt', iteration: meta.iteration as number, digest: meta.digest as string, layoutHash: meta.layoutHash as string, outcomes };
+    // The size is read before the bytes, so an oversized result is refused without fetching it.
+    const length = await this.client.strlen(resultKey);
+    if (length === 0) return 'no result was written';
+    const most = MAX_RESULT_OVERHEAD + MAX_TASKS_PER_RESULT * 4 * spec.learner.layout.size * 4;
+    if (length > most) {
+      await this.client.del(resultKey);
+      return `the result is ${length} bytes, more than any job of this model can need (${most})`;
+    }
+    const [[, bytes]] = (await this.client.multi().getBuffer(resultKey).del(resultKey).exec()) as [[unknown, Buffer | null]];
+    if (bytes === null) return 'no result was written';
+    return decodeResult(bytes, spec.learner.layout.size);
   }
+
 }
 
 function parseJson(text: string): unknown {
@@ -426,17 +416,8 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
     const problem = checkJob(full, { spec });
     if (problem !== undefined) throw new Rejected(problem);
     const result = await runner.run(spec, full);
-    const fields: Record<string, Buffer | string> = {
-      meta: JSON.stringify({ ...result, outcomes: result.outcomes.map((o) => ({ taskIndex: o.taskIndex, loss: o.loss, score: o.score, ...(o.state ? { state: { kind: o.state.kind, step: o.state.step } } : {}) })) }),
-    };
-    result.outcomes.forEach((o, i) => {
-      if (o.params) fields[`p${i}`] = Buffer.from(o.params);
-      if (o.lastStep) fields[`l${i}`] = Buffer.from(o.lastStep);
-      if (o.state?.m) fields[`m${i}`] = Buffer.from(o.state.m);
-      if (o.state?.v) fields[`v${i}`] = Buffer.from(o.state.v);
-    });
     const resultKey = key(spec.runId, 'result', String(job.id).replace(/-again\d+$/, ''));
-    await client.multi().del(resultKey).hset(resultKey, fields).expire(resultKey, BLOB_TTL_S).exec();
+    await client.set(resultKey, encodeResult(result), 'EX', BLOB_TTL_S);
     return 'ok';
   };
 
@@ -475,6 +456,77 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
     runner.dispose();
     client.disconnect();
   }
+}
+
+/** Bytes of a result besides its arrays (the JSON header), at most. */
+const MAX_RESULT_OVERHEAD = 1 << 20;
+/** Tasks in one result, at most: an evaluation job's 25 (adapt jobs hold one). */
+const MAX_TASKS_PER_RESULT = 25;
+
+/**
+ * A result as one binary value: a little-endian u32 header length, the JSON header (every field
+ * but the arrays, and which arrays each outcome has), zero padding to a multiple of 4, then the
+ * arrays one after another. One value is one round trip and one buffer, and the arrays come out
+ * as aligned views.
+ */
+export function encodeResult(result: JobResult): Buffer {
+  const arrays: Uint8Array[] = [];
+  const outcomes = result.outcomes.map((o) => {
+    const parts = ([['p', o.params], ['l', o.lastStep], ['m', o.state?.m], ['v', o.state?.v]] as const).filter(([, a]) => a !== undefined);
+    for (const [, a] of parts) arrays.push(a!);
+    return { taskIndex: o.taskIndex, loss: o.loss, score: o.score, ...(o.state ? { state: { kind: o.state.kind, step: o.state.step } } : {}), parts: parts.map(([n]) => n).join('') };
+  });
+  const header = Buffer.from(JSON.stringify({ runId: result.runId, kind: result.kind, iteration: result.iteration, digest: result.digest, layoutHash: result.layoutHash, outcomes }), 'utf8');
+  const start = Math.ceil((4 + header.length) / 4) * 4;
+  const out = Buffer.alloc(start + arrays.reduce((n, a) => n + a.byteLength, 0));
+  out.writeUInt32LE(header.length, 0);
+  header.copy(out, 4);
+  let at = start;
+  for (const a of arrays) {
+    out.set(a, at);
+    at += a.byteLength;
+  }
+  return out;
+}
+
+/** The result in `bytes` (see {@link encodeResult}), or why it cannot be read; `size` floats per array. */
+export function decodeResult(bytes: Buffer, size: number): JobResult | string {
+  if (bytes.length < 4) return 'the result is truncated';
+  const headerLength = bytes.readUInt32LE(0);
+  if (headerLength > MAX_RESULT_OVERHEAD || 4 + headerLength > bytes.length) return 'the result header is malformed';
+  const meta = parseJson(bytes.toString('utf8', 4, 4 + headerLength)) as { runId?: unknown; kind?: unknown; iteration?: unknown; digest?: unknown; layoutHash?: unknown; outcomes?: unknown } | undefined;
+  if (typeof meta !== 'object' || meta === null || !Array.isArray(meta.outcomes)) return 'the result is not readable';
+  // Aligned views into one fresh buffer (a Buffer this large never comes from Node's shared pool).
+  const body = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let at = Math.ceil((4 + headerLength) / 4) * 4;
+  const take = (): Uint8Array | undefined => {
+    if (at + size * 4 > body.byteLength) return undefined;
+    const a = body.subarray(at, at + size * 4);
+    at += size * 4;
+    return a;
+  };
+  const outcomes: TaskOutcome[] = [];
+  for (const o of meta.outcomes as Record<string, unknown>[]) {
+    if (typeof o !== 'object' || o === null || typeof o['parts'] !== 'string' || !/^p?l?m?v?$/.test(o['parts'])) return 'an outcome of the result is malformed';
+    const parts = o['parts'];
+    const got: Record<string, Uint8Array> = {};
+    for (const p of parts) {
+      const a = take();
+      if (a === undefined) return 'the result is shorter than its header says';
+      got[p] = a;
+    }
+    const state = o['state'] as { kind: 'sgd' | 'adam'; step: number } | undefined;
+    outcomes.push({
+      taskIndex: o['taskIndex'] as number,
+      ...(o['loss'] !== undefined ? { loss: o['loss'] as number } : {}),
+      ...(o['score'] !== undefined ? { score: o['score'] as number } : {}),
+      ...(got['p'] ? { params: got['p'] } : {}),
+      ...(got['l'] ? { lastStep: got['l'] } : {}),
+      ...(state ? { state: { kind: state.kind, step: state.step, ...(got['m'] ? { m: got['m'] } : {}), ...(got['v'] ? { v: got['v'] } : {}) } } : {}),
+    });
+  }
+  if (at !== body.byteLength) return `the result holds ${body.byteLength - at} bytes more than its header says`;
+  return { runId: meta.runId as string, kind: meta.kind as 'adapt', iteration: meta.iteration as number, digest: meta.digest as string, layoutHash: meta.layoutHash as string, outcomes };
 }
 
 /** A job the worker refuses to run; its message is the reason. */
