@@ -4,6 +4,7 @@ import { bytesToFloats, floatsToBytes } from '../src/core/codec.js';
 import { Rng } from '../src/core/rng.js';
 import { checkJob, checkResult, jobDigest, runSpecOf, stateToWire, type JobResult, type TaskJob } from '../src/exec/job.js';
 import { sourceFromSpec } from '../src/exec/runtime.js';
+import { decodeResult, encodeResult } from '../src/exec/redis.js';
 import { TfjsLearner } from '../src/learners/tfjs.js';
 import { createSineModel } from '../src/learners/models.js';
 import { SineTaskSource } from '../src/tasks/sine.js';
@@ -118,5 +119,37 @@ describe('task sources rebuilt from their description', () => {
   it('refuses a source it does not know, and a few-shot source without its data', () => {
     expect(() => sourceFromSpec({ task: 'python', code: 'os.system(...)' })).toThrow(/of kind 'python' cannot be rebuilt on a worker/);
     expect(() => sourceFromSpec({ task: 'few-shot', classes: 5, shots: 1 })).toThrow(/does not say which data/);
+  });
+});
+
+describe('results on the wire (one binary value per result)', () => {
+  const params = new Uint8Array(phi);
+  const result: JobResult = {
+    runId: job.runId,
+    kind: 'adapt',
+    iteration: 4,
+    digest: job.digest,
+    layoutHash: learner.layout.hash,
+    outcomes: [{ taskIndex: 0, loss: 0.5, params, state: { kind: 'adam', step: 5, m: state.m!, v: state.v! } }],
+  };
+  it('round-trips, with every array byte for byte and aligned', () => {
+    const back = decodeResult(encodeResult(result), size);
+    if (typeof back === 'string') throw new Error(back);
+    expect(back.outcomes[0]!.params!.byteOffset % 4).toBe(0);
+    expect(Buffer.from(back.outcomes[0]!.params!).equals(Buffer.from(params))).toBe(true);
+    expect(Buffer.from(back.outcomes[0]!.state!.v!).equals(Buffer.from(state.v!))).toBe(true);
+    expect(checkResult(back, { job: { ...job, taskIndices: [0], wantLastStep: false }, layout: learner.layout, wantState: true })).toBeUndefined();
+  });
+  it('refuses a truncated, padded, mislabelled or unreadable value', () => {
+    const bytes = encodeResult(result);
+    expect(decodeResult(bytes.subarray(0, 3), size)).toMatch(/truncated/);
+    expect(decodeResult(bytes.subarray(0, bytes.length - 4), size)).toMatch(/shorter than its header says/);
+    expect(decodeResult(Buffer.concat([bytes, Buffer.alloc(8)]), size)).toMatch(/8 bytes more than its header says/);
+    const lying = Buffer.from(bytes);
+    lying.writeUInt32LE(0xffffff, 0);
+    expect(decodeResult(lying, size)).toMatch(/header is malformed/);
+    const garbage = Buffer.alloc(64);
+    garbage.writeUInt32LE(10, 0);
+    expect(decodeResult(garbage, size)).toMatch(/not readable/);
   });
 });
