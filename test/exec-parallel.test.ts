@@ -18,6 +18,28 @@ async function train(args: string[], dir: string) {
   return { payload: checkpointPayload(dir), result: JSON.parse(r.stdout) as { heldOut: { mse: number } }, stderr: r.stderr };
 }
 
+// A few-shot checkpoint trained for 3 meta-iterations on a 12-class folder of generated images.
+async function tinyFewShotCheckpoint(): Promise<string> {
+  const folder = writeImageFolder(makeTemp(), { classes: 12, perClass: 3, size: 28 });
+  const ck = path.join(makeTemp(), 'ck');
+  const tiny = ['--classes', '3', '--shots', '1', '--train-shots', '2', '--inner-batch', '3', '--inner-iters', '2', '--meta-iters', '3', '--meta-batch', '2', '--eval-iters', '3', '--eval-batch', '2', '--eval-interval', '100'];
+  const t = await runReptile(['train', '--dataset', 'folder', '--data-dir', folder, ...tiny, '--checkpoint', ck, '--backend', 'cpu']);
+  expect(t.code, t.stderr).toBe(0);
+  return ck;
+}
+
+// `reptile eval` with the extra flags gives the inline run's accuracy and interval exactly.
+async function expectSameEvaluation(evalArgs: string[], extra: string[]): Promise<void> {
+  const inline = await runReptile(evalArgs);
+  const other = await runReptile([...evalArgs, ...extra]);
+  expect(inline.code, inline.stderr).toBe(0);
+  expect(other.code, other.stderr).toBe(0);
+  const a = JSON.parse(inline.stdout) as { accuracy: number; ci95: number };
+  const b = JSON.parse(other.stdout) as { accuracy: number; ci95: number };
+  expect(b.accuracy).toBe(a.accuracy);
+  expect(b.ci95).toBe(a.ci95);
+}
+
 function oneLine(stderr: string): string[] {
   return stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('train sine') && !l.startsWith('tfjs backend'));
 }
@@ -49,20 +71,9 @@ describe('the threads executor', () => {
   });
 
   it('evaluates a few-shot checkpoint with the inline executor\'s accuracy (reptile eval --executor threads)', async () => {
-    const folder = writeImageFolder(makeTemp(), { classes: 12, perClass: 3, size: 28 });
-    const ck = path.join(makeTemp(), 'ck');
-    const tiny = ['--classes', '3', '--shots', '1', '--train-shots', '2', '--inner-batch', '3', '--inner-iters', '2', '--meta-iters', '3', '--meta-batch', '2', '--eval-iters', '3', '--eval-batch', '2', '--eval-interval', '100'];
-    const t = await runReptile(['train', '--dataset', 'folder', '--data-dir', folder, ...tiny, '--checkpoint', ck, '--backend', 'cpu']);
-    expect(t.code, t.stderr).toBe(0);
+    const ck = await tinyFewShotCheckpoint();
     const evalArgs = ['eval', '--checkpoint', ck, '--samples', '40', '--json', '--backend', 'cpu'];
-    const inline = await runReptile(evalArgs);
-    const threads = await runReptile([...evalArgs, '--executor', 'threads', '--workers', '2']);
-    expect(inline.code, inline.stderr).toBe(0);
-    expect(threads.code, threads.stderr).toBe(0);
-    const a = JSON.parse(inline.stdout) as { accuracy: number; ci95: number };
-    const b = JSON.parse(threads.stdout) as { accuracy: number; ci95: number };
-    expect(b.accuracy).toBe(a.accuracy);
-    expect(b.ci95).toBe(a.ci95);
+    await expectSameEvaluation(evalArgs, ['--executor', 'threads', '--workers', '2']);
   }, 180_000);
 });
 
@@ -99,20 +110,9 @@ describe.skipIf(redisSkipReason !== undefined)('the redis executor (BullMQ on a 
   }
 
   it("evaluates a few-shot checkpoint with the inline executor's accuracy (reptile eval --executor redis), the workers reading the data's directory", async () => {
-    const folder = writeImageFolder(makeTemp(), { classes: 12, perClass: 3, size: 28 });
-    const ck = path.join(makeTemp(), 'ck');
-    const tiny = ['--classes', '3', '--shots', '1', '--train-shots', '2', '--inner-batch', '3', '--inner-iters', '2', '--meta-iters', '3', '--meta-batch', '2', '--eval-iters', '3', '--eval-batch', '2', '--eval-interval', '100'];
-    const t = await runReptile(['train', '--dataset', 'folder', '--data-dir', folder, ...tiny, '--checkpoint', ck, '--backend', 'cpu']);
-    expect(t.code, t.stderr).toBe(0);
+    const ck = await tinyFewShotCheckpoint();
     const evalArgs = ['eval', '--checkpoint', ck, '--samples', '60', '--json', '--backend', 'cpu'];
-    const inline = await runReptile(evalArgs);
-    const viaRedis = await runReptile([...evalArgs, '--executor', 'redis', '--redis', redis.url]);
-    expect(inline.code, inline.stderr).toBe(0);
-    expect(viaRedis.code, viaRedis.stderr).toBe(0);
-    const a = JSON.parse(inline.stdout) as { accuracy: number; ci95: number };
-    const b = JSON.parse(viaRedis.stdout) as { accuracy: number; ci95: number };
-    expect(b.accuracy).toBe(a.accuracy);
-    expect(b.ci95).toBe(a.ci95);
+    await expectSameEvaluation(evalArgs, ['--executor', 'redis', '--redis', redis.url]);
   }, 180_000);
 
   it('ends bit-identical when a worker is SIGKILLed mid-run: its job is delivered again', async () => {
