@@ -48,13 +48,12 @@ export interface EvaluateResult {
 export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult> {
   const { learner, source, inner, samples } = options;
   if (!Number.isInteger(samples) || samples < 1) throw new Error(`samples must be a positive integer, got ${samples}`);
+  if (options.executor?.evaluateTasks !== undefined) {
+    return summarize(source, await options.executor.evaluateTasks({ learner, source, inner, seed: options.seed, samples, transductive: options.transductive ?? false, ...(options.onTask ? { onTask: options.onTask } : {}) }));
+  }
   const phi = learner.getParams();
   const savedState = learner.getOptimizerState();
-  let perTask: number[] = [];
-  if (options.executor?.evaluateTasks !== undefined) {
-    perTask = await options.executor.evaluateTasks({ learner, source, inner, seed: options.seed, samples, transductive: options.transductive ?? false, ...(options.onTask ? { onTask: options.onTask } : {}) });
-    return summarize(source, perTask);
-  }
+  const perTask: number[] = [];
   try {
     for (let i = 0; i < samples; i++) {
       const streams = evalTaskStreams(options.seed, i);
