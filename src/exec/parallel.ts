@@ -8,14 +8,21 @@ import { checkResult, jobDigest, runSpecOf, stateFromWire, stateToWire, type Job
 import { meanOptimizerState } from './shared-state.js';
 
 /**
+ * Why a result cannot be used for the job it answers, or undefined when it can: the executor's
+ * full check (`checkResult`), handed to the transport.
+ */
+export type ResultCheck = (result: JobResult) => string | undefined;
+
+/**
  * Where a parallel executor sends its jobs: a pool of threads or a queue on Redis. `submit`
  * resolves with the job's result once some worker has computed it (retrying elsewhere if a worker
- * died), or rejects when the job cannot be run at all.
+ * died), or rejects when the job cannot be run at all. A transport whose workers cannot be
+ * trusted runs the job again when `check` rejects an answer; the executor checks what it gets.
  */
 export interface JobTransport {
   /** How many jobs can run at once (workers). */
   readonly slots: number;
-  submit(spec: RunSpec, job: TaskJob): Promise<JobResult>;
+  submit(spec: RunSpec, job: TaskJob, check: ResultCheck): Promise<JobResult>;
   close(): Promise<void>;
 }
 
@@ -120,13 +127,14 @@ export class ParallelExecutor implements Executor {
   }
 
   private async send(spec: RunSpec, job: TaskJob, learner: Learner, wantState: boolean): Promise<JobResult> {
-    const result = await this.transport.submit(spec, job);
-    const problem = checkResult(result, { job, layout: learner.layout, wantState, scanValues: this.options.scanValues ?? true });
-    if (problem !== undefined) {
+    const check: ResultCheck = (result) => {
+      const problem = checkResult(result, { job, layout: learner.layout, wantState, scanValues: this.options.scanValues ?? true });
       // A worker's honest answer is non-finite only when training diverged; the loop says so.
-      if (problem.includes('non-finite') && job.kind === 'adapt') return result;
-      throw new ReptileError(`the ${this.name} executor got a result it cannot use (${problem})`);
-    }
+      return problem !== undefined && problem.includes('non-finite') && job.kind === 'adapt' ? undefined : problem;
+    };
+    const result = await this.transport.submit(spec, job, check);
+    const problem = check(result);
+    if (problem !== undefined) throw new ReptileError(`the ${this.name} executor got a result it cannot use (${problem})`);
     return result;
   }
 }

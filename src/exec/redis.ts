@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis, type RedisOptions } from 'ioredis';
 import { ReptileError, UsageError } from '../_utils/errors.js';
 import { checkJob, type JobResult, type RunSpec, type TaskJob, type TaskOutcome } from './job.js';
-import { ParallelExecutor, type JobTransport, type ParallelExecutorOptions } from './parallel.js';
+import { ParallelExecutor, type JobTransport, type ParallelExecutorOptions, type ResultCheck } from './parallel.js';
 import { JobRunner, type SourceContext } from './runtime.js';
 
 /** The set of runs a coordinator is serving; workers watch it to find queues to work on. */
@@ -146,7 +146,7 @@ class RedisTransport implements JobTransport {
     this.options = options;
   }
 
-  async submit(spec: RunSpec, job: TaskJob): Promise<JobResult> {
+  async submit(spec: RunSpec, job: TaskJob, check: ResultCheck): Promise<JobResult> {
     const run = await this.register(spec);
     await this.storeBlobs(spec.runId, job);
     const jobId = `${job.kind}-${job.iteration}-${job.digest}-${job.taskIndices[0]}-${job.taskIndices.length}`;
@@ -184,11 +184,12 @@ class RedisTransport implements JobTransport {
         await this.storeBlobs(spec.runId, job);
         continue;
       }
+      // readResult has deleted the value it read, so a job run again writes afresh.
       const result = await this.readResult(resultKey, spec);
-      if (typeof result !== 'string') return result;
-      this.log(`reptile coordinator: rejected a result for job ${id} (${result}); running the job again`);
-      await this.client.del(resultKey);
-      if (attempt >= 3) throw new ReptileError(`the results for job ${jobId} were rejected four times (last: ${result}): a worker is broken or hostile`);
+      const problem = typeof result === 'string' ? result : check(result);
+      if (problem === undefined) return result as JobResult;
+      this.log(`reptile coordinator: rejected a result for job ${id} (${problem}); running the job again`);
+      if (attempt >= 3) throw new ReptileError(`the results for job ${jobId} were rejected four times (last: ${problem}): a worker is broken or hostile`);
     }
   }
 
@@ -341,7 +342,8 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
   const log = options.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
   const client = await connectRedis({ url: options.url, role: 'worker', log });
   const runner = new JobRunner({ ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}), ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}), log });
-  const workers = new Map<string, Worker>();
+  // A run this worker cannot or will not work on is kept as undefined, so it is not tried again.
+  const workers = new Map<string, Worker | undefined>();
   const connections = new Map<string, Redis>();
   const lockMs = options.lockMs ?? 10_000;
   const shown = redactUrl(options.url);
@@ -354,14 +356,14 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
     const problem = checkSpec(spec, runId);
     if (problem !== undefined) {
       log(`reptile worker: ignoring run ${runId}: ${problem}`);
-      workers.set(runId, undefined as unknown as Worker);
+      workers.set(runId, undefined);
       return;
     }
     try {
       await runner.prepare(spec!);
     } catch (e) {
       log(`reptile worker: cannot work on run ${runId}: ${(e as Error).message}`);
-      workers.set(runId, undefined as unknown as Worker);
+      workers.set(runId, undefined);
       return;
     }
     const connection = client.duplicate();
