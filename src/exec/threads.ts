@@ -15,8 +15,8 @@ export interface ThreadsExecutorOptions extends ParallelExecutorOptions, SourceC
 /**
  * The `threads` executor: a pool of `worker_threads`, each with its own learner (the native
  * engine on one thread) and its own copy of the data, opened from the directory the run names.
- * A meta-batch is cut into one job per worker; results are bit-identical to the inline executor's
- * under the `shared` and `reset` policies.
+ * Each task of a meta-batch is a job that the next free worker takes; results are bit-identical
+ * to the inline executor's under the `shared` and `reset` policies.
  */
 export class ThreadsExecutor extends ParallelExecutor {
   /** Number of worker threads. */
