@@ -338,6 +338,22 @@ export async function fewShotEvaluate(options: FewShotEvaluateOptions): Promise<
 }
 
 /**
+ * An `onTask` callback for long evaluations: a line `eval: done/total tasks, N s` each time
+ * another tenth of the tasks is done (once per tenth, also when a parallel executor finishes
+ * tasks in chunks), none at the end.
+ */
+export function evalProgress(log: (line: string) => void): (done: number, total: number) => void {
+  const began = performance.now();
+  let reported = 0;
+  return (done, total) => {
+    const tenth = Math.floor(done / Math.max(1, Math.floor(total / 10)));
+    if (tenth <= reported || done >= total) return;
+    reported = tenth;
+    log(`eval: ${done}/${total} tasks, ${((performance.now() - began) / 1000).toFixed(0)} s`);
+  };
+}
+
+/**
  * Where a split of a few-shot dataset came from, as plain data for `FewShotOptions.origin`: the
  * dataset's name and directory, the split and its seed, and the data's fingerprint.
  */

@@ -9,7 +9,7 @@ import { loadNative } from '../engine/native.js';
 import type { LearnerChoice } from '../learners/create-learner.js';
 import { hasCheckpoint, readCheckpoint } from '../train/checkpoint.js';
 import type { Executor } from '../exec/executor.js';
-import { evaluateFewShotCheckpoint, fewShotTrain, resolveFewShotRun, type CheckpointEvaluation, type FewShotProgress } from './few-shot.js';
+import { evalProgress, evaluateFewShotCheckpoint, fewShotTrain, resolveFewShotRun, type CheckpointEvaluation, type FewShotProgress } from './few-shot.js';
 import { readProgress, type ProgressLine } from './learning-curve.js';
 
 /** One cell of the paper's table: accuracy ± 95% interval, both as fractions. */
@@ -155,8 +155,6 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
       let cell = readCell(file, want);
       if (cell === undefined) {
         log(`${column.setting} ${transductive ? 'transductive' : 'non-transductive'}: evaluating ${samples} test tasks`);
-        const began = performance.now();
-        let reported = 0;
         cell = await evaluateFewShotCheckpoint({
           checkpoint: dir,
           dataDir: options.dataDir,
@@ -168,13 +166,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
           log,
           ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}),
           ...(options.evalExecutor !== undefined ? { executor: options.evalExecutor } : {}),
-          onTask: (done, total) => {
-            // Tasks may finish in chunks (a parallel executor): report each tenth once.
-            const tenth = Math.floor(done / Math.max(1, Math.floor(total / 10)));
-            if (tenth <= reported || done >= total) return;
-            reported = tenth;
-            log(`eval: ${done}/${total} tasks, ${((performance.now() - began) / 1000).toFixed(0)} s`);
-          },
+          onTask: evalProgress(log),
         });
         writeFileAtomicSync(file, `${JSON.stringify(cell, null, 2)}\n`);
       } else {

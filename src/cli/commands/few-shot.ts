@@ -8,7 +8,7 @@ import { mnistPackageDir } from '../../data/mnist.js';
 import { FEW_SHOT_DEFAULTS, getPreset } from '../../recipes/presets.js';
 import { DEFAULT_META_CONFIG } from '../../train/config.js';
 import type { LearnerChoice } from '../../learners/create-learner.js';
-import { evaluateFewShotCheckpoint, type CheckpointEvaluationOptions, exportLayersModel, dataOrigin, fewShotEvaluate, fewShotTrain, loadFewShotCheckpoint, progressLine, resolveFewShotRun } from '../../recipes/few-shot.js';
+import { evalProgress, evaluateFewShotCheckpoint, type CheckpointEvaluationOptions, exportLayersModel, dataOrigin, fewShotEvaluate, fewShotTrain, loadFewShotCheckpoint, progressLine, resolveFewShotRun } from '../../recipes/few-shot.js';
 import { writeFewShotDemoTasks } from '../../recipes/web-demo.js';
 import { UsageError } from '../../_utils/errors.js';
 import { definedOnly } from '../../_utils/objects.js';
@@ -173,9 +173,6 @@ export function evalCommand(): Command {
     .action(async (flags: EvalFlags) => {
       if (flags.checkpoint === undefined) throw new UsageError('missing --checkpoint: name the directory a few-shot training run wrote');
       const backend = await selectBackend(flags.backend, verboseLog(flags.verbose));
-      const began = performance.now();
-      const every = Math.max(1, Math.floor(flags.samples / 10));
-      let next = every;
       const executor = await openExecutor(flags, info);
       const r = await evaluateFewShotCheckpoint({
         executor,
@@ -186,11 +183,7 @@ export function evalCommand(): Command {
         learner: flags.learner,
         log: info,
         ...definedOnly({ dataDir: flags.dataDir, shots: flags.shots, evalIters: flags.evalIters, evalBatch: flags.evalBatch, transductive: flags.transductive, cacheDir: flags.cacheDir }),
-        onTask: (done, total) => {
-          if (done < next || done >= total) return;
-          next = (Math.floor(done / every) + 1) * every;
-          info(`eval: ${done}/${total} tasks, ${((performance.now() - began) / 1000).toFixed(0)} s`);
-        },
+        onTask: evalProgress(info),
       }).finally(() => executor.close());
       const { loadSeconds, ...rest } = r;
       printResult(flags.json === true, { ...rest, backend, loadSeconds }, () => [
