@@ -11,7 +11,8 @@
  * 3. Saturation: redis with 1 … 64 worker processes on a tiny model (meta-batch 64), with the
  *    coordinator's CPU time per meta-iteration.
  *
- *   npm run bench:executors -- [--data-dir ../shared/data/omniglot] [--iters 40] [--rounds 3] [--max-workers 64] [--json file]
+ *   npm run bench:executors -- [--data-dir ../shared/data/omniglot] [--iters 40] [--rounds 3] [--max-workers 64]
+ *                              [--parts machine,omniglot,ceiling,saturation] [--json file]
  *
  * A redis-server is started on a free loopback port for the run and stopped at the end.
  */
@@ -38,6 +39,9 @@ const iters = Number(opt('iters', '40'));
 const rounds = Number(opt('rounds', '3'));
 const maxWorkers = Number(opt('max-workers', '64'));
 const jsonFile = args.includes('--json') ? opt('json', 'bench-executors.json') : undefined;
+const PARTS = ['machine', 'omniglot', 'ceiling', 'saturation'];
+const parts = new Set(opt('parts', PARTS.join(',')).split(','));
+for (const p of parts) if (!PARTS.includes(p)) throw new Error(`unknown --parts entry '${p}': use some of ${PARTS.join(',')}`);
 const log = (line: string) => void process.stderr.write(`${line}\n`);
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -137,13 +141,13 @@ const solo = (): Promise<number> =>
   });
 const alone: number[] = [];
 const together: number[] = [];
-for (let r = 0; r < rounds; r++) {
+for (let r = 0; r < (parts.has('machine') ? rounds : 0); r++) {
   alone.push(await solo());
   const [a, b] = await Promise.all([solo(), solo()]);
   together.push(a! + b!);
   log(`machine ceiling, round ${r + 1}: one inline run ${alone[r]!.toFixed(2)} it/s, two at once ${together[r]!.toFixed(2)} it/s in total`);
 }
-report['machineCeiling'] = { aloneItPerS: median(alone), twoAtOnceTotalItPerS: median(together), ratio: median(together) / median(alone), alone, together };
+if (parts.has('machine')) report['machineCeiling'] = { aloneItPerS: median(alone), twoAtOnceTotalItPerS: median(together), ratio: median(together) / median(alone), alone, together };
 
 const setups: Setup[] = [
   { name: 'inline, 1 engine thread', executor: async () => undefined, threads: 1 },
@@ -151,7 +155,7 @@ const setups: Setup[] = [
   { name: 'threads, 2 workers', executor: async () => new lib.ThreadsExecutor({ workers: 2 }), threads: 1 },
   { name: 'redis, 2 workers', executor: async () => { await setWorkers(2); return lib.RedisExecutor.connect({ url, log }); }, threads: 1 },
 ];
-for (const metaBatch of [5, 10]) {
+for (const metaBatch of parts.has('omniglot') ? [5, 10] : []) {
   const config = { ...preset.meta, metaBatch, innerState: 'shared', seed: 0 };
   const samples: Record<string, number[]> = Object.fromEntries(setups.map((s) => [s.name, []]));
   for (let r = 0; r < rounds; r++) {
@@ -181,21 +185,21 @@ const tiny = (hidden: number[]) => (threads: 1 | 2) => {
 };
 const free = { metaStep: 0.1, metaStepFinal: 0.1, metaBatch: 2, innerIters: 1, innerBatch: 1, learningRate: 1e-3, optimizer: 'adam', innerState: 'shared', seed: 0 };
 const ceiling: Record<string, unknown> = {};
-for (const s of setups.filter((s) => s.name.startsWith('threads') || s.name.startsWith('redis'))) {
+for (const s of parts.has('ceiling') ? setups.filter((s) => s.name.startsWith('threads') || s.name.startsWith('redis')) : []) {
   const t = await timeRun(s, tiny([1]), free, 300, 20);
   ceiling[s.name] = { itPerS: t.itPerS, coordinatorCpuMsPerIt: t.coordinatorCpuMsPerIt };
   log(`coordinator ceiling, ${s.name}: ${t.itPerS.toFixed(0)} it/s, coordinator ${t.coordinatorCpuMsPerIt.toFixed(2)} ms CPU per it`);
 }
-report['coordinatorCeiling'] = ceiling;
+if (parts.has('ceiling')) report['coordinatorCeiling'] = ceiling;
 
 const saturation: Record<string, unknown>[] = [];
 const busy = { ...free, metaBatch: 64, innerIters: 20, innerBatch: 1 };
-for (let n = 1; n <= maxWorkers; n *= 2) {
+for (let n = 1; n <= (parts.has('saturation') ? maxWorkers : 0); n *= 2) {
   const t = await timeRun({ name: `redis, ${n} workers`, executor: async () => { await setWorkers(n); return lib.RedisExecutor.connect({ url, log }); }, threads: 1 }, tiny([8]), busy, 20, 2);
   saturation.push({ workers: n, itPerS: t.itPerS, jobsPerS: t.itPerS * 64, coordinatorCpuMsPerIt: t.coordinatorCpuMsPerIt });
   log(`saturation: ${n} workers: ${t.itPerS.toFixed(1)} it/s (${(t.itPerS * 64).toFixed(0)} jobs/s), coordinator ${t.coordinatorCpuMsPerIt.toFixed(1)} ms CPU per it`);
 }
-report['saturation'] = saturation;
+if (parts.has('saturation')) report['saturation'] = saturation;
 
 process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 if (jsonFile) fs.writeFileSync(jsonFile, `${JSON.stringify(report, null, 2)}\n`);

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { bytesToFloats, floatsToBytes } from '../src/core/codec.js';
 import { Rng } from '../src/core/rng.js';
-import { checkJob, checkResult, jobDigest, runSpecOf, stateToWire, type JobResult, type TaskJob } from '../src/exec/job.js';
+import { BlobVerdicts, checkJob, checkResult, jobDigest, runSpecOf, stateToWire, type JobResult, type TaskJob } from '../src/exec/job.js';
 import { sourceFromSpec } from '../src/exec/runtime.js';
 import { decodeResult, encodeResult } from '../src/exec/redis.js';
 import { TfjsLearner } from '../src/learners/tfjs.js';
@@ -80,6 +80,29 @@ describe('a worker checks every job before it runs it', () => {
       expect(checkJob(payload, { spec, maxTasks: 5 })).toMatch(reason);
     });
   }
+});
+
+describe('a worker checks the φ and state that several jobs share once', () => {
+  it('reuses the verdict only for the very same bytes, digest and state header', () => {
+    const verdicts = new BlobVerdicts();
+    let scans = 0;
+    const counting = { verdict: (j: Parameters<BlobVerdicts['verdict']>[0], compute: () => string | undefined) => verdicts.verdict(j, () => (scans++, compute())) } as unknown as BlobVerdicts;
+    expect(checkJob(job, { spec, verdicts: counting })).toBeUndefined();
+    expect(checkJob({ ...job, taskIndices: [1] }, { spec, verdicts: counting })).toBeUndefined();
+    expect(scans).toBe(1);
+    // Same bytes, another step count in the header: the digest covers it, so it is checked afresh and refused.
+    expect(checkJob({ ...job, state: { ...state, step: 4 } }, { spec, verdicts: counting })).toMatch(/digest does not match/);
+    expect(scans).toBe(2);
+    // Another φ object with the same digest (forged): checked afresh.
+    expect(checkJob({ ...job, phi: floats((a) => (a[0] = 7)) }, { spec, verdicts: counting })).toMatch(/digest does not match/);
+    expect(scans).toBe(3);
+    // A bad verdict is remembered as bad, not as good.
+    const bad = { ...job, digest: '0000000000000000' };
+    expect(checkJob(bad, { spec, verdicts })).toMatch(/digest does not match/);
+    expect(checkJob({ ...bad, taskIndices: [1] }, { spec, verdicts })).toMatch(/digest does not match/);
+    // Fields outside φ and the state are checked on every job, verdict or not.
+    expect(checkJob({ ...job, iteration: -1 }, { spec, verdicts })).toMatch(/iteration -1/);
+  });
 });
 
 describe('the coordinator checks every result against the job it answers', () => {

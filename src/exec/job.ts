@@ -131,6 +131,8 @@ export interface JobExpectations {
   readonly spec: RunSpec;
   /** Upper bound on a task index (tasks per meta-batch or per evaluation). */
   readonly maxTasks?: number;
+  /** Reuse the verdict on φ and the state when a job brings the same objects as the last one. */
+  readonly verdicts?: BlobVerdicts;
 }
 
 /**
@@ -159,20 +161,43 @@ export function checkJob(job: unknown, expect: JobExpectations): string | undefi
     return `bad inner options: ${(e as Error).message}`;
   }
   if (!(j.inner!.innerIters <= 100_000 && j.inner!.innerBatch <= 100_000)) return 'inner iterations or batch above 100000';
-  const size = spec.learner.layout.size;
+  const s = j.state;
+  if (s !== undefined && (typeof s !== 'object' || s === null || (s.kind !== 'sgd' && s.kind !== 'adam') || !isWhole(s.step))) return 'the optimizer state is malformed';
+  if (typeof j.digest !== 'string') return 'the digest does not match φ and the optimizer state';
+  const blobs = () => blobsProblem(j, spec.learner.layout.size);
+  return expect.verdicts ? expect.verdicts.verdict(j as Pick<TaskJob, 'phi' | 'state' | 'digest'>, blobs) : blobs();
+}
+
+// φ's and the optimizer state's sizes and values, and the digest over them.
+function blobsProblem(j: Partial<TaskJob>, size: number): string | undefined {
   const phiProblem = floatsProblem('φ', j.phi, size);
   if (phiProblem) return phiProblem;
-  if (j.state !== undefined) {
-    const s = j.state;
-    if (typeof s !== 'object' || s === null || (s.kind !== 'sgd' && s.kind !== 'adam') || !isWhole(s.step)) return 'the optimizer state is malformed';
-    for (const [name, a] of [['m', s.m], ['v', s.v]] as const) {
-      if (a === undefined) continue;
-      const p = floatsProblem(`optimizer state ${name}`, a, size);
-      if (p) return p;
-    }
+  for (const [name, a] of [['m', j.state?.m], ['v', j.state?.v]] as const) {
+    if (a === undefined) continue;
+    const p = floatsProblem(`optimizer state ${name}`, a, size);
+    if (p) return p;
   }
-  if (typeof j.digest !== 'string' || j.digest !== jobDigest(j.phi!, j.state)) return 'the digest does not match φ and the optimizer state';
+  if (j.digest !== jobDigest(j.phi!, j.state)) return 'the digest does not match φ and the optimizer state';
   return undefined;
+}
+
+/**
+ * The verdict on the last φ and optimizer state a worker checked. The tasks of one meta-iteration
+ * share the very same bytes (a worker reads them once), so scanning and hashing 3 × 4 bytes per
+ * parameter again for each task would be wasted: the verdict is reused while φ, m and v are the
+ * same objects and the digest and state header are the same strings.
+ */
+export class BlobVerdicts {
+  private last: { phi: unknown; m: unknown; v: unknown; tag: string; problem: string | undefined } | undefined;
+
+  verdict(job: Pick<TaskJob, 'phi' | 'state' | 'digest'>, compute: () => string | undefined): string | undefined {
+    const tag = `${job.digest}|${job.state ? `${job.state.kind}:${job.state.step}` : ''}`;
+    const l = this.last;
+    if (l !== undefined && l.phi === job.phi && l.m === job.state?.m && l.v === job.state?.v && l.tag === tag) return l.problem;
+    const problem = compute();
+    this.last = { phi: job.phi, m: job.state?.m, v: job.state?.v, tag, problem };
+    return problem;
+  }
 }
 
 /** What the sender of a job expects of its answer. */

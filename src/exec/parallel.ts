@@ -1,4 +1,3 @@
-import { ReptileError } from '../_utils/errors.js';
 import { floatsToBytes, floatsView } from '../core/codec.js';
 import { Params } from '../core/params.js';
 import type { AdaptResult, Learner, OptimizerState } from '../learners/learner.js';
@@ -16,8 +15,9 @@ export type ResultCheck = (result: JobResult) => string | undefined;
 /**
  * Where a parallel executor sends its jobs: a pool of threads or a queue on Redis. `submit`
  * resolves with the job's result once some worker has computed it (retrying elsewhere if a worker
- * died), or rejects when the job cannot be run at all. A transport whose workers cannot be
- * trusted runs the job again when `check` rejects an answer; the executor checks what it gets.
+ * died) and `check` has accepted it, or rejects when the job cannot be run at all. A transport
+ * whose workers cannot be trusted runs the job again when `check` rejects an answer; one whose
+ * workers are this process's own threads rejects.
  */
 export interface JobTransport {
   /** How many jobs can run at once (workers). */
@@ -132,10 +132,7 @@ export class ParallelExecutor implements Executor {
       // A worker's honest answer is non-finite only when training diverged; the loop says so.
       return problem !== undefined && problem.includes('non-finite') && job.kind === 'adapt' ? undefined : problem;
     };
-    const result = await this.transport.submit(spec, job, check);
-    const problem = check(result);
-    if (problem !== undefined) throw new ReptileError(`the ${this.name} executor got a result it cannot use (${problem})`);
-    return result;
+    return this.transport.submit(spec, job, check);
   }
 }
 

@@ -2,7 +2,7 @@ import { Queue, QueueEvents, UnrecoverableError, Worker, type Job } from 'bullmq
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis, type RedisOptions } from 'ioredis';
 import { ReptileError, UsageError } from '../_utils/errors.js';
-import { checkJob, type JobResult, type RunSpec, type TaskJob, type TaskOutcome } from './job.js';
+import { BlobVerdicts, checkJob, type JobResult, type RunSpec, type TaskJob, type TaskOutcome } from './job.js';
 import { ParallelExecutor, type JobTransport, type ParallelExecutorOptions, type ResultCheck } from './parallel.js';
 import { JobRunner, type SourceContext } from './runtime.js';
 
@@ -296,16 +296,12 @@ class RedisTransport implements JobTransport {
   // The result as written by a worker, or the reason it cannot be used (checked again, in full,
   // by ParallelExecutor against the job it answers).
   private async readResult(resultKey: string, spec: RunSpec): Promise<JobResult | string> {
-    // The size is read before the bytes, so an oversized result is refused without fetching it.
-    const length = await this.client.strlen(resultKey);
-    if (length === 0) return 'no result was written';
+    // One round trip: the size, at most one byte more than any result can need (so an oversized
+    // one is refused without fetching it all), and the key deleted.
     const most = MAX_RESULT_OVERHEAD + MAX_TASKS_PER_RESULT * 4 * spec.learner.layout.size * 4;
-    if (length > most) {
-      await this.client.del(resultKey);
-      return `the result is ${length} bytes, more than any job of this model can need (${most})`;
-    }
-    const [[, bytes]] = (await this.client.multi().getBuffer(resultKey).del(resultKey).exec()) as [[unknown, Buffer | null]];
-    if (bytes === null) return 'no result was written';
+    const [[, length], [, bytes]] = (await this.client.multi().strlen(resultKey).getrangeBuffer(resultKey, 0, most).del(resultKey).exec()) as [[unknown, number], [unknown, Buffer]];
+    if (length === 0) return 'no result was written';
+    if (length > most) return `the result is ${length} bytes, more than any job of this model can need (${most})`;
     return decodeResult(bytes, spec.learner.layout.size);
   }
 
@@ -381,6 +377,7 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
     log(`reptile worker: working on run ${runId} (${String(spec!.source['task'])}, ${spec!.learner.kind} learner)`);
   };
 
+  const verdicts = new BlobVerdicts();
   let lastBlobs: { runId: string; digest: string; phi: Buffer | undefined; m: Buffer | undefined; v: Buffer | undefined } | undefined;
   const processJob = async (job: Job, spec: RunSpec): Promise<string> => {
     try {
@@ -395,18 +392,24 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
   const computeJob = async (job: Job, spec: RunSpec): Promise<string> => {
     const data = job.data as QueuedJob;
     if (typeof data !== 'object' || data === null) throw new Rejected('the job is not an object');
-    const size = spec.learner.layout.size * 4;
-    const readBlob = async (name: string): Promise<Buffer | undefined> => {
-      const k = key(spec.runId, name, String(data.digest));
-      const length = await client.strlen(k);
-      if (length > size) throw new Rejected(`${name} is ${length} bytes, more than the model's ${size}`);
-      return (await client.getBuffer(k)) ?? undefined;
-    };
-    // φ and the state are the same for every task of a meta-iteration: read them once.
+    // φ and the state are the same for every task of a meta-iteration: read them once, in one
+    // round trip, and never more than the model's size (plus one byte, to tell a longer value).
     const digest = String(data.digest);
     let blobs = lastBlobs?.runId === spec.runId && lastBlobs.digest === digest ? lastBlobs : undefined;
     if (blobs === undefined) {
-      blobs = { runId: spec.runId, digest, phi: await readBlob('phi'), m: data.state?.m === true ? await readBlob('m') : undefined, v: data.state?.v === true ? await readBlob('v') : undefined };
+      const size = spec.learner.layout.size * 4;
+      const names = ['phi', ...(data.state?.m === true ? ['m'] : []), ...(data.state?.v === true ? ['v'] : [])];
+      const read = client.multi();
+      for (const name of names) read.strlen(key(spec.runId, name, digest)).getrangeBuffer(key(spec.runId, name, digest), 0, size);
+      const replies = ((await read.exec()) ?? []) as [Error | null, unknown][];
+      const got: Record<string, Buffer | undefined> = {};
+      names.forEach((name, i) => {
+        const [[e1, length], [e2, bytes]] = [replies[2 * i] ?? [new Error('no reply'), 0], replies[2 * i + 1] ?? [new Error('no reply'), undefined]];
+        if (e1 || e2) throw e1 ?? e2;
+        if ((length as number) > size) throw new Rejected(`${name} is ${length as number} bytes, more than the model's ${size}`);
+        got[name] = (bytes as Buffer).length > 0 ? (bytes as Buffer) : undefined;
+      });
+      blobs = { runId: spec.runId, digest, phi: got['phi'], m: got['m'], v: got['v'] };
       lastBlobs = blobs;
     }
     const { phi, m, v } = blobs;
@@ -415,7 +418,7 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
       phi: phi ?? new Uint8Array(0),
       ...(data.state ? { state: { kind: data.state.kind, step: data.state.step, ...(m ? { m } : {}), ...(v ? { v } : {}) } } : {}),
     } as TaskJob;
-    const problem = checkJob(full, { spec });
+    const problem = checkJob(full, { spec, verdicts });
     if (problem !== undefined) throw new Rejected(problem);
     const result = await runner.run(spec, full);
     const resultKey = key(spec.runId, 'result', String(job.id).replace(/-again\d+$/, ''));

@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { ReptileError, UsageError } from '../_utils/errors.js';
 import type { JobResult, RunSpec, TaskJob } from './job.js';
-import { ParallelExecutor, type JobTransport, type ParallelExecutorOptions } from './parallel.js';
+import { ParallelExecutor, type JobTransport, type ParallelExecutorOptions, type ResultCheck } from './parallel.js';
 import type { SourceContext } from './runtime.js';
 
 /** Options of {@link ThreadsExecutor}. */
@@ -42,6 +42,7 @@ interface Slot {
 interface Pending {
   spec: RunSpec;
   job: TaskJob;
+  check: ResultCheck;
   resolve: (r: JobResult) => void;
   reject: (e: Error) => void;
 }
@@ -71,11 +72,11 @@ class ThreadPool implements JobTransport {
     this.context = context;
   }
 
-  submit(spec: RunSpec, job: TaskJob): Promise<JobResult> {
+  submit(spec: RunSpec, job: TaskJob, check: ResultCheck): Promise<JobResult> {
     if (this.closed) return Promise.reject(new Error('the threads executor is closed'));
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
-      this.queue.push({ spec, job, resolve, reject });
+      this.queue.push({ spec, job, check, resolve, reject });
       this.pump();
     });
   }
@@ -95,7 +96,12 @@ class ThreadPool implements JobTransport {
       this.inFlight.delete(msg.id);
       slot.busy = false;
       if (msg.error !== undefined) p.reject(new ReptileError(`a worker thread failed: ${msg.error}`));
-      else p.resolve(msg.result!);
+      else {
+        // This process's own threads: a result its check rejects is a bug, not an attack.
+        const problem = p.check(msg.result!);
+        if (problem === undefined) p.resolve(msg.result!);
+        else p.reject(new ReptileError(`the threads executor got a result it cannot use (${problem})`));
+      }
       this.pump();
     });
     const die = (why: string) => {
