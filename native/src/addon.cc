@@ -2,7 +2,11 @@
 // whole inner loops on a worker thread (napi AsyncWorker) so that the event loop stays free.
 #include <napi.h>
 
+#include <cstdlib>
 #include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
 #include <sstream>
 #include <string>
 
@@ -52,6 +56,71 @@ Napi::Float32Array f32Of(const Napi::Value& v, const char* what) {
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
     throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a Float32Array");
   return v.As<Napi::Float32Array>();
+}
+
+// The adapted weights and last steps that adapt returns: recycled float buffers instead of fresh
+// ones. A fresh 4·P-byte array is zero-filled by V8 and, being large, mapped anew by malloc at
+// every call, so each task paid page faults and a memset before the engine overwrote every value
+// anyway. These arrays are external: when JavaScript lets go of one, its finalizer hands the
+// memory back here. Shared by every thread's addon instance (the lock is taken twice per array).
+class OutputPool {
+ public:
+  static constexpr size_t kHeader = 64;  // the element count lives in front of the data, which stays 64-byte aligned
+  static constexpr size_t kKeep = 64;    // buffers of one size kept for reuse; more are freed
+
+  float* take(size_t n) {
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      auto& v = free_[n];
+      if (!v.empty()) {
+        float* p = v.back();
+        v.pop_back();
+        return p;
+      }
+    }
+    char* raw = static_cast<char*>(std::aligned_alloc(64, kHeader + ((n * sizeof(float) + 63) / 64) * 64));
+    if (raw == nullptr) throw std::bad_alloc();
+    *reinterpret_cast<size_t*>(raw) = n;
+    return reinterpret_cast<float*>(raw + kHeader);
+  }
+
+  void give(float* p) {
+    char* raw = reinterpret_cast<char*>(p) - kHeader;
+    const size_t n = *reinterpret_cast<size_t*>(raw);
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      auto& v = free_[n];
+      if (v.size() < kKeep) {
+        v.push_back(p);
+        return;
+      }
+    }
+    std::free(raw);
+  }
+
+ private:
+  std::mutex m_;
+  std::unordered_map<size_t, std::vector<float*>> free_;
+};
+
+// Never destroyed: finalizers may still run while the process exits.
+OutputPool& outputPool() {
+  static OutputPool* pool = new OutputPool();
+  return *pool;
+}
+
+// A Float32Array of n values whose contents the caller overwrites in full.
+Napi::Float32Array recycledArray(Napi::Env env, size_t n) {
+  float* p = outputPool().take(n);
+  Napi::ArrayBuffer buffer;
+  try {
+    buffer = Napi::ArrayBuffer::New(env, p, n * sizeof(float), [](Napi::Env, void* data) { outputPool().give(static_cast<float*>(data)); });
+  } catch (const Napi::Error&) {
+    // A runtime that refuses external buffers: a plain array.
+    outputPool().give(p);
+    return Napi::Float32Array::New(env, n);
+  }
+  return Napi::Float32Array::New(env, n, buffer, 0);
 }
 
 Napi::Float32Array copyOut(Napi::Env env, const float* p, size_t n) {
@@ -344,7 +413,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     outputs_.reserve(2 * args_.size());
     out_.resize(args_.size());
     for (size_t i = 0; i < args_.size(); i++) {
-      Napi::Float32Array w = Napi::Float32Array::New(env, P), d = Napi::Float32Array::New(env, P);
+      Napi::Float32Array w = recycledArray(env, P), d = recycledArray(env, P);
       out_[i] = {w.Data(), d.Data()};
       outputs_.push_back(Napi::Persistent(w.As<Napi::Object>()));
       outputs_.push_back(Napi::Persistent(d.As<Napi::Object>()));
