@@ -1,0 +1,254 @@
+/**
+ * The native engine against the strongest CPU anchors (npm run bench:anchors; also run by
+ * `npm run bench` unless --no-anchors), on the built package, in one interleaved sitting:
+ *
+ * - reptile-ml: `metaTrain` as a user runs it (inline executor, Adam state carried from task to
+ *   task, the native engine on its default two threads, and on one), over fixed random tasks;
+ * - JAX/XLA: ../shared/bench/jax_reference.py on 1 and 2 threads (the best one counts);
+ * - PyTorch: ../shared/bench/pytorch_reference.py on 1 and 2 threads (the best one counts);
+ *
+ * for four configurations: the paper's 5-way training (5 tasks × 5 Adam steps × batch 10), its
+ * 20-way training (5 tasks × 10 steps × batch 20), one 5-shot 5-way evaluation task (50 steps of
+ * batch 5 on the 25 support images, then the 5 non-transductive predictions) and one 1-shot 20-way
+ * evaluation task (50 steps of batch 5 on 20 images, then 20 predictions). The anchors run an
+ * evaluation task as a meta-iteration of one task with those steps and do not predict (a few
+ * forward passes: their figures are, if anything, flattered). Also the machine's float32 FMA
+ * ceiling, measured by bench/peak-flops.cc on 1 and 2 threads, and the fraction of it each
+ * configuration reaches. Medians of --rounds rounds; every raw figure is kept.
+ *
+ *   npm run bench:anchors -- [--python .venv-anchors/bin/python] [--rounds 3] [--configs train5,train20,eval5,eval20]
+ *                            [--json docs/native-bench.json]
+ *
+ * `--python` (or $REPTILE_BENCH_PYTHON) names the interpreter with jax and torch; see ../shared/README.md.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const dist = (p: string) => path.join(root, 'dist', p);
+if (!fs.existsSync(dist('index.js'))) throw new Error('run npm run build first');
+const lib = (await import(dist('index.js'))) as typeof import('../src/index.js');
+
+const args = process.argv.slice(2);
+const opt = (name: string, dflt: string): string => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] !== undefined && !args[i + 1]!.startsWith('--') ? args[i + 1]! : dflt;
+};
+const log = (line: string) => void process.stderr.write(`${line}\n`);
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const round = (x: number, d = 3) => Number(x.toFixed(d));
+const rounds = Number(opt('rounds', '3'));
+const jsonFile = args.includes('--json') ? path.resolve(opt('json', path.join(root, 'docs', 'native-bench.json'))) : undefined;
+const shared = path.resolve(root, '..', 'shared', 'bench');
+
+interface Config {
+  name: string;
+  what: string;
+  classes: number;
+  shots: number;
+  innerBatch: number;
+  innerIters: number;
+  metaBatch: number;
+  /** Non-transductive predictions after adapting (evaluation tasks). */
+  queries: number;
+  /** Timed meta-iterations (or tasks) per run: ours, JAX, PyTorch. */
+  iters: number;
+}
+const CONFIGS: Config[] = [
+  { name: 'train5', what: 'Omniglot 5-way training: 5 tasks × 5 Adam steps × batch 10', classes: 5, shots: 10, innerBatch: 10, innerIters: 5, metaBatch: 5, queries: 0, iters: 60 },
+  { name: 'train20', what: 'Omniglot 20-way training: 5 tasks × 10 Adam steps × batch 20', classes: 20, shots: 10, innerBatch: 20, innerIters: 10, metaBatch: 5, queries: 0, iters: 20 },
+  { name: 'eval5', what: 'one 5-shot 5-way evaluation task: 50 Adam steps × batch 5, 5 predictions', classes: 5, shots: 5, innerBatch: 5, innerIters: 50, metaBatch: 1, queries: 5, iters: 40 },
+  { name: 'eval20', what: 'one 1-shot 20-way evaluation task: 50 Adam steps × batch 5, 20 predictions', classes: 20, shots: 1, innerBatch: 5, innerIters: 50, metaBatch: 1, queries: 20, iters: 40 },
+];
+const wanted = opt('configs', CONFIGS.map((c) => c.name).join(',')).split(',');
+for (const w of wanted) if (!CONFIGS.some((c) => c.name === w)) throw new Error(`unknown --configs entry '${w}': use some of ${CONFIGS.map((c) => c.name).join(',')}`);
+const configs = CONFIGS.filter((c) => wanted.includes(c.name));
+
+// --- FLOPs of the Omniglot network (4 × conv 3×3 stride 2, 64 channels, then dense): forward 2 per
+// multiply-add; a training step is forward + input gradient (not for the first layer) + weight gradient.
+function flopsPerExample(classes: number): { forward: number; step: number } {
+  let forward = 0;
+  let step = 0;
+  let size = 28;
+  let cin = 1;
+  for (let i = 0; i < 4; i++) {
+    const out = Math.ceil(size / 2);
+    const flop = 2 * out * out * 9 * cin * 64;
+    forward += flop;
+    step += flop * (i === 0 ? 2 : 3);
+    size = out;
+    cin = 64;
+  }
+  forward += 2 * 256 * classes;
+  step += 2 * 256 * classes * 3;
+  return { forward, step };
+}
+function flopsOf(c: Config): number {
+  const f = flopsPerExample(c.classes);
+  // A non-transductive prediction runs the support set and one query forward.
+  return c.metaBatch * c.innerIters * c.innerBatch * f.step + c.queries * (c.classes * c.shots + 1) * f.forward;
+}
+
+// --- the machine's FMA ceiling, measured
+function peakFlops(): { perCore: number; twoCores: number; raw: unknown[] } | undefined {
+  const exe = path.join(os.tmpdir(), `reptile-peak-flops-${process.pid}`);
+  const built = spawnSync('g++', ['-O2', '-march=native', '-pthread', '-o', exe, path.join(root, 'bench', 'peak-flops.cc')], { encoding: 'utf8' });
+  if (built.status !== 0) {
+    log(`peak FLOP measurement skipped: g++ failed (${(built.stderr || '').trim().split('\n')[0]})`);
+    return undefined;
+  }
+  const raw: { threads: number; gflop_per_s: number }[] = [];
+  for (let r = 0; r < 3; r++) {
+    for (const t of [1, 2]) {
+      const out = spawnSync(exe, [String(t), '200000000'], { encoding: 'utf8' });
+      if (out.status === 0) raw.push(JSON.parse(out.stdout.trim()) as { threads: number; gflop_per_s: number });
+    }
+  }
+  fs.rmSync(exe, { force: true });
+  const best = (t: number) => Math.max(...raw.filter((x) => x.threads === t).map((x) => x.gflop_per_s));
+  return { perCore: best(1), twoCores: best(2), raw };
+}
+
+// --- reptile-ml
+function randomTask(rng: import('../src/core/rng.js').Rng, c: Config): import('../src/tasks/task.js').Task {
+  const count = c.classes * c.shots;
+  const inputs = new Float32Array(count * 784);
+  for (let i = 0; i < inputs.length; i++) inputs[i] = rng.uniform(0, 1);
+  const targets = new Float32Array(count);
+  for (let i = 0; i < count; i++) targets[i] = Math.floor(i / c.shots);
+  const support = { count, inputs, inputShape: [28, 28, 1], targets, targetShape: [] };
+  const q = Math.max(c.queries, 1);
+  const qInputs = new Float32Array(q * 784);
+  for (let i = 0; i < qInputs.length; i++) qInputs[i] = rng.uniform(0, 1);
+  const query = { count: q, inputs: qInputs, inputShape: [28, 28, 1], targets: Float32Array.from({ length: q }, (_, i) => i % c.classes), targetShape: [] };
+  return { kind: 'classification', numClasses: c.classes, support, query };
+}
+
+async function ours(c: Config, threads: 1 | 2): Promise<number> {
+  const model = lib.createFewShotModel({ kind: 'omniglot', inputShape: [28, 28, 1], classes: c.classes, seed: 0, init: 'glorot' });
+  const learner = new lib.NativeLearner({ model, innerState: 'carry', threads });
+  try {
+    const tasks = Array.from({ length: 5 }, (_, i) => randomTask(lib.Rng.derive(7, i), c));
+    let next = 0;
+    const source = { kind: 'classification' as const, inputShape: [28, 28, 1], outputSize: c.classes, sample: () => tasks[next++ % tasks.length]!, describe: () => ({ task: 'bench' }) };
+    const inner = { optimizer: 'adam' as const, learningRate: 1e-3, beta1: 0, beta2: 0.999, epsilon: 1e-8, innerIters: c.innerIters, innerBatch: c.innerBatch };
+    if (c.queries === 0) {
+      const config = { metaIters: 0, metaBatch: c.metaBatch, metaStep: 1, metaStepFinal: 0, innerIters: c.innerIters, innerBatch: c.innerBatch, learningRate: 1e-3, optimizer: 'adam' as const, innerState: 'carry' as const, seed: 0 };
+      await lib.metaTrain({ learner, source, config: { ...config, metaIters: 3 } });
+      const t0 = performance.now();
+      await lib.metaTrain({ learner, source, config: { ...config, metaIters: c.iters } });
+      return (performance.now() - t0) / c.iters;
+    }
+    // An evaluation task as `evaluate` runs it: adapt from φ, predict each query, restore φ and the state.
+    const phi = learner.getParams();
+    const state = learner.getOptimizerState();
+    const one = async (i: number) => {
+      const task = tasks[i % tasks.length]!;
+      const adapted = await learner.adapt(task, inner, lib.Rng.derive(3, i));
+      learner.setParams(adapted.params);
+      lib.scoreTask(learner, task, false);
+      learner.setParams(phi);
+      learner.setOptimizerState(state);
+    };
+    for (let i = 0; i < 3; i++) await one(i);
+    const t0 = performance.now();
+    for (let i = 0; i < c.iters; i++) await one(i);
+    return (performance.now() - t0) / c.iters;
+  } finally {
+    learner.dispose();
+    model.dispose();
+  }
+}
+
+// --- the anchors
+const python = opt('python', process.env['REPTILE_BENCH_PYTHON'] ?? (fs.existsSync(path.join(root, '.venv-anchors', 'bin', 'python')) ? path.join(root, '.venv-anchors', 'bin', 'python') : 'python3'));
+const version = (module: string): string | undefined => {
+  const r = spawnSync(python, ['-c', `import ${module}; print(${module}.__version__)`], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+};
+const jaxVersion = fs.existsSync(path.join(shared, 'jax_reference.py')) ? version('jax') : undefined;
+const torchVersion = fs.existsSync(path.join(shared, 'pytorch_reference.py')) ? version('torch') : undefined;
+if (!jaxVersion) log(`JAX skipped: ${python} cannot import jax (see ../shared/README.md; pass --python)`);
+if (!torchVersion) log(`PyTorch skipped: ${python} cannot import torch (see ../shared/README.md; pass --python)`);
+const shape = (c: Config) => ['--classes', String(c.classes), '--train-shots', String(c.shots), '--inner-batch', String(c.innerBatch), '--inner-iters', String(c.innerIters), '--meta-batch', String(c.metaBatch)];
+
+function jax(c: Config, threads: number): number | undefined {
+  const r = spawnSync(python, [path.join(shared, 'jax_reference.py'), ...shape(c), '--threads', String(threads), '--iters', String(c.iters)], { encoding: 'utf8' });
+  if (r.status !== 0) {
+    log(`JAX failed: ${(r.stderr || r.stdout).trim().split('\n').pop()}`);
+    return undefined;
+  }
+  return (JSON.parse(r.stdout.trim().split('\n').pop()!) as { meta_iter_ms: number }).meta_iter_ms;
+}
+
+function torch(c: Config): Record<number, number> {
+  const env = { ...process.env, MALLOC_MMAP_THRESHOLD_: '1000000000', MALLOC_TRIM_THRESHOLD_: '1000000000' };
+  const r = spawnSync(python, [path.join(shared, 'pytorch_reference.py'), ...shape(c), '--threads', '1,2', '--batches', String(c.innerBatch), '--min-time', '0.3', '--meta-iters', String(c.iters)], { encoding: 'utf8', env });
+  if (r.status !== 0) {
+    log(`PyTorch failed: ${(r.stderr || r.stdout).trim().split('\n').pop()}`);
+    return {};
+  }
+  const rows = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { threads: number; meta_iteration: { meta_iter_ms: number }[] });
+  return Object.fromEntries(rows.map((row) => [row.threads, row.meta_iteration[0]!.meta_iter_ms]));
+}
+
+// --- one sitting, interleaved round by round
+await lib.selectBackend('cpu');
+const peak = peakFlops();
+if (peak) log(`FMA ceiling (bench/peak-flops.cc): ${peak.perCore} GFLOP/s on one core, ${peak.twoCores} on two`);
+const raw: Record<string, Record<string, number[]>> = Object.fromEntries(configs.map((c) => [c.name, {}]));
+const add = (c: Config, who: string, ms: number | undefined) => {
+  if (ms === undefined) return;
+  (raw[c.name]![who] ??= []).push(ms);
+  log(`round ${raw[c.name]![who]!.length}/${rounds} ${c.name}: ${who} ${ms.toFixed(2)} ms`);
+};
+for (let r = 0; r < rounds; r++) {
+  for (const c of configs) {
+    add(c, 'reptile-ml, 2 engine threads', await ours(c, 2));
+    add(c, 'reptile-ml, 1 engine thread', await ours(c, 1));
+    if (jaxVersion) for (const t of [1, 2]) add(c, `JAX ${t} thread${t > 1 ? 's' : ''}`, jax(c, t));
+    if (torchVersion) for (const [t, ms] of Object.entries(torch(c))) add(c, `PyTorch ${t} thread${Number(t) > 1 ? 's' : ''}`, ms);
+  }
+}
+
+const results: Record<string, unknown> = {};
+for (const c of configs) {
+  const med = Object.fromEntries(Object.entries(raw[c.name]!).map(([k, v]) => [k, median(v)]));
+  const best = (prefix: string) => {
+    const rows = Object.entries(med).filter(([k]) => k.startsWith(prefix));
+    return rows.length ? rows.reduce((a, b) => (b[1] < a[1] ? b : a)) : undefined;
+  };
+  const us = med['reptile-ml, 2 engine threads']!;
+  const bj = best('JAX');
+  const bt = best('PyTorch');
+  const flop = flopsOf(c);
+  results[c.name] = {
+    what: c.what,
+    msMedian: Object.fromEntries(Object.entries(med).map(([k, v]) => [k, round(v)])),
+    perSecond: Object.fromEntries(Object.entries(med).map(([k, v]) => [k, round(1000 / v, 2)])),
+    ...(bj ? { bestJax: bj[0], overBestJax: round(bj[1] / us, 2) } : {}),
+    ...(bt ? { bestPyTorch: bt[0], overBestPyTorch: round(bt[1] / us, 2) } : {}),
+    gflop: round(flop / 1e9, 4),
+    ...(peak ? { fractionOfTwoCoreCeiling: round(flop / (us / 1000) / 1e9 / peak.twoCores, 3), fractionOfOneCoreCeiling1Thread: round(flop / (med['reptile-ml, 1 engine thread']! / 1000) / 1e9 / peak.perCore, 3) } : {}),
+    raw: raw[c.name],
+  };
+  log(`${c.name}: ${JSON.stringify(results[c.name])}`);
+}
+const report = {
+  date: new Date().toISOString().slice(0, 10),
+  machine: { cpus: os.availableParallelism(), model: os.cpus()[0]?.model, node: process.version },
+  python,
+  jax: jaxVersion ?? null,
+  torch: torchVersion ?? null,
+  rounds,
+  peakFlops: peak ?? null,
+  results,
+};
+process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+if (jsonFile) fs.writeFileSync(jsonFile, `${JSON.stringify(report, null, 2)}\n`);
