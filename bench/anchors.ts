@@ -25,23 +25,14 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { builtLibrary, median, option, root } from './built.js';
+import { flopsPerExample } from './omniglot-model.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const dist = (p: string) => path.join(root, 'dist', p);
-if (!fs.existsSync(dist('index.js'))) throw new Error('run npm run build first');
-const lib = (await import(dist('index.js'))) as typeof import('../src/index.js');
+const lib = await builtLibrary();
 
 const args = process.argv.slice(2);
-const opt = (name: string, dflt: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined && !args[i + 1]!.startsWith('--') ? args[i + 1]! : dflt;
-};
+const opt = (name: string, dflt: string): string => option(args, name, dflt);
 const log = (line: string) => void process.stderr.write(`${line}\n`);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 const round = (x: number, d = 3) => Number(x.toFixed(d));
 const rounds = Number(opt('rounds', '3'));
 const jsonFile = args.includes('--json') ? path.resolve(opt('json', path.join(root, 'docs', 'native-bench.json'))) : undefined;
@@ -70,25 +61,6 @@ const wanted = opt('configs', CONFIGS.map((c) => c.name).join(',')).split(',');
 for (const w of wanted) if (!CONFIGS.some((c) => c.name === w)) throw new Error(`unknown --configs entry '${w}': use some of ${CONFIGS.map((c) => c.name).join(',')}`);
 const configs = CONFIGS.filter((c) => wanted.includes(c.name));
 
-// --- FLOPs of the Omniglot network (4 × conv 3×3 stride 2, 64 channels, then dense): forward 2 per
-// multiply-add; a training step is forward + input gradient (not for the first layer) + weight gradient.
-function flopsPerExample(classes: number): { forward: number; step: number } {
-  let forward = 0;
-  let step = 0;
-  let size = 28;
-  let cin = 1;
-  for (let i = 0; i < 4; i++) {
-    const out = Math.ceil(size / 2);
-    const flop = 2 * out * out * 9 * cin * 64;
-    forward += flop;
-    step += flop * (i === 0 ? 2 : 3);
-    size = out;
-    cin = 64;
-  }
-  forward += 2 * 256 * classes;
-  step += 2 * 256 * classes * 3;
-  return { forward, step };
-}
 function flopsOf(c: Config): number {
   const f = flopsPerExample(c.classes);
   // A non-transductive prediction runs the support set and one query forward.

@@ -33,7 +33,7 @@ import { NativeLearner } from '../src/learners/native.js';
 import { TfjsLearner } from '../src/learners/tfjs.js';
 import type { Task } from '../src/tasks/task.js';
 import { createOmniglotModel } from '../src/learners/models.js';
-import { randomOmniglotTask } from './omniglot-model.js';
+import { flopsPerExample, randomOmniglotTask } from './omniglot-model.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -304,20 +304,9 @@ async function main(): Promise<void> {
 }
 
 /** Multiply-add FLOPs of one fwd + bwd step at batch 10 (2 per multiply-add; forward, input and weight gradients). */
+// One Adam step of batch 10 on the 5-way network.
 function countFlops(): number {
-  const batch = 10;
-  let total = 0;
-  let size = 28;
-  let cin = 1;
-  for (let i = 0; i < 4; i++) {
-    const out = Math.ceil(size / 2);
-    const macs = batch * out * out * 9 * cin * 64;
-    total += 2 * macs * (i === 0 ? 2 : 3);
-    size = out;
-    cin = 64;
-  }
-  total += 2 * batch * 256 * 5 * 3;
-  return total;
+  return 10 * flopsPerExample(5).step;
 }
 
 await main();

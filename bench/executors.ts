@@ -23,17 +23,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { builtLibrary, dist, median, option, root } from './built.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const dist = (p: string) => path.join(root, 'dist', p);
-if (!fs.existsSync(dist('index.js'))) throw new Error('run npm run build first');
-const lib = (await import(dist('index.js'))) as typeof import('../src/index.js');
+const lib = await builtLibrary();
 
 const args = process.argv.slice(2);
-const opt = (name: string, dflt: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : dflt;
-};
+const opt = (name: string, dflt: string): string => option(args, name, dflt);
 const dataDir = path.resolve(opt('data-dir', path.join(root, '..', 'shared', 'data', 'omniglot')));
 const iters = Number(opt('iters', '40'));
 const rounds = Number(opt('rounds', '3'));
@@ -43,10 +38,6 @@ const PARTS = ['machine', 'omniglot', 'ceiling', 'saturation'];
 const parts = new Set(opt('parts', PARTS.join(',')).split(','));
 for (const p of parts) if (!PARTS.includes(p)) throw new Error(`unknown --parts entry '${p}': use some of ${PARTS.join(',')}`);
 const log = (line: string) => void process.stderr.write(`${line}\n`);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 // --- a redis-server and worker processes of the benchmark's own
 async function freePort(): Promise<number> {

@@ -11,3 +11,26 @@ export function randomOmniglotTask(rng: Rng, classes = 5, shots = 10): Task {
   const support = { count, inputs, inputShape: [28, 28, 1], targets, targetShape: [] };
   return { kind: 'classification', numClasses: classes, support, query: support };
 }
+
+/**
+ * FLOPs of the Omniglot network (4 × conv 3×3 stride 2, 64 channels, then dense) per example, 2
+ * per multiply-add: forward, and a training step (forward, input gradient — not for the first
+ * layer — and weight gradient).
+ */
+export function flopsPerExample(classes: number): { forward: number; step: number } {
+  let forward = 0;
+  let step = 0;
+  let size = 28;
+  let cin = 1;
+  for (let i = 0; i < 4; i++) {
+    const out = Math.ceil(size / 2);
+    const flop = 2 * out * out * 9 * cin * 64;
+    forward += flop;
+    step += flop * (i === 0 ? 2 : 3);
+    size = out;
+    cin = 64;
+  }
+  forward += 2 * 256 * classes;
+  step += 2 * 256 * classes * 3;
+  return { forward, step };
+}
