@@ -3,7 +3,8 @@
  * `npm run bench` unless --no-anchors), on the built package, in one interleaved sitting:
  *
  * - reptile-ml: `metaTrain` as a user runs it (inline executor, Adam state carried from task to
- *   task, the native engine on its default two threads, and on one), over fixed random tasks;
+ *   task, the native engine on its default two threads, and on one), over fixed random tasks,
+ *   each measurement in a fresh process as each anchor's is;
  * - JAX/XLA: ../shared/bench/jax_reference.py on 1 and 2 threads (the best one counts);
  * - PyTorch: ../shared/bench/pytorch_reference.py on 1 and 2 threads (the best one counts);
  *
@@ -25,6 +26,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { builtLibrary, median, option, root } from './built.js';
 import { flopsPerExample } from './omniglot-model.js';
 
@@ -144,10 +146,11 @@ const version = (module: string): string | undefined => {
   const r = spawnSync(python, ['-c', `import ${module}; print(${module}.__version__)`], { encoding: 'utf8' });
   return r.status === 0 ? r.stdout.trim() : undefined;
 };
-const jaxVersion = fs.existsSync(path.join(shared, 'jax_reference.py')) ? version('jax') : undefined;
-const torchVersion = fs.existsSync(path.join(shared, 'pytorch_reference.py')) ? version('torch') : undefined;
-if (!jaxVersion) log(`JAX skipped: ${python} cannot import jax (see ../shared/README.md; pass --python)`);
-if (!torchVersion) log(`PyTorch skipped: ${python} cannot import torch (see ../shared/README.md; pass --python)`);
+const child = args.includes('--one');
+const jaxVersion = !child && fs.existsSync(path.join(shared, 'jax_reference.py')) ? version('jax') : undefined;
+const torchVersion = !child && fs.existsSync(path.join(shared, 'pytorch_reference.py')) ? version('torch') : undefined;
+if (!jaxVersion && !child) log(`JAX skipped: ${python} cannot import jax (see ../shared/README.md; pass --python)`);
+if (!torchVersion && !child) log(`PyTorch skipped: ${python} cannot import torch (see ../shared/README.md; pass --python)`);
 const shape = (c: Config) => ['--classes', String(c.classes), '--train-shots', String(c.shots), '--inner-batch', String(c.innerBatch), '--inner-iters', String(c.innerIters), '--meta-batch', String(c.metaBatch)];
 
 function jax(c: Config, threads: number): number | undefined {
@@ -172,6 +175,22 @@ function torch(c: Config): Record<number, number> {
 
 // --- one sitting, interleaved round by round
 await lib.selectBackend('cpu');
+// `--one NAME THREADS`: one measurement of ours, in a process of its own, as each anchor's is.
+if (args.includes('--one')) {
+  const [name, threads] = [args[args.indexOf('--one') + 1], Number(args[args.indexOf('--one') + 2])];
+  const c = CONFIGS.find((x) => x.name === name);
+  if (c === undefined || (threads !== 1 && threads !== 2)) throw new Error('--one needs a configuration name and 1 or 2 threads');
+  process.stdout.write(`${JSON.stringify({ ms: await ours(c, threads) })}\n`);
+  process.exit(0);
+}
+const oursAlone = (c: Config, threads: 1 | 2): number | undefined => {
+  const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--one', c.name, String(threads)], { encoding: 'utf8' });
+  if (r.status !== 0) {
+    log(`reptile-ml run failed: ${(r.stderr || r.stdout).trim().split('\n').pop()}`);
+    return undefined;
+  }
+  return (JSON.parse(r.stdout.trim().split('\n').pop()!) as { ms: number }).ms;
+};
 const peak = peakFlops();
 if (peak) log(`FMA ceiling (bench/peak-flops.cc): ${peak.perCore} GFLOP/s on one core, ${peak.twoCores} on two`);
 const raw: Record<string, Record<string, number[]>> = Object.fromEntries(configs.map((c) => [c.name, {}]));
@@ -182,8 +201,8 @@ const add = (c: Config, who: string, ms: number | undefined) => {
 };
 for (let r = 0; r < rounds; r++) {
   for (const c of configs) {
-    add(c, 'reptile-ml, 2 engine threads', await ours(c, 2));
-    add(c, 'reptile-ml, 1 engine thread', await ours(c, 1));
+    add(c, 'reptile-ml, 2 engine threads', oursAlone(c, 2));
+    add(c, 'reptile-ml, 1 engine thread', oursAlone(c, 1));
     if (jaxVersion) for (const t of [1, 2]) add(c, `JAX ${t} thread${t > 1 ? 's' : ''}`, jax(c, t));
     if (torchVersion) for (const [t, ms] of Object.entries(torch(c))) add(c, `PyTorch ${t} thread${Number(t) > 1 ? 's' : ''}`, ms);
   }
