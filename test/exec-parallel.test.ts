@@ -1,9 +1,10 @@
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { Queue } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { queueName, RUNS_KEY } from '../src/exec/redis.js';
+import { encodeResult, queueName, RUNS_KEY } from '../src/exec/redis.js';
+import type { JobResult } from '../src/exec/job.js';
 import { makeTemp, writeImageFolder } from './few-shot/fixtures.js';
 import { checkpointPayload, redisSkipReason, runReptile, spawnReptile, startRedis, type TestRedis, type WorkerProcess } from './helpers/redis.js';
 
@@ -133,6 +134,50 @@ describe.skipIf(redisSkipReason !== undefined)('the redis executor (BullMQ on a 
     const again = await train([...slow(30), '--executor', 'redis', '--redis', redis.url], dir);
     expect(again.payload.equals(inline['slow']!)).toBe(true);
   }, 240_000);
+
+  it('throws away well-formed forged results from a hostile worker, runs their jobs again and ends bit-identical', async () => {
+    const own = await startRedis();
+    const honest = spawnReptile(['worker', '--redis', own.url, '--lock-ms', '1000']);
+    const client = new Redis(own.url, { maxRetriesPerRequest: null });
+    let hostile: Worker | undefined;
+    try {
+      await honest.waitFor(/waiting for runs/);
+      const args = [...sine('shared'), '--executor', 'redis', '--redis', own.url, '--run-id', 'forged-result'];
+      // A first short run names the queue (the run id is a hash of the learner and the task source).
+      await train([...args, '--meta-iters', '1'], path.join(root, 'forged-result-probe'));
+      const specKey = (await client.keys('reptile:forged-result-*:spec'))[0]!;
+      const runId = specKey.split(':')[1]!;
+      const spec = JSON.parse((await client.get(specKey))!) as { learner: { layout: { size: number; hash: string } } };
+      const zeros = new Uint8Array(spec.learner.layout.size * 4);
+      // The hostile worker answers the first two jobs it gets with results that decode cleanly but
+      // lie: one computed from another φ, one answering another task than it was given.
+      let forged = 0;
+      hostile = new Worker(
+        queueName(runId),
+        async (job) => {
+          const d = job.data as { iteration: number; digest: string; taskIndices: number[] };
+          const outcome = { taskIndex: d.taskIndices[0]!, loss: 0.1, params: zeros, state: { kind: 'adam' as const, step: 5, m: zeros, v: zeros } };
+          const base = { runId, kind: 'adapt' as const, iteration: d.iteration, layoutHash: spec.learner.layout.hash };
+          const result: JobResult = forged === 0 ? { ...base, digest: '0000000000000000', outcomes: [outcome] } : { ...base, digest: d.digest, outcomes: [{ ...outcome, taskIndex: d.taskIndices[0]! + 1 }] };
+          await client.set(`reptile:${runId}:result:${String(job.id).replace(/-again\d+$/, '')}`, encodeResult(result));
+          if (++forged === 2) void hostile!.close();
+          return 'ok';
+        },
+        { connection: client.duplicate(), concurrency: 1 },
+      );
+      await hostile.waitUntilReady();
+      const r = await train(args, path.join(root, 'forged-result'));
+      expect(forged).toBe(2);
+      expect(r.stderr).toMatch(/reptile coordinator: rejected a result for job adapt-\S+ \(the result was computed from another φ \(digest mismatch\): stale or forged\); running the job again/);
+      expect(r.stderr).toMatch(/reptile coordinator: rejected a result for job adapt-\S+ \(outcome 0 is not for task \d+\); running the job again/);
+      expect(r.payload.equals(inline['shared']!)).toBe(true);
+    } finally {
+      await hostile?.close();
+      client.disconnect();
+      await honest.stop();
+      await own.stop();
+    }
+  }, 180_000);
 
   it('survives Redis restarting under a running job: everyone says so in one line, the run ends bit-identical', async () => {
     const dir = path.join(root, 'redis-restart');
