@@ -9,9 +9,10 @@
  * - PyTorch: ../shared/bench/pytorch_reference.py on 1 and 2 threads (the best one counts);
  *
  * for four configurations: the paper's 5-way training (5 tasks × 5 Adam steps × batch 10), its
- * 20-way training (5 tasks × 10 steps × batch 20), one 5-shot 5-way evaluation task (50 steps of
- * batch 5 on the 25 support images, then the 5 non-transductive predictions) and one 1-shot 20-way
- * evaluation task (50 steps of batch 5 on 20 images, then 20 predictions). The anchors run an
+ * 20-way training (5 tasks × 10 steps × batch 20), 5-shot 5-way evaluation tasks (50 steps of
+ * batch 5 on the 25 support images, then the 5 non-transductive predictions) and 1-shot 20-way
+ * evaluation tasks (50 steps of batch 5 on 20 images, then 20 predictions), timed per task as
+ * `evaluate` runs a stream of them (independent, so the engine runs two at once on two threads). The anchors run an
  * evaluation task as a meta-iteration of one task with those steps and do not predict (a few
  * forward passes: their figures are, if anything, flattered). Also the machine's float32 FMA
  * ceiling, measured by bench/peak-flops.cc on 1 and 2 threads, and the fraction of it each
@@ -119,20 +120,14 @@ async function ours(c: Config, threads: 1 | 2): Promise<number> {
       await lib.metaTrain({ learner, source, config: { ...config, metaIters: c.iters } });
       return (performance.now() - t0) / c.iters;
     }
-    // An evaluation task as `evaluate` runs it: adapt from φ, predict each query, restore φ and the state.
-    const phi = learner.getParams();
-    const state = learner.getOptimizerState();
-    const one = async (i: number) => {
-      const task = tasks[i % tasks.length]!;
-      const adapted = await learner.adapt(task, inner, lib.Rng.derive(3, i));
-      learner.setParams(adapted.params);
-      lib.scoreTask(learner, task, false);
-      learner.setParams(phi);
-      learner.setOptimizerState(state);
-    };
-    for (let i = 0; i < 3; i++) await one(i);
+    // Evaluation tasks as `evaluate` runs them: each adapts from φ and the state, predicts its
+    // queries and restores both; the learner runs independent tasks side by side where it can
+    // (two single-thread engines on two threads).
+    const items = (n: number, from: number) => Array.from({ length: n }, (_, i) => ({ task: tasks[(from + i) % tasks.length]!, rng: lib.Rng.derive(3, from + i) }));
+    const score = (predictor: Parameters<typeof lib.scoreTask>[0], task: import('../src/tasks/task.js').Task) => lib.scoreTask(predictor, task, false);
+    await learner.scoreTasks(items(4, 0), inner, score);
     const t0 = performance.now();
-    for (let i = 0; i < c.iters; i++) await one(i);
+    await learner.scoreTasks(items(c.iters, 4), inner, score);
     return (performance.now() - t0) / c.iters;
   } finally {
     learner.dispose();

@@ -17,6 +17,7 @@ import { TfjsLearner } from '../src/learners/tfjs.js';
 import type { Task } from '../src/tasks/task.js';
 import { SineTaskSource } from '../src/tasks/sine.js';
 import { InlineExecutor } from '../src/exec/inline.js';
+import { evaluate } from '../src/train/evaluate.js';
 import { init, nativeSkipReason, randomTask, relErr } from './native-helpers.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -411,6 +412,65 @@ describe.skipIf(nativeSkipReason !== undefined)('inline executor', () => {
     expect(batched.getOptimizerState()).toEqual(single.getOptimizerState());
     batched.dispose();
     single.dispose();
+  });
+});
+
+describe.skipIf(nativeSkipReason !== undefined)('NativeLearner.scoreTasks', () => {
+  const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.01, innerIters: 6, innerBatch: 5 };
+  // A score that reads every output value, so that any difference in the adapted weights shows.
+  const sumOfOutputs = (predictor: { predict: NativeLearner['predict'] }, task: Task) => predictor.predict(task.query).reduce((a, b) => a + b, 0);
+
+  it('scores independent tasks on two engines exactly as one task at a time, and restores φ and the Adam state', async () => {
+    const tasks = Array.from({ length: 7 }, (_, i) => randomTask({ rng: Rng.derive(71, i), count: 9, shape: [11, 8, 1], classes: 3 }));
+    const two = new NativeLearner({ model: convNet(72), threads: 2 });
+    const one = new NativeLearner({ model: convNet(72), threads: 1 });
+    // A non-trivial Adam state to start every task from.
+    for (const l of [two, one]) await l.adapt(tasks[0]!, inner, Rng.fromSeed(73));
+    const phi = two.getParams();
+    const state = two.getOptimizerState();
+    expect(one.getOptimizerState()).toEqual(state);
+
+    const parallel = await two.scoreTasks(tasks.map((task, i) => ({ task, rng: Rng.derive(74, i) })), inner, sumOfOutputs);
+    const serial: number[] = [];
+    for (const [i, task] of tasks.entries()) {
+      const adapted = await one.adapt(task, inner, Rng.derive(74, i));
+      one.setParams(adapted.params);
+      serial.push(sumOfOutputs(one, task));
+      one.setParams(phi);
+      one.setOptimizerState(state);
+    }
+    expect(parallel).toEqual(serial);
+    expect(new Set(parallel).size).toBe(tasks.length);
+    expect([...two.getParams().data]).toEqual([...phi.data]);
+    expect(two.getOptimizerState()).toEqual(state);
+    // The one-thread learner takes the same path on its own engine.
+    expect(await one.scoreTasks(tasks.map((task, i) => ({ task, rng: Rng.derive(74, i) })), inner, sumOfOutputs)).toEqual(serial);
+    expect(one.getOptimizerState()).toEqual(state);
+    for (const l of [one, two]) l.dispose();
+  });
+
+  it('gives evaluate the same per-task scores as the one-task-at-a-time loop', async () => {
+    const learner = new NativeLearner({ model: sineNet(75), threads: 2 });
+    await learner.adapt(randomTask({ rng: Rng.fromSeed(76), count: 10, shape: [1], outputs: 1 }), inner, Rng.fromSeed(77));
+    const plain = Object.assign(Object.create(learner) as NativeLearner, { scoreTasks: undefined });
+    const options = { source: new SineTaskSource(), inner, samples: 45, seed: 3 };
+    const a = await evaluate({ ...options, learner });
+    const b = await evaluate({ ...options, learner: plain });
+    expect(a.perTask).toEqual(b.perTask);
+    expect(a.mean).toBe(b.mean);
+    learner.dispose();
+  });
+
+  it('rejects a bad task without losing φ, and stays usable', async () => {
+    const learner = new NativeLearner({ model: sineNet(78), threads: 2 });
+    const phi = learner.getParams();
+    const good = randomTask({ rng: Rng.fromSeed(79), count: 10, shape: [1], outputs: 1 });
+    const bad = { ...good, support: { ...good.support, inputs: new Float32Array(3) } };
+    await expect(learner.scoreTasks([{ task: good, rng: Rng.fromSeed(1) }, { task: bad, rng: Rng.fromSeed(2) }], inner, sumOfOutputs)).rejects.toThrow(/do not fit the model's input/);
+    expect([...learner.getParams().data]).toEqual([...phi.data]);
+    const [score] = await learner.scoreTasks([{ task: good, rng: Rng.fromSeed(1) }], inner, sumOfOutputs);
+    expect(Number.isFinite(score)).toBe(true);
+    learner.dispose();
   });
 });
 

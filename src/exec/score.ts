@@ -1,5 +1,5 @@
 import { Rng } from '../core/rng.js';
-import type { Learner } from '../learners/learner.js';
+import type { Predictor } from '../learners/learner.js';
 import { selectExamples, type Examples, type Task } from '../tasks/task.js';
 
 /**
@@ -15,7 +15,7 @@ export function evalTaskStreams(seed: number, index: number): { task: Rng; batch
  * classification (transductive or not, see {@link classifyQueries}), mean squared error for
  * regression. Every executor scores evaluation tasks with this one function.
  */
-export function scoreTask(learner: Learner, task: Task, transductive: boolean): number {
+export function scoreTask(learner: Predictor, task: Task, transductive: boolean): number {
   if (task.kind === 'regression') return mse(learner.predict(task.query), task.query.targets);
   const predicted = classifyQueries(learner, task, transductive);
   let correct = 0;
@@ -29,7 +29,7 @@ export function scoreTask(learner: Learner, task: Task, transductive: boolean): 
  * whole support set, so batch normalisation never sees the other queries. Transductive: all
  * queries in one batch.
  */
-export function classifyQueries(learner: Learner, task: Task, transductive: boolean): number[] {
+export function classifyQueries(learner: Predictor, task: Task, transductive: boolean): number[] {
   const classes = task.numClasses ?? 0;
   const out: number[] = [];
   if (transductive) {

@@ -9,6 +9,7 @@ import {
   requestedThreads,
   type NativeAdaptArgs,
   type NativeAdaptResult,
+  type NativeAddon,
   type NativeEngine,
   type NativeIsa,
   type NativeLoss,
@@ -17,7 +18,7 @@ import {
 } from '../engine/native.js';
 import type { Examples, Task } from '../tasks/task.js';
 import { checkNoRegularizers, modelLayout, modelWeights } from './weights.js';
-import { validateInnerOptions, type AdaptResult, type InnerOptions, type InnerStatePolicy, type Learner, type OptimizerState } from './learner.js';
+import { validateInnerOptions, type AdaptResult, type InnerOptions, type InnerStatePolicy, type Learner, type OptimizerState, type TaskScorer } from './learner.js';
 
 /** Options of `NativeLearner`. */
 export interface NativeLearnerOptions {
@@ -65,6 +66,7 @@ export class NativeLearner implements Learner {
   readonly isa: string;
   /** Threads per inner loop (1 or 2). */
   readonly threads: number;
+  private readonly addon: NativeAddon;
   private readonly engine: NativeEngine;
   private readonly plan: NativePlan;
   /** Batch normalisation uses the current batch's statistics also when predicting. */
@@ -81,6 +83,7 @@ export class NativeLearner implements Learner {
     this.innerState = options.innerState ?? 'carry';
     this.batchStatsAtTest = options.batchStatsAtTest ?? true;
     this.layout = modelLayout(this.model);
+    this.addon = status.addon;
     this.plan = { ...compileModel(this.model, options.isa ?? requestedIsa()), threads: options.threads ?? requestedThreads() };
     try {
       this.engine = new status.addon.Engine(this.plan);
@@ -122,15 +125,61 @@ export class NativeLearner implements Learner {
    * saves a thread hand-off per task (it matters on a busy machine). Each task draws its
    * minibatches from its own rng.
    */
-  adaptTasks(items: readonly { task: Task; rng: Rng }[], inner: InnerOptions): Promise<AdaptResult[]> {
-    if (items.length === 0) return Promise.resolve([]);
-    let args: NativeAdaptArgs[];
-    try {
-      args = items.map(({ task, rng }) => this.prepare(task, inner, rng));
-    } catch (e) {
-      return Promise.reject(e);
-    }
+  async adaptTasks(items: readonly { task: Task; rng: Rng }[], inner: InnerOptions): Promise<AdaptResult[]> {
+    if (items.length === 0) return [];
+    // Prepared before the first await, so in call order; bad input rejects.
+    const args = items.map(({ task, rng }) => this.prepare(task, inner, rng));
     return this.enqueue(async () => (await this.engine.adapt(args)).map((r) => this.toResult(r)));
+  }
+
+  /**
+   * Evaluation's independent test tasks (see `Learner.scoreTasks`), one per core: on a two-thread
+   * learner, two single-thread engines each take the next task, adapt from φ and the optimizer
+   * state on a worker thread, and score it while the other engine adapts. Each task runs whole on
+   * one engine, and an engine's result does not depend on its thread count, so every score equals
+   * the one-task-at-a-time score bit for bit. With one thread, or when predictions use moving
+   * batch-norm statistics (which each adaptation moves, so a task's score depends on the tasks
+   * before it), the tasks run in order on this learner's engine.
+   */
+  async scoreTasks(items: readonly { task: Task; rng: Rng }[], inner: InnerOptions, score: TaskScorer): Promise<number[]> {
+    if (items.length === 0) return [];
+    const args = items.map(({ task, rng }) => this.prepare(task, inner, rng));
+    return this.enqueue(async () => {
+      const phi = this.engine.getParams();
+      const state = this.engine.getOptimizerState();
+      const lanes = this.threads > 1 && this.batchStatsAtTest ? this.evaluationLanes() : [this.engine];
+      const scores = new Array<number>(items.length);
+      let next = 0;
+      const lane = async (engine: NativeEngine): Promise<void> => {
+        for (let i = next++; i < items.length; i = next++) {
+          setEngineState(engine, state);
+          engine.setParams(phi);
+          const adapted = await engine.adapt(args[i]!);
+          engine.setParams(adapted.params);
+          scores[i] = score({ predict: (examples) => this.predictOn(engine, examples) }, items[i]!.task);
+        }
+      };
+      const settled = await Promise.allSettled(lanes.map(lane));
+      setEngineState(this.engine, state);
+      this.engine.setParams(phi);
+      const failed = settled.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      return scores;
+    });
+  }
+
+  private lanes: NativeEngine[] | undefined;
+
+  /** The single-thread engines that evaluate tasks side by side, made on first use. */
+  private evaluationLanes(): NativeEngine[] {
+    if (this.lanes) return this.lanes;
+    this.lanes = Array.from({ length: this.threads }, () => new this.addon.Engine({ ...this.plan, threads: 1 }));
+    return this.lanes;
+  }
+
+  private predictOn(engine: NativeEngine, examples: Examples): Float32Array {
+    this.checkInputs(examples);
+    return engine.predict(examples.inputs, examples.count, this.batchStatsAtTest);
   }
 
   private prepare(task: Task, inner: InnerOptions, rng: Rng): NativeAdaptArgs {
@@ -174,8 +223,7 @@ export class NativeLearner implements Learner {
 
   predict(examples: Examples): Float32Array {
     this.assertIdle();
-    this.checkInputs(examples);
-    return this.engine.predict(examples.inputs, examples.count, this.batchStatsAtTest);
+    return this.predictOn(this.engine, examples);
   }
 
   /** Loss, parameter gradient, input gradient and output on `examples` (training mode); for gradient checks. */
@@ -196,18 +244,10 @@ export class NativeLearner implements Learner {
 
   setOptimizerState(state: OptimizerState | undefined): void {
     this.assertIdle();
-    if (!state) {
-      this.engine.setOptimizerState('none');
-      return;
-    }
-    if (state.kind === 'sgd') {
-      this.engine.setOptimizerState('sgd', state.step);
-      return;
-    }
-    if (!state.m || !state.v || state.m.length !== this.layout.size || state.v.length !== this.layout.size) {
+    if (state?.kind === 'adam' && (!state.m || !state.v || state.m.length !== this.layout.size || state.v.length !== this.layout.size)) {
       throw new Error(`Adam state does not fit this model (expected ${this.layout.size} values per moment)`);
     }
-    this.engine.setOptimizerState('adam', state.step, state.m, state.v);
+    setEngineState(this.engine, state);
   }
 
   /**
@@ -242,7 +282,10 @@ export class NativeLearner implements Learner {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    void this.queue.then(() => this.engine.release());
+    void this.queue.then(() => {
+      this.engine.release();
+      for (const lane of this.lanes ?? []) lane.release();
+    });
   }
 
   private assertIdle(): void {
@@ -269,6 +312,13 @@ export class NativeLearner implements Learner {
     }
     return { loss: 'mse', targets: examples.targets };
   }
+}
+
+/** Puts an optimizer state (or none) into an engine. */
+function setEngineState(engine: NativeEngine, state: OptimizerState | { kind: 'sgd' | 'adam'; step: number; m?: Float32Array; v?: Float32Array } | undefined): void {
+  if (!state) engine.setOptimizerState('none');
+  else if (state.kind === 'sgd') engine.setOptimizerState('sgd', state.step);
+  else engine.setOptimizerState('adam', state.step, state.m, state.v);
 }
 
 type LayerVar = tf.LayersModel['trainableWeights'][number];

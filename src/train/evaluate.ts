@@ -1,7 +1,10 @@
 import type { Executor } from '../exec/executor.js';
 import { evalTaskStreams, scoreTask } from '../exec/score.js';
-import type { InnerOptions, Learner } from '../learners/learner.js';
-import type { TaskSource } from '../tasks/task.js';
+import type { InnerOptions, Learner, Predictor } from '../learners/learner.js';
+import type { Task, TaskSource } from '../tasks/task.js';
+
+/** Test tasks handed to a learner's `scoreTasks` at a time: enough to keep every core busy, few enough for progress lines. */
+const SCORE_CHUNK = 32;
 
 export { classifyQueries, concatExamples, evalTaskStreams, mse, scoreTask } from '../exec/score.js';
 
@@ -51,6 +54,24 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
   if (options.executor?.evaluateTasks !== undefined) {
     return summarize(source, await options.executor.evaluateTasks({ learner, source, inner, seed: options.seed, samples, transductive: options.transductive ?? false, ...(options.onTask ? { onTask: options.onTask } : {}) }));
   }
+  const transductive = options.transductive ?? false;
+  if (learner.scoreTasks !== undefined) {
+    // A learner that runs independent tasks side by side gets them in chunks (for progress reports).
+    const perTask: number[] = [];
+    const score = (predictor: Predictor, task: Task) => scoreTask(predictor, task, transductive);
+    for (let start = 0; start < samples; start += SCORE_CHUNK) {
+      const items = [];
+      for (let i = start; i < Math.min(samples, start + SCORE_CHUNK); i++) {
+        const streams = evalTaskStreams(options.seed, i);
+        items.push({ task: source.sample(streams.task), rng: streams.batches });
+      }
+      for (const s of await learner.scoreTasks(items, inner, score)) {
+        perTask.push(s);
+        options.onTask?.(perTask.length, samples);
+      }
+    }
+    return summarize(source, perTask);
+  }
   const phi = learner.getParams();
   const savedState = learner.getOptimizerState();
   const perTask: number[] = [];
@@ -61,7 +82,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
       const adapted = await learner.adapt(task, inner, streams.batches);
       learner.setOptimizerState(savedState);
       learner.setParams(adapted.params);
-      perTask.push(scoreTask(learner, task, options.transductive ?? false));
+      perTask.push(scoreTask(learner, task, transductive));
       learner.setParams(phi);
       options.onTask?.(i + 1, samples);
     }
