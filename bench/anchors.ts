@@ -124,7 +124,7 @@ async function ours(c: Config, threads: 1 | 2): Promise<number> {
     // queries and restores both; the learner runs independent tasks side by side where it can
     // (two single-thread engines on two threads).
     const items = (n: number, from: number) => Array.from({ length: n }, (_, i) => ({ task: tasks[(from + i) % tasks.length]!, rng: lib.Rng.derive(3, from + i) }));
-    const score = (predictor: Parameters<typeof lib.scoreTask>[0], task: import('../src/tasks/task.js').Task) => lib.scoreTask(predictor, task, false);
+    const score = lib.taskScoring(false);
     await learner.scoreTasks(items(4, 0), inner, score);
     const t0 = performance.now();
     await learner.scoreTasks(items(c.iters, 4), inner, score);

@@ -11,13 +11,13 @@ import { Params } from '../src/core/params.js';
 import { Rng } from '../src/core/rng.js';
 import { selectBackend } from '../src/engine/backend.js';
 import { createLearner } from '../src/learners/create-learner.js';
-import type { AdaptResult, InnerOptions } from '../src/learners/learner.js';
+import type { AdaptResult, InnerOptions, TaskScoring } from '../src/learners/learner.js';
 import { NativeLearner, UnsupportedModelError } from '../src/learners/native.js';
 import { TfjsLearner } from '../src/learners/tfjs.js';
 import type { Task } from '../src/tasks/task.js';
 import { SineTaskSource } from '../src/tasks/sine.js';
 import { InlineExecutor } from '../src/exec/inline.js';
-import { evaluate } from '../src/train/evaluate.js';
+import { evaluate, scoreTask, taskScoring } from '../src/train/evaluate.js';
 import { init, nativeSkipReason, randomTask, relErr } from './native-helpers.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -418,7 +418,10 @@ describe.skipIf(nativeSkipReason !== undefined)('inline executor', () => {
 describe.skipIf(nativeSkipReason !== undefined)('NativeLearner.scoreTasks', () => {
   const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.01, innerIters: 6, innerBatch: 5 };
   // A score that reads every output value, so that any difference in the adapted weights shows.
-  const sumOfOutputs = (predictor: { predict: NativeLearner['predict'] }, task: Task) => predictor.predict(task.query).reduce((a, b) => a + b, 0);
+  const sumOfOutputs: TaskScoring = {
+    batches: (task) => [task.query, task.support],
+    score: (_task, [query, support]) => query!.reduce((a, v) => a + v, 0) + 3 * support!.reduce((a, v) => a + v, 0),
+  };
 
   it('scores independent tasks on two engines exactly as one task at a time, and restores φ and the Adam state', async () => {
     const tasks = Array.from({ length: 7 }, (_, i) => randomTask({ rng: Rng.derive(71, i), count: 9, shape: [11, 8, 1], classes: 3 }));
@@ -432,14 +435,19 @@ describe.skipIf(nativeSkipReason !== undefined)('NativeLearner.scoreTasks', () =
 
     const parallel = await two.scoreTasks(tasks.map((task, i) => ({ task, rng: Rng.derive(74, i) })), inner, sumOfOutputs);
     const serial: number[] = [];
+    const classes: number[] = [];
     for (const [i, task] of tasks.entries()) {
       const adapted = await one.adapt(task, inner, Rng.derive(74, i));
       one.setParams(adapted.params);
-      serial.push(sumOfOutputs(one, task));
+      serial.push(sumOfOutputs.score(task, [one.predict(task.query), one.predict(task.support)]));
+      classes.push(scoreTask(one, task, false), scoreTask(one, task, true));
       one.setParams(phi);
       one.setOptimizerState(state);
     }
     expect(parallel).toEqual(serial);
+    // The library's own scoring (accuracy on the queries, one by one with the support set or all at once).
+    const accuracies = await Promise.all([false, true].map((t) => two.scoreTasks(tasks.map((task, i) => ({ task, rng: Rng.derive(74, i) })), inner, taskScoring(t))));
+    expect(accuracies[0]!.flatMap((a, i) => [a, accuracies[1]![i]!])).toEqual(classes);
     expect(new Set(parallel).size).toBe(tasks.length);
     expect([...two.getParams().data]).toEqual([...phi.data]);
     expect(two.getOptimizerState()).toEqual(state);

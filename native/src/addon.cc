@@ -386,6 +386,26 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     a.beta2 = numOf(o, "beta2", 0.999);
     a.eps = numOf(o, "epsilon", 1e-8);
     a.reset = o.Get("reset").ToBoolean();
+    // Optional predictions with the adapted weights: predict: [{ inputs, count }, ...].
+    a.predictInputs.clear();
+    a.predictCounts.clear();
+    Napi::Value pv = o.Get("predict");
+    if (!pv.IsUndefined()) {
+      if (!pv.IsArray()) throw Napi::TypeError::New(env, "predict must be an array of { inputs, count }");
+      Napi::Array pa = pv.As<Napi::Array>();
+      a.predictInputs.resize(pa.Length());
+      for (uint32_t j = 0; j < pa.Length(); j++) {
+        if (!pa.Get(j).IsObject()) throw Napi::TypeError::New(env, "predict must be an array of { inputs, count }");
+        Napi::Object po = pa.Get(j).As<Napi::Object>();
+        const int n = intOf(po, "count");
+        Napi::Float32Array px = f32Of(po.Get("inputs"), "predict inputs");
+        if (n <= 0 || (int64_t)px.ElementLength() != (int64_t)n * e.inputSize())
+          throw Napi::Error::New(env, "predict inputs do not match count × input size");
+        a.predictInputs[j].assign(px.Data(), px.Data() + px.ElementLength());
+        a.predictCounts.push_back(n);
+      }
+      a.predictBatchStats = o.Get("batchStats").IsUndefined() ? true : o.Get("batchStats").ToBoolean();
+    }
     // Copies reuse the capacity of earlier calls: no allocation once sizes are steady.
     a.inputs.assign(x.Data(), x.Data() + x.ElementLength());
     a.targets.assign(t.Data(), t.Data() + t.ElementLength());
@@ -418,6 +438,14 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       outputs_.push_back(Napi::Persistent(w.As<Napi::Object>()));
       outputs_.push_back(Napi::Persistent(d.As<Napi::Object>()));
     }
+    predicted_.clear();
+    predictedOut_.assign(args_.size(), {});
+    for (size_t i = 0; i < args_.size(); i++)
+      for (int n : args_[i].predictCounts) {
+        Napi::Float32Array y = Napi::Float32Array::New(env, (size_t)n * engine_->outputSize());
+        predictedOut_[i].push_back(y.Data());
+        predicted_.push_back(Napi::Persistent(y.As<Napi::Object>()));
+      }
     losses_.assign(args_.size(), 0);
     busy = true;
     AdaptWorker* w = new AdaptWorker(env, this, Value());
@@ -430,15 +458,27 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
  public:
   void runAdapt() {
     Engine& e = *engine_;
-    for (size_t i = 0; i < args_.size(); i++) losses_[i] = e.adapt(args_[i], out_[i].first, out_[i].second);
+    for (size_t i = 0; i < args_.size(); i++) {
+      const AdaptArgs& a = args_[i];
+      losses_[i] = e.adapt(a, out_[i].first, out_[i].second);
+      for (size_t j = 0; j < a.predictCounts.size(); j++)
+        e.predictWith(out_[i].first, a.predictInputs[j].data(), a.predictCounts[j], a.predictBatchStats, predictedOut_[i][j]);
+    }
   }
 
   Napi::Value results(Napi::Env env) {
+    size_t first = 0;  // the first of task i's predictions in predicted_
     auto one = [&](size_t i) {
       Napi::Object o = Napi::Object::New(env);
       o.Set("params", outputs_[2 * i].Value());
       o.Set("lastStep", outputs_[2 * i + 1].Value());
       o.Set("loss", losses_[i]);
+      if (!args_[i].predictCounts.empty()) {
+        Napi::Array ys = Napi::Array::New(env, args_[i].predictCounts.size());
+        for (size_t j = 0; j < args_[i].predictCounts.size(); j++) ys.Set((uint32_t)j, predicted_[first + j].Value());
+        o.Set("outputs", ys);
+      }
+      first += args_[i].predictCounts.size();
       return o;
     };
     Napi::Value r;
@@ -450,10 +490,14 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       r = a;
     }
     outputs_.clear();
+    predicted_.clear();
     return r;
   }
 
-  void dropOutputs() { outputs_.clear(); }
+  void dropOutputs() {
+    outputs_.clear();
+    predicted_.clear();
+  }
 
  private:
 
@@ -498,6 +542,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   std::vector<Napi::ObjectReference> outputs_;        // per task: adapted weights, last step
   std::vector<std::pair<float*, float*>> out_;        // ... and their data, for the worker
   std::vector<double> losses_;
+  std::vector<Napi::ObjectReference> predicted_;      // every task's prediction outputs, in order
+  std::vector<std::vector<float*>> predictedOut_;     // ... and their data, per task
   bool many_ = false;
 };
 

@@ -549,6 +549,15 @@ void Engine::predict(const float* x, int n, bool batchStats, float* out) {
   std::memcpy(out, outputOf(act_, ops_, ops_.size() - 1).data(), sizeof(float) * (size_t)n * outputSize_);
 }
 
+void Engine::predictWith(const float* weights, const float* x, int n, bool batchStats, float* out) {
+  struct Restore {
+    Engine* e;
+    ~Restore() { e->w_ = e->params_.data(); }
+  } restore{this};
+  w_ = const_cast<float*>(weights);
+  predict(x, n, batchStats, out);
+}
+
 double Engine::gradients(const float* x, const float* targets, int n, LossKind loss, float* grad, float* inputGrad,
                          float* output) {
   ensure(n);

@@ -37,6 +37,10 @@ struct AdaptArgs {
   double lr = 1e-3, beta1 = 0, beta2 = 0.999, eps = 1e-8;
   bool reset = false;
   LossKind loss = LossKind::SoftmaxXent;
+  // Batches to predict with the adapted weights once the inner loop is done (evaluation).
+  std::vector<std::vector<float>> predictInputs;
+  std::vector<int> predictCounts;
+  bool predictBatchStats = true;
 };
 
 class Pool;
@@ -87,6 +91,8 @@ class Engine {
   double adapt(const AdaptArgs& args, float* adapted, float* lastStep);
 
   void predict(const float* x, int n, bool batchStats, float* out);
+  // predict with the given weights in place of φ (which stays as it is).
+  void predictWith(const float* weights, const float* x, int n, bool batchStats, float* out);
   double gradients(const float* x, const float* targets, int n, LossKind loss, float* grad, float* inputGrad,
                    float* output);
 

@@ -68,6 +68,10 @@ export interface NativeAdaptArgs {
   epsilon: number;
   reset: boolean;
   loss: NativeLoss;
+  /** Batches to predict with the adapted weights after the inner loop (φ stays in place). */
+  predict?: { inputs: Float32Array; count: number }[];
+  /** Whether those predictions normalise with each batch's own statistics; default true. */
+  batchStats?: boolean;
 }
 
 /** What one native inner loop returns: adapted weights, W − W⁽ᵏ⁻¹⁾, and the mean loss. */
@@ -75,6 +79,8 @@ export interface NativeAdaptResult {
   params: Float32Array;
   lastStep: Float32Array;
   loss: number;
+  /** The outputs of `predict`'s batches, when it was given. */
+  outputs?: Float32Array[];
 }
 
 /** A compiled native model: parameters, optimizer state and reusable buffers live in C++. */

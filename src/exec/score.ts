@@ -1,5 +1,5 @@
 import { Rng } from '../core/rng.js';
-import type { Predictor } from '../learners/learner.js';
+import type { Predictor, TaskScoring } from '../learners/learner.js';
 import { selectExamples, type Examples, type Task } from '../tasks/task.js';
 
 /**
@@ -12,37 +12,48 @@ export function evalTaskStreams(seed: number, index: number): { task: Rng; batch
 
 /**
  * The score of the learner's current parameters on a task's query set: accuracy for
- * classification (transductive or not, see {@link classifyQueries}), mean squared error for
- * regression. Every executor scores evaluation tasks with this one function.
+ * classification (transductive or not, see {@link queryBatches}), mean squared error for
+ * regression. Every executor scores evaluation tasks with this one function (or, where the
+ * learner predicts elsewhere, with {@link taskScoring}, which is the same computation).
  */
 export function scoreTask(learner: Predictor, task: Task, transductive: boolean): number {
-  if (task.kind === 'regression') return mse(learner.predict(task.query), task.query.targets);
-  const predicted = classifyQueries(learner, task, transductive);
+  return scoreFromOutputs(task, transductive, queryBatches(task, transductive).map((b) => learner.predict(b)));
+}
+
+/** `scoreTask` in two halves, for a learner that predicts the batches itself (`Learner.scoreTasks`). */
+export function taskScoring(transductive: boolean): TaskScoring {
+  return { batches: (task) => queryBatches(task, transductive), score: (task, outputs) => scoreFromOutputs(task, transductive, outputs) };
+}
+
+/**
+ * The batches a task's queries are predicted in. Regression, and transductive classification:
+ * all queries in one batch. Not transductive (supervised-reptile's default): each query in a batch
+ * of its own with the whole support set, so batch normalisation never sees the other queries.
+ */
+export function queryBatches(task: Task, transductive: boolean): Examples[] {
+  if (task.kind === 'regression' || transductive) return [task.query];
+  return Array.from({ length: task.query.count }, (_, q) => concatExamples(task.support, selectExamples(task.query, [q])));
+}
+
+/** The score of a task from the outputs of its {@link queryBatches}. */
+export function scoreFromOutputs(task: Task, transductive: boolean, outputs: readonly Float32Array[]): number {
+  if (task.kind === 'regression') return mse(outputs[0]!, task.query.targets);
+  const predicted = classesFromOutputs(task, transductive, outputs);
   let correct = 0;
   for (let q = 0; q < task.query.count; q++) if (predicted[q] === task.query.targets[q]) correct++;
   return correct / task.query.count;
 }
 
-/**
- * The class the learner's current parameters give each query of a classification task. Not
- * transductive (supervised-reptile's default): each query is classified in one batch with the
- * whole support set, so batch normalisation never sees the other queries. Transductive: all
- * queries in one batch.
- */
+/** The class the learner's current parameters give each query of a classification task (see {@link queryBatches}). */
 export function classifyQueries(learner: Predictor, task: Task, transductive: boolean): number[] {
+  return classesFromOutputs(task, transductive, queryBatches(task, transductive).map((b) => learner.predict(b)));
+}
+
+function classesFromOutputs(task: Task, transductive: boolean, outputs: readonly Float32Array[]): number[] {
   const classes = task.numClasses ?? 0;
-  const out: number[] = [];
-  if (transductive) {
-    const logits = learner.predict(task.query);
-    for (let q = 0; q < task.query.count; q++) out.push(argmax(logits, q * classes, classes));
-  } else {
-    for (let q = 0; q < task.query.count; q++) {
-      const batch = concatExamples(task.support, selectExamples(task.query, [q]));
-      const logits = learner.predict(batch);
-      out.push(argmax(logits, (batch.count - 1) * classes, classes));
-    }
-  }
-  return out;
+  if (transductive) return Array.from({ length: task.query.count }, (_, q) => argmax(outputs[0]!, q * classes, classes));
+  // Each query is the last example of its batch.
+  return outputs.map((logits) => argmax(logits, logits.length - classes, classes));
 }
 
 /** Mean squared error between two equally long vectors. */

@@ -51,8 +51,14 @@ export type InnerStatePolicy = 'carry' | 'shared' | 'reset';
 /** What scoring a task needs of a learner: its outputs on examples. */
 export type Predictor = Pick<Learner, 'predict'>;
 
-/** Scores the adapted model on a task's queries (accuracy, or mean squared error). */
-export type TaskScorer = (predictor: Predictor, task: Task) => number;
+/**
+ * How a test task is scored: the batches to predict with the adapted weights, and the score
+ * (accuracy, or mean squared error) from their outputs.
+ */
+export interface TaskScoring {
+  batches(task: Task): Examples[];
+  score(task: Task, outputs: readonly Float32Array[]): number;
+}
 
 /**
  * A model that can be adapted to a task: the contract shared by the tfjs learner (any LayersModel)
@@ -76,12 +82,12 @@ export interface Learner {
   adaptTasks?(items: readonly { task: Task; rng: Rng }[], inner: InnerOptions): Promise<AdaptResult[]>;
   /**
    * Optional: few-shot evaluation's inner step (paper §5) for independent test tasks. Each task
-   * adapts from the current φ and optimizer state, `score` reads the adapted model through the
-   * predictor it is handed, and φ and the state are left as they were. The scores are exactly
-   * those of adapting, scoring and restoring task by task; a learner with this method may run
-   * several tasks at once (the native engine puts one on each core).
+   * adapts from the current φ and optimizer state, the adapted model predicts the batches
+   * `scoring` names, `scoring` scores their outputs, and φ and the state are left as they were.
+   * The scores are exactly those of adapting, scoring and restoring task by task; a learner with
+   * this method may run several tasks at once (the native engine puts one on each core).
    */
-  scoreTasks?(items: readonly { task: Task; rng: Rng }[], inner: InnerOptions, score: TaskScorer): Promise<number[]>;
+  scoreTasks?(items: readonly { task: Task; rng: Rng }[], inner: InnerOptions, scoring: TaskScoring): Promise<number[]>;
   /** Model outputs for `examples` (logits or regression values), `count × outputSize` floats. */
   predict(examples: Examples): Float32Array;
   getOptimizerState(): OptimizerState | undefined;

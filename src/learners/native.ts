@@ -18,7 +18,7 @@ import {
 } from '../engine/native.js';
 import type { Examples, Task } from '../tasks/task.js';
 import { checkNoRegularizers, modelLayout, modelWeights } from './weights.js';
-import { validateInnerOptions, type AdaptResult, type InnerOptions, type InnerStatePolicy, type Learner, type OptimizerState, type TaskScorer } from './learner.js';
+import { validateInnerOptions, type AdaptResult, type InnerOptions, type InnerStatePolicy, type Learner, type OptimizerState, type TaskScoring } from './learner.js';
 
 /** Options of `NativeLearner`. */
 export interface NativeLearnerOptions {
@@ -134,34 +134,41 @@ export class NativeLearner implements Learner {
 
   /**
    * Evaluation's independent test tasks (see `Learner.scoreTasks`), one per core: on a two-thread
-   * learner, two single-thread engines each take the next task, adapt from φ and the optimizer
-   * state on a worker thread, and score it while the other engine adapts. Each task runs whole on
-   * one engine, and an engine's result does not depend on its thread count, so every score equals
-   * the one-task-at-a-time score bit for bit. With one thread, or when predictions use moving
-   * batch-norm statistics (which each adaptation moves, so a task's score depends on the tasks
-   * before it), the tasks run in order on this learner's engine.
+   * learner, two single-thread engines each take the next task and, in one worker job, adapt from
+   * φ and the optimizer state and predict the scoring batches with the adapted weights. Each task
+   * runs whole on one engine, and an engine's results do not depend on its thread count, so every
+   * score equals the one-task-at-a-time score bit for bit. With one thread, or when predictions use
+   * moving batch-norm statistics (which each adaptation moves, so a task's score depends on the
+   * tasks before it), the tasks run in order on this learner's engine.
    */
-  async scoreTasks(items: readonly { task: Task; rng: Rng }[], inner: InnerOptions, score: TaskScorer): Promise<number[]> {
+  async scoreTasks(items: readonly { task: Task; rng: Rng }[], inner: InnerOptions, scoring: TaskScoring): Promise<number[]> {
     if (items.length === 0) return [];
-    const args = items.map(({ task, rng }) => this.prepare(task, inner, rng));
+    const args = items.map(({ task, rng }): NativeAdaptArgs => {
+      const predict = scoring.batches(task).map((b) => {
+        this.checkInputs(b);
+        return { inputs: b.inputs, count: b.count };
+      });
+      return { ...this.prepare(task, inner, rng), predict, batchStats: this.batchStatsAtTest };
+    });
     return this.enqueue(async () => {
-      const phi = this.engine.getParams();
       const state = this.engine.getOptimizerState();
-      const lanes = this.threads > 1 && this.batchStatsAtTest ? this.evaluationLanes() : [this.engine];
+      const parallel = this.threads > 1 && this.batchStatsAtTest;
+      const lanes = parallel ? this.evaluationLanes() : [this.engine];
+      if (parallel) {
+        const phi = this.engine.getParams();
+        for (const lane of lanes) lane.setParams(phi);
+      }
       const scores = new Array<number>(items.length);
       let next = 0;
       const lane = async (engine: NativeEngine): Promise<void> => {
         for (let i = next++; i < items.length; i = next++) {
           setEngineState(engine, state);
-          engine.setParams(phi);
           const adapted = await engine.adapt(args[i]!);
-          engine.setParams(adapted.params);
-          scores[i] = score({ predict: (examples) => this.predictOn(engine, examples) }, items[i]!.task);
+          scores[i] = scoring.score(items[i]!.task, adapted.outputs!);
         }
       };
       const settled = await Promise.allSettled(lanes.map(lane));
       setEngineState(this.engine, state);
-      this.engine.setParams(phi);
       const failed = settled.find((r) => r.status === 'rejected');
       if (failed) throw failed.reason;
       return scores;
@@ -172,14 +179,8 @@ export class NativeLearner implements Learner {
 
   /** The single-thread engines that evaluate tasks side by side, made on first use. */
   private evaluationLanes(): NativeEngine[] {
-    if (this.lanes) return this.lanes;
-    this.lanes = Array.from({ length: this.threads }, () => new this.addon.Engine({ ...this.plan, threads: 1 }));
+    this.lanes ??= Array.from({ length: this.threads }, () => new this.addon.Engine({ ...this.plan, threads: 1 }));
     return this.lanes;
-  }
-
-  private predictOn(engine: NativeEngine, examples: Examples): Float32Array {
-    this.checkInputs(examples);
-    return engine.predict(examples.inputs, examples.count, this.batchStatsAtTest);
   }
 
   private prepare(task: Task, inner: InnerOptions, rng: Rng): NativeAdaptArgs {
@@ -223,7 +224,8 @@ export class NativeLearner implements Learner {
 
   predict(examples: Examples): Float32Array {
     this.assertIdle();
-    return this.predictOn(this.engine, examples);
+    this.checkInputs(examples);
+    return this.engine.predict(examples.inputs, examples.count, this.batchStatsAtTest);
   }
 
   /** Loss, parameter gradient, input gradient and output on `examples` (training mode); for gradient checks. */

@@ -1,12 +1,12 @@
 import type { Executor } from '../exec/executor.js';
-import { evalTaskStreams, scoreTask } from '../exec/score.js';
-import type { InnerOptions, Learner, Predictor } from '../learners/learner.js';
-import type { Task, TaskSource } from '../tasks/task.js';
+import { evalTaskStreams, scoreTask, taskScoring } from '../exec/score.js';
+import type { InnerOptions, Learner } from '../learners/learner.js';
+import type { TaskSource } from '../tasks/task.js';
 
 /** Test tasks handed to a learner's `scoreTasks` at a time: enough to keep every core busy, few enough for progress lines. */
 const SCORE_CHUNK = 32;
 
-export { classifyQueries, concatExamples, evalTaskStreams, mse, scoreTask } from '../exec/score.js';
+export { classifyQueries, concatExamples, evalTaskStreams, mse, queryBatches, scoreFromOutputs, scoreTask, taskScoring } from '../exec/score.js';
 
 /** Options of `evaluate`. */
 export interface EvaluateOptions {
@@ -58,14 +58,14 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
   if (learner.scoreTasks !== undefined) {
     // A learner that runs independent tasks side by side gets them in chunks (for progress reports).
     const perTask: number[] = [];
-    const score = (predictor: Predictor, task: Task) => scoreTask(predictor, task, transductive);
+    const scoring = taskScoring(transductive);
     for (let start = 0; start < samples; start += SCORE_CHUNK) {
       const items = [];
       for (let i = start; i < Math.min(samples, start + SCORE_CHUNK); i++) {
         const streams = evalTaskStreams(options.seed, i);
         items.push({ task: source.sample(streams.task), rng: streams.batches });
       }
-      for (const s of await learner.scoreTasks(items, inner, score)) {
+      for (const s of await learner.scoreTasks(items, inner, scoring)) {
         perTask.push(s);
         options.onTask?.(perTask.length, samples);
       }
