@@ -317,7 +317,7 @@ export class NativeLearner implements Learner {
 }
 
 /** Puts an optimizer state (or none) into an engine. */
-function setEngineState(engine: NativeEngine, state: OptimizerState | { kind: 'sgd' | 'adam'; step: number; m?: Float32Array; v?: Float32Array } | undefined): void {
+function setEngineState(engine: NativeEngine, state: OptimizerState | undefined): void {
   if (!state) engine.setOptimizerState('none');
   else if (state.kind === 'sgd') engine.setOptimizerState('sgd', state.step);
   else engine.setOptimizerState('adam', state.step, state.m, state.v);
