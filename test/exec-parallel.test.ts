@@ -214,6 +214,38 @@ describe.skipIf(redisSkipReason !== undefined)('the redis executor (BullMQ on a 
     }
   }, 300_000);
 
+  it('survives Redis emptied the moment φ is stored, before the jobs are queued: φ and the run are stored again, the run ends bit-identical', async () => {
+    const volatile = await startRedis({ persistent: false });
+    const own = [0, 1].map(() => spawnReptile(['worker', '--redis', volatile.url, '--lock-ms', '1000']));
+    const watcher = new Redis(volatile.url, { maxRetriesPerRequest: null });
+    const flusher = new Redis(volatile.url, { maxRetriesPerRequest: null });
+    try {
+      for (const w of own) await w.waitFor(/waiting for runs/);
+      // Keyspace events tell this client of every φ the coordinator stores; at three of them it
+      // empties Redis at once, so the jobs of that meta-iteration go into a Redis without φ,
+      // without the run's spec and without its entry in the run set.
+      await watcher.config('SET', 'notify-keyspace-events', 'E$');
+      let stores = 0;
+      let flushes = 0;
+      await watcher.psubscribe('__keyevent@0__:set');
+      watcher.on('pmessage', (_pattern: string, _channel: string, name: string) => {
+        if (!/^reptile:[^:]+:phi:/.test(name)) return;
+        if ([4, 12, 20].includes(++stores)) void flusher.flushall().then(() => flushes++);
+      });
+      const dir = path.join(root, 'redis-emptied');
+      const coordinator = spawnReptile([...slow(30), '--executor', 'redis', '--redis', volatile.url, '--checkpoint', dir]);
+      await coordinator.waitFor(/"iterations": 30/, 240_000);
+      expect(flushes).toBe(3);
+      if (process.env['REPTILE_TEST_SHOW_LOGS']) console.log(coordinator.log(), own.map((w) => w.log()).join('\n'));
+      expect(checkpointPayload(dir).equals(inline['slow']!)).toBe(true);
+    } finally {
+      watcher.disconnect();
+      flusher.disconnect();
+      for (const w of own) await w.stop();
+      await volatile.stop();
+    }
+  }, 300_000);
+
   it('rejects forged jobs and specs sent over the network, logging why, and runs nothing', async () => {
     const client = new Redis(redis.url, { maxRetriesPerRequest: null });
     try {

@@ -12,6 +12,12 @@ export const RUNS_KEY = 'reptile:runs';
 export const MAX_SPEC_BYTES = 4 << 20;
 /** How long φ, states and results stay in Redis when nobody deletes them (seconds). */
 const BLOB_TTL_S = 6 * 3600;
+/** How often a coordinator looks at a job it waits for, besides its events (ms). */
+const WATCH_MS = 3000;
+/** Times one job may be lost by Redis before the coordinator gives up. */
+const MAX_LOSSES = 20;
+/** Words a worker fails a job with when φ or the state it names is not in Redis. */
+const BLOBS_MISSING = 'not in redis (it restarted empty?)';
 
 /** The BullMQ queue of a run: its name is prefixed by the run id. */
 export function queueName(runId: string): string {
@@ -168,20 +174,30 @@ class RedisTransport implements JobTransport {
       const id = attempt === 0 ? jobId : `${jobId}-again${attempt}`;
       const queued = await this.add(run.queue, { name: job.kind, data, opts: { jobId: id, removeOnComplete: { age: 600 }, removeOnFail: { age: 3600 }, attempts: 1 } });
       const watching = new AbortController();
-      let outcome: 'done' | 'lost';
+      let outcome: 'done' | 'lost' | { failed: string };
       try {
-        outcome = await Promise.race([queued.waitUntilFinished(run.events).then(() => 'done' as const), this.vanished(run.queue, id, watching.signal)]);
-      } catch (e) {
-        throw new ReptileError(`a worker could not run task(s) ${job.taskIndices.join(',')} of ${job.kind === 'adapt' ? `meta-iteration ${job.iteration}` : 'the evaluation'}: ${(e as Error).message}`);
+        outcome = await Promise.race([
+          queued.waitUntilFinished(run.events).then(
+            () => 'done' as const,
+            (e: unknown) => ({ failed: (e as Error).message }),
+          ),
+          this.watch(run.queue, id, spec, job, watching.signal),
+        ]);
       } finally {
         watching.abort();
+      }
+      if (typeof outcome === 'object') {
+        // A job Redis forgot (BullMQ: "Missing key for job …") or one a worker could not find φ for is queued again.
+        if (!outcome.failed.includes(BLOBS_MISSING) && !/^Missing key for job/.test(outcome.failed)) {
+          throw new ReptileError(`a worker could not run task(s) ${job.taskIndices.join(',')} of ${job.kind === 'adapt' ? `meta-iteration ${job.iteration}` : 'the evaluation'}: ${outcome.failed}`);
+        }
+        outcome = 'lost';
       }
       if (outcome === 'lost') {
         // Redis lost its memory (restarted without persistence, or flushed): announce the run and store φ again.
         if (lost++ === 0) this.log(`reptile coordinator: job ${id} vanished from Redis (restarted without append-only persistence?); queueing it again`);
-        await this.announce(spec);
-        this.blobs.clear();
-        await this.storeBlobs(spec.runId, job);
+        if (lost > MAX_LOSSES) throw new ReptileError(`job ${jobId} was lost by Redis ${MAX_LOSSES} times: Redis keeps losing its memory (see docs/distributed.md for AOF persistence and maxmemory-policy noeviction)`);
+        await this.restore(spec, job);
         continue;
       }
       // readResult has deleted the value it read, so a job run again writes afresh.
@@ -266,15 +282,41 @@ class RedisTransport implements JobTransport {
     await this.client.sadd(RUNS_KEY, spec.runId);
   }
 
-  // Resolves 'lost' once the job has been unknown to Redis at two checks in a row, 5 s apart.
-  private async vanished(queue: Queue, id: string, signal: AbortSignal): Promise<'lost'> {
+  /** Announces the run and stores φ and the state again, whatever Redis says it holds. */
+  private async restore(spec: RunSpec, job: TaskJob): Promise<void> {
+    await this.announce(spec);
+    this.blobs.delete(key(spec.runId, 'phi', job.digest));
+    await this.storeBlobs(spec.runId, job);
+  }
+
+  /**
+   * Watches a queued job without relying on the event stream alone (events are lost while Redis
+   * restarts). Every few seconds: a job that completed or failed is reported as such; one unknown
+   * to Redis at two checks in a row is 'lost'; and if Redis no longer holds the run's spec, its
+   * entry in the run set or φ (it restarted empty between φ being stored and the job being
+   * queued), they are stored again so that workers can take the job.
+   */
+  private async watch(queue: Queue, id: string, spec: RunSpec, job: TaskJob, signal: AbortSignal): Promise<'done' | 'lost' | { failed: string }> {
     let missing = 0;
     while (!signal.aborted) {
-      await sleep(5000, undefined, { signal }).catch(() => {});
+      await sleep(WATCH_MS, undefined, { signal }).catch(() => {});
       if (signal.aborted) break;
-      const state = await queue.getJobState(id).catch(() => 'error');
-      missing = state === 'unknown' ? missing + 1 : 0;
-      if (missing >= 2) return 'lost';
+      try {
+        const state = await queue.getJobState(id);
+        if (state === 'completed') return 'done';
+        if (state === 'failed') return { failed: (await queue.getJob(id))?.failedReason ?? 'the job failed' };
+        missing = state === 'unknown' ? missing + 1 : 0;
+        if (missing >= 2) return 'lost';
+        const [[, spec1], [, member], [, phi]] = (await this.client
+          .multi()
+          .exists(key(spec.runId, 'spec'))
+          .sismember(RUNS_KEY, spec.runId)
+          .exists(key(spec.runId, 'phi', job.digest))
+          .exec()) as [[unknown, number], [unknown, number], [unknown, number]];
+        if (spec1 === 0 || member === 0 || phi === 0) await this.restore(spec, job);
+      } catch {
+        // Redis away: the connection reconnects and says so; look again next round.
+      }
     }
     return new Promise<never>(() => {});
   }
@@ -283,7 +325,8 @@ class RedisTransport implements JobTransport {
     const k = key(runId, 'phi', job.digest);
     let stored = this.blobs.get(k);
     if (stored === undefined) {
-      const m = this.client.multi().set(k, Buffer.from(job.phi), 'EX', BLOB_TTL_S);
+      // Keeps the run's announcement alive for as long as the run goes on.
+      const m = this.client.multi().expire(key(runId, 'spec'), BLOB_TTL_S * 4).sadd(RUNS_KEY, runId).set(k, Buffer.from(job.phi), 'EX', BLOB_TTL_S);
       if (job.state?.m) m.set(key(runId, 'm', job.digest), Buffer.from(job.state.m), 'EX', BLOB_TTL_S);
       if (job.state?.v) m.set(key(runId, 'v', job.digest), Buffer.from(job.state.v), 'EX', BLOB_TTL_S);
       stored = m.exec().then(() => undefined);
@@ -383,6 +426,7 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
     try {
       return await computeJob(job, spec);
     } catch (e) {
+      if (e instanceof UnrecoverableError) log(`reptile worker: job ${String(job.id)} of run ${spec.runId}: ${e.message}; the coordinator stores them again`);
       if (!(e instanceof Rejected)) throw e;
       log(`reptile worker: rejected job ${String(job.id)} of run ${spec.runId}: ${e.message}`);
       throw new UnrecoverableError(`rejected by the worker: ${e.message}`);
@@ -409,6 +453,9 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
         if ((length as number) > size) throw new Rejected(`${name} is ${length as number} bytes, more than the model's ${size}`);
         got[name] = (bytes as Buffer).length > 0 ? (bytes as Buffer) : undefined;
       });
+      const absent = names.filter((name) => got[name] === undefined);
+      // Redis restarted empty after the coordinator stored them: it stores them again and queues the job anew.
+      if (absent.length > 0) throw new UnrecoverableError(`${absent.join(' and ')} of meta-iteration ${String(data.iteration)} ${BLOBS_MISSING}`);
       blobs = { runId: spec.runId, digest, phi: got['phi'], m: got['m'], v: got['v'] };
       lastBlobs = blobs;
     }
