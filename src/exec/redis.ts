@@ -326,9 +326,9 @@ class RedisTransport implements JobTransport {
     let stored = this.blobs.get(k);
     if (stored === undefined) {
       // Keeps the run's announcement alive for as long as the run goes on.
-      const m = this.client.multi().expire(key(runId, 'spec'), BLOB_TTL_S * 4).sadd(RUNS_KEY, runId).set(k, Buffer.from(job.phi), 'EX', BLOB_TTL_S);
-      if (job.state?.m) m.set(key(runId, 'm', job.digest), Buffer.from(job.state.m), 'EX', BLOB_TTL_S);
-      if (job.state?.v) m.set(key(runId, 'v', job.digest), Buffer.from(job.state.v), 'EX', BLOB_TTL_S);
+      const m = this.client.multi().expire(key(runId, 'spec'), BLOB_TTL_S * 4).sadd(RUNS_KEY, runId).set(k, asBuffer(job.phi), 'EX', BLOB_TTL_S);
+      if (job.state?.m) m.set(key(runId, 'm', job.digest), asBuffer(job.state.m), 'EX', BLOB_TTL_S);
+      if (job.state?.v) m.set(key(runId, 'v', job.digest), asBuffer(job.state.v), 'EX', BLOB_TTL_S);
       stored = m.exec().then(() => undefined);
       this.blobs.clear();
       this.blobs.set(k, stored);
@@ -348,6 +348,11 @@ class RedisTransport implements JobTransport {
     return decodeResult(bytes, spec.learner.layout.size);
   }
 
+}
+
+/** The same bytes as a Buffer, without copying them. */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function parseJson(text: string): unknown {
@@ -467,7 +472,7 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
     } as TaskJob;
     const problem = checkJob(full, { spec, verdicts });
     if (problem !== undefined) throw new Rejected(problem);
-    const result = await runner.run(spec, full);
+    const result = await runner.run(spec, full, { transferable: false });
     const resultKey = key(spec.runId, 'result', String(job.id).replace(/-again\d+$/, ''));
     await client.set(resultKey, encodeResult(result), 'EX', BLOB_TTL_S);
     return 'ok';

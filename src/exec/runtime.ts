@@ -112,8 +112,14 @@ export class JobRunner {
     return { learner: entry.learner, source };
   }
 
-  /** Runs a job that `checkJob` has accepted and returns its result. */
-  async run(spec: RunSpec, job: TaskJob): Promise<JobResult> {
+  /**
+   * Runs a job that `checkJob` has accepted and returns its result. With `transferable` (the
+   * default) every array of the result is a fresh buffer of its own, which `postMessage` can
+   * transfer; without it the parameters are views of the learner's outputs, valid until its next
+   * call, for a caller that encodes the result at once.
+   */
+  async run(spec: RunSpec, job: TaskJob, { transferable = true }: { transferable?: boolean } = {}): Promise<JobResult> {
+    const bytes = transferable ? copyBytes : floatsToBytes;
     const { learner, source } = await this.prepare(spec);
     const size = learner.layout.size;
     const phi = new Params(learner.layout, floatsView(job.phi, size));
@@ -126,7 +132,8 @@ export class JobRunner {
         const streams = taskStreams(job.seed, job.iteration, t);
         const r = await learner.adapt(source.sample(streams.task), job.inner, streams.batches);
         const state = spec.learner.innerState === 'shared' ? stateToWire(learner.getOptimizerState()) : undefined;
-        outcomes.push({ taskIndex: t, loss: r.loss, params: copyBytes(r.params.data), ...(job.wantLastStep ? { lastStep: copyBytes(r.lastStep.data) } : {}), ...(state ? { state: copyState(state) } : {}) });
+        // getOptimizerState's arrays are the learner's fresh copies: they travel as they are.
+        outcomes.push({ taskIndex: t, loss: r.loss, params: bytes(r.params.data), ...(job.wantLastStep ? { lastStep: bytes(r.lastStep.data) } : {}), ...(state ? { state } : {}) });
       } else {
         // As `evaluate` does inline: adapt from φ and the saved state, score, restore φ.
         const streams = evalTaskStreams(job.seed, t);
@@ -159,8 +166,4 @@ export class JobRunner {
 
 function copyBytes(values: Float32Array): Uint8Array {
   return new Uint8Array(floatsToBytes(values));
-}
-
-function copyState(s: NonNullable<ReturnType<typeof stateToWire>>) {
-  return { kind: s.kind, step: s.step, ...(s.m ? { m: new Uint8Array(s.m) } : {}), ...(s.v ? { v: new Uint8Array(s.v) } : {}) };
 }

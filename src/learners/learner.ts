@@ -90,6 +90,7 @@ export interface Learner {
   scoreTasks?(items: readonly { task: Task; rng: Rng }[], inner: InnerOptions, scoring: TaskScoring): Promise<number[]>;
   /** Model outputs for `examples` (logits or regression values), `count × outputSize` floats. */
   predict(examples: Examples): Float32Array;
+  /** The inner optimizer's state, in arrays of their own that the caller may keep or transfer. */
   getOptimizerState(): OptimizerState | undefined;
   setOptimizerState(state: OptimizerState | undefined): void;
   dispose(): void;
