@@ -317,6 +317,6 @@ if (!flag('no-anchors')) {
 }
 // Then the executors (inline, threads, redis; bench/executors.ts), unless --no-executors.
 if (!flag('no-executors')) {
-  const r = spawnSync(process.execPath, [...process.execArgv, path.join(root, 'bench', 'executors.ts')], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, [...process.execArgv, '--initial-old-space-size=512', path.join(root, 'bench', 'executors.ts')], { stdio: 'inherit' });
   if (r.status !== 0) process.exitCode = r.status ?? 1;
 }

@@ -53,6 +53,10 @@ const port = await freePort();
 const redisServer = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', redisDir, '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], { stdio: 'ignore' });
 const url = `redis://127.0.0.1:${port}`;
 await sleep(300);
+// Every Node process here starts as the `reptile` command does (its first line): a larger starting
+// heap, so that the large buffers of φ, states and results do not start a full collection every few
+// jobs (docs/distributed.md, "Where a worker's time goes").
+const NODE_FLAGS = ['--initial-old-space-size=512'];
 const workers: ChildProcess[] = [];
 async function setWorkers(n: number): Promise<void> {
   while (workers.length > n) {
@@ -61,7 +65,7 @@ async function setWorkers(n: number): Promise<void> {
   }
   const started: Promise<void>[] = [];
   while (workers.length < n) {
-    const w = spawn(process.execPath, [dist('cli/main.js'), 'worker', '--redis', url, '--data-dir', dataDir], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, REPTILE_NATIVE_THREADS: '1' } });
+    const w = spawn(process.execPath, [...NODE_FLAGS, dist('cli/main.js'), 'worker', '--redis', url, '--data-dir', dataDir], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, REPTILE_NATIVE_THREADS: '1' } });
     started.push(new Promise((resolve) => {
       let text = '';
       w.stderr!.on('data', (d: Buffer) => {
@@ -125,7 +129,7 @@ if (args.includes('--solo')) {
 // The machine's own ceiling: the same inline run alone, and two of them at once in two processes.
 const solo = (): Promise<number> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--solo', '--iters', String(iters), '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const child = spawn(process.execPath, [...process.execArgv, ...NODE_FLAGS, fileURLToPath(import.meta.url), '--solo', '--iters', String(iters), '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'ignore'] });
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.on('exit', (code) => (code === 0 ? resolve((JSON.parse(out.trim().split('\n').pop()!) as { itPerS: number }).itPerS) : reject(new Error(`solo run failed (${code})`))));

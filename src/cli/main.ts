@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=512
 import { Command, CommanderError } from 'commander';
 import { ReptileError } from '../_utils/errors.js';
 import { demoCommand } from './commands/demo.js';
