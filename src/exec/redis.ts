@@ -136,6 +136,13 @@ export class RedisExecutor extends ParallelExecutor {
   }
 }
 
+/** How a coordinator stops looking at a job it no longer waits for. */
+interface Watching {
+  stopped: boolean;
+  timer?: ReturnType<typeof setTimeout>;
+  wake?: () => void;
+}
+
 class RedisTransport implements JobTransport {
   // One job per task: workers take them as they come free, which balances uneven machines.
   readonly slots = Number.MAX_SAFE_INTEGER;
@@ -173,7 +180,8 @@ class RedisTransport implements JobTransport {
     for (let attempt = 0; ; attempt++) {
       const id = attempt === 0 ? jobId : `${jobId}-again${attempt}`;
       const queued = await this.add(run.queue, { name: job.kind, data, opts: { jobId: id, removeOnComplete: { age: 600 }, removeOnFail: { age: 3600 }, attempts: 1 } });
-      const watching = new AbortController();
+      // (A plain flag and timer: an AbortController per job costs an exception object at each abort.)
+      const watching: Watching = { stopped: false };
       let outcome: 'done' | 'lost' | { failed: string };
       try {
         outcome = await Promise.race([
@@ -181,10 +189,12 @@ class RedisTransport implements JobTransport {
             () => 'done' as const,
             (e: unknown) => ({ failed: (e as Error).message }),
           ),
-          this.watch(run.queue, id, spec, job, watching.signal),
+          this.watch(run.queue, id, spec, job, watching),
         ]);
       } finally {
-        watching.abort();
+        watching.stopped = true;
+        clearTimeout(watching.timer);
+        watching.wake?.();
       }
       if (typeof outcome === 'object') {
         // A job Redis forgot (BullMQ: "Missing key for job …") or one a worker could not find φ for is queued again.
@@ -296,11 +306,14 @@ class RedisTransport implements JobTransport {
    * entry in the run set or φ (it restarted empty between φ being stored and the job being
    * queued), they are stored again so that workers can take the job.
    */
-  private async watch(queue: Queue, id: string, spec: RunSpec, job: TaskJob, signal: AbortSignal): Promise<'done' | 'lost' | { failed: string }> {
+  private async watch(queue: Queue, id: string, spec: RunSpec, job: TaskJob, watching: Watching): Promise<'done' | 'lost' | { failed: string }> {
     let missing = 0;
-    while (!signal.aborted) {
-      await sleep(WATCH_MS, undefined, { signal }).catch(() => {});
-      if (signal.aborted) break;
+    while (!watching.stopped) {
+      await new Promise<void>((wake) => {
+        watching.wake = wake;
+        watching.timer = setTimeout(wake, WATCH_MS);
+      });
+      if (watching.stopped) break;
       try {
         const state = await queue.getJobState(id);
         if (state === 'completed') return 'done';
