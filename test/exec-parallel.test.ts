@@ -139,6 +139,8 @@ describe.skipIf(redisSkipReason !== undefined)('the redis executor (BullMQ on a 
     const own = await startRedis();
     const honest = spawnReptile(['worker', '--redis', own.url, '--lock-ms', '1000']);
     const client = new Redis(own.url, { maxRetriesPerRequest: null });
+    // BullMQ leaves a connection it was given open: closed here, or it retries the stopped server for ever.
+    const hostileConnection = client.duplicate();
     let hostile: Worker | undefined;
     try {
       await honest.waitFor(/waiting for runs/);
@@ -163,7 +165,7 @@ describe.skipIf(redisSkipReason !== undefined)('the redis executor (BullMQ on a 
           if (++forged === 2) void hostile!.close();
           return 'ok';
         },
-        { connection: client.duplicate(), concurrency: 1 },
+        { connection: hostileConnection, concurrency: 1 },
       );
       await hostile.waitUntilReady();
       const r = await train(args, path.join(root, 'forged-result'));
@@ -173,6 +175,7 @@ describe.skipIf(redisSkipReason !== undefined)('the redis executor (BullMQ on a 
       expect(r.payload.equals(inline['shared']!)).toBe(true);
     } finally {
       await hostile?.close();
+      hostileConnection.disconnect();
       client.disconnect();
       await honest.stop();
       await own.stop();
@@ -260,7 +263,8 @@ describe.skipIf(redisSkipReason !== undefined)('the redis executor (BullMQ on a 
       const runId = specKey.split(':')[1]!;
       await client.sadd(RUNS_KEY, runId);
       const spec = JSON.parse(specText!) as { learner: { layout: { size: number } } };
-      const queue = new Queue(queueName(runId), { connection: client.duplicate() });
+      const queueConnection = client.duplicate();
+      const queue = new Queue(queueName(runId), { connection: queueConnection });
       const size = spec.learner.layout.size;
       const phiOk = Buffer.alloc(size * 4);
       await client.set(`reptile:${runId}:phi:0123456789abcdef`, phiOk);
@@ -278,6 +282,7 @@ describe.skipIf(redisSkipReason !== undefined)('the redis executor (BullMQ on a 
       const failed = await queue.getFailed();
       expect(failed.map((j) => j.id).sort()).toEqual(['forged-digest', 'forged-iters', 'forged-oversized', 'forged-run']);
       await queue.close();
+      queueConnection.disconnect();
     } finally {
       client.disconnect();
     }
