@@ -239,7 +239,6 @@ describe.skipIf(redisSkipReason !== undefined)('the redis executor (BullMQ on a 
       const coordinator = spawnReptile([...slow(30), '--executor', 'redis', '--redis', volatile.url, '--checkpoint', dir]);
       await coordinator.waitFor(/"iterations": 30/, 240_000);
       expect(flushes).toBe(3);
-      if (process.env['REPTILE_TEST_SHOW_LOGS']) console.log(coordinator.log(), own.map((w) => w.log()).join('\n'));
       expect(checkpointPayload(dir).equals(inline['slow']!)).toBe(true);
     } finally {
       watcher.disconnect();

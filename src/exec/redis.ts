@@ -439,7 +439,7 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
   };
 
   const verdicts = new BlobVerdicts();
-  let lastBlobs: { runId: string; digest: string; phi: Buffer | undefined; m: Buffer | undefined; v: Buffer | undefined } | undefined;
+  let lastBlobs: { runId: string; digest: string; phi: Buffer; m: Buffer | undefined; v: Buffer | undefined } | undefined;
   const processJob = async (job: Job, spec: RunSpec): Promise<string> => {
     try {
       return await computeJob(job, spec);
@@ -474,13 +474,13 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
       const absent = names.filter((name) => got[name] === undefined);
       // Redis restarted empty after the coordinator stored them: it stores them again and queues the job anew.
       if (absent.length > 0) throw new UnrecoverableError(`${absent.join(' and ')} of meta-iteration ${String(data.iteration)} ${BLOBS_MISSING}`);
-      blobs = { runId: spec.runId, digest, phi: got['phi'], m: got['m'], v: got['v'] };
+      blobs = { runId: spec.runId, digest, phi: got['phi']!, m: got['m'], v: got['v'] };
       lastBlobs = blobs;
     }
     const { phi, m, v } = blobs;
     const full = {
       ...data,
-      phi: phi ?? new Uint8Array(0),
+      phi,
       ...(data.state ? { state: { kind: data.state.kind, step: data.state.step, ...(m ? { m } : {}), ...(v ? { v } : {}) } } : {}),
     } as TaskJob;
     const problem = checkJob(full, { spec, verdicts });
