@@ -415,6 +415,35 @@ describe.skipIf(nativeSkipReason !== undefined)('inline executor', () => {
   });
 });
 
+describe.skipIf(nativeSkipReason !== undefined)('packed weights', () => {
+  it('follow every change of the weights: predictions after setParams and adapt equal a fresh engine', async () => {
+    const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.05, innerIters: 3, innerBatch: 4 };
+    const task = randomTask({ rng: Rng.fromSeed(91), count: 9, shape: [11, 8, 1], classes: 3 });
+    const fresh = (params: Params): Float32Array => {
+      const l = new NativeLearner({ model: convNet(92), threads: 1 });
+      l.setParams(params);
+      const y = l.predict(task.query);
+      l.dispose();
+      return y;
+    };
+    for (const threads of [1, 2] as const) {
+      const learner = new NativeLearner({ model: convNet(92), threads });
+      const first = learner.getParams();
+      const before = learner.predict(task.query);
+      // Twice with the same weights (the packing is reused), then other weights.
+      expect([...learner.predict(task.query)]).toEqual([...before]);
+      const adapted = await learner.adapt(task, inner, Rng.fromSeed(93));
+      learner.setParams(adapted.params);
+      const after = learner.predict(task.query);
+      expect([...after]).not.toEqual([...before]);
+      expect([...after]).toEqual([...fresh(adapted.params)]);
+      learner.setParams(first);
+      expect([...learner.predict(task.query)]).toEqual([...before]);
+      learner.dispose();
+    }
+  });
+});
+
 describe.skipIf(nativeSkipReason !== undefined)('NativeLearner.scoreTasks', () => {
   const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.01, innerIters: 6, innerBatch: 5 };
   // A score that reads every output value, so that any difference in the adapted weights shows.

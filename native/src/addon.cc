@@ -462,7 +462,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       const AdaptArgs& a = args_[i];
       losses_[i] = e.adapt(a, out_[i].first, out_[i].second);
       for (size_t j = 0; j < a.predictCounts.size(); j++)
-        e.predictWith(out_[i].first, a.predictInputs[j].data(), a.predictCounts[j], a.predictBatchStats, predictedOut_[i][j]);
+        e.predictWith(out_[i].first, a.predictInputs[j].data(), a.predictCounts[j], a.predictBatchStats, predictedOut_[i][j], j > 0);
     }
   }
 

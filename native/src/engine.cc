@@ -143,6 +143,23 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
     // shards' sums off each other's cache lines.
     part_[s].assign(2 * maxC + 2 * kPad, 0.f);
   }
+  for (int which = 0; which < 2; which++) packs_[which].resize(ops_.size());
+  for (size_t i = 0; i < ops_.size(); i++) {
+    if (ops_[i].kind != OpKind::Conv) continue;
+    const WindowGeom& g = ops_[i].g;
+    const int K = g.kh * g.kw * g.cin;
+    for (int which = 0; which < 2; which++) {
+      const size_t floats = which == 0 ? k_->packed_b_floats(g.cout, K) : k_->packed_b_floats(K, g.cout);
+      float* p = static_cast<float*>(std::aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64));
+      if (!p) {
+        for (auto& v : packs_)
+          for (Packed& q : v) std::free(q.data);
+        for (float* w : work_) std::free(w);
+        throw std::runtime_error("out of memory");
+      }
+      packs_[which][i].data = p;
+    }
+  }
   bnTotal_.assign(2 * maxC + 1, 0.f);
   ones_.assign(maxC + 1, 1.f);
   zeros_.assign(maxC + 1, 0.f);
@@ -153,6 +170,8 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
 Engine::~Engine() {
   pool_.reset();
   for (float* w : work_) std::free(w);
+  for (auto& v : packs_)
+    for (Packed& q : v) std::free(q.data);
 }
 
 void Engine::resetOptimizer(OptKind kind) {
@@ -211,7 +230,28 @@ static inline std::vector<float>& outputOf(std::vector<std::vector<float>>& act,
   return act[i + 1];
 }
 
-void Engine::push(Stage stage, int op, float* dy, float* dx) { queue_.push_back(Item{stage, op, dy, dx}); }
+void Engine::push(Stage stage, int op, float* dy, float* dx, const float* packed) {
+  queue_.push_back(Item{stage, op, dy, dx, packed, 0});
+}
+
+const float* Engine::packedFor(size_t op, int which) const {
+  const Packed& p = packs_[which][op];
+  return p.data && p.done == version_ ? p.data : nullptr;
+}
+
+// Both shards pack half of each matrix's column panels; a product reads a packing only from a
+// later flush on (see packedFor), so the first convolution of a forward pass packs for the next call.
+void Engine::queuePacks(bool dx) {
+  for (size_t i = 0; i < ops_.size(); i++) {
+    if (ops_[i].kind != OpKind::Conv) continue;
+    for (int which = 0; which < (dx && i > 0 ? 2 : 1); which++) {
+      Packed& p = packs_[which][i];
+      if (p.done == version_ || p.queued == version_) continue;
+      p.queued = version_;
+      queue_.push_back(Item{Stage::Pack, (int)i, nullptr, nullptr, nullptr, which});
+    }
+  }
+}
 
 static void runShardOf(void* engine, int s) { static_cast<Engine*>(engine)->runShard(s); }
 
@@ -226,6 +266,8 @@ void Engine::flush() {
     for (int s = 0; s < kShards; s++) runShard(s);
   }
   queue_.clear();
+  for (auto& v : packs_)
+    for (Packed& p : v) p.done = std::max(p.done, p.queued);
 }
 
 void Engine::runShard(int s) {
@@ -301,6 +343,16 @@ void Engine::runItem(const Item& it, int s) {
   }
   const size_t i = (size_t)it.op;
   OpSpec& op = ops_[i];
+  if (it.stage == Stage::Pack) {
+    const WindowGeom& g = op.g;
+    const int K = g.kh * g.kw * g.cin;
+    float* out = packs_[it.which][i].data;
+    if (it.which == 0)
+      k_->pack_b_part(K, g.cout, P + op.w, g.cout, false, out, s, kShards);
+    else
+      k_->pack_b_part(g.cout, K, P + op.w, g.cout, true, out, s, kShards);
+    return;
+  }
   const float* x = (i == 0 ? act_[0] : outputOf(act_, ops_, i - 1)).data() + (size_t)b * op.inSize;
   float* y = act_[i + 1].data() + (size_t)b * op.outSize;
   const int c = op.channels;
@@ -315,7 +367,10 @@ void Engine::runItem(const Item& it, int s) {
           const int M = n * g.outH * g.outW, K = g.kh * g.kw * g.cin;
           float* col = aux_[i].data() + (size_t)b * g.outH * g.outW * K;
           k_->im2col(g, n, x, col);
-          k_->gemm(M, g.cout, K, col, K, false, P + op.w, g.cout, false, y, g.cout, false, work_[s]);
+          if (it.packed)
+            k_->gemm_packed(M, g.cout, K, col, K, false, it.packed, y, g.cout, false, work_[s]);
+          else
+            k_->gemm(M, g.cout, K, col, K, false, P + op.w, g.cout, false, y, g.cout, false, work_[s]);
           if (op.b >= 0) k_->add_bias(M, g.cout, P + op.b, y);
           break;
         }
@@ -376,7 +431,10 @@ void Engine::runItem(const Item& it, int s) {
           if (op.b >= 0) k_->col_sums(M, g.cout, dy, G + op.b);
           if (dx) {
             float* dcol = dcol_.data() + (size_t)b * colStride_;
-            k_->gemm(M, K, g.cout, dy, g.cout, false, P + op.w, g.cout, true, dcol, K, false, work_[s]);
+            if (it.packed)
+              k_->gemm_packed(M, K, g.cout, dy, g.cout, false, it.packed, dcol, K, false, work_[s]);
+            else
+              k_->gemm(M, K, g.cout, dy, g.cout, false, P + op.w, g.cout, true, dcol, K, false, work_[s]);
             k_->col2im(g, n, dcol, dx);
           }
           break;
@@ -411,11 +469,12 @@ void Engine::runItem(const Item& it, int s) {
 // Queues the forward pass of the current batch (its input in act_[0], or queued by a Copy item);
 // flushes where batch statistics need both shards.
 void Engine::forward(bool training) {
+  queuePacks(training);
   for (size_t i = 0; i < ops_.size(); i++) {
     OpSpec& op = ops_[i];
     if (op.skip) continue;
     if (op.kind != OpKind::BatchNorm || !training) {
-      push(Stage::Fwd, (int)i);
+      push(Stage::Fwd, (int)i, nullptr, nullptr, op.kind == OpKind::Conv ? packedFor(i, 0) : nullptr);
       continue;
     }
     const int c = op.channels, perExample = op.inSize / c;
@@ -469,7 +528,8 @@ float* Engine::backward(bool inputGrad) {
       }
       if (needDx) push(Stage::BnBwdDx, (int)ii, dy, dx);
     } else {
-      push(Stage::Bwd, (int)ii, dy, needDx ? dx : nullptr);
+      push(Stage::Bwd, (int)ii, dy, needDx ? dx : nullptr,
+           needDx && op.kind == OpKind::Conv ? packedFor(ii, 1) : nullptr);
     }
     if (needDx) std::swap(dy, dx);
   }
@@ -515,11 +575,15 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
       e->w_ = e->params_.data();
       e->queue_.clear();
       e->args_ = nullptr;
+      for (auto& v : e->packs_)
+        for (Packed& p : v) p.queued = p.done;
+      e->weightsChanged();
     }
   } restore{this};
   w_ = cur_.data();
   push(Stage::Start, -1);
   flush();
+  weightsChanged();
   if (a.numBatches == 0) push(Stage::Snapshot, -1);
   double lossSum = 0;
   for (int k = 0; k < a.numBatches; k++) {
@@ -534,6 +598,7 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
     setOptimizerCoefficients(a);
     push(Stage::Opt, -1);
     flush();
+    weightsChanged();
   }
   push(Stage::Finish, -1);
   flush();
@@ -541,6 +606,11 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
 }
 
 void Engine::predict(const float* x, int n, bool batchStats, float* out) {
+  weightsChanged();
+  predictOnce(x, n, batchStats, out);
+}
+
+void Engine::predictOnce(const float* x, int n, bool batchStats, float* out) {
   ensure(n);
   split(n);
   std::memcpy(act_[0].data(), x, sizeof(float) * (size_t)n * inputSize_);
@@ -549,17 +619,27 @@ void Engine::predict(const float* x, int n, bool batchStats, float* out) {
   std::memcpy(out, outputOf(act_, ops_, ops_.size() - 1).data(), sizeof(float) * (size_t)n * outputSize_);
 }
 
-void Engine::predictWith(const float* weights, const float* x, int n, bool batchStats, float* out) {
+void Engine::predictWith(const float* weights, const float* x, int n, bool batchStats, float* out, bool reuse) {
   struct Restore {
     Engine* e;
-    ~Restore() { e->w_ = e->params_.data(); }
+    ~Restore() {
+      e->w_ = e->params_.data();
+      e->queue_.clear();
+      for (auto& v : e->packs_)
+        for (Packed& p : v) p.queued = p.done;
+    }
   } restore{this};
   w_ = const_cast<float*>(weights);
-  predict(x, n, batchStats, out);
+  if (!(reuse && weights == lastPredictWeights_ && version_ == lastPredictVersion_)) weightsChanged();
+  lastPredictWeights_ = nullptr;
+  predictOnce(x, n, batchStats, out);
+  lastPredictWeights_ = weights;
+  lastPredictVersion_ = version_;
 }
 
 double Engine::gradients(const float* x, const float* targets, int n, LossKind loss, float* grad, float* inputGrad,
                          float* output) {
+  weightsChanged();
   ensure(n);
   split(n);
   std::memcpy(act_[0].data(), x, sizeof(float) * (size_t)n * inputSize_);

@@ -46,12 +46,14 @@ struct AdaptArgs {
 class Pool;
 
 // One stage of work on one shard of a batch; see Engine::flush.
-enum class Stage : uint8_t { Start, Copy, Fwd, BnMoments, BnApply, Loss, Bwd, BnBwdSum, BnBwdDx, Snapshot, Opt, Finish };
+enum class Stage : uint8_t { Start, Copy, Pack, Fwd, BnMoments, BnApply, Loss, Bwd, BnBwdSum, BnBwdDx, Snapshot, Opt, Finish };
 struct Item {
   Stage stage;
   int op;
   float* dy;  // Bwd, BnBwdSum, BnBwdDx: gradient with respect to the op's output (whole batch)
   float* dx;  // ... and with respect to its input
+  const float* packed = nullptr;  // Fwd, Bwd of a convolution: its weights packed beforehand (or null)
+  int which = 0;                  // Pack: 0, the weights as the forward product reads them; 1, as dx's does
 };
 
 // Every batch is split into two shards (the first ⌈n/2⌉ examples, then the rest). Each shard runs
@@ -92,7 +94,8 @@ class Engine {
 
   void predict(const float* x, int n, bool batchStats, float* out);
   // predict with the given weights in place of φ (which stays as it is).
-  void predictWith(const float* weights, const float* x, int n, bool batchStats, float* out);
+  // reuse: the same weights, unchanged, as the previous call's (their packing is kept).
+  void predictWith(const float* weights, const float* x, int n, bool batchStats, float* out, bool reuse = false);
   double gradients(const float* x, const float* targets, int n, LossKind loss, float* grad, float* inputGrad,
                    float* output);
 
@@ -104,7 +107,13 @@ class Engine {
   void split(int n);
   void forward(bool training);
   float* backward(bool inputGrad);
-  void push(Stage stage, int op, float* dy = nullptr, float* dx = nullptr);
+  void push(Stage stage, int op, float* dy = nullptr, float* dx = nullptr, const float* packed = nullptr);
+  void predictOnce(const float* x, int n, bool batchStats, float* out);
+  // The weights the kernels read have changed (or may have): packings made before are stale.
+  void weightsChanged() { version_++; }
+  // Queues the packing of every convolution's weights not yet packed for the current weights.
+  void queuePacks(bool dx);
+  const float* packedFor(size_t op, int which) const;
   void flush();
   void runItem(const Item& it, int s);
   void runParamRange(Stage stage, int s);
@@ -126,6 +135,19 @@ class Engine {
   // φ; the weights an inner loop is moving (cur_) and their value before its last step.
   std::vector<float> params_, cur_, before_, batchTargets_;
   float* w_ = nullptr;  // the weights the kernels read: params_, or cur_ during adapt
+
+  // The convolutions' weights packed for the matrix products (gemm_packed), once per value of the
+  // weights instead of once per product: [0] as the forward product reads them, [1] transposed, as
+  // the product for dx does. A packing counts from the flush that completes it, for the value of
+  // the weights (version_) it was queued for.
+  struct Packed {
+    float* data = nullptr;
+    uint64_t done = 0, queued = 0;
+  };
+  std::vector<Packed> packs_[2];
+  uint64_t version_ = 1;
+  const float* lastPredictWeights_ = nullptr;
+  uint64_t lastPredictVersion_ = 0;
 
   // The batch being run and its split.
   int n_ = 0;

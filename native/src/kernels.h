@@ -23,6 +23,12 @@ struct Kernels {
   void (*gemm)(int M, int N, int K, const float* A, int lda, bool transA, const float* B, int ldb, bool transB,
                float* C, int ldc, bool accumulate, float* work);
   size_t (*gemm_work_floats)();
+  // gemm with op(B) packed beforehand (pack_b_part, for every part), for a B used by several
+  // products: the same C bit for bit, without packing B again.
+  void (*gemm_packed)(int M, int N, int K, const float* A, int lda, bool transA, const float* Bpacked, float* C,
+                      int ldc, bool accumulate, float* work);
+  size_t (*packed_b_floats)(int N, int K);
+  void (*pack_b_part)(int K, int N, const float* B, int ldb, bool transB, float* out, int part, int parts);
   void (*im2col)(const WindowGeom& g, int n, const float* x, float* col);
   void (*col2im)(const WindowGeom& g, int n, const float* col, float* dx);
   void (*add_bias)(int rows, int cols, const float* b, float* y);
