@@ -415,7 +415,21 @@ describe.skipIf(nativeSkipReason !== undefined)('inline executor', () => {
   });
 });
 
-describe.skipIf(nativeSkipReason !== undefined)('packed weights', () => {
+describe.skipIf(nativeSkipReason !== undefined)('prediction paths', () => {
+  it('a prediction too large to keep its im2col matrices (built in blocks of rows) equals the training forward pass bit for bit', () => {
+    // 1,300 examples: both convolutions' im2col matrices exceed the 256 KiB a prediction builds at once.
+    const task = randomTask({ rng: Rng.fromSeed(94), count: 1300, shape: [11, 8, 1], classes: 3 });
+    for (const threads of [1, 2] as const) {
+      const learner = new NativeLearner({ model: convNet(95), threads });
+      const predicted = learner.predict(task.support);
+      const forward = learner.gradients(task, task.support).output;
+      expect(predicted.length).toBe(1300 * 3);
+      expect(Buffer.from(predicted.buffer).equals(Buffer.from(forward.buffer))).toBe(true);
+      learner.dispose();
+    }
+  });
+
+
   it('follow every change of the weights: predictions after setParams and adapt equal a fresh engine', async () => {
     const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.05, innerIters: 3, innerBatch: 4 };
     const task = randomTask({ rng: Rng.fromSeed(91), count: 9, shape: [11, 8, 1], classes: 3 });

@@ -366,11 +366,19 @@ void Engine::runItem(const Item& it, int s) {
           const WindowGeom& g = op.g;
           const int M = n * g.outH * g.outW, K = g.kh * g.kw * g.cin;
           float* col = aux_[i].data() + (size_t)b * g.outH * g.outW * K;
-          k_->im2col(g, n, x, col);
-          if (it.packed)
-            k_->gemm_packed(M, g.cout, K, col, K, false, it.packed, y, g.cout, false, work_[s]);
-          else
-            k_->gemm(M, g.cout, K, col, K, false, P + op.w, g.cout, false, y, g.cout, false, work_[s]);
+          // Without a backward pass to come, the im2col matrix is not kept: it is built and used
+          // kChunkRows rows at a time in a block that stays in cache (the rows of a product are
+          // independent, so the outputs are the same bits).
+          const int chunk = keepCol_ || (size_t)M * K * sizeof(float) <= kChunkBytes ? M : kChunkRows;
+          for (int r0 = 0; r0 < M; r0 += chunk) {
+            const int rows = std::min(chunk, M - r0);
+            k_->im2col_rows(g, x, r0, rows, col);
+            float* yr = y + (size_t)r0 * g.cout;
+            if (it.packed)
+              k_->gemm_packed(rows, g.cout, K, col, K, false, it.packed, yr, g.cout, false, work_[s]);
+            else
+              k_->gemm(rows, g.cout, K, col, K, false, P + op.w, g.cout, false, yr, g.cout, false, work_[s]);
+          }
           if (op.b >= 0) k_->add_bias(M, g.cout, P + op.b, y);
           break;
         }
@@ -581,6 +589,7 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
     }
   } restore{this};
   w_ = cur_.data();
+  keepCol_ = true;
   push(Stage::Start, -1);
   flush();
   weightsChanged();
@@ -611,6 +620,7 @@ void Engine::predict(const float* x, int n, bool batchStats, float* out) {
 }
 
 void Engine::predictOnce(const float* x, int n, bool batchStats, float* out) {
+  keepCol_ = false;
   ensure(n);
   split(n);
   std::memcpy(act_[0].data(), x, sizeof(float) * (size_t)n * inputSize_);
@@ -640,6 +650,7 @@ void Engine::predictWith(const float* weights, const float* x, int n, bool batch
 double Engine::gradients(const float* x, const float* targets, int n, LossKind loss, float* grad, float* inputGrad,
                          float* output) {
   weightsChanged();
+  keepCol_ = true;
   ensure(n);
   split(n);
   std::memcpy(act_[0].data(), x, sizeof(float) * (size_t)n * inputSize_);

@@ -146,6 +146,11 @@ class Engine {
   };
   std::vector<Packed> packs_[2];
   uint64_t version_ = 1;
+  // Whether a forward pass keeps each convolution's im2col matrix for a backward pass (adapt,
+  // gradients) or, predicting, builds it a block of rows at a time.
+  bool keepCol_ = true;
+  static constexpr size_t kChunkBytes = 256 * 1024;
+  static constexpr int kChunkRows = 96;
   const float* lastPredictWeights_ = nullptr;
   uint64_t lastPredictVersion_ = 0;
 

@@ -30,6 +30,8 @@ struct Kernels {
   size_t (*packed_b_floats)(int N, int K);
   void (*pack_b_part)(int K, int N, const float* B, int ldb, bool transB, float* out, int part, int parts);
   void (*im2col)(const WindowGeom& g, int n, const float* x, float* col);
+  // Rows [row0, row0 + rows) of im2col's matrix for the batch at x, written from col on.
+  void (*im2col_rows)(const WindowGeom& g, const float* x, int row0, int rows, float* col);
   void (*col2im)(const WindowGeom& g, int n, const float* col, float* dx);
   void (*add_bias)(int rows, int cols, const float* b, float* y);
   void (*col_sums)(int rows, int cols, const float* dy, float* out);
