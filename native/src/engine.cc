@@ -477,7 +477,11 @@ void Engine::runItem(const Item& it, int s) {
 // Queues the forward pass of the current batch (its input in act_[0], or queued by a Copy item);
 // flushes where batch statistics need both shards.
 void Engine::forward(bool training) {
-  queuePacks(training);
+  // Packings queued now serve this pass from its first flush on (a batch norm with batch statistics),
+  // or later calls with the same weights (a task's predictions); without either they would be wasted.
+  const bool flushes = training && std::any_of(ops_.begin(), ops_.end(),
+                                               [](const OpSpec& o) { return o.kind == OpKind::BatchNorm; });
+  if (flushes || !keepCol_) queuePacks(flushes);
   for (size_t i = 0; i < ops_.size(); i++) {
     OpSpec& op = ops_[i];
     if (op.skip) continue;
