@@ -1,4 +1,4 @@
-import { Params, addScaled, lerp, mean } from './params.js';
+import { Params, addScaled, assertSameLayout, mean } from './params.js';
 
 /**
  * The batched Reptile meta-update (paper, Algorithm 2): φ ← φ + ε·(mean_i W_i − φ), where W_i are
@@ -8,7 +8,19 @@ import { Params, addScaled, lerp, mean } from './params.js';
 export function reptileUpdate(phi: Params, adapted: readonly Params[], epsilon: number): Params {
   if (adapted.length === 0) throw new Error('Reptile update needs at least one adapted parameter vector');
   if (epsilon === 1) return mean(adapted);
-  return lerp(phi, mean(adapted), epsilon);
+  // lerp(phi, mean(adapted), epsilon) in one pass and one allocation (a meta-iteration's largest
+  // garbage): the mean is rounded to float32 exactly where mean() would store it, so the bits match.
+  for (const p of adapted) assertSameLayout(phi, p);
+  const n = adapted.length;
+  const x = phi.data;
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < out.length; i++) {
+    let s = 0;
+    for (let k = 0; k < n; k++) s += adapted[k]!.data[i]!;
+    const m = Math.fround(s / n);
+    out[i] = x[i]! + epsilon * (m - x[i]!);
+  }
+  return new Params(phi.layout, out);
 }
 
 /**
