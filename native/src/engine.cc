@@ -107,6 +107,7 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
     : ops_(std::move(ops)), inputSize_(inputSize), outputSize_(outputSize), P_(paramSize), k_(k) {
   // Fold a ReLU that directly follows a batch norm into it: the ReLU's output then lives in the
   // batch norm's output buffer and its backward pass reads it from there.
+  hasBatchNorm_ = std::any_of(ops_.begin(), ops_.end(), [](const OpSpec& o) { return o.kind == OpKind::BatchNorm; });
   for (size_t i = 0; i + 1 < ops_.size(); i++) {
     if (ops_[i].kind == OpKind::BatchNorm && ops_[i + 1].kind == OpKind::Relu) {
       ops_[i].fusedRelu = true;
@@ -268,6 +269,13 @@ void Engine::flush() {
   queue_.clear();
   for (auto& v : packs_)
     for (Packed& p : v) p.done = std::max(p.done, p.queued);
+}
+
+// Drops queued items that will not run (a call ended early), with the packings they would have made.
+void Engine::abandonQueue() {
+  queue_.clear();
+  for (auto& v : packs_)
+    for (Packed& p : v) p.queued = p.done;
 }
 
 void Engine::runShard(int s) {
@@ -476,17 +484,17 @@ void Engine::runItem(const Item& it, int s) {
 
 // Queues the forward pass of the current batch (its input in act_[0], or queued by a Copy item);
 // flushes where batch statistics need both shards.
-void Engine::forward(bool training) {
+void Engine::forward(bool training, bool backwardFollows) {
+  keepCol_ = backwardFollows;
   // Packings queued now serve this pass from its first flush on (a batch norm with batch statistics),
   // or later calls with the same weights (a task's predictions); without either they would be wasted.
-  const bool flushes = training && std::any_of(ops_.begin(), ops_.end(),
-                                               [](const OpSpec& o) { return o.kind == OpKind::BatchNorm; });
-  if (flushes || !keepCol_) queuePacks(flushes);
+  const bool flushes = training && hasBatchNorm_;
+  if (flushes || !backwardFollows) queuePacks(flushes);
   for (size_t i = 0; i < ops_.size(); i++) {
     OpSpec& op = ops_[i];
     if (op.skip) continue;
     if (op.kind != OpKind::BatchNorm || !training) {
-      push(Stage::Fwd, (int)i, nullptr, nullptr, op.kind == OpKind::Conv ? packedFor(i, 0) : nullptr);
+      push(Stage::Fwd, (int)i, nullptr, nullptr, packedFor(i, 0));
       continue;
     }
     const int c = op.channels, perExample = op.inSize / c;
@@ -540,8 +548,7 @@ float* Engine::backward(bool inputGrad) {
       }
       if (needDx) push(Stage::BnBwdDx, (int)ii, dy, dx);
     } else {
-      push(Stage::Bwd, (int)ii, dy, needDx ? dx : nullptr,
-           needDx && op.kind == OpKind::Conv ? packedFor(ii, 1) : nullptr);
+      push(Stage::Bwd, (int)ii, dy, needDx ? dx : nullptr, needDx ? packedFor(ii, 1) : nullptr);
     }
     if (needDx) std::swap(dy, dx);
   }
@@ -585,15 +592,12 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
     Engine* e;
     ~Restore() {
       e->w_ = e->params_.data();
-      e->queue_.clear();
+      e->abandonQueue();
       e->args_ = nullptr;
-      for (auto& v : e->packs_)
-        for (Packed& p : v) p.queued = p.done;
       e->weightsChanged();
     }
   } restore{this};
   w_ = cur_.data();
-  keepCol_ = true;
   push(Stage::Start, -1);
   flush();
   weightsChanged();
@@ -603,7 +607,7 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
     step_ = k;
     if (k == a.numBatches - 1) push(Stage::Snapshot, -1);
     push(Stage::Copy, -1);
-    forward(true);
+    forward(true, true);
     push(Stage::Loss, -1);
     backward(false);
     flush();
@@ -624,11 +628,10 @@ void Engine::predict(const float* x, int n, bool batchStats, float* out) {
 }
 
 void Engine::predictOnce(const float* x, int n, bool batchStats, float* out) {
-  keepCol_ = false;
   ensure(n);
   split(n);
   std::memcpy(act_[0].data(), x, sizeof(float) * (size_t)n * inputSize_);
-  forward(batchStats);
+  forward(batchStats, false);
   flush();
   std::memcpy(out, outputOf(act_, ops_, ops_.size() - 1).data(), sizeof(float) * (size_t)n * outputSize_);
 }
@@ -638,9 +641,7 @@ void Engine::predictWith(const float* weights, const float* x, int n, bool batch
     Engine* e;
     ~Restore() {
       e->w_ = e->params_.data();
-      e->queue_.clear();
-      for (auto& v : e->packs_)
-        for (Packed& p : v) p.queued = p.done;
+      e->abandonQueue();
     }
   } restore{this};
   w_ = const_cast<float*>(weights);
@@ -654,13 +655,12 @@ void Engine::predictWith(const float* weights, const float* x, int n, bool batch
 double Engine::gradients(const float* x, const float* targets, int n, LossKind loss, float* grad, float* inputGrad,
                          float* output) {
   weightsChanged();
-  keepCol_ = true;
   ensure(n);
   split(n);
   std::memcpy(act_[0].data(), x, sizeof(float) * (size_t)n * inputSize_);
   lossKind_ = loss;
   targets_ = targets;
-  forward(true);
+  forward(true, true);
   push(Stage::Loss, -1);
   float* dIn = backward(true);
   flush();

@@ -105,7 +105,9 @@ class Engine {
  private:
   void ensure(int n);
   void split(int n);
-  void forward(bool training);
+  // training: batch norm uses (and updates) batch statistics; backwardFollows: keep what the
+  // backward pass reads (each convolution's im2col matrix).
+  void forward(bool training, bool backwardFollows);
   float* backward(bool inputGrad);
   void push(Stage stage, int op, float* dy = nullptr, float* dx = nullptr, const float* packed = nullptr);
   void predictOnce(const float* x, int n, bool batchStats, float* out);
@@ -115,6 +117,7 @@ class Engine {
   void queuePacks(bool dx);
   const float* packedFor(size_t op, int which) const;
   void flush();
+  void abandonQueue();
   void runItem(const Item& it, int s);
   void runParamRange(Stage stage, int s);
   void setOptimizerCoefficients(const AdaptArgs& a);
@@ -146,8 +149,9 @@ class Engine {
   };
   std::vector<Packed> packs_[2];
   uint64_t version_ = 1;
-  // Whether a forward pass keeps each convolution's im2col matrix for a backward pass (adapt,
-  // gradients) or, predicting, builds it a block of rows at a time.
+  bool hasBatchNorm_ = false;
+  // Whether the forward pass being run keeps each convolution's im2col matrix for a backward pass
+  // (adapt, gradients) or, predicting, builds it a block of rows at a time (set by forward).
   bool keepCol_ = true;
   static constexpr size_t kChunkBytes = 256 * 1024;
   static constexpr int kChunkRows = 96;
