@@ -13,16 +13,6 @@
 
 using namespace reptile;
 
-static const Kernels* pick() {
-#if defined(__x86_64__)
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-      __builtin_cpu_supports("avx512vl"))
-    return kernels_avx512();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return kernels_avx2();
-#endif
-  return kernels_generic();
-}
-
 template <class F>
 static double best(F f) {
   double t = 1e30;
@@ -37,7 +27,7 @@ static double best(F f) {
 
 int main(int argc, char** argv) {
   const int n = argc > 1 ? std::atoi(argv[1]) : 5;
-  const Kernels* k = pick();
+  const Kernels* k = pick_kernels("auto");
   float* work = static_cast<float*>(std::aligned_alloc(64, (k->gemm_work_floats() * sizeof(float) + 63) / 64 * 64));
   struct Shape {
     const char* name;

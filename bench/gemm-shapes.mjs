@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const src = path.join(root, 'native', 'src');
 const exe = path.join(os.tmpdir(), `reptile-gemm-shapes-${process.pid}`);
-const files = ['kernels_generic.cc', 'kernels_avx2.cc', 'kernels_avx512.cc'].map((f) => path.join(src, f));
+const files = ['kernels_select.cc', 'kernels_generic.cc', 'kernels_avx2.cc', 'kernels_avx512.cc'].map((f) => path.join(src, f));
 const built = spawnSync('g++', ['-std=gnu++17', '-O3', '-ffp-contract=fast', `-I${src}`, '-o', exe, path.join(root, 'bench', 'gemm-shapes.cc'), ...files], { stdio: ['ignore', 'inherit', 'inherit'] });
 if (built.status !== 0) {
   console.error('bench:gemm: g++ could not build bench/gemm-shapes.cc (install g++, or see the message above)');

@@ -6,6 +6,7 @@
         "src/addon.cc",
         "src/engine.cc",
         "src/kernels_generic.cc",
+        "src/kernels_select.cc",
         "src/kernels_avx2.cc",
         "src/kernels_avx512.cc"
       ],

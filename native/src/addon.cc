@@ -15,32 +15,6 @@
 namespace reptile {
 namespace {
 
-bool cpuHas(const char* feature) {
-#if defined(__x86_64__) || defined(_M_X64)
-  __builtin_cpu_init();
-  if (std::string(feature) == "avx512") return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                                               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  if (std::string(feature) == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#endif
-  return std::string(feature) == "generic";
-}
-
-const Kernels* pickKernels(const std::string& want) {
-#if defined(__x86_64__) || defined(_M_X64)
-  if (want == "auto") {
-    if (cpuHas("avx512")) return kernels_avx512();
-    if (cpuHas("avx2")) return kernels_avx2();
-    return kernels_generic();
-  }
-  if (want == "avx512" && cpuHas("avx512")) return kernels_avx512();
-  if (want == "avx2" && cpuHas("avx2")) return kernels_avx2();
-#else
-  if (want == "auto") return kernels_generic();
-#endif
-  if (want == "generic") return kernels_generic();
-  return nullptr;
-}
-
 int intOf(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
   if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string("plan field '") + key + "' must be a number");
@@ -194,7 +168,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if (!info[0].IsObject()) throw Napi::TypeError::New(env, "Engine needs a plan object");
     Napi::Object plan = info[0].As<Napi::Object>();
     const std::string isa = plan.Get("isa").IsString() ? plan.Get("isa").As<Napi::String>().Utf8Value() : "auto";
-    const Kernels* k = pickKernels(isa);
+    const Kernels* k = pick_kernels(isa.c_str());
     if (!k) throw Napi::Error::New(env, "instruction set '" + isa + "' is not available on this CPU");
     Napi::Value opsV = plan.Get("ops");
     if (!opsV.IsArray()) throw Napi::TypeError::New(env, "plan.ops must be an array");
@@ -576,7 +550,7 @@ Napi::Value Supported(const Napi::CallbackInfo& info) {
   Napi::Array a = Napi::Array::New(env);
   uint32_t k = 0;
   for (const char* f : {"avx512", "avx2", "generic"})
-    if (cpuHas(f)) a.Set(k++, f);
+    if (cpu_has(f)) a.Set(k++, f);
   return a;
 }
 

@@ -29,8 +29,8 @@ struct Kernels {
                       int ldc, bool accumulate, float* work);
   size_t (*packed_b_floats)(int N, int K);
   void (*pack_b_part)(int K, int N, const float* B, int ldb, bool transB, float* out, int part, int parts);
-  void (*im2col)(const WindowGeom& g, int n, const float* x, float* col);
-  // Rows [row0, row0 + rows) of im2col's matrix for the batch at x, written from col on.
+  // Rows [row0, row0 + rows) of the im2col matrix of the batch at x (row (s·outH + oh)·outW + ow:
+  // the window of example s at output position (oh, ow)), written from col on.
   void (*im2col_rows)(const WindowGeom& g, const float* x, int row0, int rows, float* col);
   void (*col2im)(const WindowGeom& g, int n, const float* col, float* dx);
   void (*add_bias)(int rows, int cols, const float* b, float* y);
@@ -63,6 +63,11 @@ struct Kernels {
   void (*adam)(size_t n, float* p, const float* g, float* m, float* v, const float* coef);
   void (*sgd)(size_t n, float* p, const float* g, float lr);
 };
+
+// Whether this CPU runs a variant: "avx512", "avx2" or "generic".
+bool cpu_has(const char* isa);
+// The variant named by want ("auto": the widest this CPU runs), or null if this CPU cannot run it.
+const Kernels* pick_kernels(const char* want);
 
 const Kernels* kernels_generic();
 #if defined(__x86_64__) || defined(_M_X64)
