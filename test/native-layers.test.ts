@@ -70,6 +70,35 @@ function convCase(seed: number): Case {
   };
 }
 
+/**
+ * Random conv geometry with 16, 32 or 64 input channels and windows of more than 96 weights per
+ * filter: the products read the input in place through a table of pointers instead of im2col's
+ * matrix (a window crossing the border reads zeros; row panels cross from one window position to
+ * the next; K-blocks of 256 hold whole positions).
+ */
+function wideConvCase(seed: number): Case {
+  const r = Rng.derive(seed, 5);
+  const cin = [16, 32, 64][r.int(3)]!;
+  let kh = 2 + r.int(3);
+  let kw = r.next() < 0.5 ? kh : 2 + r.int(3);
+  if (kh * kw * cin <= 96) kh = kw = 3;
+  const sh = 1 + r.int(2);
+  const sw = r.next() < 0.5 ? sh : 1 + r.int(2);
+  const padding = r.next() < 0.5 ? 'same' : 'valid';
+  const h = kh + r.int(6);
+  const w = kw + r.int(6);
+  const filters = 1 + r.int(70);
+  const useBias = r.next() < 0.7;
+  return {
+    name: `conv ${kh}x${kw} stride ${sh}x${sw} ${padding} on ${h}x${w}x${cin} → ${filters} bias ${useBias}`,
+    inputShape: [h, w, cin],
+    layers: (s) => [
+      tf.layers.conv2d({ inputShape: [h, w, cin], filters, kernelSize: [kh, kw], strides: [sh, sw], padding, useBias, kernelInitializer: init(s), biasInitializer: init(s + 1) }),
+      tf.layers.flatten(),
+    ],
+  };
+}
+
 function poolCase(seed: number): Case {
   const r = Rng.derive(seed, 2);
   const ph = 1 + r.int(3);
@@ -162,6 +191,17 @@ describe.skipIf(nativeSkipReason !== undefined)('native layers equal tfjs (forwa
     describe(`kernels ${isa}`, () => {
       it('Conv2D over random kernels, strides, paddings and shapes', () => {
         for (let seed = 1; seed <= 12; seed++) checkCase(convCase(seed), seed, isa);
+      });
+      it('Conv2D with 16 to 64 input channels, read in place (no im2col matrix)', () => {
+        for (let seed = 1; seed <= 8; seed++) checkCase(wideConvCase(seed), seed, isa);
+        // More rows per shard than a K-block of the weight gradient (2 × 300 rows of 288 columns).
+        const long: Case = {
+          name: 'conv 3x3 same on 10x10x32 → 24, 6 examples',
+          inputShape: [10, 10, 32],
+          count: 6,
+          layers: (s) => [tf.layers.conv2d({ inputShape: [10, 10, 32], filters: 24, kernelSize: 3, padding: 'same', kernelInitializer: init(s), biasInitializer: init(s + 1) }), tf.layers.flatten()],
+        };
+        checkCase(long, 3, isa);
       });
       it('MaxPooling2D over random windows, strides and paddings', () => {
         for (let seed = 1; seed <= 10; seed++) checkCase(poolCase(seed), seed, isa);

@@ -161,6 +161,18 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
       packs_[which][i].data = p;
     }
   }
+  implicit_.assign(ops_.size(), false);
+  taps_.resize(ops_.size());
+  size_t maxCin = 0;
+  for (size_t i = 0; i < ops_.size(); i++) {
+    const OpSpec& op = ops_[i];
+    if (op.kind != OpKind::Conv) continue;
+    maxK_ = std::max(maxK_, (size_t)op.g.kh * op.g.kw * op.g.cin);
+    maxCin = std::max(maxCin, (size_t)op.g.cin);
+    implicit_[i] = k_->conv_implicit(op.g);
+  }
+  zeroPixel_.assign(maxCin + 1, 0.f);
+  dcol_.assign(kShards * kDxChunkRows * maxK_, 0.f);
   bnTotal_.assign(2 * maxC + 1, 0.f);
   ones_.assign(maxC + 1, 1.f);
   zeros_.assign(maxC + 1, 0.f);
@@ -191,17 +203,18 @@ void Engine::resetOptimizer(OptKind kind) {
 void Engine::ensure(int n) {
   if (n <= cap_) return;
   cap_ = n;
-  size_t maxAct = (size_t)inputSize_, maxCol = 0;
+  size_t maxAct = (size_t)inputSize_;
   act_[0].assign((size_t)n * inputSize_, 0.f);
   for (size_t i = 0; i < ops_.size(); i++) {
     const OpSpec& op = ops_[i];
     act_[i + 1].assign(op.skip ? 0 : (size_t)n * op.outSize, 0.f);
     maxAct = std::max(maxAct, (size_t)op.outSize);
     maxAct = std::max(maxAct, (size_t)op.inSize);
-    if (op.kind == OpKind::Conv) {
+    if (op.kind == OpKind::Conv && implicit_[i]) {
+      taps_[i].assign((size_t)n * op.g.outH * op.g.outW * op.g.kh * op.g.kw, zeroPixel_.data());
+    } else if (op.kind == OpKind::Conv) {
       const size_t col = (size_t)n * op.g.outH * op.g.outW * op.g.kh * op.g.kw * op.g.cin;
       aux_[i].assign(col, 0.f);
-      maxCol = std::max(maxCol, col);
     } else if (op.kind == OpKind::MaxPool) {
       arg_[i].assign((size_t)n * op.outSize, 0);
     }
@@ -209,10 +222,8 @@ void Engine::ensure(int n) {
   // Gradient buffers are shared by all layers: each example owns a slot as large as the largest
   // layer needs, so that the shards' rows never overlap whatever layer each is at.
   actStride_ = maxAct;
-  colStride_ = maxCol / n;
   g0_.assign(maxAct * n, 0.f);
   g1_.assign(maxAct * n, 0.f);
-  dcol_.assign(maxCol, 0.f);
   batchTargets_.assign((size_t)n * std::max(outputSize_, 1), 0.f);
 }
 
@@ -373,6 +384,16 @@ void Engine::runItem(const Item& it, int s) {
         case OpKind::Conv: {
           const WindowGeom& g = op.g;
           const int M = n * g.outH * g.outW, K = g.kh * g.kw * g.cin;
+          if (implicit_[i]) {
+            // The products read the input through a table of pointers (see conv_taps), which the
+            // backward pass reads too: the shard's rows of it, from row b·outH·outW on.
+            const size_t ldt = (size_t)cap_ * g.outH * g.outW;
+            const float** taps = taps_[i].data() + (size_t)b * g.outH * g.outW;
+            k_->conv_taps(g, x, zeroPixel_.data(), 0, M, taps, ldt);
+            k_->conv_forward_implicit(g, M, taps, ldt, zeroPixel_.data(), it.packed, P + op.w, y, work_[s]);
+            if (op.b >= 0) k_->add_bias(M, g.cout, P + op.b, y);
+            break;
+          }
           float* col = aux_[i].data() + (size_t)b * g.outH * g.outW * K;
           // Without a backward pass to come, the im2col matrix is not kept: it is built and used
           // kChunkRows rows at a time in a block that stays in cache (the rows of a product are
@@ -442,16 +463,27 @@ void Engine::runItem(const Item& it, int s) {
           const WindowGeom& g = op.g;
           const int M = n * g.outH * g.outW, K = g.kh * g.kw * g.cin;
           const size_t colOffset = (size_t)b * g.outH * g.outW * K;
-          k_->gemm(K, g.cout, M, aux_[i].data() + colOffset, K, true, dy, g.cout, false, G + op.w, g.cout, false,
-                   work_[s]);
+          if (implicit_[i])
+            k_->conv_weight_grad_implicit(g, M, taps_[i].data() + (size_t)b * g.outH * g.outW,
+                                          (size_t)cap_ * g.outH * g.outW, dy, G + op.w, work_[s]);
+          else
+            k_->gemm(K, g.cout, M, aux_[i].data() + colOffset, K, true, dy, g.cout, false, G + op.w, g.cout, false,
+                     work_[s]);
           if (op.b >= 0) k_->col_sums(M, g.cout, dy, G + op.b);
           if (dx) {
-            float* dcol = dcol_.data() + (size_t)b * colStride_;
-            if (it.packed)
-              k_->gemm_packed(M, K, g.cout, dy, g.cout, false, it.packed, dcol, K, false, work_[s]);
-            else
-              k_->gemm(M, K, g.cout, dy, g.cout, false, P + op.w, g.cout, true, dcol, K, false, work_[s]);
-            k_->col2im(g, n, dcol, dx);
+            // dx = col2im(dy·Wᵀ), kDxChunkRows rows of dy·Wᵀ at a time in a block that stays in
+            // cache: its rows are independent, and col2im adds them to dx in row order either way.
+            float* dcol = dcol_.data() + (size_t)s * kDxChunkRows * maxK_;
+            std::memset(dx, 0, sizeof(float) * (size_t)n * op.inSize);
+            for (int r0 = 0; r0 < M; r0 += kDxChunkRows) {
+              const int rows = std::min(kDxChunkRows, M - r0);
+              const float* dyr = dy + (size_t)r0 * g.cout;
+              if (it.packed)
+                k_->gemm_packed(rows, K, g.cout, dyr, g.cout, false, it.packed, dcol, K, false, work_[s]);
+              else
+                k_->gemm(rows, K, g.cout, dyr, g.cout, false, P + op.w, g.cout, true, dcol, K, false, work_[s]);
+              k_->col2im_rows(g, r0, rows, dcol, dx);
+            }
           }
           break;
         }

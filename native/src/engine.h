@@ -128,11 +128,18 @@ class Engine {
   int64_t P_;
   const Kernels* k_;
   int cap_ = 0;
-  size_t actStride_ = 0, colStride_ = 0;  // floats per example in g0_, g1_ and dcol_
+  size_t actStride_ = 0;  // floats per example in g0_ and g1_
+  size_t maxK_ = 0;       // the widest convolution window (kh·kw·cin): a row of dcol_
   std::vector<std::vector<float>> act_;   // act_[i]: input of op i; act_[ops.size()]: output
-  std::vector<std::vector<float>> aux_;   // per op: im2col buffer (Conv)
+  std::vector<std::vector<float>> aux_;   // per op: im2col buffer (Conv, unless implicit)
+  // Per op: whether a convolution's products read its input in place (conv_implicit), and then
+  // their table of pointers (conv_taps; zeroPixel_ stands for the padding).
+  std::vector<bool> implicit_;
+  std::vector<std::vector<const float*>> taps_;
+  std::vector<float> zeroPixel_;
   std::vector<std::vector<int32_t>> arg_; // per op: argmax (MaxPool)
   std::vector<std::vector<float>> stats_; // per op: mean, var, invstd (BatchNorm)
+  // g0_, g1_: gradients flowing back through the layers; dcol_: per shard, a block of dy·Wᵀ rows.
   std::vector<float> g0_, g1_, dcol_, ones_, zeros_, bnTotal_;
   std::unique_ptr<Pool> pool_;
   // φ; the weights an inner loop is moving (cur_) and their value before its last step.
@@ -155,6 +162,7 @@ class Engine {
   bool keepCol_ = true;
   static constexpr size_t kChunkBytes = 256 * 1024;
   static constexpr int kChunkRows = 96;
+  static constexpr int kDxChunkRows = 48;
   const float* lastPredictWeights_ = nullptr;
   uint64_t lastPredictVersion_ = 0;
 

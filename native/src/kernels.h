@@ -29,10 +29,26 @@ struct Kernels {
                       int ldc, bool accumulate, float* work);
   size_t (*packed_b_floats)(int N, int K);
   void (*pack_b_part)(int K, int N, const float* B, int ldb, bool transB, float* out, int part, int parts);
+  // Convolutions without im2col's matrix, for those conv_implicit accepts. conv_taps writes rows
+  // [row0, row0 + rows) of a table of pointers: taps[t·ldt + r] is where row r of the im2col
+  // matrix finds its cin floats for window position t (an input pixel, or zero: cin zeros). The
+  // forward product (B: the weights packed by pack_b_part, or W itself when packed is null) and the
+  // weight gradient (dW, K × cout, = im2colᵀ·dy over M rows) read the matrix through it and give
+  // the same bits as im2col_rows followed by gemm.
+  bool (*conv_implicit)(const WindowGeom& g);
+  void (*conv_taps)(const WindowGeom& g, const float* x, const float* zero, int row0, int rows, const float** taps,
+                    size_t ldt);
+  void (*conv_forward_implicit)(const WindowGeom& g, int M, const float* const* taps, size_t ldt, const float* zero,
+                                const float* packed, const float* W, float* y, float* work);
+  void (*conv_weight_grad_implicit)(const WindowGeom& g, int M, const float* const* taps, size_t ldt, const float* dy,
+                                    float* dW, float* work);
   // Rows [row0, row0 + rows) of the im2col matrix of the batch at x (row (s·outH + oh)·outW + ow:
   // the window of example s at output position (oh, ow)), written from col on.
   void (*im2col_rows)(const WindowGeom& g, const float* x, int row0, int rows, float* col);
-  void (*col2im)(const WindowGeom& g, int n, const float* col, float* dx);
+  // Adds rows [row0, row0 + rows) of an im2col-shaped matrix (col holds just those rows) into dx,
+  // the gradient with respect to the batch's input; each element of dx takes its rows'
+  // contributions in row order, so block after block in order is the same bits as all at once.
+  void (*col2im_rows)(const WindowGeom& g, int row0, int rows, const float* col, float* dx);
   void (*add_bias)(int rows, int cols, const float* b, float* y);
   void (*col_sums)(int rows, int cols, const float* dy, float* out);
   // Batch normalisation with batch statistics, in stages over some rows of a batch (the rows are
