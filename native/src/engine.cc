@@ -211,7 +211,7 @@ void Engine::ensure(int n) {
     maxAct = std::max(maxAct, (size_t)op.outSize);
     maxAct = std::max(maxAct, (size_t)op.inSize);
     if (op.kind == OpKind::Conv && implicit_[i]) {
-      taps_[i].assign((size_t)n * op.g.outH * op.g.outW * op.g.kh * op.g.kw, zeroPixel_.data());
+      taps_[i].assign(tapStride(op.g) * op.g.kh * op.g.kw, zeroPixel_.data());
     } else if (op.kind == OpKind::Conv) {
       const size_t col = (size_t)n * op.g.outH * op.g.outW * op.g.kh * op.g.kw * op.g.cin;
       aux_[i].assign(col, 0.f);
@@ -387,8 +387,8 @@ void Engine::runItem(const Item& it, int s) {
           if (implicit_[i]) {
             // The products read the input through a table of pointers (see conv_taps), which the
             // backward pass reads too: the shard's rows of it, from row b·outH·outW on.
-            const size_t ldt = (size_t)cap_ * g.outH * g.outW;
-            const float** taps = taps_[i].data() + (size_t)b * g.outH * g.outW;
+            const size_t ldt = tapStride(g);
+            const float** taps = tapsOf(i, b);
             k_->conv_taps(g, x, zeroPixel_.data(), 0, M, taps, ldt);
             k_->conv_forward_implicit(g, M, taps, ldt, zeroPixel_.data(), it.packed, P + op.w, y, work_[s]);
             if (op.b >= 0) k_->add_bias(M, g.cout, P + op.b, y);
@@ -464,8 +464,7 @@ void Engine::runItem(const Item& it, int s) {
           const int M = n * g.outH * g.outW, K = g.kh * g.kw * g.cin;
           const size_t colOffset = (size_t)b * g.outH * g.outW * K;
           if (implicit_[i])
-            k_->conv_weight_grad_implicit(g, M, taps_[i].data() + (size_t)b * g.outH * g.outW,
-                                          (size_t)cap_ * g.outH * g.outW, dy, G + op.w, work_[s]);
+            k_->conv_weight_grad_implicit(g, M, tapsOf(i, b), tapStride(g), dy, G + op.w, work_[s]);
           else
             k_->gemm(K, g.cout, M, aux_[i].data() + colOffset, K, true, dy, g.cout, false, G + op.w, g.cout, false,
                      work_[s]);

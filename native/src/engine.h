@@ -136,6 +136,9 @@ class Engine {
   // their table of pointers (conv_taps; zeroPixel_ stands for the padding).
   std::vector<bool> implicit_;
   std::vector<std::vector<const float*>> taps_;
+  // A convolution's table: the rows of example b on, and the distance between window positions.
+  const float** tapsOf(size_t op, int b) { return taps_[op].data() + (size_t)b * ops_[op].g.outH * ops_[op].g.outW; }
+  size_t tapStride(const WindowGeom& g) const { return (size_t)cap_ * g.outH * g.outW; }
   std::vector<float> zeroPixel_;
   std::vector<std::vector<int32_t>> arg_; // per op: argmax (MaxPool)
   std::vector<std::vector<float>> stats_; // per op: mean, var, invstd (BatchNorm)
