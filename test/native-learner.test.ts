@@ -7,6 +7,7 @@ import vm from 'node:vm';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { reptileUpdate } from '../src/core/meta-update.js';
 import { Params } from '../src/core/params.js';
 import { Rng } from '../src/core/rng.js';
 import { selectBackend } from '../src/engine/backend.js';
@@ -18,6 +19,7 @@ import type { Task } from '../src/tasks/task.js';
 import { SineTaskSource } from '../src/tasks/sine.js';
 import { InlineExecutor } from '../src/exec/inline.js';
 import { evaluate, scoreTask, taskScoring } from '../src/train/evaluate.js';
+import { runMetaLoop } from '../src/train/meta-loop.js';
 import { init, nativeSkipReason, randomTask, relErr } from './native-helpers.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -412,6 +414,64 @@ describe.skipIf(nativeSkipReason !== undefined)('inline executor', () => {
     expect(batched.getOptimizerState()).toEqual(single.getOptimizerState());
     batched.dispose();
     single.dispose();
+  });
+});
+
+describe.skipIf(nativeSkipReason !== undefined)('the Reptile meta-update applied by the engine', () => {
+  it('equals core reptileUpdate bit for bit (ε = 0, small, mid, 1; one to five tasks of mixed magnitudes)', () => {
+    const learner = new NativeLearner({ model: convNet(71) });
+    const rng = Rng.derive(71, 0);
+    const size = learner.layout.size;
+    const draw = (): Params => new Params(learner.layout, Float32Array.from({ length: size }, () => rng.uniform(-1, 1) * 10 ** Math.floor(rng.uniform(-6, 3))));
+    for (const n of [1, 3, 5]) {
+      for (const epsilon of [0, 1e-3, 0.37, 1]) {
+        const phi = draw();
+        const adapted = Array.from({ length: n }, draw);
+        learner.setParams(phi);
+        expect(learner.applyReptileUpdate(adapted, epsilon)).toBeUndefined();
+        const expected = reptileUpdate(phi, adapted, epsilon);
+        expect(Buffer.from(learner.getParams().data.buffer).equals(Buffer.from(expected.data.buffer))).toBe(true);
+        if (epsilon === 0) expect(learner.getParams().data).toEqual(phi.data);
+      }
+    }
+    learner.dispose();
+  });
+
+  it('a value that is not finite is named and φ is left as it was; a vector of another layout is refused', () => {
+    const learner = new NativeLearner({ model: convNet(72) });
+    const phi = learner.getParams();
+    const good = new Params(learner.layout, phi.data.map((x) => x + 0.5));
+    const bad = new Params(learner.layout, good.data.slice());
+    bad.data[17] = Number.POSITIVE_INFINITY;
+    expect(learner.applyReptileUpdate([good, bad], 0.5)).toBe('value 17 is Infinity (not finite)');
+    expect(learner.getParams().data).toEqual(phi.data);
+    const short = new Params({ ...learner.layout, size: learner.layout.size - 1 }, good.data.subarray(1));
+    expect(() => learner.applyReptileUpdate([good, short], 0.5)).toThrow(/do not fit this model/);
+    expect(() => learner.applyReptileUpdate([], 0.5)).toThrow(/at least one/);
+    expect(learner.getParams().data).toEqual(phi.data);
+    expect(learner.applyReptileUpdate([good], 1)).toBeUndefined();
+    expect(learner.getParams().data).toEqual(good.data);
+    learner.dispose();
+  });
+
+  it('metaTrain gives the same φ and Adam state with it as with the update in JavaScript (ε annealed 1 → 0)', async () => {
+    const inPlace = new NativeLearner({ model: sineNet(73) });
+    const plain = new NativeLearner({ model: sineNet(73) });
+    const js = Object.assign(Object.create(plain) as NativeLearner, { applyReptileUpdate: undefined });
+    let calls = 0;
+    const apply = inPlace.applyReptileUpdate.bind(inPlace);
+    inPlace.applyReptileUpdate = (adapted, epsilon) => {
+      calls += 1;
+      return apply(adapted, epsilon);
+    };
+    const config = { metaIters: 4, metaBatch: 3, metaStep: 1, metaStepFinal: 0, innerIters: 3, innerBatch: 5, learningRate: 0.01, optimizer: 'adam' as const, innerState: 'carry' as const, seed: 5 };
+    await runMetaLoop({ learner: inPlace, source: new SineTaskSource(), config });
+    await runMetaLoop({ learner: js, source: new SineTaskSource(), config });
+    expect(calls).toBe(4);
+    expect(Buffer.from(inPlace.getParams().data.buffer).equals(Buffer.from(plain.getParams().data.buffer))).toBe(true);
+    expect(inPlace.getOptimizerState()).toEqual(plain.getOptimizerState());
+    inPlace.dispose();
+    plain.dispose();
   });
 });
 

@@ -153,6 +153,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                            InstanceMethod<&EngineWrap::Threads>("threads"),
                            InstanceMethod<&EngineWrap::SetParams>("setParams"),
                            InstanceMethod<&EngineWrap::GetParams>("getParams"),
+                           InstanceMethod<&EngineWrap::ReptileUpdate>("reptileUpdate"),
                            InstanceMethod<&EngineWrap::SetOptimizerState>("setOptimizerState"),
                            InstanceMethod<&EngineWrap::GetOptimizerState>("getOptimizerState"),
                            InstanceMethod<&EngineWrap::GetMovingStats>("getMovingStats"),
@@ -257,6 +258,33 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value GetParams(const Napi::CallbackInfo& info) {
     checkIdle(info.Env());
     return copyOut(info.Env(), engine_->params().data(), engine_->params().size());
+  }
+
+  // reptileUpdate(adapted: Float32Array[], epsilon): φ moves toward the mean of the adapted
+  // weights; returns undefined, or { index, value } for the first value that is not finite (φ is
+  // then unchanged).
+  Napi::Value ReptileUpdate(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    checkIdle(env);
+    if (!info[0].IsArray()) throw Napi::TypeError::New(env, "reptileUpdate needs an array of adapted weights");
+    if (!info[1].IsNumber()) throw Napi::TypeError::New(env, "reptileUpdate needs a number epsilon");
+    Napi::Array list = info[0].As<Napi::Array>();
+    const uint32_t n = list.Length();
+    if (n == 0) throw Napi::Error::New(env, "reptileUpdate needs at least one adapted weight vector");
+    std::vector<const float*> adapted(n);
+    for (uint32_t k = 0; k < n; k++) {
+      Napi::Float32Array a = f32Of(list.Get(k), "adapted weights");
+      if ((int64_t)a.ElementLength() != engine_->paramSize())
+        throw Napi::Error::New(env, "adapted weights have " + std::to_string(a.ElementLength()) +
+                                        " values, the plan needs " + std::to_string(engine_->paramSize()));
+      adapted[k] = a.Data();
+    }
+    const int64_t bad = engine_->reptileUpdate(adapted.data(), (int)n, info[1].As<Napi::Number>().DoubleValue());
+    if (bad < 0) return env.Undefined();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("index", Napi::Number::New(env, (double)bad));
+    o.Set("value", Napi::Number::New(env, engine_->nextValue(bad)));
+    return o;
   }
 
   Napi::Value SetOptimizerState(const Napi::CallbackInfo& info) {

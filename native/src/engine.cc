@@ -653,6 +653,31 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
   return a.numBatches > 0 ? lossSum / a.numBatches : 0;
 }
 
+int64_t Engine::reptileUpdate(const float* const* adapted, int n, double epsilon) {
+  nextParams_.resize((size_t)P_);
+  float* out = nextParams_.data();
+  const float* phi = params_.data();
+  const double count = n;
+  for (int64_t i = 0; i < P_; i++) {
+    double sum = 0;
+    for (int k = 0; k < n; k++) sum += (double)adapted[k][i];
+    const float mean = (float)(sum / count);
+    if (epsilon == 1) {
+      out[i] = mean;
+      continue;
+    }
+    // Stored apart so that no compiler fuses it into the sum below (a fused multiply-add rounds
+    // once where JavaScript rounds twice).
+    volatile double step = epsilon * ((double)mean - (double)phi[i]);
+    out[i] = (float)((double)phi[i] + step);
+  }
+  for (int64_t i = 0; i < P_; i++)
+    if (!std::isfinite(out[i])) return i;
+  std::memcpy(params_.data(), out, sizeof(float) * (size_t)P_);
+  weightsChanged();
+  return -1;
+}
+
 void Engine::predict(const float* x, int n, bool batchStats, float* out) {
   weightsChanged();
   predictOnce(x, n, batchStats, out);

@@ -92,6 +92,14 @@ class Engine {
   // the mean loss over the steps.
   double adapt(const AdaptArgs& args, float* adapted, float* lastStep);
 
+  // The Reptile meta-update (paper, Algorithm 2) on φ in place: φ ← φ + ε·(mean of the n adapted
+  // weight vectors − φ), with the bits of the library's reptileUpdate (core/meta-update.ts): the mean
+  // summed in double, task by task, and rounded to float32; ε = 1 lands on that mean. Returns the
+  // index of the first value that is not finite, and then leaves φ as it was; −1 when all are.
+  int64_t reptileUpdate(const float* const* adapted, int n, double epsilon);
+  // The value reptileUpdate computed at index i (to name a value that is not finite).
+  float nextValue(int64_t i) const { return nextParams_[(size_t)i]; }
+
   void predict(const float* x, int n, bool batchStats, float* out);
   // predict with the given weights in place of φ (which stays as it is).
   // reuse: the same weights, unchanged, as the previous call's (their packing is kept).
@@ -147,6 +155,7 @@ class Engine {
   std::unique_ptr<Pool> pool_;
   // φ; the weights an inner loop is moving (cur_) and their value before its last step.
   std::vector<float> params_, cur_, before_, batchTargets_;
+  std::vector<float> nextParams_;  // reptileUpdate's result, copied to φ once every value is finite
   float* w_ = nullptr;  // the weights the kernels read: params_, or cur_ during adapt
 
   // The convolutions' weights packed for the matrix products (gemm_packed), once per value of the

@@ -89,6 +89,11 @@ export interface NativeEngine {
   threads(): number;
   setParams(params: Float32Array): void;
   getParams(): Float32Array;
+  /**
+   * The Reptile meta-update on φ in place, with the bits of core's `reptileUpdate`; returns the
+   * first value that is not finite (φ is then unchanged), or undefined.
+   */
+  reptileUpdate(adapted: Float32Array[], epsilon: number): { index: number; value: number } | undefined;
   setOptimizerState(kind: 'none' | 'sgd' | 'adam', step?: number, m?: Float32Array, v?: Float32Array): void;
   getOptimizerState(): { kind: 'sgd' | 'adam'; step: number; m?: Float32Array; v?: Float32Array } | undefined;
   getMovingStats(): { mean: Float32Array; variance: Float32Array }[];

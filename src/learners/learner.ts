@@ -88,6 +88,14 @@ export interface Learner {
    * this method may run several tasks at once (the native engine puts one on each core).
    */
   scoreTasks?(items: readonly { task: Task; rng: Rng }[], inner: InnerOptions, scoring: TaskScoring): Promise<number[]>;
+  /**
+   * Optional: the Reptile meta-update (paper, Algorithm 2) applied to this learner's φ in place,
+   * φ ← φ + ε·(mean_i W_i − φ), with exactly the bits of core's `reptileUpdate` (a learner whose
+   * weights live elsewhere, such as the native engine, saves two copies of φ and a pass in
+   * JavaScript per meta-iteration). Returns undefined, or what is wrong with the result (a value
+   * that is not finite), in which case φ is left as it was.
+   */
+  applyReptileUpdate?(adapted: readonly Params[], epsilon: number): string | undefined;
   /** Model outputs for `examples` (logits or regression values), `count × outputSize` floats. */
   predict(examples: Examples): Float32Array;
   /** The inner optimizer's state, in arrays of their own that the caller may keep or transfer. */

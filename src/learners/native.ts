@@ -108,6 +108,18 @@ export class NativeLearner implements Learner {
     this.engine.setParams(params.data);
   }
 
+  applyReptileUpdate(adapted: readonly Params[], epsilon: number): string | undefined {
+    this.assertIdle();
+    if (adapted.length === 0) throw new Error('Reptile update needs at least one adapted parameter vector');
+    for (const p of adapted) {
+      if (p.layout.hash !== this.layout.hash || p.data.length !== this.layout.size) {
+        throw new Error(`adapted weights of layout ${p.layout.hash} (${p.data.length} values) do not fit this model (${this.layout.hash}, ${this.layout.size} values)`);
+      }
+    }
+    const bad = this.engine.reptileUpdate(adapted.map((p) => p.data), epsilon);
+    return bad === undefined ? undefined : `value ${bad.index} is ${bad.value} (not finite)`;
+  }
+
   adapt(task: Task, inner: InnerOptions, rng: Rng): Promise<AdaptResult> {
     let args: NativeAdaptArgs;
     try {

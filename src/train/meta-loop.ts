@@ -4,7 +4,7 @@ import { linearSchedule } from '../core/schedule.js';
 import { ReptileError } from '../_utils/errors.js';
 import { checkPolicyFor, type Executor } from '../exec/executor.js';
 import { InlineExecutor } from '../exec/inline.js';
-import type { Learner, OptimizerState } from '../learners/learner.js';
+import type { AdaptResult, Learner, OptimizerState } from '../learners/learner.js';
 import type { TaskSource } from '../tasks/task.js';
 import { innerOptionsOf, resolveMetaConfig, type MetaConfig } from './config.js';
 
@@ -138,18 +138,14 @@ export async function runMetaLoop(options: MetaLoopOptions): Promise<MetaTrainRe
     const began = performance.now();
     for (const cb of callbacks) await cb.onMetaIterBegin?.(iteration);
     const epsilon = schedule(iteration);
-    const phi = learner.getParams();
+    const update = metaUpdateOf(learner, config.foml, epsilon);
     const results = await executor.runMetaBatch({ learner, source, seed: config.seed, iteration, metaBatch: config.metaBatch, inner, foml: config.foml });
-    const next = config.foml
-      ? fomamlUpdate(phi, results.map((r) => r.lastStep), epsilon)
-      : reptileUpdate(phi, results.map((r) => r.params), epsilon);
-    const problem = checkParams(next, learner.layout);
+    const problem = update(results);
     if (problem !== undefined) {
       throw new ReptileError(
         `training diverged at meta-iteration ${iteration} (${problem}): lower --learning-rate or --meta-step; the last good checkpoint is untouched`,
       );
     }
-    learner.setParams(next);
     const logs: MetaIterLogs = {
       iteration,
       epsilon,
@@ -172,6 +168,24 @@ export async function runMetaLoop(options: MetaLoopOptions): Promise<MetaTrainRe
   };
   for (const cb of callbacks) await cb.onTrainEnd?.(result);
   return result;
+}
+
+// The meta-update of one meta-iteration, reading φ before its tasks run; applied to the results, it
+// sets the new φ and returns undefined, or returns what is wrong with it and leaves φ as it was. A
+// learner that applies the Reptile update to its own φ (the native engine) gives the same bits as
+// core's reptileUpdate and saves two copies of φ.
+function metaUpdateOf(learner: Learner, foml: boolean, epsilon: number): (results: readonly AdaptResult[]) => string | undefined {
+  const inPlace = foml ? undefined : learner.applyReptileUpdate;
+  if (inPlace !== undefined) return (results) => inPlace.call(learner, results.map((r) => r.params), epsilon);
+  const phi = learner.getParams();
+  return (results) => {
+    const next = foml
+      ? fomamlUpdate(phi, results.map((r) => r.lastStep), epsilon)
+      : reptileUpdate(phi, results.map((r) => r.params), epsilon);
+    const problem = checkParams(next, learner.layout);
+    if (problem === undefined) learner.setParams(next);
+    return problem;
+  };
 }
 
 // A resumed run must continue the same schedule and sampling, so every setting but the total
