@@ -658,21 +658,22 @@ int64_t Engine::reptileUpdate(const float* const* adapted, int n, double epsilon
   float* out = nextParams_.data();
   const float* phi = params_.data();
   const double count = n;
+  int64_t bad = -1;
   for (int64_t i = 0; i < P_; i++) {
     double sum = 0;
     for (int k = 0; k < n; k++) sum += (double)adapted[k][i];
     const float mean = (float)(sum / count);
     if (epsilon == 1) {
       out[i] = mean;
-      continue;
+    } else {
+      // Stored apart so that no compiler fuses it into the sum below (a fused multiply-add rounds
+      // once where JavaScript rounds twice).
+      volatile double step = epsilon * ((double)mean - (double)phi[i]);
+      out[i] = (float)((double)phi[i] + step);
     }
-    // Stored apart so that no compiler fuses it into the sum below (a fused multiply-add rounds
-    // once where JavaScript rounds twice).
-    volatile double step = epsilon * ((double)mean - (double)phi[i]);
-    out[i] = (float)((double)phi[i] + step);
+    if (bad < 0 && !std::isfinite(out[i])) bad = i;
   }
-  for (int64_t i = 0; i < P_; i++)
-    if (!std::isfinite(out[i])) return i;
+  if (bad >= 0) return bad;
   std::memcpy(params_.data(), out, sizeof(float) * (size_t)P_);
   weightsChanged();
   return -1;

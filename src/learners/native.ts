@@ -102,20 +102,14 @@ export class NativeLearner implements Learner {
 
   setParams(params: Params): void {
     this.assertIdle();
-    if (params.layout.hash !== this.layout.hash || params.data.length !== this.layout.size) {
-      throw new Error(`parameters of layout ${params.layout.hash} (${params.data.length} values) do not fit this model (${this.layout.hash}, ${this.layout.size} values)`);
-    }
+    this.assertFits(params, 'parameters');
     this.engine.setParams(params.data);
   }
 
   applyReptileUpdate(adapted: readonly Params[], epsilon: number): string | undefined {
     this.assertIdle();
     if (adapted.length === 0) throw new Error('Reptile update needs at least one adapted parameter vector');
-    for (const p of adapted) {
-      if (p.layout.hash !== this.layout.hash || p.data.length !== this.layout.size) {
-        throw new Error(`adapted weights of layout ${p.layout.hash} (${p.data.length} values) do not fit this model (${this.layout.hash}, ${this.layout.size} values)`);
-      }
-    }
+    for (const p of adapted) this.assertFits(p, 'adapted weights');
     const bad = this.engine.reptileUpdate(adapted.map((p) => p.data), epsilon);
     return bad === undefined ? undefined : `value ${bad.index} is ${bad.value} (not finite)`;
   }
@@ -300,6 +294,12 @@ export class NativeLearner implements Learner {
       this.engine.release();
       for (const lane of this.lanes ?? []) lane.release();
     });
+  }
+
+  private assertFits(params: Params, what: string): void {
+    if (params.layout.hash !== this.layout.hash || params.data.length !== this.layout.size) {
+      throw new Error(`${what} of layout ${params.layout.hash} (${params.data.length} values) do not fit this model (${this.layout.hash}, ${this.layout.size} values)`);
+    }
   }
 
   private assertIdle(): void {
