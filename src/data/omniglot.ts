@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { unzipSync } from 'fflate';
 import { Rng } from '../core/rng.js';
 import { ReptileError } from '../_utils/errors.js';
+import { pythonShuffle } from './python-random.js';
 import { ArrayDataset, subsetClasses, withRotations, type LabeledDataset } from '../tasks/labeled.js';
 import { defaultCacheDir, readCache, writeCache } from './cache.js';
 import { decodeImage, firstChannel, resizeNearest } from './images.js';
@@ -154,7 +155,21 @@ export interface OmniglotSplitOptions {
   numTrain?: number;
   /** Augment the training characters with 90° rotations (default true). */
   rotate?: boolean;
+  /** How the seed orders the characters (default `seeded`); see `OmniglotClassSplit`. */
+  classSplit?: OmniglotClassSplit;
 }
+
+/**
+ * How the seed picks the training characters. `seeded`: the library's own generator shuffles the
+ * characters in the order the archives list them (the default, which the committed runs used).
+ * `supervised-reptile`: Python's `random.seed(seed)` and `random.shuffle` over the characters
+ * sorted by alphabet and name, as supervised-reptile's `read_dataset` and `split_dataset` do, so
+ * that seed 0 gives the paper's exact 1,200 training and 423 test characters.
+ */
+export type OmniglotClassSplit = 'seeded' | 'supervised-reptile';
+
+/** The ways `splitOmniglot` can order the characters. */
+export const OMNIGLOT_CLASS_SPLITS: readonly OmniglotClassSplit[] = ['seeded', 'supervised-reptile'];
 
 /**
  * supervised-reptile's split: the characters shuffled by the seed, the first 1,200 for training
@@ -168,7 +183,7 @@ export function splitOmniglot(options: OmniglotSplitOptions): { train: LabeledDa
   if (!Number.isInteger(numTrain) || numTrain < 1 || numTrain >= n) {
     throw new ReptileError(`cannot split ${n} Omniglot characters into ${numTrain} for training and the rest for testing: the dataset is incomplete; use the official archives`);
   }
-  const order = Rng.derive(options.seed, 0x0a11).shuffle(Array.from({ length: n }, (_, i) => i));
+  const order = options.classSplit === 'supervised-reptile' ? pythonOrder(options.dataset, options.seed) : Rng.derive(options.seed, 0x0a11).shuffle(Array.from({ length: n }, (_, i) => i));
   const trainClasses = order.slice(0, numTrain);
   const testClasses = order.slice(numTrain);
   const trainBase = subsetClasses(options.dataset, trainClasses);
@@ -178,4 +193,17 @@ export function splitOmniglot(options: OmniglotSplitOptions): { train: LabeledDa
     trainClasses,
     testClasses,
   };
+}
+
+// supervised-reptile lists the characters alphabet by alphabet and, within one, by name (both
+// sorted), then shuffles that list with Python's generator.
+function pythonOrder(dataset: LabeledDataset, seed: number): number[] {
+  const keys = Array.from({ length: dataset.numClasses }, (_, c) => {
+    const parts = dataset.className(c).split('/');
+    if (parts.length !== 2) throw new ReptileError(`the Omniglot class '${dataset.className(c)}' is not named <alphabet>/<character>: the supervised-reptile split needs the official archives' names`);
+    return { c, alphabet: parts[0]!, character: parts[1]! };
+  });
+  const byCodePoint = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  keys.sort((a, b) => byCodePoint(a.alphabet, b.alphabet) || byCodePoint(a.character, b.character));
+  return pythonShuffle(keys.map((k) => k.c), seed);
 }

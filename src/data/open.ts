@@ -4,7 +4,7 @@ import { ReptileError } from '../_utils/errors.js';
 import type { LabeledDataset } from '../tasks/labeled.js';
 import { loadImageFolder, loadMiniImageNet, splitFolder } from './folder.js';
 import { loadMnistFewShot } from './mnist-fewshot.js';
-import { loadOmniglot, splitOmniglot } from './omniglot.js';
+import { loadOmniglot, OMNIGLOT_CLASS_SPLITS, splitOmniglot, type OmniglotClassSplit } from './omniglot.js';
 
 /** The few-shot datasets the library can open by name. */
 export type FewShotDatasetName = 'omniglot' | 'miniimagenet' | 'mnist' | 'folder';
@@ -15,6 +15,8 @@ export interface OpenFewShotOptions {
   dataDir: string;
   /** Seeds the class split where the dataset has no fixed one (Omniglot, MNIST, folder). */
   seed: number;
+  /** Omniglot only: how the seed picks the characters (default `seeded`). */
+  classSplit?: OmniglotClassSplit;
   cacheDir?: string | false;
   log?: (line: string) => void;
 }
@@ -39,8 +41,32 @@ export interface FewShotData {
  * a class-per-folder directory a seeded split of its classes (about 70% for training).
  */
 export function openFewShotData(options: OpenFewShotOptions): FewShotData {
+  if (options.classSplit !== undefined && !OMNIGLOT_CLASS_SPLITS.includes(options.classSplit)) {
+    throw new ReptileError(`unknown class split '${String(options.classSplit)}': use ${OMNIGLOT_CLASS_SPLITS.join(' or ')}`, { exitCode: 2 });
+  }
+  if (options.classSplit === 'supervised-reptile' && options.dataset !== 'omniglot') {
+    throw new ReptileError(`the supervised-reptile class split is Omniglot's, not ${options.dataset}'s: drop --class-split`, { exitCode: 2 });
+  }
   const data = openUnfingerprinted(options);
   return { ...data, describe: { ...data.describe, fingerprint: datasetFingerprint([data.train, data.test, ...(data.val ? [data.val] : [])]) } };
+}
+
+/**
+ * Opens the data a run recorded (a checkpoint's data description, or a task source's origin):
+ * its dataset, split seed and class split, from `dataDir` when given, else from where the run
+ * read it. `seed` stands in for a split seed that older records lack.
+ */
+export function openRecordedFewShotData(recorded: Record<string, unknown>, options: { seed: number; dataDir?: string; cacheDir?: string | false; log?: (line: string) => void }): FewShotData {
+  const splitSeed = typeof recorded['splitSeed'] === 'number' ? recorded['splitSeed'] : options.seed;
+  const classSplit = recorded['classSplit'];
+  return openFewShotData({
+    dataset: recorded['dataset'] as FewShotDatasetName,
+    dataDir: options.dataDir ?? (recorded['dataDir'] as string),
+    seed: splitSeed,
+    ...(classSplit !== undefined ? { classSplit: classSplit as OmniglotClassSplit } : {}),
+    ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}),
+    ...(options.log ? { log: options.log } : {}),
+  });
 }
 
 /**
@@ -72,11 +98,13 @@ function openUnfingerprinted(options: OpenFewShotOptions): Omit<FewShotData, 'de
   switch (options.dataset) {
     case 'omniglot': {
       const all = loadOmniglot({ dir: dataDir, ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}), ...(options.log ? { log: options.log } : {}) });
-      const split = splitOmniglot({ dataset: all.dataset, seed: options.seed });
+      const classSplit = options.classSplit ?? 'seeded';
+      const split = splitOmniglot({ dataset: all.dataset, seed: options.seed, classSplit });
       return {
         train: split.train,
         test: split.test,
-        describe: { dataset: 'omniglot', dataDir, characters: all.dataset.numClasses, trainClasses: split.train.numClasses, testClasses: split.test.numClasses, splitSeed: options.seed },
+        // The default split is not recorded, so that the descriptions of earlier runs stay as they were.
+        describe: { dataset: 'omniglot', dataDir, characters: all.dataset.numClasses, trainClasses: split.train.numClasses, testClasses: split.test.numClasses, splitSeed: options.seed, ...(classSplit !== 'seeded' ? { classSplit } : {}) },
         seconds: seconds(),
         fromCache: all.fromCache,
       };

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ReptileError } from '../_utils/errors.js';
 import { floatsToBytes, floatsView } from '../core/codec.js';
 import { Params } from '../core/params.js';
-import { openFewShotData, type FewShotData, type FewShotDatasetName } from '../data/open.js';
+import { openRecordedFewShotData, type FewShotData } from '../data/open.js';
 import { selectBackend, type BackendChoice } from '../engine/backend.js';
 import { createLearner } from '../learners/create-learner.js';
 import type { Learner, OptimizerState } from '../learners/learner.js';
@@ -42,10 +42,10 @@ export function sourceFromSpec(spec: Record<string, unknown>, context: SourceCon
     if (origin === undefined || typeof origin['dataset'] !== 'string') throw new ReptileError('the run\'s few-shot task source does not say which data it samples from: it cannot run on a worker');
     const dataDir = context.dataDir ?? (origin['dataDir'] as string);
     const splitSeed = origin['splitSeed'] as number;
-    const key = `${String(origin['dataset'])}|${dataDir}|${splitSeed}`;
+    const key = `${String(origin['dataset'])}|${dataDir}|${splitSeed}|${String(origin['classSplit'] ?? 'seeded')}`;
     let data = opened?.get(key);
     if (data === undefined) {
-      data = openFewShotData({ dataset: origin['dataset'] as FewShotDatasetName, dataDir, seed: splitSeed, ...(context.cacheDir !== undefined ? { cacheDir: context.cacheDir } : {}), ...(context.log ? { log: context.log } : {}) });
+      data = openRecordedFewShotData(origin, { seed: splitSeed, dataDir, ...(context.cacheDir !== undefined ? { cacheDir: context.cacheDir } : {}), ...(context.log ? { log: context.log } : {}) });
       opened?.set(key, data);
     }
     if (data.describe.fingerprint !== origin['fingerprint']) {

@@ -7,7 +7,7 @@ import { ReptileError } from '../_utils/errors.js';
 import { definedOnly } from '../_utils/objects.js';
 import type { Executor } from '../exec/executor.js';
 import { innerStateFor } from '../exec/create-executor.js';
-import { openFewShotData, type FewShotData, type FewShotDatasetName } from '../data/open.js';
+import { openRecordedFewShotData, type FewShotData } from '../data/open.js';
 import { DEFAULT_CONV_INIT, createMiniImageNetModel, createOmniglotModel, type ConvInit } from '../learners/models.js';
 import { createLearner, learnerKind, type LearnerChoice } from '../learners/create-learner.js';
 import { TfjsLearner } from '../learners/tfjs.js';
@@ -249,6 +249,7 @@ function checkResumable(dir: string, settings: FewShotSettings & { trainShots: n
     ['--train-shots', saved.trainShots, settings.trainShots],
     ['--init', saved.init ?? DEFAULT_CONV_INIT, settings.init ?? DEFAULT_CONV_INIT],
     ['--dataset', savedData['dataset'], data['dataset']],
+    ['--class-split', savedData['classSplit'] ?? 'seeded', data['classSplit'] ?? 'seeded'],
   ];
   // Checkpoints written before fingerprints existed are resumed on the dataset name alone.
   if (savedData['fingerprint'] !== undefined) pairs.push(['the data (fingerprint)', savedData['fingerprint'], data['fingerprint']]);
@@ -358,7 +359,14 @@ export function evalProgress(log: (line: string) => void): (done: number, total:
  * dataset's name and directory, the split and its seed, and the data's fingerprint.
  */
 export function dataOrigin(describe: Record<string, unknown>, split: 'train' | 'test' | 'val', seed: number): Record<string, unknown> {
-  return { dataset: describe['dataset'], dataDir: describe['dataDir'], split, splitSeed: typeof describe['splitSeed'] === 'number' ? describe['splitSeed'] : seed, fingerprint: describe['fingerprint'] };
+  return {
+    dataset: describe['dataset'],
+    dataDir: describe['dataDir'],
+    split,
+    splitSeed: typeof describe['splitSeed'] === 'number' ? describe['splitSeed'] : seed,
+    ...(describe['classSplit'] !== undefined ? { classSplit: describe['classSplit'] } : {}),
+    fingerprint: describe['fingerprint'],
+  };
 }
 
 /** Options of `evaluateFewShotCheckpoint`: the checkpoint, and what to change from how it was trained. */
@@ -415,7 +423,7 @@ export async function evaluateFewShotCheckpoint(options: CheckpointEvaluationOpt
     const dataDir = options.dataDir ?? ck.data.dataDir;
     const split = options.split ?? 'test';
     const splitSeed = typeof ck.data['splitSeed'] === 'number' ? (ck.data['splitSeed'] as number) : ck.config.seed;
-    const data = openFewShotData({ dataset: ck.data.dataset as FewShotDatasetName, dataDir, seed: splitSeed, ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}), ...(options.log ? { log: options.log } : {}) });
+    const data = openRecordedFewShotData(ck.data, { seed: splitSeed, dataDir, ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}), ...(options.log ? { log: options.log } : {}) });
     const dataset = split === 'train' ? data.train : split === 'val' ? data.val : data.test;
     if (dataset === undefined) throw new ReptileError(`the ${ck.data.dataset} dataset has no '${split}' split: use --split test or train`, { exitCode: 2 });
     const settings: FewShotSettings = {

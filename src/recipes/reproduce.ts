@@ -5,6 +5,7 @@ import zlib from 'node:zlib';
 import { writeFileAtomicSync } from '../_utils/atomic-write.js';
 import { ReptileError } from '../_utils/errors.js';
 import { openFewShotData } from '../data/open.js';
+import type { OmniglotClassSplit } from '../data/omniglot.js';
 import { loadNative } from '../engine/native.js';
 import type { LearnerChoice } from '../learners/create-learner.js';
 import { hasCheckpoint, readCheckpoint } from '../train/checkpoint.js';
@@ -60,6 +61,8 @@ export interface ReproduceOptions {
   /** Seed of the test tasks. */
   evalSeed?: number;
   checkpointEvery?: number;
+  /** How seed 0 picks the training characters (default `seeded`; `supervised-reptile`: the paper's own). */
+  classSplit?: OmniglotClassSplit;
   cacheDir?: string;
   learner?: LearnerChoice;
   /**
@@ -118,7 +121,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
   if (!fs.existsSync(plain) && fs.existsSync(packed)) writeFileAtomicSync(plain, zlib.gunzipSync(fs.readFileSync(packed)));
 
   const run = resolveFewShotRun({ preset: spec.preset, seed: 0 });
-  const data = openFewShotData({ dataset: 'omniglot', dataDir: options.dataDir, seed: 0, ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}), log });
+  const data = openFewShotData({ dataset: 'omniglot', dataDir: options.dataDir, seed: 0, ...(options.classSplit !== undefined ? { classSplit: options.classSplit } : {}), ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}), log });
   log(`${spec.name}: ${hasCheckpoint(dir) ? `resuming from meta-iteration ${readCheckpoint(dir).iteration}` : 'training from scratch'} (preset ${spec.preset}, ${run.config.metaIters ?? '?'} meta-iterations) in ${dir}`);
   const trained = await fewShotTrain({
     data,

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { openFewShotData, type FewShotDatasetName } from '../data/open.js';
+import { openRecordedFewShotData } from '../data/open.js';
 import type { LearnerChoice } from '../learners/create-learner.js';
 import { createLearner } from '../learners/create-learner.js';
 import type { Learner } from '../learners/learner.js';
@@ -66,7 +66,7 @@ export async function writeFewShotDemoTasks(options: FewShotDemoTasksOptions): P
   const random = createLearner({ model: randomModel, learner: options.learner ?? 'auto', innerState: info.config.innerState, log });
   try {
     if (info.kind !== 'omniglot') throw new ReptileError(`the drawing page takes an Omniglot network, and the checkpoint in '${options.checkpointDir}' holds a ${info.kind} one: export an Omniglot run`);
-    const data = openFewShotData({ dataset: info.data.dataset as FewShotDatasetName, dataDir: options.dataDir ?? info.data.dataDir, seed: info.config.seed, log });
+    const data = openRecordedFewShotData(info.data, { seed: info.config.seed, ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}), log });
     const classes = info.settings.classes;
     const source = new FewShotTaskSource({ dataset: data.test, classes, shots: 1 });
     const inner = evalInnerOptions(info.settings, info.config);

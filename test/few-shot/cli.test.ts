@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../src/engine/backend.js';
 import { loadFewShotCheckpoint } from '../../src/recipes/few-shot.js';
+import { openRecordedFewShotData } from '../../src/data/open.js';
 import { makeTemp, pngBytes, runCli, writeImageFolder, writeOmniglotZips } from './fixtures.js';
 
 function expectOneLineError(r: { code: number; stdout: string; stderr: string }, pattern: RegExp): void {
@@ -122,4 +123,35 @@ describe('reptile train/eval/export on a few-shot dataset', () => {
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stdout).toMatch(/meta-trained 1 iterations/);
   });
+
+  // On the real archives (where ../shared/data/omniglot exists): the paper's own characters.
+  const omniglot = path.resolve('../shared/data/omniglot');
+  it.skipIf(!fs.existsSync(path.join(omniglot, 'images_background.zip')))(
+    "--class-split supervised-reptile trains on the paper's 423 test characters, is recorded, and eval and resume follow it",
+    () => {
+      const ck = path.join(makeTemp(), 'ck');
+      const small = ['--preset', 'omniglot-5w5s', '--data-dir', omniglot, '--meta-iters', '2', '--eval-interval', '1', '--checkpoint', ck, '--backend', 'wasm'];
+      const trained = runCli(['train', ...small, '--class-split', 'supervised-reptile']);
+      expect(trained.code, trained.stderr).toBe(0);
+      const info = loadFewShotCheckpoint(ck).info;
+      expect(info.data['classSplit']).toBe('supervised-reptile');
+      // supervised-reptile's split_dataset after random.seed(0), computed with CPython: its test list begins and ends so.
+      const data = openRecordedFewShotData(info.data, { seed: 0 });
+      const names = Array.from({ length: data.test.numClasses }, (_, c) => data.test.className(c));
+      expect(names).toHaveLength(423);
+      expect(names.slice(0, 3)).toEqual(['Malayalam/character17', 'Mkhedruli_(Georgian)/character07', 'Japanese_(hiragana)/character33']);
+      expect(names.slice(-2)).toEqual(['Tifinagh/character11', 'Japanese_(hiragana)/character15']);
+      expect(data.describe.fingerprint).toBe(info.data['fingerprint']);
+      // eval reopens the recorded split (a different one would fail the fingerprint check).
+      const ev = runCli(['eval', '--checkpoint', ck, '--samples', '2', '--eval-iters', '1', '--json', '--backend', 'wasm']);
+      expect(ev.code, ev.stderr).toBe(0);
+      expect((JSON.parse(ev.stdout) as { samples: number }).samples).toBe(2);
+      // Resuming on the default split is refused, naming the flag; the checkpoint is untouched.
+      const before = fs.readFileSync(path.join(ck, 'reptile.ckpt'));
+      expectOneLineError(runCli(['train', ...small, '--meta-iters', '3']), /trained with --class-split supervised-reptile, not seeded/);
+      expect(fs.readFileSync(path.join(ck, 'reptile.ckpt')).equals(before)).toBe(true);
+      expectOneLineError(runCli(['train', '--dataset', 'folder', '--data-dir', folder, ...tiny, '--class-split', 'supervised-reptile', '--backend', 'cpu']), /supervised-reptile class split is Omniglot's, not folder's: drop --class-split/);
+    },
+    300_000,
+  );
 });

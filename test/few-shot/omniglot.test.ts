@@ -5,6 +5,9 @@ import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { zipSync } from 'fflate';
 import { loadOmniglot, splitOmniglot } from '../../src/data/omniglot.js';
+import { pythonShuffle } from '../../src/data/python-random.js';
+import { openFewShotData } from '../../src/data/open.js';
+import { dataOrigin } from '../../src/recipes/few-shot.js';
 import { downloadOmniglot } from '../../src/data/download.js';
 import { resizeNearest } from '../../src/data/images.js';
 import { defaultCacheDir } from '../../src/data/cache.js';
@@ -129,6 +132,53 @@ describe('Omniglot split', () => {
   it('refuses a dataset too small to split', () => {
     const tiny = new ArrayDataset({ inputShape: [1, 1, 1], pixels: new Uint8Array(5), counts: [1, 1, 1, 1, 1] });
     expect(() => splitOmniglot({ dataset: tiny, seed: 0 })).toThrow(/cannot split 5 Omniglot characters into 1200/);
+  });
+
+  // The expected values below are CPython 3's: `random.seed(s); x = list(range(n)); random.shuffle(x)`.
+  it("pythonShuffle is CPython's random.seed + random.shuffle, for small, zero and multi-word seeds", () => {
+    const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+    expect(pythonShuffle(range(10), 0)).toEqual([7, 8, 1, 5, 3, 4, 2, 0, 9, 6]);
+    const s7 = pythonShuffle(range(1623), 7);
+    expect(s7.slice(0, 8)).toEqual([1170, 586, 809, 558, 654, 1015, 1400, 964]);
+    expect(s7.slice(-3)).toEqual([808, 308, 663]);
+    const s3 = pythonShuffle(range(300), 3);
+    expect(s3.slice(0, 6)).toEqual([52, 229, 160, 283, 20, 244]);
+    expect(s3.slice(-4)).toEqual([189, 66, 278, 121]);
+    expect(pythonShuffle(range(12), 2 ** 32 + 5)).toEqual([9, 6, 8, 11, 3, 1, 10, 5, 0, 4, 7, 2]);
+    expect(pythonShuffle([], 0)).toEqual([]);
+    expect(pythonShuffle(['only'], 4)).toEqual(['only']);
+    const input = range(5);
+    pythonShuffle(input, 1);
+    expect(input).toEqual([0, 1, 2, 3, 4]);
+    expect(() => pythonShuffle(input, -1)).toThrow(/split seed must be a non-negative integer/);
+  });
+
+  it("the supervised-reptile split takes supervised-reptile's characters: sorted by alphabet and name, then Python's shuffle", () => {
+    const names: string[] = [];
+    for (const alphabet of ['Latin', 'Greek', 'Braille_(x)']) for (const c of ['character03', 'character01', 'character10', 'character02']) names.push(`${alphabet}/${c}`);
+    const fixture = new ArrayDataset({ inputShape: [1, 1, 1], pixels: new Uint8Array(12), counts: new Array<number>(12).fill(1), names });
+    const split = splitOmniglot({ dataset: fixture, seed: 0, numTrain: 8, classSplit: 'supervised-reptile', rotate: false });
+    // CPython: sorted((alphabet, character)) shuffled after random.seed(0), first 8 for training.
+    expect(split.trainClasses.map((c) => names[c])).toEqual([
+      'Braille_(x)/character02', 'Latin/character02', 'Latin/character01', 'Greek/character02',
+      'Latin/character03', 'Braille_(x)/character03', 'Braille_(x)/character10', 'Greek/character10',
+    ]);
+    expect(split.testClasses.map((c) => names[c])).toEqual(['Greek/character01', 'Braille_(x)/character01', 'Latin/character10', 'Greek/character03']);
+    // The order the dataset lists its classes in does not matter, only their names.
+    const reversed = [...names].reverse();
+    const again = splitOmniglot({ dataset: new ArrayDataset({ inputShape: [1, 1, 1], pixels: new Uint8Array(12), counts: new Array<number>(12).fill(1), names: reversed }), seed: 0, numTrain: 8, classSplit: 'supervised-reptile', rotate: false });
+    expect(again.testClasses.map((c) => reversed[c])).toEqual(split.testClasses.map((c) => names[c]));
+    expect(splitOmniglot({ dataset: fixture, seed: 0, numTrain: 8, rotate: false }).testClasses).not.toEqual(split.testClasses);
+    const unnamed = new ArrayDataset({ inputShape: [1, 1, 1], pixels: new Uint8Array(12), counts: new Array<number>(12).fill(1) });
+    expect(() => splitOmniglot({ dataset: unnamed, seed: 0, numTrain: 8, classSplit: 'supervised-reptile' })).toThrow(/is not named <alphabet>\/<character>/);
+  });
+
+  it('openFewShotData takes the class split for Omniglot only and records it; other datasets and unknown splits are refused', () => {
+    expect(() => openFewShotData({ dataset: 'mnist', dataDir: '.', seed: 0, classSplit: 'supervised-reptile' })).toThrow(/Omniglot's, not mnist's: drop --class-split/);
+    expect(() => openFewShotData({ dataset: 'omniglot', dataDir: '.', seed: 0, classSplit: 'python' as never })).toThrow(/unknown class split 'python': use seeded or supervised-reptile/);
+    const describe = { dataset: 'omniglot', dataDir: '/d', splitSeed: 0, classSplit: 'supervised-reptile', fingerprint: 'f' };
+    expect(dataOrigin(describe, 'test', 0)).toEqual({ dataset: 'omniglot', dataDir: '/d', split: 'test', splitSeed: 0, classSplit: 'supervised-reptile', fingerprint: 'f' });
+    expect(dataOrigin({ ...describe, classSplit: undefined }, 'train', 0)).not.toHaveProperty('classSplit');
   });
 });
 

@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { selectBackend, type BackendChoice } from '../../engine/backend.js';
 import { openFewShotData, type FewShotDatasetName } from '../../data/open.js';
 import { downloadOmniglot } from '../../data/download.js';
-import { loadOmniglot } from '../../data/omniglot.js';
+import { loadOmniglot, OMNIGLOT_CLASS_SPLITS, type OmniglotClassSplit } from '../../data/omniglot.js';
 import { mnistPackageDir } from '../../data/mnist.js';
 import { FEW_SHOT_DEFAULTS, getPreset } from '../../recipes/presets.js';
 import { DEFAULT_META_CONFIG } from '../../train/config.js';
@@ -35,6 +35,7 @@ export function addFewShotOptions(cmd: Command): Command {
     .option('--transductive', 'few-shot: classify all queries of a test task in one batch')
     .option('--sgd', 'few-shot: plain SGD inner loop instead of Adam (β1 = 0)')
     .addOption(new Option('--init <scheme>', `few-shot: kernel initialisation, fan-in (PyTorch's default) or glorot (TensorFlow's, as supervised-reptile) (${d.init}; the omniglot presets: glorot)`).choices(['fan-in', 'glorot']))
+    .addOption(new Option('--class-split <how>', "few-shot, Omniglot: how --seed picks the 1,200 training characters: seeded (the library's generator) or supervised-reptile (Python's random.shuffle, so seed 0 gives the paper's exact characters) (seeded)").choices([...OMNIGLOT_CLASS_SPLITS]))
     .option('--cache-dir <dir>', 'few-shot: cache of decoded images (default $REPTILE_CACHE or ~/.cache/reptile-ml)');
 }
 
@@ -83,6 +84,7 @@ export async function runFewShotTrain(cmd: Command): Promise<void> {
     dataset,
     dataDir,
     seed,
+    ...(o['classSplit'] !== undefined ? { classSplit: o['classSplit'] as OmniglotClassSplit } : {}),
     ...(o['cacheDir'] !== undefined ? { cacheDir: o['cacheDir'] as string } : {}),
     log: info,
   });

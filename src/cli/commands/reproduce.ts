@@ -3,6 +3,7 @@ import { selectBackend, type BackendChoice } from '../../engine/backend.js';
 import type { LearnerChoice } from '../../learners/create-learner.js';
 import { progressLine } from '../../recipes/few-shot.js';
 import { REPRODUCTION_NAMES, reproduce } from '../../recipes/reproduce.js';
+import { OMNIGLOT_CLASS_SPLITS, type OmniglotClassSplit } from '../../data/omniglot.js';
 import { UsageError } from '../../_utils/errors.js';
 import { intAtLeast } from '../parse.js';
 import { openExecutor } from '../executor-flags.js';
@@ -25,6 +26,7 @@ export function reproduceCommand(): Command {
     .option('--samples <n>', 'test tasks per cell (the paper: 10000)', intAtLeast(1), 10_000)
     .option('--eval-seed <n>', 'seed of the test tasks', intAtLeast(0), 0)
     .option('--checkpoint-every <n>', 'meta-iterations between checkpoints', intAtLeast(1), 1000)
+    .addOption(new Option('--class-split <how>', "how seed 0 picks the 1,200 training characters: seeded (the library's generator, as the committed runs) or supervised-reptile (Python's random.shuffle: the paper's exact characters)").choices([...OMNIGLOT_CLASS_SPLITS]).default('seeded'))
     .option('--cache-dir <dir>', 'cache of decoded images')
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'))
     .addOption(new Option('--learner <name>', 'inner-loop engine: auto (native when built), native or tfjs').choices(['auto', 'native', 'tfjs']).default('auto'))
@@ -33,7 +35,7 @@ export function reproduceCommand(): Command {
     .option('--redis <url>', 'redis: the Redis of the evaluation workers')
     .option('--json', 'print the columns as JSON on stdout, progress as JSON lines on stderr')
     .option('--verbose', 'say which tfjs backend and engine run')
-    .action(async (setting: string, flags: { dataDir?: string; out: string; samples: number; evalSeed: number; checkpointEvery: number; cacheDir?: string; backend: BackendChoice; learner: LearnerChoice; evalExecutor: ExecutorName; workers?: number; redis?: string; json?: boolean; verbose?: boolean }) => {
+    .action(async (setting: string, flags: { dataDir?: string; out: string; samples: number; evalSeed: number; checkpointEvery: number; classSplit: OmniglotClassSplit; cacheDir?: string; backend: BackendChoice; learner: LearnerChoice; evalExecutor: ExecutorName; workers?: number; redis?: string; json?: boolean; verbose?: boolean }) => {
       if (!(REPRODUCTION_NAMES as string[]).includes(setting)) throw new UsageError(`unknown setting '${setting}': choose ${REPRODUCTION_NAMES.join(' or ')}`);
       if (flags.dataDir === undefined) throw new UsageError('missing --data-dir: say where the Omniglot archives are, e.g. --data-dir ../shared/data/omniglot');
       await selectBackend(flags.backend, verboseLog(flags.verbose));
@@ -49,6 +51,7 @@ export function reproduceCommand(): Command {
           samples: flags.samples,
           evalSeed: flags.evalSeed,
           checkpointEvery: flags.checkpointEvery,
+          classSplit: flags.classSplit,
           learner: flags.learner,
           command: `reptile ${process.argv.slice(2).join(' ')}`,
           log: info,
