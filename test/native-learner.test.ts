@@ -18,7 +18,7 @@ import { TfjsLearner } from '../src/learners/tfjs.js';
 import type { Task } from '../src/tasks/task.js';
 import { SineTaskSource } from '../src/tasks/sine.js';
 import { InlineExecutor } from '../src/exec/inline.js';
-import { evaluate, scoreTask, taskScoring } from '../src/train/evaluate.js';
+import { evaluate, evaluateMany, scoreTask, taskScoring } from '../src/train/evaluate.js';
 import { runMetaLoop } from '../src/train/meta-loop.js';
 import { init, nativeSkipReason, randomTask, relErr } from './native-helpers.js';
 
@@ -569,6 +569,31 @@ describe.skipIf(nativeSkipReason !== undefined)('NativeLearner.scoreTasks', () =
     const b = await evaluate({ ...options, learner: plain });
     expect(a.perTask).toEqual(b.perTask);
     expect(a.mean).toBe(b.mean);
+    learner.dispose();
+  });
+
+  it('gives evaluateMany, all sets in one call, the results of one evaluate per set', async () => {
+    const learner = new NativeLearner({ model: sineNet(80), threads: 2 });
+    await learner.adapt(randomTask({ rng: Rng.fromSeed(81), count: 10, shape: [1], outputs: 1 }), inner, Rng.fromSeed(82));
+    const phi = learner.getParams();
+    const state = learner.getOptimizerState();
+    const plain = Object.assign(Object.create(learner) as NativeLearner, { scoreTasks: undefined });
+    const sets = [
+      { source: new SineTaskSource(), seed: 5, samples: 1 },
+      { source: new SineTaskSource({ amplitudeRange: [1, 2] }), seed: 6, samples: 3 },
+    ];
+    const many = await evaluateMany({ learner, inner, sets });
+    expect(many.map((r) => r.samples)).toEqual([1, 3]);
+    for (const [i, set] of sets.entries()) {
+      const one = await evaluate({ learner: plain, inner, ...set });
+      expect(many[i]!.perTask).toEqual(one.perTask);
+      expect(many[i]!.mean).toBe(one.mean);
+    }
+    // Different sets draw different tasks, and nothing of φ or the Adam state moved.
+    expect(many[0]!.perTask[0]).not.toBe(many[1]!.perTask[0]);
+    expect([...learner.getParams().data]).toEqual([...phi.data]);
+    expect(learner.getOptimizerState()).toEqual(state);
+    await expect(evaluateMany({ learner, inner, sets: [{ ...sets[0]!, samples: 0 }] })).rejects.toThrow(/positive integer/);
     learner.dispose();
   });
 

@@ -14,7 +14,7 @@ import { TfjsLearner } from '../learners/tfjs.js';
 import type { InnerOptions, Learner } from '../learners/learner.js';
 import { FewShotTaskSource, type LabeledDataset } from '../tasks/labeled.js';
 import { hasCheckpoint, readCheckpoint } from '../train/checkpoint.js';
-import { evaluate, type EvaluateResult } from '../train/evaluate.js';
+import { evaluate, evaluateMany, type EvaluateResult } from '../train/evaluate.js';
 import { metaTrain, type MetaCallbacks, type MetaTrainResult } from '../train/meta-train.js';
 import { resolveMetaConfig, type MetaConfig } from '../train/config.js';
 import { FEW_SHOT_DEFAULTS, getPreset, type FewShotDefaults } from './presets.js';
@@ -190,9 +190,16 @@ export async function fewShotTrain(options: FewShotTrainOptions): Promise<{ resu
       innerSeconds += logs.seconds;
       const done = iteration + 1;
       if (options.evalInterval <= 0 || done % options.evalInterval !== 0) return;
-      const common = { learner, inner, samples: intervalSamples, transductive: settings.transductive };
-      const train = await evaluate({ ...common, source: trainEval, seed: (config.seed * 7919 + done * 2) >>> 0 });
-      const test = await evaluate({ ...common, source: testEval, seed: (config.seed * 7919 + done * 2 + 1) >>> 0 });
+      // Both sampled tasks at once: a learner that runs tasks side by side puts one on each core.
+      const [train, test] = (await evaluateMany({
+        learner,
+        inner,
+        transductive: settings.transductive,
+        sets: [
+          { source: trainEval, seed: (config.seed * 7919 + done * 2) >>> 0, samples: intervalSamples },
+          { source: testEval, seed: (config.seed * 7919 + done * 2 + 1) >>> 0, samples: intervalSamples },
+        ],
+      })) as [EvaluateResult, EvaluateResult];
       const progress: FewShotProgress = {
         iteration: done,
         trainAccuracy: train.mean,

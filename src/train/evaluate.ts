@@ -93,6 +93,40 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
   return summarize(source, perTask);
 }
 
+/** One of the task sets of `evaluateMany`: its own source, seed and task count. */
+export interface EvaluationSet {
+  source: TaskSource;
+  seed: number;
+  samples: number;
+}
+
+/**
+ * Several `evaluate` calls at once, one result per set, each equal to what `evaluate` gives for
+ * that set alone (the same tasks, the same per-task scores). A learner that runs independent tasks
+ * side by side (`scoreTasks`) gets all the sets' tasks in one call, so a handful of tasks (the
+ * sampled training and test task of a progress line) keeps every core busy instead of running
+ * one after the other on one engine.
+ */
+export async function evaluateMany(options: Omit<EvaluateOptions, 'source' | 'seed' | 'samples' | 'onTask'> & { sets: readonly EvaluationSet[] }): Promise<EvaluateResult[]> {
+  const { learner, inner, sets } = options;
+  for (const set of sets) if (!Number.isInteger(set.samples) || set.samples < 1) throw new Error(`samples must be a positive integer, got ${set.samples}`);
+  const total = sets.reduce((a, s) => a + s.samples, 0);
+  if (learner.scoreTasks === undefined || options.executor?.evaluateTasks !== undefined || total > SCORE_CHUNK) {
+    const results: EvaluateResult[] = [];
+    for (const set of sets) results.push(await evaluate({ ...options, ...set }));
+    return results;
+  }
+  const items = sets.flatMap((set) =>
+    Array.from({ length: set.samples }, (_, i) => {
+      const streams = evalTaskStreams(set.seed, i);
+      return { task: set.source.sample(streams.task), rng: streams.batches };
+    }),
+  );
+  const scores = await learner.scoreTasks(items, inner, taskScoring(options.transductive ?? false));
+  let at = 0;
+  return sets.map((set) => summarize(set.source, scores.slice(at, (at += set.samples))));
+}
+
 function summarize(source: TaskSource, perTask: number[]): EvaluateResult {
   const mean = perTask.reduce((a, b) => a + b, 0) / perTask.length;
   const variance = perTask.length > 1 ? perTask.reduce((a, b) => a + (b - mean) ** 2, 0) / (perTask.length - 1) : 0;
