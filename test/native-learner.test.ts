@@ -123,6 +123,38 @@ async function compareInnerLoops(options: { model: () => tf.Sequential; tasks: T
   tfjsLearner.dispose();
 }
 
+describe.skipIf(nativeSkipReason !== undefined)('lossDivisor', () => {
+  // One SGD step on the summed loss divided by d is the mean's step times batch / d.
+  it('scales one SGD step by batch / lossDivisor in both learners; the batch size as divisor is the mean, bit for bit', async () => {
+    const task = randomTask({ rng: Rng.derive(11, 0), count: 8, shape: [11, 8, 1], classes: 3 });
+    const sgd: InnerOptions = { optimizer: 'sgd', learningRate: 0.05, innerIters: 1, innerBatch: 4 };
+    for (const make of [(m: tf.Sequential) => new NativeLearner({ model: m }), (m: tf.Sequential) => new TfjsLearner({ model: m })]) {
+      const learner = make(convNet(11));
+      const phi = learner.getParams();
+      const delta = async (inner: InnerOptions): Promise<Float32Array> => {
+        const r = await learner.adapt(task, inner, Rng.derive(11, 1));
+        return r.params.data.map((w, i) => w - phi.data[i]!);
+      };
+      const mean = await delta(sgd);
+      const tenth = await delta({ ...sgd, lossDivisor: 40 });
+      const sum = await delta({ ...sgd, lossDivisor: 1 });
+      expect(relErr(tenth, mean.map((x) => x / 10))).toBeLessThan(1e-5);
+      expect(relErr(sum, mean.map((x) => x * 4))).toBeLessThan(1e-5);
+      if (learner instanceof NativeLearner) expect(Buffer.from((await delta({ ...sgd, lossDivisor: 4 })).buffer).equals(Buffer.from(mean.buffer))).toBe(true);
+      learner.dispose();
+    }
+  });
+
+  it('is refused when not a positive number', async () => {
+    const learner = new NativeLearner({ model: convNet(12) });
+    const task = randomTask({ rng: Rng.derive(12, 0), count: 4, shape: [11, 8, 1], classes: 3 });
+    for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      await expect(learner.adapt(task, { optimizer: 'sgd', learningRate: 0.1, innerIters: 1, innerBatch: 2, lossDivisor: bad }, Rng.derive(12, 1))).rejects.toThrow(/lossDivisor must be a positive number/);
+    }
+    learner.dispose();
+  });
+});
+
 describe.skipIf(nativeSkipReason !== undefined)('NativeLearner equals TfjsLearner over whole inner loops', () => {
   const classTasks = (seed: number, count: number, classes = 3): Task[] =>
     Array.from({ length: 3 }, (_, t) => randomTask({ rng: Rng.derive(seed, 100 + t), count, shape: [11, 8, 1], classes }));
@@ -136,6 +168,12 @@ describe.skipIf(nativeSkipReason !== undefined)('NativeLearner equals TfjsLearne
   it('Adam with β1 = 0.9 and reset state; SGD; batches spanning two shuffles', async () => {
     await compareInnerLoops({ model: () => convNet(3, { convBias: false }), tasks: classTasks(3, 7), inner: { optimizer: 'adam', learningRate: 0.005, beta1: 0.9, beta2: 0.99, epsilon: 1e-7, innerIters: 4, innerBatch: 4 }, innerState: 'reset', seed: 3 });
     await compareInnerLoops({ model: () => convNet(4), tasks: classTasks(4, 9), inner: { optimizer: 'sgd', learningRate: 0.05, innerIters: 6, innerBatch: 4 }, seed: 4 });
+  });
+
+  it('a loss summed and divided by lossDivisor (supervised-reptile\'s sum): Adam carried across tasks, and MSE with SGD', async () => {
+    await compareInnerLoops({ model: () => convNet(7), tasks: classTasks(7, 12), inner: { optimizer: 'adam', learningRate: 0.01, innerIters: 5, innerBatch: 5, lossDivisor: 10 }, seed: 7 });
+    const tasks = Array.from({ length: 3 }, (_, t) => randomTask({ rng: Rng.derive(8, t), count: 10, shape: [1], outputs: 1 }));
+    await compareInnerLoops({ model: () => sineNet(8), tasks, inner: { optimizer: 'sgd', learningRate: 0.02, innerIters: 4, innerBatch: 5, lossDivisor: 2 }, seed: 8 });
   });
 
   it('sine regression (MSE, tanh/relu dense net), batch 1 and the full set', async () => {

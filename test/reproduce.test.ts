@@ -6,6 +6,8 @@ import { ThreadsExecutor } from '../src/exec/threads.js';
 import { REPRODUCTIONS, reproduce, trainingSeconds } from '../src/recipes/reproduce.js';
 import type { ProgressLine } from '../src/recipes/learning-curve.js';
 import { selectBackend } from '../src/engine/backend.js';
+import { evalInnerOptions, resolveFewShotRun } from '../src/recipes/few-shot.js';
+import { resolveMetaConfig } from '../src/train/config.js';
 
 const line = (iteration: number, seconds: number): ProgressLine => ({ iteration, train: 1, test: 1, loss: 0, epsilon: 0, seconds, imagesPerSecond: 0 });
 
@@ -25,6 +27,18 @@ describe('reproduce', () => {
       ['omniglot-20w1s', 0.8814, 0.8943],
       ['omniglot-20w5s', 0.9665, 0.9712],
     ]);
+  });
+
+  it("test tasks adapt on supervised-reptile's summed loss: divided by the training minibatch, not the test one", () => {
+    const run = resolveFewShotRun({ preset: 'omniglot-20w1s', seed: 0 });
+    const config = resolveMetaConfig(run.config);
+    expect(run.settings.loss).toBe('sum');
+    expect(evalInnerOptions(run.settings, config)).toMatchObject({ innerBatch: 10, innerIters: 50, learningRate: 0.0005, lossDivisor: 20 });
+    expect(evalInnerOptions({ ...run.settings, loss: 'mean' }, config).lossDivisor).toBeUndefined();
+    // A checkpoint that records no loss was trained identically under both, and is evaluated on the sum.
+    const { loss: _recorded, ...old } = run.settings;
+    expect(evalInnerOptions(old, config).lossDivisor).toBe(20);
+    expect(resolveFewShotRun({ preset: 'omniglot-5w5s', seed: 0, fewShot: { loss: 'mean' } }).settings.loss).toBe('mean');
   });
 
   it('an unknown setting is one clear error', async () => {
@@ -60,6 +74,7 @@ describe('reproduce', () => {
         expect(saved.trainSeconds).toBeGreaterThan(10_000);
         expect(saved.executor).toBe('inline');
         expect(saved.innerState).toBe('carry');
+        expect(saved.loss).toBe('sum');
       }
       // A finished run is only read: its checkpoint stays byte for byte the committed one.
       expect(fs.readFileSync(path.join(out, 'omniglot-5w', 'reptile.ckpt')).equals(fs.readFileSync(path.join(committed, 'reptile.ckpt')))).toBe(true);

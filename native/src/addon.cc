@@ -2,6 +2,7 @@
 // whole inner loops on a worker thread (napi AsyncWorker) so that the event loop stays free.
 #include <napi.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
@@ -344,7 +345,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
 
   // Fills a from one task's options {inputs, targets, count, batches, batchSize, optimizer, learningRate,
-  // beta1, beta2, epsilon, reset, loss}, checking every size and index before anything runs.
+  // beta1, beta2, epsilon, reset, loss, lossDivisor}, checking every size and index before anything runs.
   void parseArgs(Napi::Env env, const Napi::Value& v, AdaptArgs& a) {
     if (!v.IsObject()) throw Napi::TypeError::New(env, "adapt needs an options object per task");
     Napi::Object o = v.As<Napi::Object>();
@@ -388,6 +389,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     a.beta2 = numOf(o, "beta2", 0.999);
     a.eps = numOf(o, "epsilon", 1e-8);
     a.reset = o.Get("reset").ToBoolean();
+    a.lossDivisor = numOf(o, "lossDivisor", 0);
+    if (!(a.lossDivisor >= 0) || !std::isfinite(a.lossDivisor))
+      throw Napi::Error::New(env, "lossDivisor must be a positive number (or 0: the batch's size)");
     // Optional predictions with the adapted weights: predict: [{ inputs, count }, ...].
     a.predictInputs.clear();
     a.predictCounts.clear();

@@ -355,9 +355,10 @@ void Engine::runItem(const Item& it, int s) {
     const float* out = outputOf(act_, ops_, last).data() + (size_t)b * outputSize_;
     const float* t = targets_ + (size_t)b * tsize;
     float* d = g0_.data() + (size_t)b * actStride_;
+    const double div = lossDivisor_ > 0 ? lossDivisor_ : (double)n_;
     lossPart_[s] = lossKind_ == LossKind::SoftmaxXent
-                       ? k_->softmax_xent(n, outputSize_, out, t, d, 1.f / (float)n_)
-                       : k_->mse(n, outputSize_, out, t, d, 2.f / (float)((size_t)n_ * outputSize_));
+                       ? k_->softmax_xent(n, outputSize_, out, t, d, 1.f / (float)div)
+                       : k_->mse(n, outputSize_, out, t, d, 2.f / (float)(div * outputSize_));
     return;
   }
   const size_t i = (size_t)it.op;
@@ -615,6 +616,7 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
   split(a.batchSize);
   args_ = &a;
   lossKind_ = a.loss;
+  lossDivisor_ = a.lossDivisor;
   targets_ = batchTargets_.data();
   adaptedOut_ = adapted;
   lastStepOut_ = lastStep;
@@ -716,6 +718,7 @@ double Engine::gradients(const float* x, const float* targets, int n, LossKind l
   split(n);
   std::memcpy(act_[0].data(), x, sizeof(float) * (size_t)n * inputSize_);
   lossKind_ = loss;
+  lossDivisor_ = 0;
   targets_ = targets;
   forward(true, true);
   push(Stage::Loss, -1);

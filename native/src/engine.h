@@ -37,6 +37,9 @@ struct AdaptArgs {
   double lr = 1e-3, beta1 = 0, beta2 = 0.999, eps = 1e-8;
   bool reset = false;
   LossKind loss = LossKind::SoftmaxXent;
+  // The per-example losses of a minibatch are summed and divided by this (0: the minibatch's size,
+  // i.e. their mean).
+  double lossDivisor = 0;
   // Batches to predict with the adapted weights once the inner loop is done (evaluation).
   std::vector<std::vector<float>> predictInputs;
   std::vector<int> predictCounts;
@@ -193,6 +196,7 @@ class Engine {
   const AdaptArgs* args_ = nullptr;
   int step_ = 0;
   LossKind lossKind_ = LossKind::SoftmaxXent;
+  double lossDivisor_ = 0;  // 0: the batch's size (see AdaptArgs::lossDivisor)
   const float* targets_ = nullptr;
   float coef_[8] = {};
   float *adaptedOut_ = nullptr, *lastStepOut_ = nullptr;

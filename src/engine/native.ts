@@ -68,6 +68,8 @@ export interface NativeAdaptArgs {
   epsilon: number;
   reset: boolean;
   loss: NativeLoss;
+  /** The minibatch's per-example losses are summed and divided by this (default: its size). */
+  lossDivisor?: number;
   /** Batches to predict with the adapted weights after the inner loop (φ stays in place). */
   predict?: { inputs: Float32Array; count: number }[];
   /** Whether those predictions normalise with each batch's own statistics; default true. */

@@ -14,6 +14,15 @@ export interface InnerOptions {
   beta1?: number;
   beta2?: number;
   epsilon?: number;
+  /**
+   * The per-example losses of a minibatch are summed and divided by this; by default by the
+   * minibatch's size (their mean). supervised-reptile sums them (TF1 minimises the vector of
+   * per-example losses), and because Adam's moments are carried from training (minibatches of
+   * `innerBatch`) into evaluation (minibatches of `evalBatch`), the sum gives evaluation steps
+   * `evalBatch / innerBatch` times the size the mean gives. A fixed divisor reproduces that; the
+   * few-shot recipes use the training `innerBatch` (see `FewShotSettings.loss`).
+   */
+  lossDivisor?: number;
 }
 
 /** The result of adapting to one task. */
@@ -115,5 +124,6 @@ export function validateInnerOptions(inner: InnerOptions): void {
   const b2 = inner.beta2 ?? 0.999;
   if (!(b1 >= 0 && b1 < 1)) problems.push(`beta1 must be in [0, 1), got ${b1}`);
   if (!(b2 >= 0 && b2 < 1)) problems.push(`beta2 must be in [0, 1), got ${b2}`);
+  if (inner.lossDivisor !== undefined && !(inner.lossDivisor > 0 && Number.isFinite(inner.lossDivisor))) problems.push(`lossDivisor must be a positive number, got ${inner.lossDivisor}`);
   if (problems.length > 0) throw new Error(problems.join('; '));
 }

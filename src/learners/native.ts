@@ -210,6 +210,7 @@ export class NativeLearner implements Learner {
       epsilon: inner.epsilon ?? 1e-8,
       reset: this.innerState === 'reset',
       loss,
+      ...(inner.lossDivisor !== undefined ? { lossDivisor: inner.lossDivisor } : {}),
     };
   }
 

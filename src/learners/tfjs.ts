@@ -135,7 +135,12 @@ export class TfjsLearner implements Learner {
       const idx = tf.tensor1d(Int32Array.from(batch), 'int32');
       const xb = tf.gather(x, idx);
       const yb = tf.gather(y, idx);
-      const { value, grads } = tf.variableGrads(() => lossOf(task, yb, this.model.apply(xb, { training: true }) as tf.Tensor) as tf.Scalar, this.vars);
+      // The mean, or the sum divided by inner.lossDivisor (the mean times batch / divisor).
+      const scale = inner.lossDivisor === undefined ? 1 : batch.length / inner.lossDivisor;
+      const { value, grads } = tf.variableGrads(() => {
+        const mean = lossOf(task, yb, this.model.apply(xb, { training: true }) as tf.Tensor) as tf.Scalar;
+        return scale === 1 ? mean : tf.mul(mean, scale);
+      }, this.vars);
       const lr = inner.learningRate;
       if (opt.kind === 'sgd') {
         for (const v of this.vars) v.assign(tf.sub(v, tf.mul(grads[v.name]!, lr)));
@@ -155,7 +160,7 @@ export class TfjsLearner implements Learner {
           v.assign(tf.sub(v, tf.mul(update, lr)));
         });
       }
-      return value.dataSync()[0]!;
+      return value.dataSync()[0]! / scale;
     });
   }
 

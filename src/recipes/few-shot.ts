@@ -17,7 +17,7 @@ import { hasCheckpoint, readCheckpoint } from '../train/checkpoint.js';
 import { evaluate, evaluateMany, type EvaluateResult } from '../train/evaluate.js';
 import { metaTrain, type MetaCallbacks, type MetaTrainResult } from '../train/meta-train.js';
 import { resolveMetaConfig, type MetaConfig } from '../train/config.js';
-import { FEW_SHOT_DEFAULTS, getPreset, type FewShotDefaults } from './presets.js';
+import { FEW_SHOT_DEFAULTS, getPreset, type FewShotDefaults, type FewShotLoss } from './presets.js';
 import { readProgress, trimProgress, writeLearningCurve, type ProgressLine } from './learning-curve.js';
 
 /** The paper's two few-shot networks. */
@@ -39,6 +39,11 @@ export interface FewShotSettings {
   transductive: boolean;
   /** Kernel initialisation of the network (default `fan-in`). */
   init?: ConvInit;
+  /**
+   * How the inner loop combines a minibatch's per-example losses (default `sum`, as
+   * supervised-reptile; checkpoints that do not record it were trained identically under both).
+   */
+  loss?: FewShotLoss;
 }
 
 /** The network suited to a dataset: Mini-ImageNet's for large colour images, Omniglot's otherwise. */
@@ -77,7 +82,7 @@ export function resolveFewShotRun(options: { preset?: string; meta?: Partial<Met
   const meta: Partial<MetaConfig> = { ...(preset?.meta ?? {}), ...definedOnly(options.meta ?? {}) };
   return {
     ...(preset !== undefined ? { dataset: preset.dataset } : {}),
-    settings: { classes: f.classes, shots: f.shots, trainShots: f.trainShots > 0 ? f.trainShots : f.shots, evalBatch: f.evalBatch, evalIters: f.evalIters, transductive: f.transductive, init: f.init },
+    settings: { classes: f.classes, shots: f.shots, trainShots: f.trainShots > 0 ? f.trainShots : f.shots, evalBatch: f.evalBatch, evalIters: f.evalIters, transductive: f.transductive, init: f.init, loss: f.loss },
     config: { ...meta, seed: options.seed },
     evalSamples: f.evalSamples,
     evalInterval: f.evalInterval,
@@ -97,9 +102,14 @@ export function checkTaskFits(dataset: LabeledDataset, what: string, classes: nu
   }
 }
 
-/** Adapting to a test task: `evalIters` Adam (or SGD) steps of `evalBatch` at the training learning rate. */
-export function evalInnerOptions(settings: FewShotSettings, config: Pick<MetaConfig, 'optimizer' | 'learningRate' | 'beta1' | 'beta2'>): InnerOptions {
-  return { optimizer: config.optimizer, learningRate: config.learningRate, innerIters: settings.evalIters, innerBatch: settings.evalBatch, beta1: config.beta1, beta2: config.beta2 };
+/**
+ * Adapting to a test task: `evalIters` Adam (or SGD) steps of `evalBatch` at the training learning
+ * rate, the losses combined as `settings.loss` says (the sum: divided by the training `innerBatch`,
+ * as every training minibatch is).
+ */
+export function evalInnerOptions(settings: FewShotSettings, config: Pick<MetaConfig, 'optimizer' | 'learningRate' | 'beta1' | 'beta2' | 'innerBatch'>): InnerOptions {
+  const sum = (settings.loss ?? FEW_SHOT_DEFAULTS.loss) === 'sum';
+  return { optimizer: config.optimizer, learningRate: config.learningRate, innerIters: settings.evalIters, innerBatch: settings.evalBatch, beta1: config.beta1, beta2: config.beta2, ...(sum ? { lossDivisor: config.innerBatch } : {}) };
 }
 
 /** One line of progress every `evalInterval` meta-iterations. */
@@ -314,7 +324,7 @@ export interface FewShotEvaluateOptions {
   learner: Learner;
   dataset: LabeledDataset;
   settings: FewShotSettings;
-  config: Pick<MetaConfig, 'optimizer' | 'learningRate' | 'beta1' | 'beta2'>;
+  config: Pick<MetaConfig, 'optimizer' | 'learningRate' | 'beta1' | 'beta2' | 'innerBatch'>;
   samples: number;
   seed: number;
   onTask?: (done: number, total: number) => void;
@@ -387,6 +397,8 @@ export interface CheckpointEvaluationOptions {
   evalIters?: number;
   evalBatch?: number;
   transductive?: boolean;
+  /** How the inner loop combines a minibatch's losses (default: as recorded, else `sum`). */
+  loss?: FewShotLoss;
   split?: 'test' | 'train' | 'val';
   cacheDir?: string;
   learner?: LearnerChoice;
@@ -407,6 +419,8 @@ export interface CheckpointEvaluation {
   transductive: boolean;
   evalIters: number;
   evalBatch: number;
+  /** How the inner loop combined each minibatch's losses. */
+  loss: FewShotLoss;
   split: 'test' | 'train' | 'val';
   dataset: string;
   dataDir: string;
@@ -435,7 +449,7 @@ export async function evaluateFewShotCheckpoint(options: CheckpointEvaluationOpt
     if (dataset === undefined) throw new ReptileError(`the ${ck.data.dataset} dataset has no '${split}' split: use --split test or train`, { exitCode: 2 });
     const settings: FewShotSettings = {
       ...ck.settings,
-      ...definedOnly({ shots: options.shots, evalIters: options.evalIters, evalBatch: options.evalBatch, transductive: options.transductive }),
+      ...definedOnly({ shots: options.shots, evalIters: options.evalIters, evalBatch: options.evalBatch, transductive: options.transductive, loss: options.loss }),
     };
     const began = performance.now();
     const r = await fewShotEvaluate({
@@ -458,6 +472,7 @@ export async function evaluateFewShotCheckpoint(options: CheckpointEvaluationOpt
       transductive: settings.transductive,
       evalIters: settings.evalIters,
       evalBatch: settings.evalBatch,
+      loss: settings.loss ?? FEW_SHOT_DEFAULTS.loss,
       split,
       dataset: ck.data.dataset,
       dataDir,

@@ -31,7 +31,21 @@ export interface FewShotDefaults {
   transductive: boolean;
   /** Kernel initialisation of the paper's network. */
   init: ConvInit;
+  /** How a minibatch's per-example losses combine (see `FewShotLoss`). */
+  loss: FewShotLoss;
 }
+
+/**
+ * How the inner loop combines a minibatch's per-example losses: `sum`, as supervised-reptile does
+ * (TF1 minimises the vector of per-example cross-entropies, i.e. their sum), or `mean`. Adam
+ * divides a constant factor out of its steps (all but ε's share), so training is the same under
+ * both; evaluation is not, because Adam's moments carry over from training (minibatches of
+ * `innerBatch`) into each test task (minibatches of `evalBatch`): with the sum, a test task's
+ * steps are `evalBatch / innerBatch` the size the mean gives (half, in the paper's Omniglot
+ * settings). `sum` is realised as the sum divided by the training `innerBatch`, a constant, so that
+ * training stays bit for bit what the mean gives.
+ */
+export type FewShotLoss = 'sum' | 'mean';
 
 /** The sine task family's settings that are not meta-training settings. */
 export interface SineDefaults {
@@ -60,6 +74,7 @@ export const FEW_SHOT_DEFAULTS: Readonly<FewShotDefaults> = {
   evalInterval: 10,
   transductive: false,
   init: DEFAULT_CONV_INIT,
+  loss: 'sum',
 };
 
 /** The sine family's defaults when no flag sets them (the authors' sine demo). */

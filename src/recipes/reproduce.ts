@@ -92,6 +92,8 @@ export interface ColumnResult {
   engine: string;
   executor: string;
   innerState: string;
+  /** How the inner loop combined each minibatch's losses (supervised-reptile: the sum). */
+  loss: string;
   checkpoint: string;
   machine: Record<string, unknown>;
   command: string;
@@ -154,7 +156,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
     const cells: Record<'nonTransductive' | 'transductive', CheckpointEvaluation> = {} as never;
     for (const transductive of [false, true]) {
       const file = path.join(dir, `eval-${column.shots}shot${transductive ? '-transductive' : ''}.json`);
-      const want = { iteration: ck.iteration, samples, seed: evalSeed, shots: column.shots, transductive, classes: run.settings.classes };
+      const want = { iteration: ck.iteration, samples, seed: evalSeed, shots: column.shots, transductive, classes: run.settings.classes, loss: run.settings.loss };
       let cell = readCell(file, want);
       if (cell === undefined) {
         log(`${column.setting} ${transductive ? 'transductive' : 'non-transductive'}: evaluating ${samples} test tasks`);
@@ -165,6 +167,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
           seed: evalSeed,
           shots: column.shots,
           transductive,
+          loss: run.settings.loss,
           learner: options.learner ?? 'auto',
           log,
           ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}),
@@ -190,6 +193,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
       engine,
       executor: 'inline',
       innerState: ck.meta['config'] !== undefined ? String((ck.meta['config'] as { innerState?: string }).innerState ?? 'carry') : 'carry',
+      loss: run.settings.loss,
       checkpoint: path.join(dir, 'reptile.ckpt'),
       machine: machine(),
       command: options.command,

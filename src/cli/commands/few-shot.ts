@@ -35,6 +35,7 @@ export function addFewShotOptions(cmd: Command): Command {
     .option('--transductive', 'few-shot: classify all queries of a test task in one batch')
     .option('--sgd', 'few-shot: plain SGD inner loop instead of Adam (β1 = 0)')
     .addOption(new Option('--init <scheme>', `few-shot: kernel initialisation, fan-in (PyTorch's default) or glorot (TensorFlow's, as supervised-reptile) (${d.init}; the omniglot presets: glorot)`).choices(['fan-in', 'glorot']))
+    .addOption(new Option('--loss <how>', `few-shot: how the inner loop combines a minibatch's losses, sum (supervised-reptile's: a test task adapts with steps evalBatch/innerBatch the mean's, Adam's state carried from training) or mean; training is the same under both (${d.loss})`).choices(['sum', 'mean']))
     .addOption(new Option('--class-split <how>', "few-shot, Omniglot: how --seed picks the 1,200 training characters: seeded (the library's generator) or supervised-reptile (Python's random.shuffle, so seed 0 gives the paper's exact characters) (seeded)").choices([...OMNIGLOT_CLASS_SPLITS]))
     .option('--cache-dir <dir>', 'few-shot: cache of decoded images (default $REPTILE_CACHE or ~/.cache/reptile-ml)');
 }
@@ -68,6 +69,7 @@ export async function runFewShotTrain(cmd: Command): Promise<void> {
       evalIters: opt('evalIters'),
       evalInterval: opt('evalInterval'),
       init: opt('init'),
+      loss: opt('loss'),
       ...(o['transductive'] === true ? { transductive: true } : {}),
     },
   });
@@ -166,6 +168,7 @@ export function evalCommand(): Command {
     .option('--eval-batch <n>', 'inner minibatch when adapting to a test task (default: as trained)', intAtLeast(1))
     .option('--transductive', 'classify all queries of a task in one batch (default: as trained)')
     .option('--no-transductive', 'classify each query with the support set alone, as supervised-reptile does by default')
+    .addOption(new Option('--loss <how>', "how adapting combines a minibatch's losses: sum (supervised-reptile's) or mean (default: as trained; sum for checkpoints that do not record it)").choices(['sum', 'mean']))
     .addOption(new Option('--split <name>', 'classes to evaluate on').choices(['test', 'train', 'val']).default('test'))
     .option('--cache-dir <dir>', 'cache of decoded images')
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'))
@@ -184,7 +187,7 @@ export function evalCommand(): Command {
         split: flags.split,
         learner: flags.learner,
         log: info,
-        ...definedOnly({ dataDir: flags.dataDir, shots: flags.shots, evalIters: flags.evalIters, evalBatch: flags.evalBatch, transductive: flags.transductive, cacheDir: flags.cacheDir }),
+        ...definedOnly({ dataDir: flags.dataDir, shots: flags.shots, evalIters: flags.evalIters, evalBatch: flags.evalBatch, transductive: flags.transductive, loss: flags.loss, cacheDir: flags.cacheDir }),
         onTask: evalProgress(info),
       }).finally(() => executor.close());
       const { loadSeconds, ...rest } = r;
