@@ -145,10 +145,12 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
     part_[s].assign(2 * maxC + 2 * kPad, 0.f);
   }
   for (int which = 0; which < 2; which++) packs_[which].resize(ops_.size());
+  plainPack_.assign(ops_.size(), false);
   for (size_t i = 0; i < ops_.size(); i++) {
     if (ops_[i].kind != OpKind::Conv) continue;
     const WindowGeom& g = ops_[i].g;
     const int K = g.kh * g.kw * g.cin;
+    plainPack_[i] = k_->packed_is_plain(K, g.cout);
     for (int which = 0; which < 2; which++) {
       const size_t floats = which == 0 ? k_->packed_b_floats(g.cout, K) : k_->packed_b_floats(K, g.cout);
       float* p = static_cast<float*>(std::aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64));
@@ -247,6 +249,7 @@ void Engine::push(Stage stage, int op, float* dy, float* dx, const float* packed
 }
 
 const float* Engine::packedFor(size_t op, int which) const {
+  if (which == 0 && plainPack_[op]) return w_ + ops_[op].w;
   const Packed& p = packs_[which][op];
   return p.data && p.done == version_ ? p.data : nullptr;
 }
@@ -257,6 +260,7 @@ void Engine::queuePacks(bool dx) {
   for (size_t i = 0; i < ops_.size(); i++) {
     if (ops_[i].kind != OpKind::Conv) continue;
     for (int which = 0; which < (dx && i > 0 ? 2 : 1); which++) {
+      if (which == 0 && plainPack_[i]) continue;
       Packed& p = packs_[which][i];
       if (p.done == version_ || p.queued == version_) continue;
       p.queued = version_;
@@ -315,13 +319,13 @@ void Engine::runParamRange(Stage stage, int s) {
       return;
     }
     case Stage::Opt: {
-      float* g = grads_[0].data();
-      const float* g1 = grads_[1].data();
-      for (int64_t i = lo; i < hi; i++) g[i] += g1[i];
+      // The gradient is the shards' partial sums added in order, inside the optimizer's pass.
+      const float* g = grads_[0].data() + lo;
+      const float* g1 = grads_[1].data() + lo;
       if (optKind == OptKind::Sgd)
-        k_->sgd((size_t)(hi - lo), w_ + lo, g + lo, coef_[0]);
+        k_->sgd((size_t)(hi - lo), w_ + lo, g, g1, coef_[0]);
       else if (optKind == OptKind::Adam)
-        k_->adam((size_t)(hi - lo), w_ + lo, g + lo, m.data() + lo, v.data() + lo, coef_);
+        k_->adam((size_t)(hi - lo), w_ + lo, g, g1, m.data() + lo, v.data() + lo, coef_);
       return;
     }
     default:
@@ -367,10 +371,13 @@ void Engine::runItem(const Item& it, int s) {
     const WindowGeom& g = op.g;
     const int K = g.kh * g.kw * g.cin;
     float* out = packs_[it.which][i].data;
+    // The parts rotate from one matrix to the next, so that when a matrix's panels do not split
+    // evenly the larger share does not always fall to the same shard.
+    const int part = (s + (int)i) % kShards;
     if (it.which == 0)
-      k_->pack_b_part(K, g.cout, P + op.w, g.cout, false, out, s, kShards);
+      k_->pack_b_part(K, g.cout, P + op.w, g.cout, false, out, part, kShards);
     else
-      k_->pack_b_part(g.cout, K, P + op.w, g.cout, true, out, s, kShards);
+      k_->pack_b_part(g.cout, K, P + op.w, g.cout, true, out, part, kShards);
     return;
   }
   const float* x = (i == 0 ? act_[0] : outputOf(act_, ops_, i - 1)).data() + (size_t)b * op.inSize;
@@ -655,13 +662,14 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
   return a.numBatches > 0 ? lossSum / a.numBatches : 0;
 }
 
-int64_t Engine::reptileUpdate(const float* const* adapted, int n, double epsilon) {
-  nextParams_.resize((size_t)P_);
+// Computes reptileUpdate's values for [lo, hi) into nextParams_; returns the first index there
+// whose value is not finite, or −1.
+int64_t Engine::reptileUpdateRange(const float* const* adapted, int n, double epsilon, int64_t lo, int64_t hi) {
   float* out = nextParams_.data();
   const float* phi = params_.data();
   const double count = n;
   int64_t bad = -1;
-  for (int64_t i = 0; i < P_; i++) {
+  for (int64_t i = lo; i < hi; i++) {
     double sum = 0;
     for (int k = 0; k < n; k++) sum += (double)adapted[k][i];
     const float mean = (float)(sum / count);
@@ -675,8 +683,38 @@ int64_t Engine::reptileUpdate(const float* const* adapted, int n, double epsilon
     }
     if (bad < 0 && !std::isfinite(out[i])) bad = i;
   }
+  return bad;
+}
+
+namespace {
+struct UpdateJob {
+  Engine* engine;
+  const float* const* adapted;
+  int n;
+  double epsilon;
+  int64_t half, size;
+  int64_t bad[Engine::kShards];
+};
+}  // namespace
+
+void Engine::runUpdatePart(void* arg, int s) {
+  UpdateJob& job = *static_cast<UpdateJob*>(arg);
+  const int64_t lo = s == 0 ? 0 : job.half, hi = s == 0 ? job.half : job.size;
+  job.bad[s] = job.engine->reptileUpdateRange(job.adapted, job.n, job.epsilon, lo, hi);
+}
+
+int64_t Engine::reptileUpdate(const float* const* adapted, int n, double epsilon) {
+  nextParams_.resize((size_t)P_);
+  // Every value is computed on its own, so the two halves can run on two threads.
+  UpdateJob job{this, adapted, n, epsilon, std::min((P_ / 2 + 15) / 16 * 16, P_), P_, {-1, -1}};
+  if (pool_) {
+    pool_->run(&Engine::runUpdatePart, &job);
+  } else {
+    for (int s = 0; s < kShards; s++) runUpdatePart(&job, s);
+  }
+  const int64_t bad = job.bad[0] >= 0 ? job.bad[0] : job.bad[1];
   if (bad >= 0) return bad;
-  std::memcpy(params_.data(), out, sizeof(float) * (size_t)P_);
+  std::memcpy(params_.data(), nextParams_.data(), sizeof(float) * (size_t)P_);
   weightsChanged();
   return -1;
 }

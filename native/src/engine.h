@@ -131,6 +131,8 @@ class Engine {
   void abandonQueue();
   void runItem(const Item& it, int s);
   void runParamRange(Stage stage, int s);
+  int64_t reptileUpdateRange(const float* const* adapted, int n, double epsilon, int64_t lo, int64_t hi);
+  static void runUpdatePart(void* job, int s);
   void setOptimizerCoefficients(const AdaptArgs& a);
   double meanLoss() const;
 
@@ -170,6 +172,8 @@ class Engine {
     uint64_t done = 0, queued = 0;
   };
   std::vector<Packed> packs_[2];
+  // Per op: a convolution whose forward packing would be its weights as they are (read in place).
+  std::vector<bool> plainPack_;
   uint64_t version_ = 1;
   bool hasBatchNorm_ = false;
   // Whether the forward pass being run keeps each convolution's im2col matrix for a backward pass

@@ -29,6 +29,9 @@ struct Kernels {
                       int ldc, bool accumulate, float* work);
   size_t (*packed_b_floats)(int N, int K);
   void (*pack_b_part)(int K, int N, const float* B, int ldb, bool transB, float* out, int part, int parts);
+  // Whether B (K × N, not transposed, row stride N) packed is B itself, so that gemm_packed can
+  // read B in place of its packing.
+  bool (*packed_is_plain)(int K, int N);
   // Convolutions without im2col's matrix, for those conv_implicit accepts. conv_taps writes rows
   // [row0, row0 + rows) of a table of pointers: taps[t·ldt + r] is where row r of the im2col
   // matrix finds its cin floats for window position t (an input pixel, or zero: cin zeros). The
@@ -76,8 +79,10 @@ struct Kernels {
   // Squared error: returns the sum over these rows' elements and writes d(loss)/d(out), the
   // difference times scale (2 / elements of the whole batch, for the mean).
   double (*mse)(int rows, int c, const float* out, const float* target, float* dout, float scale);
-  void (*adam)(size_t n, float* p, const float* g, float* m, float* v, const float* coef);
-  void (*sgd)(size_t n, float* p, const float* g, float lr);
+  // One optimizer step on n parameters with gradient g, or g + g2 (each sum rounded to float) when
+  // g2 is not null.
+  void (*adam)(size_t n, float* p, const float* g, const float* g2, float* m, float* v, const float* coef);
+  void (*sgd)(size_t n, float* p, const float* g, const float* g2, float lr);
 };
 
 // Whether this CPU runs a variant: "avx512", "avx2" or "generic".
