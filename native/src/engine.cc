@@ -165,6 +165,7 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
   }
   implicit_.assign(ops_.size(), false);
   taps_.resize(ops_.size());
+  tapsKey_.resize(ops_.size());
   size_t maxCin = 0;
   for (size_t i = 0; i < ops_.size(); i++) {
     const OpSpec& op = ops_[i];
@@ -214,6 +215,7 @@ void Engine::ensure(int n) {
     maxAct = std::max(maxAct, (size_t)op.inSize);
     if (op.kind == OpKind::Conv && implicit_[i]) {
       taps_[i].assign(tapStride(op.g) * op.g.kh * op.g.kw, zeroPixel_.data());
+      for (TapsKey& key : tapsKey_[i]) key = TapsKey{};
     } else if (op.kind == OpKind::Conv) {
       const size_t col = (size_t)n * op.g.outH * op.g.outW * op.g.kh * op.g.kw * op.g.cin;
       aux_[i].assign(col, 0.f);
@@ -397,7 +399,13 @@ void Engine::runItem(const Item& it, int s) {
             // backward pass reads too: the shard's rows of it, from row b·outH·outW on.
             const size_t ldt = tapStride(g);
             const float** taps = tapsOf(i, b);
-            k_->conv_taps(g, x, zeroPixel_.data(), 0, M, taps, ldt);
+            // The table depends only on where the shard's input lies and how many rows it has,
+            // which stay the same from step to step: it is written again only when they change.
+            TapsKey& key = tapsKey_[i][s];
+            if (key.x != x || key.rows != M) {
+              k_->conv_taps(g, x, zeroPixel_.data(), 0, M, taps, ldt);
+              key = TapsKey{x, M};
+            }
             k_->conv_forward_implicit(g, M, taps, ldt, zeroPixel_.data(), it.packed, P + op.w, y, work_[s]);
             if (op.b >= 0) k_->add_bias(M, g.cout, P + op.b, y);
             break;

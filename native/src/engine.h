@@ -2,6 +2,7 @@
 // owned here and reused from call to call, running whole inner loops (forward, backward,
 // optimizer step, for every minibatch) without allocating once the largest batch has been seen.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -149,6 +150,12 @@ class Engine {
   // their table of pointers (conv_taps; zeroPixel_ stands for the padding).
   std::vector<bool> implicit_;
   std::vector<std::vector<const float*>> taps_;
+  // Per op and shard: the input and row count the shard's rows of the table were written for.
+  struct TapsKey {
+    const float* x = nullptr;
+    int rows = -1;
+  };
+  std::vector<std::array<TapsKey, kShards>> tapsKey_;
   // A convolution's table: the rows of example b on, and the distance between window positions.
   const float** tapsOf(size_t op, int b) { return taps_[op].data() + (size_t)b * ops_[op].g.outH * ops_[op].g.outW; }
   size_t tapStride(const WindowGeom& g) const { return (size_t)cap_ * g.outH * g.outW; }
