@@ -175,12 +175,63 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
     implicit_[i] = k_->conv_implicit(op.g);
   }
   zeroPixel_.assign(maxCin + 1, 0.f);
+  lateEnd_ = lateParamsEnd();
   dcol_.assign(kShards * kDxChunkRows * maxK_, 0.f);
   bnTotal_.assign(2 * maxC + 1, 0.f);
   ones_.assign(maxC + 1, 1.f);
   zeros_.assign(maxC + 1, 0.f);
   // A step queues at most a few items per op between two flushes.
   queue_.reserve(4 * ops_.size() + 8);
+}
+
+// The parameters that the last flush of a backward pass reads or writes: those of the ops up to the
+// first batch norm (its dx, and the backward passes of the ops before it, run after the shards
+// last meet to add its dγ and dβ). Returns where they end when they are exactly the parameters
+// before that point and every other op's lie after it; otherwise P_ (no early optimizer step).
+int64_t Engine::lateParamsEnd() const {
+  size_t first = ops_.size();
+  for (size_t i = 0; i < ops_.size(); i++)
+    if (ops_[i].kind == OpKind::BatchNorm) {
+      first = i;
+      break;
+    }
+  if (first == ops_.size()) return P_;
+  int64_t lateEnd = 0, restBegin = P_;
+  for (size_t i = 0; i < ops_.size(); i++) {
+    const OpSpec& op = ops_[i];
+    int64_t sizes[2][2] = {{op.w, 0}, {op.b, 0}};
+    if (op.kind == OpKind::Conv) {
+      sizes[0][1] = (int64_t)op.g.kh * op.g.kw * op.g.cin * op.g.cout;
+      sizes[1][1] = op.g.cout;
+    } else if (op.kind == OpKind::Dense) {
+      sizes[0][1] = (int64_t)op.inSize * op.outSize;
+      sizes[1][1] = op.outSize;
+    } else if (op.kind == OpKind::BatchNorm) {
+      sizes[0][0] = op.gamma;
+      sizes[0][1] = op.channels;
+      sizes[1][0] = op.beta;
+      sizes[1][1] = op.channels;
+    }
+    for (auto& r : sizes) {
+      if (r[0] < 0 || r[1] == 0) continue;
+      if (i <= first)
+        lateEnd = std::max(lateEnd, r[0] + r[1]);
+      else
+        restBegin = std::min(restBegin, r[0]);
+    }
+  }
+  // The late parameters must be all of [0, lateEnd): together they are at most lateEnd floats.
+  int64_t lateCount = 0;
+  for (size_t i = 0; i <= first; i++) {
+    const OpSpec& op = ops_[i];
+    if (op.kind == OpKind::Conv)
+      lateCount += (op.w >= 0 ? (int64_t)op.g.kh * op.g.kw * op.g.cin * op.g.cout : 0) + (op.b >= 0 ? op.g.cout : 0);
+    else if (op.kind == OpKind::Dense)
+      lateCount += (op.w >= 0 ? (int64_t)op.inSize * op.outSize : 0) + (op.b >= 0 ? op.outSize : 0);
+    else if (op.kind == OpKind::BatchNorm)
+      lateCount += (op.gamma >= 0 ? op.channels : 0) + (op.beta >= 0 ? op.channels : 0);
+  }
+  return lateCount == lateEnd && restBegin >= lateEnd && lateEnd < P_ ? lateEnd : P_;
 }
 
 Engine::~Engine() {
@@ -302,9 +353,12 @@ void Engine::runShard(int s) {
 // Work over all parameters, split into two aligned ranges, one per shard: the start and end of
 // an inner loop, and the optimizer step (whose gradient is the shards' sum, in order).
 void Engine::runParamRange(Stage stage, int s) {
-  const int64_t half = std::min((P_ / 2 + 15) / 16 * 16, P_);
-  const int64_t lo = s == 0 ? 0 : half, hi = s == 0 ? half : P_;
+  // OptEarly: the optimizer step on the parameters from lateEnd_ on (see adapt).
+  const int64_t from = stage == Stage::OptEarly ? lateEnd_ : 0;
+  const int64_t half = std::min(from + ((P_ - from) / 2 + 15) / 16 * 16, P_);
+  const int64_t lo = s == 0 ? from : half, hi = s == 0 ? half : P_;
   if (hi <= lo) return;
+  if (stage == Stage::OptEarly) stage = Stage::Opt;
   const size_t bytes = sizeof(float) * (size_t)(hi - lo);
   float* cur = cur_.data();
   switch (stage) {
@@ -320,26 +374,30 @@ void Engine::runParamRange(Stage stage, int s) {
       for (int64_t i = lo; i < hi; i++) lastStepOut_[i] = cur[i] - before[i];
       return;
     }
-    case Stage::Opt: {
-      // The gradient is the shards' partial sums added in order, inside the optimizer's pass.
-      const float* g = grads_[0].data() + lo;
-      const float* g1 = grads_[1].data() + lo;
-      if (optKind == OptKind::Sgd)
-        k_->sgd((size_t)(hi - lo), w_ + lo, g, g1, coef_[0]);
-      else if (optKind == OptKind::Adam)
-        k_->adam((size_t)(hi - lo), w_ + lo, g, g1, m.data() + lo, v.data() + lo, coef_);
+    case Stage::Opt:
+      optimizerStep(lo, hi);
       return;
-    }
     default:
       return;
   }
+}
+
+// The optimizer step on parameters [lo, hi): their gradient is the shards' partial sums added in
+// order, inside the optimizer's pass.
+void Engine::optimizerStep(int64_t lo, int64_t hi) {
+  const float* g = grads_[0].data() + lo;
+  const float* g1 = grads_[1].data() + lo;
+  if (optKind == OptKind::Sgd)
+    k_->sgd((size_t)(hi - lo), w_ + lo, g, g1, coef_[0]);
+  else if (optKind == OptKind::Adam)
+    k_->adam((size_t)(hi - lo), w_ + lo, g, g1, m.data() + lo, v.data() + lo, coef_);
 }
 
 void Engine::runItem(const Item& it, int s) {
   const int n = count_[s], b = begin_[s];
   const float* P = w_;
   if (it.stage == Stage::Start || it.stage == Stage::Snapshot || it.stage == Stage::Opt ||
-      it.stage == Stage::Finish) {
+      it.stage == Stage::OptEarly || it.stage == Stage::Finish) {
     runParamRange(it.stage, s);
     return;
   }
@@ -658,11 +716,22 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
     forward(true, true);
     push(Stage::Loss, -1);
     backward(false);
-    flush();
+    if (lateEnd_ < P_ && optKind != OptKind::None) {
+      // The parameters from lateEnd_ on have their whole gradient before the last flush of the
+      // backward pass, which neither reads nor writes them: their step runs in that flush, beside
+      // the first layers' backward pass, and the few parameters of those layers are stepped here
+      // once it is done (each value's step is the same arithmetic wherever it runs).
+      setOptimizerCoefficients(a);
+      push(Stage::OptEarly, -1);
+      flush();
+      optimizerStep(0, lateEnd_);
+    } else {
+      flush();
+      setOptimizerCoefficients(a);
+      push(Stage::Opt, -1);
+      flush();
+    }
     lossSum += meanLoss();
-    setOptimizerCoefficients(a);
-    push(Stage::Opt, -1);
-    flush();
     weightsChanged();
   }
   push(Stage::Finish, -1);

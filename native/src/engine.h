@@ -50,7 +50,7 @@ struct AdaptArgs {
 class Pool;
 
 // One stage of work on one shard of a batch; see Engine::flush.
-enum class Stage : uint8_t { Start, Copy, Pack, Fwd, BnMoments, BnApply, Loss, Bwd, BnBwdSum, BnBwdDx, Snapshot, Opt, Finish };
+enum class Stage : uint8_t { Start, Copy, Pack, Fwd, BnMoments, BnApply, Loss, Bwd, BnBwdSum, BnBwdDx, Snapshot, Opt, OptEarly, Finish };
 struct Item {
   Stage stage;
   int op;
@@ -132,6 +132,8 @@ class Engine {
   void abandonQueue();
   void runItem(const Item& it, int s);
   void runParamRange(Stage stage, int s);
+  void optimizerStep(int64_t lo, int64_t hi);
+  int64_t lateParamsEnd() const;
   int64_t reptileUpdateRange(const float* const* adapted, int n, double epsilon, int64_t lo, int64_t hi);
   static void runUpdatePart(void* job, int s);
   void setOptimizerCoefficients(const AdaptArgs& a);
@@ -183,6 +185,9 @@ class Engine {
   std::vector<bool> plainPack_;
   uint64_t version_ = 1;
   bool hasBatchNorm_ = false;
+  // Parameters [0, lateEnd_) are those the last flush of a backward pass touches (P_: the optimizer
+  // step waits for that flush, in a flush of its own).
+  int64_t lateEnd_ = 0;
   // Whether the forward pass being run keeps each convolution's im2col matrix for a backward pass
   // (adapt, gradients) or, predicting, builds it a block of rows at a time (set by forward).
   bool keepCol_ = true;
