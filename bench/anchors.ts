@@ -227,9 +227,34 @@ for (const c of configs) {
   };
   log(`${c.name}: ${JSON.stringify(results[c.name])}`);
 }
+// Which kind of machine this is: these shared machines come in kinds (CPU family and model, with or
+// without AVX-512) whose speeds differ, for the anchors as for us, and the engine picks its kernels
+// by them.
+function cpuKind(): { cpuFamily?: number; cpuModel?: number; avx512: boolean; engineKernels?: string } {
+  let info = '';
+  try {
+    info = fs.readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    // Not Linux: the model name above is all there is.
+  }
+  const field = (name: string) => {
+    const m = new RegExp(`^${name}\\s*:\\s*(\\d+)`, 'm').exec(info);
+    return m ? Number(m[1]) : undefined;
+  };
+  const status = lib.loadNative();
+  let engineKernels: string | undefined;
+  if (status.ok) {
+    const model = lib.createFewShotModel({ kind: 'omniglot', inputShape: [28, 28, 1], classes: 5, seed: 0, init: 'glorot' });
+    const learner = new lib.NativeLearner({ model, threads: 1 });
+    engineKernels = learner.isa;
+    learner.dispose();
+    model.dispose();
+  }
+  return { cpuFamily: field('cpu family'), cpuModel: field('model'), avx512: /\bavx512f\b/.test(info), engineKernels };
+}
 const report = {
   date: new Date().toISOString().slice(0, 10),
-  machine: { cpus: os.availableParallelism(), model: os.cpus()[0]?.model, node: process.version },
+  machine: { cpus: os.availableParallelism(), model: os.cpus()[0]?.model, ...cpuKind(), node: process.version },
   python,
   jax: jaxVersion ?? null,
   torch: torchVersion ?? null,
