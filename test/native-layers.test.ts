@@ -173,6 +173,21 @@ const softmaxCases: Case[] = [
     ],
   },
   {
+    // 20 channels: whole vectors and single channels in the batch norm's per-channel sums (16 + 4
+    // with AVX-512, 8 + 8 + 4 with AVX2), the ReLU's mask applied to both.
+    name: 'softmax cross-entropy, conv 20 filters + bn + relu + dense',
+    inputShape: [6, 6, 2],
+    classes: 3,
+    count: 5,
+    layers: (s) => [
+      tf.layers.conv2d({ inputShape: [6, 6, 2], filters: 20, kernelSize: 3, strides: 2, padding: 'same', kernelInitializer: init(s) }),
+      tf.layers.batchNormalization({ gammaInitializer: init(s + 2), betaInitializer: init(s + 3) }),
+      tf.layers.reLU(),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 3, kernelInitializer: init(s + 4) }),
+    ],
+  },
+  {
     name: 'batch of 1, one channel',
     inputShape: [5, 3, 1],
     classes: 2,
