@@ -184,6 +184,21 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
   queue_.reserve(4 * ops_.size() + 8);
 }
 
+// Where an op's parameters lie in the parameter vector: {offset, size} for each of its two
+// parameter arrays (weights and bias, or γ and β), offset −1 for an absent one.
+static std::array<std::array<int64_t, 2>, 2> paramRanges(const OpSpec& op) {
+  switch (op.kind) {
+    case OpKind::Conv:
+      return {{{op.w, (int64_t)op.g.kh * op.g.kw * op.g.cin * op.g.cout}, {op.b, op.g.cout}}};
+    case OpKind::Dense:
+      return {{{op.w, (int64_t)op.inSize * op.outSize}, {op.b, op.outSize}}};
+    case OpKind::BatchNorm:
+      return {{{op.gamma, op.channels}, {op.beta, op.channels}}};
+    default:
+      return {{{-1, 0}, {-1, 0}}};
+  }
+}
+
 // The parameters that the last flush of a backward pass reads or writes: those of the ops up to the
 // first batch norm (its dx, and the backward passes of the ops before it, run after the shards
 // last meet to add its dγ and dβ). Returns where they end when they are exactly the parameters
@@ -196,43 +211,24 @@ int64_t Engine::lateParamsEnd() const {
       break;
     }
   if (first == ops_.size()) return P_;
-  int64_t lateEnd = 0, restBegin = P_;
-  for (size_t i = 0; i < ops_.size(); i++) {
-    const OpSpec& op = ops_[i];
-    int64_t sizes[2][2] = {{op.w, 0}, {op.b, 0}};
-    if (op.kind == OpKind::Conv) {
-      sizes[0][1] = (int64_t)op.g.kh * op.g.kw * op.g.cin * op.g.cout;
-      sizes[1][1] = op.g.cout;
-    } else if (op.kind == OpKind::Dense) {
-      sizes[0][1] = (int64_t)op.inSize * op.outSize;
-      sizes[1][1] = op.outSize;
-    } else if (op.kind == OpKind::BatchNorm) {
-      sizes[0][0] = op.gamma;
-      sizes[0][1] = op.channels;
-      sizes[1][0] = op.beta;
-      sizes[1][1] = op.channels;
-    }
-    for (auto& r : sizes) {
+  // The late parameters must fill [0, lateEnd) (their sizes add up to it) and precede the rest.
+  int64_t lateEnd = 0, lateCount = 0, restBegin = P_;
+  for (size_t i = 0; i < ops_.size(); i++)
+    for (const auto& r : paramRanges(ops_[i])) {
       if (r[0] < 0 || r[1] == 0) continue;
-      if (i <= first)
+      if (i <= first) {
         lateEnd = std::max(lateEnd, r[0] + r[1]);
-      else
+        lateCount += r[1];
+      } else {
         restBegin = std::min(restBegin, r[0]);
+      }
     }
-  }
-  // The late parameters must be all of [0, lateEnd): together they are at most lateEnd floats.
-  int64_t lateCount = 0;
-  for (size_t i = 0; i <= first; i++) {
-    const OpSpec& op = ops_[i];
-    if (op.kind == OpKind::Conv)
-      lateCount += (op.w >= 0 ? (int64_t)op.g.kh * op.g.kw * op.g.cin * op.g.cout : 0) + (op.b >= 0 ? op.g.cout : 0);
-    else if (op.kind == OpKind::Dense)
-      lateCount += (op.w >= 0 ? (int64_t)op.inSize * op.outSize : 0) + (op.b >= 0 ? op.outSize : 0);
-    else if (op.kind == OpKind::BatchNorm)
-      lateCount += (op.gamma >= 0 ? op.channels : 0) + (op.beta >= 0 ? op.channels : 0);
-  }
   return lateCount == lateEnd && restBegin >= lateEnd && lateEnd < P_ ? lateEnd : P_;
 }
+
+// Where the parameters [from, P_) split between the two shards: halfway, rounded up to a whole
+// number of 16-float vectors.
+int64_t Engine::paramSplit(int64_t from) const { return std::min(from + ((P_ - from) / 2 + 15) / 16 * 16, P_); }
 
 Engine::~Engine() {
   pool_.reset();
@@ -355,10 +351,9 @@ void Engine::runShard(int s) {
 void Engine::runParamRange(Stage stage, int s) {
   // OptEarly: the optimizer step on the parameters from lateEnd_ on (see adapt).
   const int64_t from = stage == Stage::OptEarly ? lateEnd_ : 0;
-  const int64_t half = std::min(from + ((P_ - from) / 2 + 15) / 16 * 16, P_);
+  const int64_t half = paramSplit(from);
   const int64_t lo = s == 0 ? from : half, hi = s == 0 ? half : P_;
   if (hi <= lo) return;
-  if (stage == Stage::OptEarly) stage = Stage::Opt;
   const size_t bytes = sizeof(float) * (size_t)(hi - lo);
   float* cur = cur_.data();
   switch (stage) {
@@ -375,6 +370,7 @@ void Engine::runParamRange(Stage stage, int s) {
       return;
     }
     case Stage::Opt:
+    case Stage::OptEarly:
       optimizerStep(lo, hi);
       return;
     default:
@@ -783,7 +779,7 @@ void Engine::runUpdatePart(void* arg, int s) {
 int64_t Engine::reptileUpdate(const float* const* adapted, int n, double epsilon) {
   nextParams_.resize((size_t)P_);
   // Every value is computed on its own, so the two halves can run on two threads.
-  UpdateJob job{this, adapted, n, epsilon, std::min((P_ / 2 + 15) / 16 * 16, P_), P_, {-1, -1}};
+  UpdateJob job{this, adapted, n, epsilon, paramSplit(0), P_, {-1, -1}};
   if (pool_) {
     pool_->run(&Engine::runUpdatePart, &job);
   } else {

@@ -134,6 +134,7 @@ class Engine {
   void runParamRange(Stage stage, int s);
   void optimizerStep(int64_t lo, int64_t hi);
   int64_t lateParamsEnd() const;
+  int64_t paramSplit(int64_t from) const;
   int64_t reptileUpdateRange(const float* const* adapted, int n, double epsilon, int64_t lo, int64_t hi);
   static void runUpdatePart(void* job, int s);
   void setOptimizerCoefficients(const AdaptArgs& a);
