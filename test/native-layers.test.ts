@@ -99,6 +99,58 @@ function wideConvCase(seed: number): Case {
   };
 }
 
+/**
+ * Convolutions whose input gradient is gathered by stride phases (16, 32 or 64 filters, the input
+ * read in place): strides 1 to 3 against windows of 2 to 4, so that phases have one to four window
+ * rows and columns, or none (a window smaller than its stride leaves pixels no output reaches).
+ */
+function phasedConvCase(seed: number): Case {
+  const r = Rng.derive(seed, 9);
+  const cin = [16, 32, 64][r.int(3)]!;
+  const filters = [16, 32, 64][r.int(3)]!;
+  let kh = 2 + r.int(3);
+  let kw = r.next() < 0.5 ? kh : 2 + r.int(3);
+  if (kh * kw * cin <= 96) kh = kw = 3;
+  const sh = 1 + r.int(3);
+  const sw = r.next() < 0.5 ? sh : 1 + r.int(3);
+  const padding = r.next() < 0.5 ? 'same' : 'valid';
+  const h = kh + r.int(7);
+  const w = kw + r.int(7);
+  return {
+    name: `conv ${kh}x${kw} stride ${sh}x${sw} ${padding} on ${h}x${w}x${cin} → ${filters}`,
+    inputShape: [h, w, cin],
+    layers: (s) => [
+      tf.layers.conv2d({ inputShape: [h, w, cin], filters, kernelSize: [kh, kw], strides: [sh, sw], padding, kernelInitializer: init(s), biasInitializer: init(s + 1) }),
+      tf.layers.flatten(),
+    ],
+  };
+}
+
+const phasedConvCases: Case[] = [
+  {
+    // 2 × 2 windows 3 apart: a third of the rows and columns of pixels get no gradient at all.
+    name: 'conv 2x2 stride 3 valid on 8x7x32 → 16',
+    inputShape: [8, 7, 32],
+    layers: (s) => [tf.layers.conv2d({ inputShape: [8, 7, 32], filters: 16, kernelSize: 2, strides: 3, kernelInitializer: init(s) }), tf.layers.flatten()],
+  },
+  {
+    // With batch norm the phases' weights are packed by an earlier flush; without, in the product.
+    name: 'conv 3x3 stride 2 same → 32 + bn + relu, conv 3x3 stride 2 same → 16 + bn + relu, dense',
+    inputShape: [9, 9, 16],
+    classes: 3,
+    layers: (s) => [
+      tf.layers.conv2d({ inputShape: [9, 9, 16], filters: 32, kernelSize: 3, strides: 2, padding: 'same', kernelInitializer: init(s) }),
+      tf.layers.batchNormalization({ gammaInitializer: init(s + 1), betaInitializer: init(s + 2) }),
+      tf.layers.reLU(),
+      tf.layers.conv2d({ filters: 16, kernelSize: 3, strides: 2, padding: 'same', kernelInitializer: init(s + 3) }),
+      tf.layers.batchNormalization({ gammaInitializer: init(s + 4), betaInitializer: init(s + 5) }),
+      tf.layers.reLU(),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 3, kernelInitializer: init(s + 6) }),
+    ],
+  },
+];
+
 function poolCase(seed: number): Case {
   const r = Rng.derive(seed, 2);
   const ph = 1 + r.int(3);
@@ -217,6 +269,10 @@ describe.skipIf(nativeSkipReason !== undefined)('native layers equal tfjs (forwa
           layers: (s) => [tf.layers.conv2d({ inputShape: [10, 10, 32], filters: 24, kernelSize: 3, padding: 'same', kernelInitializer: init(s), biasInitializer: init(s + 1) }), tf.layers.flatten()],
         };
         checkCase(long, 3, isa);
+      });
+      it('Conv2D input gradient gathered by stride phases (16, 32, 64 filters)', () => {
+        for (let seed = 1; seed <= 10; seed++) checkCase(phasedConvCase(seed), seed, isa);
+        for (const c of phasedConvCases) for (const seed of [1, 2]) checkCase(c, seed, isa);
       });
       it('MaxPooling2D over random windows, strides and paddings', () => {
         for (let seed = 1; seed <= 10; seed++) checkCase(poolCase(seed), seed, isa);

@@ -146,13 +146,21 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
   }
   for (int which = 0; which < 2; which++) packs_[which].resize(ops_.size());
   plainPack_.assign(ops_.size(), false);
+  dxPhased_.assign(ops_.size(), false);
+  dxTables_.resize(ops_.size());
   for (size_t i = 0; i < ops_.size(); i++) {
     if (ops_[i].kind != OpKind::Conv) continue;
     const WindowGeom& g = ops_[i].g;
     const int K = g.kh * g.kw * g.cin;
     plainPack_[i] = k_->packed_is_plain(K, g.cout);
+    // Phased dx needs the input read in place too (implicit), and room in a shard's workspace to
+    // pack the phases' weights when no packing is ready.
+    dxPhased_[i] = k_->conv_implicit(g) && k_->conv_dx_phased(g) &&
+                   k_->conv_dx_packed_floats(g) <= k_->gemm_work_floats();
     for (int which = 0; which < 2; which++) {
-      const size_t floats = which == 0 ? k_->packed_b_floats(g.cout, K) : k_->packed_b_floats(K, g.cout);
+      const size_t floats = which == 0   ? k_->packed_b_floats(g.cout, K)
+                            : dxPhased_[i] ? k_->conv_dx_packed_floats(g)
+                                           : k_->packed_b_floats(K, g.cout);
       float* p = static_cast<float*>(std::aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64));
       if (!p) {
         for (auto& v : packs_)
@@ -171,7 +179,7 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
     const OpSpec& op = ops_[i];
     if (op.kind != OpKind::Conv) continue;
     maxK_ = std::max(maxK_, (size_t)op.g.kh * op.g.kw * op.g.cin);
-    maxCin = std::max(maxCin, (size_t)op.g.cin);
+    maxCin = std::max({maxCin, (size_t)op.g.cin, (size_t)op.g.cout});
     implicit_[i] = k_->conv_implicit(op.g);
   }
   zeroPixel_.assign(maxCin + 1, 0.f);
@@ -263,6 +271,7 @@ void Engine::ensure(int n) {
     if (op.kind == OpKind::Conv && implicit_[i]) {
       taps_[i].assign(tapStride(op.g) * op.g.kh * op.g.kw, zeroPixel_.data());
       for (TapsKey& key : tapsKey_[i]) key = TapsKey{};
+      for (DxTables& t : dxTables_[i]) t = DxTables{};
     } else if (op.kind == OpKind::Conv) {
       const size_t col = (size_t)n * op.g.outH * op.g.outW * op.g.kh * op.g.kw * op.g.cin;
       aux_[i].assign(col, 0.f);
@@ -432,6 +441,8 @@ void Engine::runItem(const Item& it, int s) {
     const int part = (s + (int)i) % kShards;
     if (it.which == 0)
       k_->pack_b_part(K, g.cout, P + op.w, g.cout, false, out, part, kShards);
+    else if (dxPhased_[i])
+      k_->conv_dx_pack(g, P + op.w, out, part, kShards);
     else
       k_->pack_b_part(g.cout, K, P + op.w, g.cout, true, out, part, kShards);
     return;
@@ -539,7 +550,28 @@ void Engine::runItem(const Item& it, int s) {
             k_->gemm(K, g.cout, M, aux_[i].data() + colOffset, K, true, dy, g.cout, false, G + op.w, g.cout, false,
                      work_[s]);
           if (op.b >= 0) k_->col_sums(M, g.cout, dy, G + op.b);
-          if (dx) {
+          if (dx && dxPhased_[i]) {
+            // The tables depend only on where dy and dx lie and on the shard's row count.
+            DxTables& t = dxTables_[i][s];
+            if (t.dy != dy || t.dx != dx || t.n != n) {
+              size_t nt = 0, nr = 0;
+              k_->conv_dx_table_size(g, n, &nt, &nr);
+              t.taps.resize(nt);
+              t.rows.resize(nr);
+              k_->conv_dx_taps(g, n, dy, dx, zeroPixel_.data(), t.taps.data(), t.rows.data());
+              t.dy = dy;
+              t.dx = dx;
+              t.n = n;
+            }
+            // Without a packing ready (no earlier flush made one), the phases' weights are packed
+            // here, into the shard's workspace, which the products then do not need.
+            const float* packed = it.packed;
+            if (!packed) {
+              k_->conv_dx_pack(g, P + op.w, work_[s], 0, 1);
+              packed = work_[s];
+            }
+            k_->conv_dx_phases(g, n, t.taps.data(), t.rows.data(), zeroPixel_.data(), packed, work_[s]);
+          } else if (dx) {
             // dx = col2im(dy·Wᵀ), kDxChunkRows rows of dy·Wᵀ at a time in a block that stays in
             // cache: its rows are independent, and col2im adds them to dx in row order either way.
             float* dcol = dcol_.data() + (size_t)s * kDxChunkRows * maxK_;

@@ -162,6 +162,19 @@ class Engine {
   // A convolution's table: the rows of example b on, and the distance between window positions.
   const float** tapsOf(size_t op, int b) { return taps_[op].data() + (size_t)b * ops_[op].g.outH * ops_[op].g.outW; }
   size_t tapStride(const WindowGeom& g) const { return (size_t)cap_ * g.outH * g.outW; }
+  // Per op: whether a convolution's dx is gathered phase by phase (conv_dx_phases; its packs_[1]
+  // is then the phases' weights), and per shard the tables of pointers for it, with the dy, dx and
+  // row count they were written for.
+  std::vector<bool> dxPhased_;
+  struct DxTables {
+    std::vector<const float*> taps;
+    std::vector<float*> rows;
+    const float* dy = nullptr;
+    const float* dx = nullptr;
+    int n = -1;
+  };
+  std::vector<std::array<DxTables, kShards>> dxTables_;
+  // Where zeroPixel_ has as many zeros as any tap reads (a convolution's cin, or cout for dx).
   std::vector<float> zeroPixel_;
   std::vector<std::vector<int32_t>> arg_; // per op: argmax (MaxPool)
   std::vector<std::vector<float>> stats_; // per op: mean, var, invstd (BatchNorm)
@@ -174,8 +187,8 @@ class Engine {
   float* w_ = nullptr;  // the weights the kernels read: params_, or cur_ during adapt
 
   // The convolutions' weights packed for the matrix products (gemm_packed), once per value of the
-  // weights instead of once per product: [0] as the forward product reads them, [1] transposed, as
-  // the product for dx does. A packing counts from the flush that completes it, for the value of
+  // weights instead of once per product: [0] as the forward product reads them, [1] as the
+  // product for dx does (transposed, or the phases' weights of a phased dx). A packing counts from the flush that completes it, for the value of
   // the weights (version_) it was queued for.
   struct Packed {
     float* data = nullptr;

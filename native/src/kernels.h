@@ -83,6 +83,20 @@ struct Kernels {
   // g2 is not null.
   void (*adam)(size_t n, float* p, const float* g, const float* g2, float* m, float* v, const float* coef);
   void (*sgd)(size_t n, float* p, const float* g, const float* g2, float lr);
+  // A convolution's input gradient gathered phase by phase (see kernels_impl.inc), for those
+  // conv_dx_phased accepts: each stride phase of the input's pixels is a product of its own, over
+  // the window positions that reach it, written straight into dx (no col2im, no zeroing, no
+  // products for taps that fall outside the output). conv_dx_pack packs the phases' weights (a
+  // share of them per part, conv_dx_packed_floats in all); conv_dx_taps writes a batch's tables of
+  // pointers (conv_dx_table_size of each), which stay valid while dy and dx stay where they are.
+  bool (*conv_dx_phased)(const WindowGeom& g);
+  size_t (*conv_dx_packed_floats)(const WindowGeom& g);
+  void (*conv_dx_table_size)(const WindowGeom& g, int n, size_t* taps, size_t* rows);
+  void (*conv_dx_pack)(const WindowGeom& g, const float* W, float* out, int part, int parts);
+  void (*conv_dx_taps)(const WindowGeom& g, int n, const float* dy, float* dx, const float* zero, const float** taps,
+                       float** rows);
+  void (*conv_dx_phases)(const WindowGeom& g, int n, const float* const* taps, float* const* rows, const float* zero,
+                         const float* packed, float* work);
 };
 
 // Whether this CPU runs a variant: "avx512", "avx2" or "generic".

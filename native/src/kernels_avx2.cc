@@ -1,5 +1,8 @@
 // AVX2 + FMA kernels (8 floats per register, 6 × 16 register tile).
 #include "kernels.h"
+
+#include <algorithm>
+#include <vector>
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #define KFN __attribute__((target("avx2,fma")))

@@ -1,5 +1,8 @@
 // AVX-512 kernels (16 floats per register; 12 × 32 and 6 × 64 register tiles: 24 accumulators).
 #include "kernels.h"
+
+#include <algorithm>
+#include <vector>
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #define KFN __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))

@@ -1,6 +1,9 @@
 // Portable kernels: plain vector extensions at the baseline instruction set.
 #include "kernels.h"
 
+#include <algorithm>
+#include <vector>
+
 #define KFN
 #define VW 4
 #define K_MR 6
