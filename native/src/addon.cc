@@ -281,6 +281,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       adapted[k] = a.Data();
     }
     const int64_t bad = engine_->reptileUpdate(adapted.data(), (int)n, info[1].As<Napi::Number>().DoubleValue());
+    engine_->rest();
     if (bad < 0) return env.Undefined();
     Napi::Object o = Napi::Object::New(env);
     o.Set("index", Napi::Number::New(env, (double)bad));
@@ -470,6 +471,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       for (size_t j = 0; j < a.predictCounts.size(); j++)
         e.predictWith(out_[i].first, a.predictInputs[j].data(), a.predictCounts[j], a.predictBatchStats, predictedOut_[i][j], j > 0);
     }
+    e.rest();
   }
 
   Napi::Value results(Napi::Env env) {

@@ -70,6 +70,8 @@ class Engine {
   static constexpr int kShards = 2;
   // 1: both shards on the calling thread; 2: the second shard on a helper thread.
   void setThreads(int threads);
+  // The caller has no work for the engine for a while: its helper thread sleeps until the next.
+  void rest();
   int threads() const { return pool_ ? 2 : 1; }
 
   Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t paramSize, const Kernels* k);
