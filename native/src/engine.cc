@@ -159,6 +159,7 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
   plainPack_.assign(ops_.size(), false);
   dxPhased_.assign(ops_.size(), false);
   dxTables_.resize(ops_.size());
+  grouped_.resize(ops_.size());
   for (size_t i = 0; i < ops_.size(); i++) {
     if (ops_[i].kind != OpKind::Conv) continue;
     const WindowGeom& g = ops_[i].g;
@@ -283,6 +284,7 @@ void Engine::ensure(int n) {
       taps_[i].assign(tapStride(op.g) * op.g.kh * op.g.kw, zeroPixel_.data());
       for (TapsKey& key : tapsKey_[i]) key = TapsKey{};
       for (DxTables& t : dxTables_[i]) t = DxTables{};
+      for (Grouped& t : grouped_[i]) t = Grouped{};
     } else if (op.kind == OpKind::Conv) {
       const size_t col = (size_t)n * op.g.outH * op.g.outW * op.g.kh * op.g.kw * op.g.cin;
       aux_[i].assign(col, 0.f);
@@ -478,11 +480,30 @@ void Engine::runItem(const Item& it, int s) {
             // The table depends only on where the shard's input lies and how many rows it has,
             // which stay the same from step to step: it is written again only when they change.
             TapsKey& key = tapsKey_[i][s];
+            Grouped& grouped = grouped_[i][s];
             if (key.x != x || key.rows != M) {
               k_->conv_taps(g, x, zeroPixel_.data(), 0, M, taps, ldt);
               key = TapsKey{x, M};
+              // The same rows grouped by their padding (see conv_rows_by_padding), for the forward
+              // product: each row's sum is the same, so are its bits; none when no row has any.
+              std::vector<int32_t> order((size_t)M);
+              k_->conv_rows_by_padding(g, n, order.data());
+              bool same = true;
+              for (int r = 0; r < M && same; r++) same = order[(size_t)r] == r;
+              const size_t T = (size_t)g.kh * g.kw;
+              grouped.taps.assign(same ? 0 : T * M, nullptr);
+              grouped.rows.assign(same ? 0 : (size_t)M, nullptr);
+              for (int r = 0; r < M && !same; r++) {
+                const int from = order[(size_t)r];
+                for (size_t t = 0; t < T; t++) grouped.taps[t * M + r] = taps[t * ldt + from];
+                grouped.rows[(size_t)r] = y + (size_t)from * g.cout;
+              }
             }
-            k_->conv_forward_implicit(g, M, taps, ldt, zeroPixel_.data(), it.packed, P + op.w, y, work_[s]);
+            if (grouped.rows.empty())
+              k_->conv_forward_implicit(g, M, taps, ldt, zeroPixel_.data(), it.packed, P + op.w, y, nullptr, work_[s]);
+            else
+              k_->conv_forward_implicit(g, M, grouped.taps.data(), (size_t)M, zeroPixel_.data(), it.packed, P + op.w,
+                                        nullptr, grouped.rows.data(), work_[s]);
             if (op.b >= 0) k_->add_bias(M, g.cout, P + op.b, y);
             break;
           }

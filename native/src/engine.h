@@ -161,6 +161,14 @@ class Engine {
     int rows = -1;
   };
   std::vector<std::array<TapsKey, kShards>> tapsKey_;
+  // Per op and shard, written with the table: the forward product's rows grouped by their padding,
+  // as a table of pointers (ldt: the shard's rows) and each row's place in the output (none when
+  // the grouping is the rows' own order).
+  struct Grouped {
+    std::vector<const float*> taps;
+    std::vector<float*> rows;
+  };
+  std::vector<std::array<Grouped, kShards>> grouped_;
   // A convolution's table: the rows of example b on, and the distance between window positions.
   const float** tapsOf(size_t op, int b) { return taps_[op].data() + (size_t)b * ops_[op].g.outH * ops_[op].g.outW; }
   size_t tapStride(const WindowGeom& g) const { return (size_t)cap_ * g.outH * g.outW; }

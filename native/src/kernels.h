@@ -41,8 +41,9 @@ struct Kernels {
   bool (*conv_implicit)(const WindowGeom& g);
   void (*conv_taps)(const WindowGeom& g, const float* x, const float* zero, int row0, int rows, const float** taps,
                     size_t ldt);
+  // With rows, row r of the product goes to rows[r] instead of y + r·cout (y unused).
   void (*conv_forward_implicit)(const WindowGeom& g, int M, const float* const* taps, size_t ldt, const float* zero,
-                                const float* packed, const float* W, float* y, float* work);
+                                const float* packed, const float* W, float* y, float* const* rows, float* work);
   void (*conv_weight_grad_implicit)(const WindowGeom& g, int M, const float* const* taps, size_t ldt, const float* dy,
                                     float* dW, float* work);
   // Rows [row0, row0 + rows) of the im2col matrix of the batch at x (row (s·outH + oh)·outW + ow:
@@ -97,6 +98,10 @@ struct Kernels {
                        float** rows);
   void (*conv_dx_phases)(const WindowGeom& g, int n, const float* const* taps, float* const* rows, const float* zero,
                          const float* packed, float* work);
+  // A permutation of a batch's n·outH·outW im2col rows that groups them by which window positions
+  // lie in the padding (see kernels_impl.inc): computed in that order, a forward product's tiles
+  // skip those positions.
+  void (*conv_rows_by_padding)(const WindowGeom& g, int n, int32_t* order);
 };
 
 // Whether this CPU runs a variant: "avx512", "avx2" or "generic".
