@@ -577,7 +577,8 @@ void Engine::runItem(const Item& it, int s) {
           const int M = n * g.outH * g.outW, K = g.kh * g.kw * g.cin;
           const size_t colOffset = (size_t)b * g.outH * g.outW * K;
           if (implicit_[i])
-            k_->conv_weight_grad_implicit(g, M, tapsOf(i, b), tapStride(g), dy, G + op.w, work_[s]);
+            k_->conv_weight_grad_implicit(g, M, tapsOf(i, b), tapStride(g), zeroPixel_.data(), dy, G + op.w,
+                                          work_[s]);
           else
             k_->gemm(K, g.cout, M, aux_[i].data() + colOffset, K, true, dy, g.cout, false, G + op.w, g.cout, false,
                      work_[s]);

@@ -44,8 +44,8 @@ struct Kernels {
   // With rows, row r of the product goes to rows[r] instead of y + r·cout (y unused).
   void (*conv_forward_implicit)(const WindowGeom& g, int M, const float* const* taps, size_t ldt, const float* zero,
                                 const float* packed, const float* W, float* y, float* const* rows, float* work);
-  void (*conv_weight_grad_implicit)(const WindowGeom& g, int M, const float* const* taps, size_t ldt, const float* dy,
-                                    float* dW, float* work);
+  void (*conv_weight_grad_implicit)(const WindowGeom& g, int M, const float* const* taps, size_t ldt, const float* zero,
+                                    const float* dy, float* dW, float* work);
   // Rows [row0, row0 + rows) of the im2col matrix of the batch at x (row (s·outH + oh)·outW + ow:
   // the window of example s at output position (oh, ow)), written from col on.
   void (*im2col_rows)(const WindowGeom& g, const float* x, int row0, int rows, float* col);
