@@ -110,6 +110,9 @@ void Engine::rest() {
 }
 
 void Engine::setThreads(int threads) {
+  // Packings are kept per shard on two threads and once on one (see Pack in runItem): a change
+  // makes them stale.
+  if ((threads > 1) != (pool_ != nullptr)) weightsChanged();
   if (threads > 1 && !pool_) pool_ = std::make_unique<Pool>();
   if (threads <= 1) pool_.reset();
 }
@@ -173,7 +176,9 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
       const size_t floats = which == 0   ? k_->packed_b_floats(g.cout, K)
                             : dxPhased_[i] ? k_->conv_dx_packed_floats(g)
                                            : k_->packed_b_floats(K, g.cout);
-      float* p = static_cast<float*>(std::aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64));
+      // One copy per shard (see Packed): each a whole number of cache lines.
+      const size_t stride = (floats + 15) / 16 * 16;
+      float* p = static_cast<float*>(std::aligned_alloc(64, kShards * stride * sizeof(float)));
       if (!p) {
         for (auto& v : packs_)
           for (Packed& q : v) std::free(q.data);
@@ -181,6 +186,7 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
         throw std::runtime_error("out of memory");
       }
       packs_[which][i].data = p;
+      packs_[which][i].stride = stride;
     }
   }
   implicit_.assign(ops_.size(), false);
@@ -325,7 +331,7 @@ const float* Engine::packedFor(size_t op, int which) const {
   return p.data && p.done == version_ ? p.data : nullptr;
 }
 
-// Both shards pack half of each matrix's column panels; a product reads a packing only from a
+// Packings are queued as Pack items (see runItem); a product reads a packing only from a
 // later flush on (see packedFor), so the first convolution of a forward pass packs for the next call.
 void Engine::queuePacks(bool dx) {
   for (size_t i = 0; i < ops_.size(); i++) {
@@ -448,18 +454,22 @@ void Engine::runItem(const Item& it, int s) {
   if (it.stage == Stage::Pack) {
     const WindowGeom& g = op.g;
     const int K = g.kh * g.kw * g.cin;
-    float* out = packs_[it.which][i].data;
-    // The parts rotate from one matrix to the next, so that when a matrix's panels do not split
-    // evenly the larger share does not always fall to the same shard.
-    const int part = (s + (int)i) % kShards;
+    // On two threads each shard packs the whole matrix into its own copy, which only its own core
+    // then reads and writes; on one, the first shard packs the copy both read.
+    if (s > 0 && !pool_) return;
+    float* out = packs_[it.which][i].data + (pool_ ? (size_t)s * packs_[it.which][i].stride : 0);
     if (it.which == 0)
-      k_->pack_b_part(K, g.cout, P + op.w, g.cout, false, out, part, kShards);
+      k_->pack_b_part(K, g.cout, P + op.w, g.cout, false, out, 0, 1);
     else if (dxPhased_[i])
-      k_->conv_dx_pack(g, P + op.w, out, part, kShards);
+      k_->conv_dx_pack(g, P + op.w, out, 0, 1);
     else
-      k_->pack_b_part(g.cout, K, P + op.w, g.cout, true, out, part, kShards);
+      k_->pack_b_part(g.cout, K, P + op.w, g.cout, true, out, 0, 1);
     return;
   }
+  // The shard's own copy of a packing (see Pack above); a forward packing read in place is the weights.
+  const float* shardPacked = it.packed;
+  if (shardPacked && pool_ && !(it.stage == Stage::Fwd && plainPack_[i]))
+    shardPacked += (size_t)s * packs_[it.stage == Stage::Fwd ? 0 : 1][i].stride;
   const float* x = (i == 0 ? act_[0] : outputOf(act_, ops_, i - 1)).data() + (size_t)b * op.inSize;
   float* y = act_[i + 1].data() + (size_t)b * op.outSize;
   const int c = op.channels;
@@ -500,9 +510,9 @@ void Engine::runItem(const Item& it, int s) {
               }
             }
             if (grouped.rows.empty())
-              k_->conv_forward_implicit(g, M, taps, ldt, zeroPixel_.data(), it.packed, P + op.w, y, nullptr, work_[s]);
+              k_->conv_forward_implicit(g, M, taps, ldt, zeroPixel_.data(), shardPacked, P + op.w, y, nullptr, work_[s]);
             else
-              k_->conv_forward_implicit(g, M, grouped.taps.data(), (size_t)M, zeroPixel_.data(), it.packed, P + op.w,
+              k_->conv_forward_implicit(g, M, grouped.taps.data(), (size_t)M, zeroPixel_.data(), shardPacked, P + op.w,
                                         nullptr, grouped.rows.data(), work_[s]);
             if (op.b >= 0) k_->add_bias(M, g.cout, P + op.b, y);
             break;
@@ -516,8 +526,8 @@ void Engine::runItem(const Item& it, int s) {
             const int rows = std::min(chunk, M - r0);
             k_->im2col_rows(g, x, r0, rows, col);
             float* yr = y + (size_t)r0 * g.cout;
-            if (it.packed)
-              k_->gemm_packed(rows, g.cout, K, col, K, false, it.packed, yr, g.cout, false, work_[s]);
+            if (shardPacked)
+              k_->gemm_packed(rows, g.cout, K, col, K, false, shardPacked, yr, g.cout, false, work_[s]);
             else
               k_->gemm(rows, g.cout, K, col, K, false, P + op.w, g.cout, false, yr, g.cout, false, work_[s]);
           }
@@ -598,7 +608,7 @@ void Engine::runItem(const Item& it, int s) {
             }
             // Without a packing ready (no earlier flush made one), the phases' weights are packed
             // here, into the shard's workspace, which the products then do not need.
-            const float* packed = it.packed;
+            const float* packed = shardPacked;
             if (!packed) {
               k_->conv_dx_pack(g, P + op.w, work_[s], 0, 1);
               packed = work_[s];
@@ -612,8 +622,8 @@ void Engine::runItem(const Item& it, int s) {
             for (int r0 = 0; r0 < M; r0 += kDxChunkRows) {
               const int rows = std::min(kDxChunkRows, M - r0);
               const float* dyr = dy + (size_t)r0 * g.cout;
-              if (it.packed)
-                k_->gemm_packed(rows, K, g.cout, dyr, g.cout, false, it.packed, dcol, K, false, work_[s]);
+              if (shardPacked)
+                k_->gemm_packed(rows, K, g.cout, dyr, g.cout, false, shardPacked, dcol, K, false, work_[s]);
               else
                 k_->gemm(rows, K, g.cout, dyr, g.cout, false, P + op.w, g.cout, true, dcol, K, false, work_[s]);
               k_->col2im_rows(g, r0, rows, dcol, dx);
