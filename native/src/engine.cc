@@ -202,6 +202,7 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
   }
   zeroPixel_.assign(maxCin + 1, 0.f);
   lateEnd_ = lateParamsEnd();
+  ownParams();
   dcol_.assign(kShards * kDxChunkRows * maxK_, 0.f);
   bnTotal_.assign(2 * maxC + 1, 0.f);
   ones_.assign(maxC + 1, 1.f);
@@ -250,6 +251,58 @@ int64_t Engine::lateParamsEnd() const {
       }
     }
   return lateCount == lateEnd && restBegin >= lateEnd && lateEnd < P_ ? lateEnd : P_;
+}
+
+// Which parameters each shard starts, snapshots, finishes and steps (runParamRange): half of every
+// parameter array, split at a multiple of 16 floats (arrays under 32 floats go whole to the shard
+// with fewer so far). Each shard's partial gradient of an array is then half read by the other
+// shard's step, and each array's new values half written by it, so that the cost of moving them
+// between cores falls evenly on both shards in every flush, instead of on one shard in the flush
+// that computes an array's gradient. Parameters outside the ops' arrays, if any, are split in half.
+void Engine::ownParams() {
+  std::vector<std::array<int64_t, 2>> arrays;
+  for (const OpSpec& op : ops_)
+    for (const auto& r : paramRanges(op))
+      if (r[0] >= 0 && r[1] > 0) arrays.push_back({r[0], r[0] + r[1]});
+  std::sort(arrays.begin(), arrays.end());
+  // Gaps and what lies past the last array become arrays of their own; overlaps (shared arrays)
+  // fall back to the two halves of [0, lateEnd_) and [lateEnd_, P_).
+  std::vector<std::array<int64_t, 2>> all;
+  int64_t at = 0;
+  bool overlap = false;
+  for (const auto& a : arrays) {
+    if (a[0] < at) overlap = true;
+    if (a[0] > at) all.push_back({at, a[0]});
+    all.push_back(a);
+    at = std::max(at, a[1]);
+  }
+  if (at < P_) all.push_back({at, P_});
+  // An array straddling lateEnd_ (only when there is no early step: lateEnd_ = P_) cannot happen.
+  if (overlap) {
+    all.clear();
+    if (lateEnd_ > 0) all.push_back({0, lateEnd_});
+    if (lateEnd_ < P_) all.push_back({lateEnd_, P_});
+  }
+  for (auto& v : owned_) v.clear();
+  int64_t count[kShards] = {0, 0};
+  auto give = [&](int s, int64_t lo, int64_t hi) {
+    if (hi <= lo) return;
+    auto& v = owned_[s];
+    if (!v.empty() && v.back()[1] == lo)
+      v.back()[1] = hi;
+    else
+      v.push_back({lo, hi});
+    count[s] += hi - lo;
+  };
+  for (const auto& a : all) {
+    if (a[1] - a[0] < 32) {
+      give(count[1] < count[0] ? 1 : 0, a[0], a[1]);
+      continue;
+    }
+    const int64_t mid = std::min(a[1], std::max(a[0], (a[0] + (a[1] - a[0]) / 2 + 15) / 16 * 16));
+    give(0, a[0], mid);
+    give(1, mid, a[1]);
+  }
 }
 
 // Where the parameters [from, P_) split between the two shards: halfway, rounded up to a whole
@@ -374,14 +427,18 @@ void Engine::runShard(int s) {
   for (const Item& it : queue_) runItem(it, s);
 }
 
-// Work over all parameters, split into two aligned ranges, one per shard: the start and end of
-// an inner loop, and the optimizer step (whose gradient is the shards' sum, in order).
+// Work over all parameters, each shard on its own (see ownParams): the start and end of an inner
+// loop, and the optimizer step (whose gradient is the shards' sum, in order).
 void Engine::runParamRange(Stage stage, int s) {
   // OptEarly: the optimizer step on the parameters from lateEnd_ on (see adapt).
   const int64_t from = stage == Stage::OptEarly ? lateEnd_ : 0;
-  const int64_t half = paramSplit(from);
-  const int64_t lo = s == 0 ? from : half, hi = s == 0 ? half : P_;
-  if (hi <= lo) return;
+  for (const auto& r : owned_[s]) {
+    const int64_t lo = std::max(r[0], from), hi = r[1];
+    if (hi > lo) runParamRange(stage, lo, hi);
+  }
+}
+
+void Engine::runParamRange(Stage stage, int64_t lo, int64_t hi) {
   const size_t bytes = sizeof(float) * (size_t)(hi - lo);
   float* cur = cur_.data();
   switch (stage) {

@@ -134,6 +134,8 @@ class Engine {
   void abandonQueue();
   void runItem(const Item& it, int s);
   void runParamRange(Stage stage, int s);
+  void runParamRange(Stage stage, int64_t lo, int64_t hi);
+  void ownParams();
   void optimizerStep(int64_t lo, int64_t hi);
   int64_t lateParamsEnd() const;
   int64_t paramSplit(int64_t from) const;
@@ -214,6 +216,8 @@ class Engine {
   // Parameters [0, lateEnd_) are those the last flush of a backward pass touches (P_: the optimizer
   // step waits for that flush, in a flush of its own).
   int64_t lateEnd_ = 0;
+  // Per shard: the parameter ranges it starts, snapshots, finishes and steps (see ownParams).
+  std::vector<std::array<int64_t, 2>> owned_[kShards];
   // Whether the forward pass being run keeps each convolution's im2col matrix for a backward pass
   // (adapt, gradients) or, predicting, builds it a block of rows at a time (set by forward).
   bool keepCol_ = true;
