@@ -280,8 +280,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                                         " values, the plan needs " + std::to_string(engine_->paramSize()));
       adapted[k] = a.Data();
     }
+    // The helper, asleep since the adapt call that computed these weights, wakes for the update;
+    // it then spins on for the next adapt call (the JavaScript that prepares it runs on the other core).
+    engine_->wake();
     const int64_t bad = engine_->reptileUpdate(adapted.data(), (int)n, info[1].As<Napi::Number>().DoubleValue());
-    engine_->rest();
     if (bad < 0) return env.Undefined();
     Napi::Object o = Napi::Object::New(env);
     o.Set("index", Napi::Number::New(env, (double)bad));
@@ -455,6 +457,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       }
     losses_.assign(args_.size(), 0);
     busy = true;
+    engine_->wake();
     AdaptWorker* w = new AdaptWorker(env, this, Value());
     Napi::Promise p = w->promise();
     w->Queue();

@@ -45,7 +45,21 @@ class Pool {
   }
 
   // No job for a while (the end of an engine call): the helper sleeps now instead of spinning.
-  void rest() { rest_.store(true, std::memory_order_relaxed); }
+  void rest() {
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      wake_ = false;
+    }
+    rest_.store(true, std::memory_order_relaxed);
+  }
+  // Jobs are coming (an engine call is about to start): a sleeping helper wakes now, so that it is
+  // spinning by the first one instead of leaving it to the caller while the OS wakes it.
+  void wake() {
+    rest_.store(false, std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lk(m_);
+    wake_ = true;
+    if (sleeping_.load()) cv_.notify_one();
+  }
 
   void run(void (*fn)(void*, int), void* arg) {
     rest_.store(false, std::memory_order_relaxed);
@@ -74,7 +88,7 @@ class Pool {
   void loop() {
     uint64_t seen = 0;
     for (;;) {
-      const auto t0 = std::chrono::steady_clock::now();
+      auto t0 = std::chrono::steady_clock::now();
       unsigned spins = 0;
       while (gen_.load() == seen) {
         cpuRelax();
@@ -82,8 +96,10 @@ class Pool {
             (rest_.load(std::memory_order_relaxed) || std::chrono::steady_clock::now() - t0 > std::chrono::milliseconds(2))) {
           std::unique_lock<std::mutex> lk(m_);
           sleeping_.store(true);
-          cv_.wait(lk, [&] { return gen_.load() != seen; });
+          cv_.wait(lk, [&] { return gen_.load() != seen || wake_; });
+          wake_ = false;
           sleeping_.store(false);
+          t0 = std::chrono::steady_clock::now();
         }
       }
       if (stop_.load()) return;
@@ -98,6 +114,7 @@ class Pool {
 
   std::atomic<uint64_t> gen_{0}, claim_{0}, done_{0};
   std::atomic<bool> stop_{false}, sleeping_{false}, rest_{false};
+  bool wake_ = false;  // guarded by m_
   void (*fn_)(void*, int) = nullptr;
   void* arg_ = nullptr;
   std::mutex m_;
@@ -107,6 +124,10 @@ class Pool {
 
 void Engine::rest() {
   if (pool_) pool_->rest();
+}
+
+void Engine::wake() {
+  if (pool_) pool_->wake();
 }
 
 void Engine::setThreads(int threads) {

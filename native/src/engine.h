@@ -72,6 +72,8 @@ class Engine {
   void setThreads(int threads);
   // The caller has no work for the engine for a while: its helper thread sleeps until the next.
   void rest();
+  // The caller is about to call the engine: a sleeping helper thread wakes now.
+  void wake();
   int threads() const { return pool_ ? 2 : 1; }
 
   Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t paramSize, const Kernels* k);
