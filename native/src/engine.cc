@@ -537,11 +537,11 @@ void Engine::runItem(const Item& it, int s) {
     if (s > 0 && !pool_) return;
     float* out = packs_[it.which][i].data + (pool_ ? (size_t)s * packs_[it.which][i].stride : 0);
     if (it.which == 0)
-      k_->pack_b_part(K, g.cout, P + op.w, g.cout, false, out, 0, 1);
+      k_->pack_b_all(K, g.cout, P + op.w, g.cout, false, out);
     else if (dxPhased_[i])
-      k_->conv_dx_pack(g, P + op.w, out, 0, 1);
+      k_->conv_dx_pack(g, P + op.w, out);
     else
-      k_->pack_b_part(g.cout, K, P + op.w, g.cout, true, out, 0, 1);
+      k_->pack_b_all(g.cout, K, P + op.w, g.cout, true, out);
     return;
   }
   // The shard's own copy of a packing (see Pack above); a forward packing read in place is the weights.
@@ -688,7 +688,7 @@ void Engine::runItem(const Item& it, int s) {
             // here, into the shard's workspace, which the products then do not need.
             const float* packed = shardPacked;
             if (!packed) {
-              k_->conv_dx_pack(g, P + op.w, work_[s], 0, 1);
+              k_->conv_dx_pack(g, P + op.w, work_[s]);
               packed = work_[s];
             }
             k_->conv_dx_phases(g, n, t.taps.data(), t.rows.data(), zeroPixel_.data(), packed, work_[s]);

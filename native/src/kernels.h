@@ -23,19 +23,19 @@ struct Kernels {
   void (*gemm)(int M, int N, int K, const float* A, int lda, bool transA, const float* B, int ldb, bool transB,
                float* C, int ldc, bool accumulate, float* work);
   size_t (*gemm_work_floats)();
-  // gemm with op(B) packed beforehand (pack_b_part, for every part), for a B used by several
+  // gemm with op(B) packed beforehand (pack_b_all), for a B used by several
   // products: the same C bit for bit, without packing B again.
   void (*gemm_packed)(int M, int N, int K, const float* A, int lda, bool transA, const float* Bpacked, float* C,
                       int ldc, bool accumulate, float* work);
   size_t (*packed_b_floats)(int N, int K);
-  void (*pack_b_part)(int K, int N, const float* B, int ldb, bool transB, float* out, int part, int parts);
+  void (*pack_b_all)(int K, int N, const float* B, int ldb, bool transB, float* out);
   // Whether B (K × N, not transposed, row stride N) packed is B itself, so that gemm_packed can
   // read B in place of its packing.
   bool (*packed_is_plain)(int K, int N);
   // Convolutions without im2col's matrix, for those conv_implicit accepts. conv_taps writes rows
   // [row0, row0 + rows) of a table of pointers: taps[t·ldt + r] is where row r of the im2col
   // matrix finds its cin floats for window position t (an input pixel, or zero: cin zeros). The
-  // forward product (B: the weights packed by pack_b_part, or W itself when packed is null) and the
+  // forward product (B: the weights packed by pack_b_all, or W itself when packed is null) and the
   // weight gradient (dW, K × cout, = im2colᵀ·dy over M rows) read the matrix through it and give
   // the same bits as im2col_rows followed by gemm.
   bool (*conv_implicit)(const WindowGeom& g);
@@ -87,13 +87,13 @@ struct Kernels {
   // A convolution's input gradient gathered phase by phase (see kernels_impl.inc), for those
   // conv_dx_phased accepts: each stride phase of the input's pixels is a product of its own, over
   // the window positions that reach it, written straight into dx (no col2im, no zeroing, no
-  // products for taps that fall outside the output). conv_dx_pack packs the phases' weights (a
-  // share of them per part, conv_dx_packed_floats in all); conv_dx_taps writes a batch's tables of
+  // products for taps that fall outside the output). conv_dx_pack packs the phases' weights
+  // (conv_dx_packed_floats in all); conv_dx_taps writes a batch's tables of
   // pointers (conv_dx_table_size of each), which stay valid while dy and dx stay where they are.
   bool (*conv_dx_phased)(const WindowGeom& g);
   size_t (*conv_dx_packed_floats)(const WindowGeom& g);
   void (*conv_dx_table_size)(const WindowGeom& g, int n, size_t* taps, size_t* rows);
-  void (*conv_dx_pack)(const WindowGeom& g, const float* W, float* out, int part, int parts);
+  void (*conv_dx_pack)(const WindowGeom& g, const float* W, float* out);
   void (*conv_dx_taps)(const WindowGeom& g, int n, const float* dy, float* dx, const float* zero, const float** taps,
                        float** rows);
   void (*conv_dx_phases)(const WindowGeom& g, int n, const float* const* taps, float* const* rows, const float* zero,
