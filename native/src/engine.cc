@@ -535,7 +535,7 @@ void Engine::runItem(const Item& it, int s) {
     // On two threads each shard packs the whole matrix into its own copy, which only its own core
     // then reads and writes; on one, the first shard packs the copy both read.
     if (s > 0 && !pool_) return;
-    float* out = packs_[it.which][i].data + (pool_ ? (size_t)s * packs_[it.which][i].stride : 0);
+    float* out = shardCopy(packs_[it.which][i], s);
     if (it.which == 0)
       k_->pack_b_all(K, g.cout, P + op.w, g.cout, false, out);
     else if (dxPhased_[i])
@@ -545,9 +545,9 @@ void Engine::runItem(const Item& it, int s) {
     return;
   }
   // The shard's own copy of a packing (see Pack above); a forward packing read in place is the weights.
-  const float* shardPacked = it.packed;
-  if (shardPacked && pool_ && !(it.stage == Stage::Fwd && plainPack_[i]))
-    shardPacked += (size_t)s * packs_[it.stage == Stage::Fwd ? 0 : 1][i].stride;
+  const float* shardPacked = it.packed && !(it.stage == Stage::Fwd && plainPack_[i])
+                                 ? shardCopy(packs_[it.stage == Stage::Fwd ? 0 : 1][i], s)
+                                 : it.packed;
   const float* x = (i == 0 ? act_[0] : outputOf(act_, ops_, i - 1)).data() + (size_t)b * op.inSize;
   float* y = act_[i + 1].data() + (size_t)b * op.outSize;
   const int c = op.channels;

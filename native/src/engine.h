@@ -211,6 +211,8 @@ class Engine {
     uint64_t done = 0, queued = 0;
   };
   std::vector<Packed> packs_[2];
+  // Shard s's copy of a packing: its own on two threads, the one copy on one.
+  float* shardCopy(const Packed& p, int s) const { return p.data + (pool_ ? (size_t)s * p.stride : 0); }
   // Per op: a convolution whose forward packing would be its weights as they are (read in place).
   std::vector<bool> plainPack_;
   uint64_t version_ = 1;
