@@ -600,16 +600,20 @@ void Engine::runItem(const Item& it, int s) {
           // kChunkRows rows at a time in a block that stays in cache (the rows of a product are
           // independent, so the outputs are the same bits).
           const int chunk = keepCol_ || (size_t)M * K * sizeof(float) <= kChunkBytes ? M : kChunkRows;
+          // A small window (conv_small): the product and the bias in one pass over y.
+          const bool small = k_->conv_small(g);
           for (int r0 = 0; r0 < M; r0 += chunk) {
             const int rows = std::min(chunk, M - r0);
             k_->im2col_rows(g, x, r0, rows, col);
             float* yr = y + (size_t)r0 * g.cout;
-            if (shardPacked)
+            if (small)
+              k_->conv_small_forward(rows, K, g.cout, col, P + op.w, op.b >= 0 ? P + op.b : nullptr, yr);
+            else if (shardPacked)
               k_->gemm_packed(rows, g.cout, K, col, K, false, shardPacked, yr, g.cout, false, work_[s]);
             else
               k_->gemm(rows, g.cout, K, col, K, false, P + op.w, g.cout, false, yr, g.cout, false, work_[s]);
           }
-          if (op.b >= 0) k_->add_bias(M, g.cout, P + op.b, y);
+          if (op.b >= 0 && !small) k_->add_bias(M, g.cout, P + op.b, y);
           break;
         }
         case OpKind::Dense:
@@ -664,13 +668,17 @@ void Engine::runItem(const Item& it, int s) {
           const WindowGeom& g = op.g;
           const int M = n * g.outH * g.outW, K = g.kh * g.kw * g.cin;
           const size_t colOffset = (size_t)b * g.outH * g.outW * K;
-          if (implicit_[i])
+          if (implicit_[i]) {
             k_->conv_weight_grad_implicit(g, M, tapsOf(i, b), tapStride(g), zeroPixel_.data(), dy, G + op.w,
                                           work_[s]);
-          else
+            if (op.b >= 0) k_->col_sums(M, g.cout, dy, G + op.b);
+          } else if (k_->conv_small(g)) {
+            k_->conv_small_grads(M, K, g.cout, aux_[i].data() + colOffset, dy, G + op.w, op.b >= 0 ? G + op.b : nullptr);
+          } else {
             k_->gemm(K, g.cout, M, aux_[i].data() + colOffset, K, true, dy, g.cout, false, G + op.w, g.cout, false,
                      work_[s]);
-          if (op.b >= 0) k_->col_sums(M, g.cout, dy, G + op.b);
+            if (op.b >= 0) k_->col_sums(M, g.cout, dy, G + op.b);
+          }
           if (dx && dxPhased_[i]) {
             // The tables depend only on where dy and dx lie and on the shard's row count.
             DxTables& t = dxTables_[i][s];

@@ -102,6 +102,14 @@ struct Kernels {
   // lie in the padding (see kernels_impl.inc): computed in that order, a forward product's tiles
   // skip those positions.
   void (*conv_rows_by_padding)(const WindowGeom& g, int n, int32_t* order);
+  // A convolution whose window holds few values (a one-channel input, as a first layer on grayscale
+  // images), for those conv_small accepts: from its im2col matrix (M × K), the forward product
+  // plus the bias (bias may be null) in one pass, the same bits as gemm then add_bias; and the
+  // weight gradient (colᵀ·dy) with the bias gradient (db may be null) in one pass over dy, the
+  // same bits as gemm and col_sums.
+  bool (*conv_small)(const WindowGeom& g);
+  void (*conv_small_forward)(int M, int K, int N, const float* col, const float* W, const float* bias, float* y);
+  void (*conv_small_grads)(int M, int K, int N, const float* col, const float* dy, float* dW, float* db);
 };
 
 // Whether this CPU runs a variant: "avx512", "avx2" or "generic".
