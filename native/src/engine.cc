@@ -161,7 +161,7 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
   params_.assign(P_, 0.f);
   cur_.assign(P_, 0.f);
   before_.assign(P_, 0.f);
-  w_ = params_.data();
+  useWeights(params_.data(), params_.data());
   act_.resize(ops_.size() + 1);
   aux_.resize(ops_.size());
   arg_.resize(ops_.size());
@@ -400,6 +400,7 @@ void Engine::push(Stage stage, int op, float* dy, float* dx, const float* packed
 }
 
 const float* Engine::packedFor(size_t op, int which) const {
+  // (runItem reads a plain forward packing from the shard's own weights.)
   if (which == 0 && plainPack_[op]) return w_ + ops_[op].w;
   const Packed& p = packs_[which][op];
   return p.data && p.done == version_ ? p.data : nullptr;
@@ -448,20 +449,49 @@ void Engine::runShard(int s) {
   for (const Item& it : queue_) runItem(it, s);
 }
 
+// Values the other core wrote (its partial gradient, its half of the weights) are read a chunk at a
+// time, each chunk prefetched `ahead` chunks before with the non-temporal hint: a line read that
+// way does not stay in this core's caches once used, so that the other core's next write to it
+// does not have to take it back from here first. With the two cores far apart (a round trip of
+// ~450 ns), that write had cost more than the read. Prefetches the chunk `ahead` chunks after
+// position i of p[0, n).
+static inline void prefetchFar(const float* p, int64_t i, int64_t n, int64_t chunk, int64_t ahead) {
+  for (int64_t j = i + ahead * chunk, end = std::min(j + chunk, n); j < end; j += 16) __builtin_prefetch(p + j, 0, 0);
+}
+
 // Work over all parameters, each shard on its own (see ownParams): the start and end of an inner
-// loop, and the optimizer step (whose gradient is the shards' sum, in order).
+// loop, the optimizer step (whose gradient is the shards' sum, in order), and on two threads the
+// copy of the values the other shard's step wrote (Sync).
 void Engine::runParamRange(Stage stage, int s) {
+  const bool ownCopies = shardW_[0] != shardW_[1];
+  if (stage == Stage::Start && ownCopies) {
+    // Each shard's copy starts as the whole of φ.
+    std::memcpy(shardW_[s], params_.data(), sizeof(float) * (size_t)P_);
+    return;
+  }
+  if (stage == Stage::Sync) {
+    const float* from = shardW_[1 - s];
+    float* to = shardW_[s];
+    for (const auto& r : owned_[1 - s]) {
+      const int64_t lo = std::max(r[0], syncFrom_), hi = r[1];
+      for (int64_t i = lo; i < hi; i += kFarChunk) {
+        prefetchFar(from, i, hi, kFarChunk, kFarAhead);
+        std::memcpy(to + i, from + i, sizeof(float) * (size_t)std::min(kFarChunk, hi - i));
+      }
+    }
+    return;
+  }
   // OptEarly: the optimizer step on the parameters from lateEnd_ on (see adapt).
   const int64_t from = stage == Stage::OptEarly ? lateEnd_ : 0;
   for (const auto& r : owned_[s]) {
     const int64_t lo = std::max(r[0], from), hi = r[1];
-    if (hi > lo) runParamRange(stage, lo, hi);
+    if (hi > lo) runParamRange(stage, lo, hi, s);
   }
 }
 
-void Engine::runParamRange(Stage stage, int64_t lo, int64_t hi) {
+void Engine::runParamRange(Stage stage, int64_t lo, int64_t hi, int s) {
   const size_t bytes = sizeof(float) * (size_t)(hi - lo);
-  float* cur = cur_.data();
+  float* cur = shardW_[s];
   switch (stage) {
     case Stage::Start:
       std::memcpy(cur + lo, params_.data() + lo, bytes);
@@ -477,29 +507,35 @@ void Engine::runParamRange(Stage stage, int64_t lo, int64_t hi) {
     }
     case Stage::Opt:
     case Stage::OptEarly:
-      optimizerStep(lo, hi);
+      optimizerStep(cur, lo, hi, pool_ ? 1 - s : -1);
       return;
     default:
       return;
   }
 }
 
-// The optimizer step on parameters [lo, hi): their gradient is the shards' partial sums added in
-// order, inside the optimizer's pass.
-void Engine::optimizerStep(int64_t lo, int64_t hi) {
-  const float* g = grads_[0].data() + lo;
-  const float* g1 = grads_[1].data() + lo;
-  if (optKind == OptKind::Sgd)
-    k_->sgd((size_t)(hi - lo), w_ + lo, g, g1, coef_[0]);
-  else if (optKind == OptKind::Adam)
-    k_->adam((size_t)(hi - lo), w_ + lo, g, g1, m.data() + lo, v.data() + lo, coef_);
+// The optimizer step on parameters [lo, hi) of the weights w: their gradient is the shards'
+// partial sums added in order, inside the optimizer's pass. remote: the shard whose partial sums
+// the other core wrote (or -1), read as prefetchFar reads.
+void Engine::optimizerStep(float* w, int64_t lo, int64_t hi, int remote) {
+  const float* g = grads_[0].data();
+  const float* g1 = grads_[1].data();
+  const int64_t chunk = remote < 0 ? hi - lo : kFarChunk;
+  for (int64_t i = lo; i < hi; i += chunk) {
+    const int64_t c = std::min(chunk, hi - i);
+    if (remote >= 0) prefetchFar(grads_[remote].data(), i, hi, chunk, kFarAhead);
+    if (optKind == OptKind::Sgd)
+      k_->sgd((size_t)c, w + i, g + i, g1 + i, coef_[0]);
+    else if (optKind == OptKind::Adam)
+      k_->adam((size_t)c, w + i, g + i, g1 + i, m.data() + i, v.data() + i, coef_);
+  }
 }
 
 void Engine::runItem(const Item& it, int s) {
   const int n = count_[s], b = begin_[s];
-  const float* P = w_;
+  const float* P = shardW_[s];
   if (it.stage == Stage::Start || it.stage == Stage::Snapshot || it.stage == Stage::Opt ||
-      it.stage == Stage::OptEarly || it.stage == Stage::Finish) {
+      it.stage == Stage::OptEarly || it.stage == Stage::Finish || it.stage == Stage::Sync) {
     runParamRange(it.stage, s);
     return;
   }
@@ -544,10 +580,11 @@ void Engine::runItem(const Item& it, int s) {
       k_->pack_b_all(g.cout, K, P + op.w, g.cout, true, out);
     return;
   }
-  // The shard's own copy of a packing (see Pack above); a forward packing read in place is the weights.
-  const float* shardPacked = it.packed && !(it.stage == Stage::Fwd && plainPack_[i])
-                                 ? shardCopy(packs_[it.stage == Stage::Fwd ? 0 : 1][i], s)
-                                 : it.packed;
+  // The shard's own copy of a packing (see Pack above); a forward packing read in place is the
+  // shard's weights.
+  const float* shardPacked = !it.packed                                ? nullptr
+                             : it.stage == Stage::Fwd && plainPack_[i] ? P + op.w
+                                                                       : shardCopy(packs_[it.stage == Stage::Fwd ? 0 : 1][i], s);
   const float* x = (i == 0 ? act_[0] : outputOf(act_, ops_, i - 1)).data() + (size_t)b * op.inSize;
   float* y = act_[i + 1].data() + (size_t)b * op.outSize;
   const int c = op.channels;
@@ -854,13 +891,16 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
   struct Restore {
     Engine* e;
     ~Restore() {
-      e->w_ = e->params_.data();
+      e->useWeights(e->params_.data(), e->params_.data());
       e->abandonQueue();
       e->args_ = nullptr;
       e->weightsChanged();
     }
   } restore{this};
-  w_ = cur_.data();
+  // On two threads the second shard works on a copy of its own (see shardW_).
+  if (pool_ && cur1_.size() != (size_t)P_) cur1_.assign(P_, 0.f);
+  useWeights(cur_.data(), pool_ ? cur1_.data() : cur_.data());
+  const bool ownCopies = shardW_[0] != shardW_[1];
   push(Stage::Start, -1);
   flush();
   weightsChanged();
@@ -868,6 +908,7 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
   double lossSum = 0;
   for (int k = 0; k < a.numBatches; k++) {
     step_ = k;
+    if (k > 0 && ownCopies) push(Stage::Sync, -1);
     if (k == a.numBatches - 1) push(Stage::Snapshot, -1);
     push(Stage::Copy, -1);
     forward(true, true);
@@ -881,12 +922,15 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
       setOptimizerCoefficients(a);
       push(Stage::OptEarly, -1);
       flush();
-      optimizerStep(0, lateEnd_);
+      optimizerStep(w_, 0, lateEnd_, -1);
+      if (ownCopies) std::memcpy(shardW_[1], w_, sizeof(float) * (size_t)lateEnd_);
+      syncFrom_ = lateEnd_;
     } else {
       flush();
       setOptimizerCoefficients(a);
       push(Stage::Opt, -1);
       flush();
+      syncFrom_ = 0;
     }
     lossSum += meanLoss();
     weightsChanged();
@@ -971,11 +1015,11 @@ void Engine::predictWith(const float* weights, const float* x, int n, bool batch
   struct Restore {
     Engine* e;
     ~Restore() {
-      e->w_ = e->params_.data();
+      e->useWeights(e->params_.data(), e->params_.data());
       e->abandonQueue();
     }
   } restore{this};
-  w_ = const_cast<float*>(weights);
+  useWeights(const_cast<float*>(weights), const_cast<float*>(weights));
   if (!(reuse && weights == lastPredictWeights_ && version_ == lastPredictVersion_)) weightsChanged();
   lastPredictWeights_ = nullptr;
   predictOnce(x, n, batchStats, out);

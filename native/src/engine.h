@@ -49,8 +49,9 @@ struct AdaptArgs {
 
 class Pool;
 
-// One stage of work on one shard of a batch; see Engine::flush.
-enum class Stage : uint8_t { Start, Copy, Pack, Fwd, BnMoments, BnApply, Loss, Bwd, BnBwdSum, BnBwdDx, Snapshot, Opt, OptEarly, Finish };
+// One stage of work on one shard of a batch; see Engine::flush. (Sync: on two threads, a shard
+// copies into its own weights the values the other shard's optimizer step wrote.)
+enum class Stage : uint8_t { Start, Copy, Pack, Fwd, BnMoments, BnApply, Loss, Bwd, BnBwdSum, BnBwdDx, Snapshot, Opt, OptEarly, Finish, Sync };
 struct Item {
   Stage stage;
   int op;
@@ -136,9 +137,17 @@ class Engine {
   void abandonQueue();
   void runItem(const Item& it, int s);
   void runParamRange(Stage stage, int s);
-  void runParamRange(Stage stage, int64_t lo, int64_t hi);
+  void runParamRange(Stage stage, int64_t lo, int64_t hi, int s);
   void ownParams();
-  void optimizerStep(int64_t lo, int64_t hi);
+  void optimizerStep(float* w, int64_t lo, int64_t hi, int remote);
+  // The weights the kernels read: w for both shards, or w and a copy of its own for the second.
+  void useWeights(float* w, float* second) {
+    w_ = w;
+    shardW_[0] = w;
+    shardW_[1] = second;
+  }
+  // How values the other core wrote are read (see prefetchFar): chunks of floats, chunks ahead.
+  static constexpr int64_t kFarChunk = 256, kFarAhead = 2;
   int64_t lateParamsEnd() const;
   int64_t paramSplit(int64_t from) const;
   int64_t reptileUpdateRange(const float* const* adapted, int n, double epsilon, int64_t lo, int64_t hi);
@@ -199,6 +208,13 @@ class Engine {
   std::vector<float> params_, cur_, before_, batchTargets_;
   std::vector<float> nextParams_;  // reptileUpdate's result, copied to φ once every value is finite
   float* w_ = nullptr;  // the weights the kernels read: params_, or cur_ during adapt
+  // The weights each shard reads and writes: w_ for both, except in adapt on two threads, where the
+  // second shard has a copy of its own (cur1_), so that each core's weights are read by the
+  // other only when a Sync item copies the values the other shard's optimizer step wrote.
+  float* shardW_[2] = {nullptr, nullptr};
+  std::vector<float> cur1_;
+  // Where the last optimizer step run by the shards began (lateEnd_ with an early step, else 0).
+  int64_t syncFrom_ = 0;
 
   // The convolutions' weights packed for the matrix products (gemm_packed), once per value of the
   // weights instead of once per product: [0] as the forward product reads them, [1] as the
