@@ -5,12 +5,21 @@ import * as path from 'node:path';
 import { zipSync } from 'fflate';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
+import { afterAll } from 'vitest';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
 
-/** A fresh temporary directory. */
+const made: string[] = [];
+// A test file's temporary directories go once its tests have run (its own hooks first).
+afterAll(() => {
+  for (const dir of made.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh temporary directory, removed once the test file's tests have run. */
 export function makeTemp(prefix = 'reptile-fewshot-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(dir);
+  return dir;
 }
 
 /** PNG bytes of an RGB image given by `pixel(x, y) → [r, g, b]`. */

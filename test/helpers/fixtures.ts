@@ -2,12 +2,21 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { afterAll } from 'vitest';
 import type { Rng } from '../../src/core/rng.js';
 import type { Task, TaskSource } from '../../src/tasks/task.js';
 
-/** A fresh temporary directory, removed by the returned cleanup. */
+const made: string[] = [];
+// A test file's temporary directories go once its tests have run (its own hooks first).
+afterAll(() => {
+  for (const dir of made.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh temporary directory, removed once the test file's tests have run. */
 export function tempDir(prefix = 'reptile-test-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(dir);
+  return dir;
 }
 
 /** A one-weight linear model y = w·x with w = `w0`: its MSE loss on (x = 1, y = c) is (w − c)². */
