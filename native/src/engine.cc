@@ -449,14 +449,23 @@ void Engine::runShard(int s) {
   for (const Item& it : queue_) runItem(it, s);
 }
 
-// Values the other core wrote (its partial gradient, its half of the weights) are read a chunk at a
-// time, each chunk prefetched `ahead` chunks before with the non-temporal hint: a line read that
+// Calls f(i, count) over [lo, hi): with far (values the other core wrote: its partial gradient,
+// its half of the weights) a chunk of kFarChunk at a time, each chunk of far prefetched kFarAhead
+// chunks before with the non-temporal hint; without, once over the whole range. A line read that
 // way does not stay in this core's caches once used, so that the other core's next write to it
-// does not have to take it back from here first. With the two cores far apart (a round trip of
-// ~450 ns), that write had cost more than the read. Prefetches the chunk `ahead` chunks after
-// position i of p[0, n).
-static inline void prefetchFar(const float* p, int64_t i, int64_t n, int64_t chunk, int64_t ahead) {
-  for (int64_t j = i + ahead * chunk, end = std::min(j + chunk, n); j < end; j += 16) __builtin_prefetch(p + j, 0, 0);
+// does not have to take it back from here first: with the two cores far apart (a round trip of
+// ~450 ns), that write had cost more than the read.
+template <class F>
+static inline void farChunks(const float* far, int64_t lo, int64_t hi, F f) {
+  if (!far) {
+    if (hi > lo) f(lo, hi - lo);
+    return;
+  }
+  for (int64_t i = lo; i < hi; i += Engine::kFarChunk) {
+    for (int64_t j = i + Engine::kFarAhead * Engine::kFarChunk, end = std::min(j + Engine::kFarChunk, hi); j < end; j += 16)
+      __builtin_prefetch(far + j, 0, 0);
+    f(i, std::min(Engine::kFarChunk, hi - i));
+  }
 }
 
 // Work over all parameters, each shard on its own (see ownParams): the start and end of an inner
@@ -472,13 +481,9 @@ void Engine::runParamRange(Stage stage, int s) {
   if (stage == Stage::Sync) {
     const float* from = shardW_[1 - s];
     float* to = shardW_[s];
-    for (const auto& r : owned_[1 - s]) {
-      const int64_t lo = std::max(r[0], syncFrom_), hi = r[1];
-      for (int64_t i = lo; i < hi; i += kFarChunk) {
-        prefetchFar(from, i, hi, kFarChunk, kFarAhead);
-        std::memcpy(to + i, from + i, sizeof(float) * (size_t)std::min(kFarChunk, hi - i));
-      }
-    }
+    for (const auto& r : owned_[1 - s])
+      farChunks(from, std::max(r[0], syncFrom_), r[1],
+                [&](int64_t i, int64_t c) { std::memcpy(to + i, from + i, sizeof(float) * (size_t)c); });
     return;
   }
   // OptEarly: the optimizer step on the parameters from lateEnd_ on (see adapt).
@@ -516,19 +521,16 @@ void Engine::runParamRange(Stage stage, int64_t lo, int64_t hi, int s) {
 
 // The optimizer step on parameters [lo, hi) of the weights w: their gradient is the shards'
 // partial sums added in order, inside the optimizer's pass. remote: the shard whose partial sums
-// the other core wrote (or -1), read as prefetchFar reads.
+// the other core wrote (or -1), read as farChunks reads.
 void Engine::optimizerStep(float* w, int64_t lo, int64_t hi, int remote) {
   const float* g = grads_[0].data();
   const float* g1 = grads_[1].data();
-  const int64_t chunk = remote < 0 ? hi - lo : kFarChunk;
-  for (int64_t i = lo; i < hi; i += chunk) {
-    const int64_t c = std::min(chunk, hi - i);
-    if (remote >= 0) prefetchFar(grads_[remote].data(), i, hi, chunk, kFarAhead);
+  farChunks(remote < 0 ? nullptr : grads_[remote].data(), lo, hi, [&](int64_t i, int64_t c) {
     if (optKind == OptKind::Sgd)
       k_->sgd((size_t)c, w + i, g + i, g1 + i, coef_[0]);
     else if (optKind == OptKind::Adam)
       k_->adam((size_t)c, w + i, g + i, g1 + i, m.data() + i, v.data() + i, coef_);
-  }
+  });
 }
 
 void Engine::runItem(const Item& it, int s) {

@@ -69,6 +69,8 @@ struct Item {
 class Engine {
  public:
   static constexpr int kShards = 2;
+  // How values the other core wrote are read (see farChunks): chunks of floats, chunks ahead.
+  static constexpr int64_t kFarChunk = 256, kFarAhead = 2;
   // 1: both shards on the calling thread; 2: the second shard on a helper thread.
   void setThreads(int threads);
   // The caller has no work for the engine for a while: its helper thread sleeps until the next.
@@ -146,8 +148,7 @@ class Engine {
     shardW_[0] = w;
     shardW_[1] = second;
   }
-  // How values the other core wrote are read (see prefetchFar): chunks of floats, chunks ahead.
-  static constexpr int64_t kFarChunk = 256, kFarAhead = 2;
+
   int64_t lateParamsEnd() const;
   int64_t paramSplit(int64_t from) const;
   int64_t reptileUpdateRange(const float* const* adapted, int n, double epsilon, int64_t lo, int64_t hi);
