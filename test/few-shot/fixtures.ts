@@ -1,25 +1,16 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { zipSync } from 'fflate';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
-import { afterAll } from 'vitest';
+import { tempDir } from '../helpers/fixtures.js';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
 
-const made: string[] = [];
-// A test file's temporary directories go once its tests have run (its own hooks first).
-afterAll(() => {
-  for (const dir of made.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
-});
-
-/** A fresh temporary directory, removed once the test file's tests have run. */
+/** A fresh temporary directory, removed once the test file's tests have run (see tempDir). */
 export function makeTemp(prefix = 'reptile-fewshot-'): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  made.push(dir);
-  return dir;
+  return tempDir(prefix);
 }
 
 /** PNG bytes of an RGB image given by `pixel(x, y) → [r, g, b]`. */
