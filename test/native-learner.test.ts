@@ -464,7 +464,7 @@ describe.skipIf(nativeSkipReason !== undefined)('inline executor', () => {
 });
 
 describe.skipIf(nativeSkipReason !== undefined)('the Reptile meta-update applied by the engine', () => {
-  it('equals core reptileUpdate bit for bit (ε = 0, small, mid, 1; one to five tasks of mixed magnitudes)', () => {
+  it('equals core reptileUpdate bit for bit (ε = 0, small, mid, 1; one to five tasks of mixed magnitudes; signed zeros)', () => {
     const learner = new NativeLearner({ model: convNet(71) });
     const rng = Rng.derive(71, 0);
     const size = learner.layout.size;
@@ -473,6 +473,10 @@ describe.skipIf(nativeSkipReason !== undefined)('the Reptile meta-update applied
       for (const epsilon of [0, 1e-3, 0.37, 1]) {
         const phi = draw();
         const adapted = Array.from({ length: n }, draw);
+        // Signed zeros: a sum from +0 turns all −0 terms into +0, as core's does; the last values
+        // fall outside the engine's vector blocks.
+        for (const i of [5, size - 1]) for (const a of adapted) a.data[i] = -0;
+        adapted[0]!.data[6] = -0;
         learner.setParams(phi);
         expect(learner.applyReptileUpdate(adapted, epsilon)).toBeUndefined();
         const expected = reptileUpdate(phi, adapted, epsilon);

@@ -945,25 +945,7 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
 // Computes reptileUpdate's values for [lo, hi) into nextParams_; returns the first index there
 // whose value is not finite, or −1.
 int64_t Engine::reptileUpdateRange(const float* const* adapted, int n, double epsilon, int64_t lo, int64_t hi) {
-  float* out = nextParams_.data();
-  const float* phi = params_.data();
-  const double count = n;
-  int64_t bad = -1;
-  for (int64_t i = lo; i < hi; i++) {
-    double sum = 0;
-    for (int k = 0; k < n; k++) sum += (double)adapted[k][i];
-    const float mean = (float)(sum / count);
-    if (epsilon == 1) {
-      out[i] = mean;
-    } else {
-      // Stored apart so that no compiler fuses it into the sum below (a fused multiply-add rounds
-      // once where JavaScript rounds twice).
-      volatile double step = epsilon * ((double)mean - (double)phi[i]);
-      out[i] = (float)((double)phi[i] + step);
-    }
-    if (bad < 0 && !std::isfinite(out[i])) bad = i;
-  }
-  return bad;
+  return k_->reptile_update(lo, hi, adapted, n, epsilon, params_.data(), nextParams_.data());
 }
 
 namespace {

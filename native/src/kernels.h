@@ -110,6 +110,12 @@ struct Kernels {
   bool (*conv_small)(const WindowGeom& g);
   void (*conv_small_forward)(int M, int K, int N, const float* col, const float* W, const float* bias, float* y);
   void (*conv_small_grads)(int M, int K, int N, const float* col, const float* dy, float* dW, float* db);
+  // The Reptile meta-update's values at [lo, hi) (see Engine::reptileUpdate): the mean of the n
+  // vectors a[0..n), summed in double in their order and rounded to float; with eps ≠ 1 then
+  // phi + eps·(mean − phi) in double, the product rounded before the sum (never fused), rounded to
+  // float. Returns the first index whose value is not finite, or −1.
+  int64_t (*reptile_update)(int64_t lo, int64_t hi, const float* const* a, int n, double eps, const float* phi,
+                            float* out);
 };
 
 // Whether this CPU runs a variant: "avx512", "avx2" or "generic".
