@@ -473,8 +473,9 @@ describe.skipIf(nativeSkipReason !== undefined)('the Reptile meta-update applied
       for (const epsilon of [0, 1e-3, 0.37, 1]) {
         const phi = draw();
         const adapted = Array.from({ length: n }, draw);
-        // Signed zeros: a sum from +0 turns all −0 terms into +0, as core's does; the last values
-        // fall outside the engine's vector blocks.
+        // Signed zeros: a sum from +0 turns all −0 terms into +0, as core's does. The last value
+        // (of 390, the second half from 208 on) falls past the last whole block of 4 or 8 values
+        // (AVX2, AVX-512), into the scalar tail; the portable kernels' blocks of 2 cover it.
         for (const i of [5, size - 1]) for (const a of adapted) a.data[i] = -0;
         adapted[0]!.data[6] = -0;
         learner.setParams(phi);
