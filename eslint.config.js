@@ -7,7 +7,7 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   {
     rules: {
-      // Randomness must come from the seeded RNG (DESIGN.md conventions).
+      // Randomness must come from the seeded RNG (docs/architecture.md, "Conventions").
       'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'Use the seeded Rng from core/rng.' }],
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },

@@ -1,10 +1,11 @@
 #!/bin/bash
 # Opt-in accuracy run (not part of npm test): Omniglot 5-way 5-shot with the paper's settings for
-# 500 meta-iterations, then 1,000 non-transductive test tasks. Needs ../shared/data/omniglot and
-# `npm run build`. Usage: bench/omniglot-accuracy.sh [work-dir]   (default /tmp/reptile-omniglot-acc)
+# 500 meta-iterations, then 1,000 non-transductive test tasks. Needs the Omniglot archives in $DATA
+# (default data/omniglot; `reptile data omniglot --dir data/omniglot --download` fetches them) and
+# `npm run build`. Usage: DATA=DIR bench/omniglot-accuracy.sh [work-dir]   (default /tmp/reptile-omniglot-acc)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-data="$root/../shared/data/omniglot"
+data=$(cd "${DATA:-$root/data/omniglot}" && pwd)
 work=${1:-/tmp/reptile-omniglot-acc}
 mkdir -p "$work"
 export REPTILE_CACHE="$work/cache"

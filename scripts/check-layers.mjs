@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /* global process, console */
-// Fails when a file under src/ imports a layer above its own (DESIGN.md, "Layers"): the table
+// Fails when a file under src/ imports a layer above its own (docs/architecture.md, "Layers"): the table
 // below is that table, folder by folder. Files directly in src/ (the package entries) and the
 // private src/_utils/ module may be imported from anywhere; _utils imports no layer.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -41,7 +41,7 @@ export function findViolations(srcDir) {
     const layer = rel[0];
     const allowed = LAYERS[layer];
     if (allowed === undefined) {
-      problems.push(`${path.relative(process.cwd(), file)}: folder src/${layer}/ is not in the layer table: add it to DESIGN.md and scripts/check-layers.mjs`);
+      problems.push(`${path.relative(process.cwd(), file)}: folder src/${layer}/ is not in the layer table: add it to docs/architecture.md and scripts/check-layers.mjs`);
       continue;
     }
     const text = readFileSync(file, 'utf8');
@@ -56,7 +56,7 @@ export function findViolations(srcDir) {
       const to = target.length < 2 ? '(package entry)' : target[0];
       if (to === layer || to === '_utils') continue;
       if (!allowed.includes(to)) {
-        problems.push(`${path.relative(process.cwd(), file)}: imports '${spec}' from ${to}, but ${layer}/ may import ${allowed.length > 0 ? `only ${allowed.join(', ')}` : 'no other layer'} (DESIGN.md layers)`);
+        problems.push(`${path.relative(process.cwd(), file)}: imports '${spec}' from ${to}, but ${layer}/ may import ${allowed.length > 0 ? `only ${allowed.join(', ')}` : 'no other layer'} (docs/architecture.md, "Layers")`);
       }
     }
   }
@@ -68,8 +68,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const problems = findViolations(srcDir);
   for (const p of problems) console.error(p);
   if (problems.length > 0) {
-    console.error(`layer check: ${problems.length} import(s) against DESIGN.md's layers`);
+    console.error(`layer check: ${problems.length} import(s) against the layers of docs/architecture.md`);
     process.exit(1);
   }
-  console.log('layer check: every import in src/ follows DESIGN.md\'s layers');
+  console.log('layer check: every import in src/ follows the layers of docs/architecture.md');
 }

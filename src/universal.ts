@@ -1,7 +1,7 @@
 /**
  * The universal entry of reptile-ml (`reptile-ml/universal`, and `reptile-ml` under the `browser`
  * export condition): the algorithm without file I/O, the native engine or the data loaders, so a
- * bundler can take it to a web page (DESIGN.md invariant 7). Everything here runs on any tfjs
+ * bundler can take it to a web page (docs/architecture.md, invariant 7). Everything here runs on any tfjs
  * backend; pick one with `tf.setBackend` (the Node entry's `selectBackend` probes Node packages).
  * Nothing reachable from this file may import a Node built-in: test/universal-bundle.test.ts holds it.
  */

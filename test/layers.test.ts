@@ -16,7 +16,7 @@ function tree(files: Record<string, string>): string {
   return root;
 }
 
-describe('layer check (DESIGN.md layers)', () => {
+describe('layer check (docs/architecture.md, "Layers")', () => {
   it('finds no upward import in src/', () => {
     expect(check(path.resolve(import.meta.dirname, '..', 'src'))).toEqual([]);
   });

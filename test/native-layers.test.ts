@@ -7,7 +7,7 @@ import { NativeLearner } from '../src/learners/native.js';
 import type { Task } from '../src/tasks/task.js';
 import { init, nativeSkipReason, randomTask, relErr, tfjsGradients } from './native-helpers.js';
 
-// DESIGN.md invariant 3: every native layer's forward pass (output), backward pass (parameter and
+// docs/architecture.md, invariant 3: every native layer's forward pass (output), backward pass (parameter and
 // input gradients) and loss equal tfjs autograd's on the same weights and data, for random shapes
 // and seeds, with every kernel variant this CPU can run.
 const status = loadNative();

@@ -7,7 +7,7 @@ import { build, type BuildFailure, type Metafile } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from './helpers/fixtures.js';
 
-// DESIGN.md invariant 7: nothing reachable from the universal entry imports a Node built-in or
+// docs/architecture.md, invariant 7: nothing reachable from the universal entry imports a Node built-in or
 // the addon. The check bundles the built package (dist/) for the browser the way a user's bundler
 // would, through the package's own `exports` map, and is shown to be live by bundling the Node
 // entry the same way, which must fail on its Node built-ins.

@@ -1,6 +1,6 @@
 /**
  * The one binary form of a float32 vector, used by checkpoints, worker threads and Redis alike
- * (DESIGN.md invariant 2): its IEEE-754 bytes, little-endian. Decoding copies into a fresh,
+ * (docs/architecture.md, invariant 2): its IEEE-754 bytes, little-endian. Decoding copies into a fresh,
  * aligned `Float32Array`, so a payload sliced out of a larger buffer is safe to use.
  */
 export function floatsToBytes(values: Float32Array): Uint8Array {

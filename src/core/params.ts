@@ -45,7 +45,7 @@ function hashLayout(specs: readonly ParamSpec[]): string {
 }
 
 /**
- * Model parameters as one `Float32Array` plus its `Layout` (DESIGN.md invariant 2): the form in
+ * Model parameters as one `Float32Array` plus its `Layout` (docs/architecture.md, invariant 2): the form in
  * which parameters are averaged, interpolated, checkpointed and sent between processes.
  */
 export class Params {

@@ -3,7 +3,7 @@
  *
  * `Rng.derive(seed, ...keys)` gives a generator that is a pure function of the seed and the
  * integer keys, so the task for (seed, meta-iteration, task index) never depends on which
- * executor, thread or machine samples it, nor on what was sampled before (DESIGN.md invariant 1).
+ * executor, thread or machine samples it, nor on what was sampled before (docs/architecture.md, invariant 1).
  */
 export class Rng {
   private s0: number;

@@ -28,7 +28,7 @@ export interface EvalRequest {
 
 /**
  * Runs the adaptations of a meta-batch and returns their results in task-index order, whatever
- * order they finished in (DESIGN.md invariant 1). A `parallel` executor runs tasks side by side,
+ * order they finished in (docs/architecture.md, invariant 1). A `parallel` executor runs tasks side by side,
  * so it cannot chain the inner optimizer's state (`carry`) and refuses it.
  */
 export interface Executor {

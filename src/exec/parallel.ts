@@ -46,7 +46,7 @@ export interface ParallelExecutorOptions {
  * bytes, checks every result against the job it answers (run, iteration, digest of φ, layout,
  * sizes, finite values), and puts the results back in task-index order. Under `shared` the next
  * state is the mean of the tasks' final states, exactly as the inline executor makes it, so the
- * parameters are bit-identical to an inline run (DESIGN.md invariant 1); `carry` is refused.
+ * parameters are bit-identical to an inline run (docs/architecture.md, invariant 1); `carry` is refused.
  */
 export class ParallelExecutor implements Executor {
   readonly name: string;

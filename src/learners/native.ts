@@ -55,7 +55,7 @@ export class UnsupportedModelError extends ReptileError {
  * backward and the fused SGD/Adam step) in one call on a worker thread, with buffers kept between
  * calls. Minibatches are drawn with `core/miniBatches` from the same rng as `TfjsLearner`, and the
  * optimizers follow it operation for operation, so both learners give the same weights within
- * float32 rounding (DESIGN.md invariant 3). `writeToModel` puts the weights back into the tfjs
+ * float32 rounding (docs/architecture.md, invariant 3). `writeToModel` puts the weights back into the tfjs
  * model for export.
  */
 export class NativeLearner implements Learner {

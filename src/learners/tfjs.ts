@@ -23,7 +23,7 @@ export interface TfjsLearnerOptions {
  * The reference `Learner` over any TensorFlow.js `LayersModel` on any backend: tfjs autograd
  * computes the gradients and the inner optimizers (SGD, Adam) are written out here with flat,
  * checkpointable state, so that the native engine can be checked against it step by step
- * (DESIGN.md invariant 3).
+ * (docs/architecture.md, invariant 3).
  *
  * Adam follows Kingma & Ba with bias correction, θ ← θ − α·m̂/(√v̂ + ε); its moments persist
  * across tasks under `innerState: 'carry'`, as in supervised-reptile, and are zeroed before each

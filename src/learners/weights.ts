@@ -2,7 +2,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { ReptileError } from '../_utils/errors.js';
 import { createLayout, sizeOf, type Layout } from '../core/params.js';
 
-/** The layout of a model's trainable weights, in `model.trainableWeights` order (DESIGN.md invariant 2). */
+/** The layout of a model's trainable weights, in `model.trainableWeights` order (docs/architecture.md, invariant 2). */
 export function modelLayout(model: tf.LayersModel): Layout {
   return createLayout(model.trainableWeights.map((w, i) => ({ name: w.originalName ?? w.name ?? `w${i}`, shape: w.shape as number[] })));
 }

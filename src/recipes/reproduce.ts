@@ -27,7 +27,7 @@ export interface Reproduction {
   columns: { setting: string; shots: number; paper: { nonTransductive: Cell; transductive: Cell } }[];
 }
 
-/** The paper's Omniglot runs (final version, Table 1; `../shared/REFERENCE.md`). */
+/** The paper's Omniglot runs (Nichol, Achiam & Schulman 2018, arXiv 1803.02999, final version, Table 1). */
 export const REPRODUCTIONS: Record<Reproduction['name'], Reproduction> = {
   'omniglot-5w': {
     name: 'omniglot-5w',

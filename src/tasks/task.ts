@@ -29,7 +29,7 @@ export interface Task {
 
 /**
  * Where tasks come from. `sample` must draw all of its randomness from `rng`, so that a task is a
- * pure function of the generator handed to it (DESIGN.md invariant 1).
+ * pure function of the generator handed to it (docs/architecture.md, invariant 1).
  */
 export interface TaskSource {
   readonly kind: TaskKind;

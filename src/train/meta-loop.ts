@@ -8,7 +8,7 @@ import type { AdaptResult, Learner, OptimizerState } from '../learners/learner.j
 import type { TaskSource } from '../tasks/task.js';
 import { innerOptionsOf, resolveMetaConfig, type MetaConfig } from './config.js';
 
-/** Everything needed to resume a meta-training run bit for bit (DESIGN.md invariant 4). */
+/** Everything needed to resume a meta-training run bit for bit (docs/architecture.md, invariant 4). */
 export interface Checkpoint {
   /** Meta-iterations completed. */
   readonly iteration: number;

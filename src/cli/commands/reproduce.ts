@@ -37,7 +37,7 @@ export function reproduceCommand(): Command {
     .option('--verbose', 'say which tfjs backend and engine run')
     .action(async (setting: string, flags: { dataDir?: string; out: string; samples: number; evalSeed: number; checkpointEvery: number; classSplit: OmniglotClassSplit; cacheDir?: string; backend: BackendChoice; learner: LearnerChoice; evalExecutor: ExecutorName; workers?: number; redis?: string; json?: boolean; verbose?: boolean }) => {
       if (!(REPRODUCTION_NAMES as string[]).includes(setting)) throw new UsageError(`unknown setting '${setting}': choose ${REPRODUCTION_NAMES.join(' or ')}`);
-      if (flags.dataDir === undefined) throw new UsageError('missing --data-dir: say where the Omniglot archives are, e.g. --data-dir ../shared/data/omniglot');
+      if (flags.dataDir === undefined) throw new UsageError('missing --data-dir: say where the Omniglot archives are, e.g. --data-dir data/omniglot (reptile data omniglot --dir data/omniglot --download fetches them)');
       await selectBackend(flags.backend, verboseLog(flags.verbose));
       const json = flags.json === true;
       const evalExecutor = await openExecutor({ executor: flags.evalExecutor, ...(flags.workers !== undefined ? { workers: flags.workers } : {}), ...(flags.redis !== undefined ? { redis: flags.redis } : {}) }, info);
