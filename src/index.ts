@@ -28,7 +28,7 @@ export * from './data/open.js';
 export { downloadOmniglot, OMNIGLOT_URL } from './data/download.js';
 export { defaultCacheDir } from './data/cache.js';
 export { decodeImage, resizeNearest, type RgbaImage } from './data/images.js';
-export * from './recipes/few-shot.js';
+export * from './recipes/few-shot/index.js';
 export { loadNative, type NativeStatus, type NativeIsa } from './engine/native.js';
 export { NativeLearner, UnsupportedModelError, compileModel, NATIVE_LAYERS, type NativeLearnerOptions } from './learners/native.js';
 export { createLearner, learnerKind, type CreateLearnerOptions, type LearnerChoice } from './learners/create-learner.js';
