@@ -4,6 +4,7 @@
  * bundler can take it to a web page (DESIGN.md invariant 7). Everything here runs on any tfjs
  * backend; pick one with `tf.setBackend` (the Node entry's `selectBackend` probes Node packages).
  * Nothing reachable from this file may import a Node built-in: test/universal-bundle.test.ts holds it.
+ * @module
  */
 
 // The algorithm: flat parameters, seeded randomness, the meta-update and its schedule.

@@ -139,6 +139,7 @@ export interface FewShotTrainOptions {
   evalInterval: number;
   /** Tasks per side evaluated at each interval (supervised-reptile: 1). */
   intervalSamples?: number;
+  /** Called at each evaluation interval with the training and test accuracies so far. */
   onProgress?: (p: FewShotProgress) => void;
   checkpointDir?: string;
   checkpointEvery?: number;
@@ -327,6 +328,7 @@ export interface FewShotEvaluateOptions {
   config: Pick<MetaConfig, 'optimizer' | 'learningRate' | 'beta1' | 'beta2' | 'innerBatch'>;
   samples: number;
   seed: number;
+  /** Called after each task with (done, total). */
   onTask?: (done: number, total: number) => void;
   /** Runs the test tasks (default in this thread); threads and redis spread them over workers with the same scores. */
   executor?: Executor;
@@ -402,6 +404,7 @@ export interface CheckpointEvaluationOptions {
   split?: 'test' | 'train' | 'val';
   cacheDir?: string;
   learner?: LearnerChoice;
+  /** Where progress and fallback notices go, one line at a time (default: nowhere). */
   log?: (line: string) => void;
   /** Called after each task with (done, total). */
   onTask?: (done: number, total: number) => void;
