@@ -22,6 +22,7 @@ import {
   FewShotTaskSource,
   ReptileError,
   Rng,
+  UsageError,
   createFewShotModel,
   createLearner,
   evaluate,
@@ -36,6 +37,16 @@ const args = process.argv.slice(2);
 const arg = (name: string, dflt: string): string => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : dflt;
+};
+/** A flag's value as a positive integer; anything else exits with one line naming the flag. */
+const count = (name: string, dflt: string): number => {
+  const text = arg(name, dflt);
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) {
+    console.error(`--${name} must be a positive integer, got '${text}'`);
+    process.exit(2);
+  }
+  return value;
 };
 
 /**
@@ -76,18 +87,18 @@ async function main(): Promise<void> {
   const fixture = args.indexOf('--make-fixture');
   if (fixture >= 0) {
     const dir = args[fixture + 1];
-    if (dir === undefined) throw new ReptileError('--make-fixture needs a folder: --make-fixture DIR');
+    if (dir === undefined) throw new UsageError('--make-fixture needs a folder: --make-fixture DIR');
     makeFixture(dir);
     return;
   }
   const dir = args[0];
   if (dir === undefined || dir.startsWith('--')) {
-    throw new ReptileError('usage: few-shot-folder.ts DIR [--classes 5] [--shots 1] [--meta-iters 500] [--eval-tasks 100] (or --make-fixture DIR)');
+    throw new UsageError('usage: few-shot-folder.ts DIR [--classes 5] [--shots 1] [--meta-iters 500] [--eval-tasks 100] (or --make-fixture DIR)');
   }
-  const classes = Number(arg('classes', '5'));
-  const shots = Number(arg('shots', '1'));
-  const metaIters = Number(arg('meta-iters', '500'));
-  const evalTasks = Number(arg('eval-tasks', '100'));
+  const classes = count('classes', '5');
+  const shots = count('shots', '1');
+  const metaIters = count('meta-iters', '500');
+  const evalTasks = count('eval-tasks', '100');
   await selectBackend('cpu', (line) => console.error(line));
   const began = performance.now();
 

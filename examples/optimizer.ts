@@ -16,8 +16,18 @@ const arg = (name: string, dflt: string): string => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : dflt;
 };
-const epochs = Number(arg('epochs', '20'));
-const points = Number(arg('points', '600'));
+/** A flag's value as a positive integer; anything else exits with one line naming the flag. */
+const count = (name: string, dflt: string): number => {
+  const text = arg(name, dflt);
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) {
+    console.error(`--${name} must be a positive integer, got '${text}'`);
+    process.exit(2);
+  }
+  return value;
+};
+const epochs = count('epochs', '20');
+const points = count('points', '600');
 
 await selectBackend('cpu', (line) => console.error(line));
 

@@ -13,6 +13,7 @@
 import {
   RedisExecutor,
   ReptileError,
+  UsageError,
   SineTaskSource,
   createLearner,
   createSineModel,
@@ -28,13 +29,23 @@ const arg = (name: string, dflt: string): string => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : dflt;
 };
+/** A flag's value as a positive integer; anything else exits with one line naming the flag. */
+const count = (name: string, dflt: string): number => {
+  const text = arg(name, dflt);
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) {
+    console.error(`--${name} must be a positive integer, got '${text}'`);
+    process.exit(2);
+  }
+  return value;
+};
 
 async function main(): Promise<void> {
   const url = args[0];
-  if (url === undefined || url.startsWith('--')) throw new ReptileError('usage: redis.ts REDIS_URL [--meta-iters 20] [--meta-batch 4], e.g. redis://127.0.0.1:6379');
+  if (url === undefined || url.startsWith('--')) throw new UsageError('usage: redis.ts REDIS_URL [--meta-iters 20] [--meta-batch 4], e.g. redis://127.0.0.1:6379');
   const config: Partial<MetaConfig> = {
-    metaIters: Number(arg('meta-iters', '20')),
-    metaBatch: Number(arg('meta-batch', '4')),
+    metaIters: count('meta-iters', '20'),
+    metaBatch: count('meta-batch', '4'),
     innerIters: 5,
     innerBatch: 10,
     learningRate: 0.03,

@@ -8,15 +8,29 @@
  * CI runs it with `--meta-iters 1000 --eval-tasks 20`. A user's project imports from 'reptile-ml'
  * instead of '../src/index.js'.
  */
-import { SineTaskSource, createLearner, createSineModel, evaluate, metaTrain, selectBackend, type InnerOptions, type LearnerChoice } from '../src/index.js';
+import { ReptileError, SineTaskSource, createLearner, createSineModel, evaluate, metaTrain, selectBackend, type InnerOptions, type LearnerChoice } from '../src/index.js';
 
 const arg = (name: string, dflt: string): string => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : dflt;
 };
-const metaIters = Number(arg('meta-iters', '5000'));
-const evalTasks = Number(arg('eval-tasks', '50'));
+/** A flag's value as a positive integer; anything else exits with one line naming the flag. */
+const count = (name: string, dflt: string): number => {
+  const text = arg(name, dflt);
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) {
+    console.error(`--${name} must be a positive integer, got '${text}'`);
+    process.exit(2);
+  }
+  return value;
+};
+const metaIters = count('meta-iters', '5000');
+const evalTasks = count('eval-tasks', '50');
 const learnerChoice = arg('learner', 'auto') as LearnerChoice;
+if (!['auto', 'native', 'tfjs'].includes(learnerChoice)) {
+  console.error(`--learner must be auto, native or tfjs, got '${learnerChoice}'`);
+  process.exit(2);
+}
 
 // The tfjs CPU backend (the native engine, when built, runs the inner loops itself).
 await selectBackend('cpu', (line) => console.error(line));
@@ -46,6 +60,11 @@ try {
   console.log(`  before meta-training: ${fmt(before)}`);
   console.log(`  after ${result.iterations} meta-iterations: ${fmt(after)}`);
   console.log(`${((performance.now() - began) / 1000).toFixed(1)} s`);
+} catch (error) {
+  // The library's own errors (bad options, a diverged run) are one line; anything else is a bug.
+  if (!(error instanceof ReptileError)) throw error;
+  console.error(error.message);
+  process.exitCode = error.exitCode;
 } finally {
   learner.dispose();
   model.dispose();
