@@ -26,6 +26,8 @@ import { fileURLToPath } from 'node:url';
 import { builtLibrary, dist, median, option, root } from './built.js';
 
 const lib = await builtLibrary();
+// The origin a worker rebuilds the few-shot source from: an internal of the package, from its module.
+const { dataOrigin } = (await import(dist('recipes/few-shot/settings.js'))) as typeof import('../src/recipes/few-shot/settings.js');
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string): string => option(args, name, dflt);
@@ -115,7 +117,7 @@ if (preset.task !== 'few-shot') throw new Error('omniglot-5w5s is not a few-shot
 const omniglot = (threads: 1 | 2) => {
   const model = lib.createFewShotModel({ kind: 'omniglot', inputShape: data.train.inputShape, classes: 5, seed: 0, init: 'glorot' });
   const learner = new lib.NativeLearner({ model, innerState: 'shared', threads });
-  const source = new lib.FewShotTaskSource({ dataset: data.train, classes: 5, shots: 5, trainShots: preset.fewShot.trainShots, origin: lib.dataOrigin(data.describe, 'train', 0) });
+  const source = new lib.FewShotTaskSource({ dataset: data.train, classes: 5, shots: 5, trainShots: preset.fewShot.trainShots, origin: dataOrigin(data.describe, 'train', 0) });
   return { learner, source, dispose: () => { learner.dispose(); model.dispose(); } };
 };
 // `--solo`: one inline run on one engine thread, for the machine-ceiling measurement below.

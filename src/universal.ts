@@ -4,11 +4,41 @@
  * bundler can take it to a web page (docs/architecture.md, invariant 7). Everything here runs on any tfjs
  * backend; pick one with `tf.setBackend` (the Node entry's `selectBackend` probes Node packages).
  * Nothing reachable from this file may import a Node built-in: test/universal-bundle.test.ts holds it.
+ * @module
  */
-export * from './core/index.js';
-export * from './tasks/index.js';
+
+// The algorithm: flat parameters, seeded randomness, the meta-update and its schedule.
+export { Params, createLayout, sizeOf, type Layout, type ParamSpec } from './core/params.js';
+export { Rng } from './core/rng.js';
+export { linearSchedule } from './core/schedule.js';
+export { reptileUpdate, reptileSerialUpdate, fomamlUpdate } from './core/meta-update.js';
+
+// Tasks and task sources.
+export { type Examples, type Task, type TaskKind, type TaskSource } from './tasks/task.js';
+export { SineTaskSource, type SineOptions, type SineTask, type SineWave } from './tasks/sine.js';
+export {
+  ArrayDataset,
+  FewShotTaskSource,
+  subsetClasses,
+  withRotations,
+  type ArrayDatasetOptions,
+  type FewShotOptions,
+  type LabeledDataset,
+} from './tasks/labeled.js';
+
+// Errors.
 export { ReptileError, UsageError } from './_utils/errors.js';
-export * from './learners/learner.js';
+
+// Learners and models.
+export {
+  type AdaptResult,
+  type InnerOptions,
+  type InnerStatePolicy,
+  type Learner,
+  type OptimizerState,
+  type Predictor,
+  type TaskScoring,
+} from './learners/learner.js';
 export { TfjsLearner, type TfjsLearnerOptions } from './learners/tfjs.js';
 export {
   createSineModel,
@@ -18,10 +48,15 @@ export {
   type ConvModelOptions,
   type ConvInit,
 } from './learners/models.js';
-export type { Executor, MetaBatchRequest } from './exec/executor.js';
-export { taskStreams } from './exec/executor.js';
+export { Reptile, REPTILE_DEFAULTS, type ReptileOptions, type InnerOptimizerName } from './optim/reptile.js';
+export { registerWasmConvKernels } from './engine/wasm-kernels.js';
+
+// The in-process executor (the others need threads or Redis).
+export type { Executor, MetaBatchRequest, EvalRequest } from './exec/executor.js';
 export { InlineExecutor } from './exec/inline.js';
-export * from './train/config.js';
+
+// Meta-training (in memory: checkpoints on disk are the Node entry's) and evaluation.
+export { DEFAULT_META_CONFIG, resolveMetaConfig, type MetaConfig } from './train/config.js';
 export {
   runMetaLoop as metaTrain,
   type MetaLoopOptions as MetaTrainOptions,
@@ -31,6 +66,4 @@ export {
   type MetaIterLogs,
   type Checkpoint,
 } from './train/meta-loop.js';
-export * from './train/evaluate.js';
-export { registerWasmConvKernels } from './engine/wasm-kernels.js';
-export { Reptile, REPTILE_DEFAULTS, type ReptileOptions, type InnerOptimizerName } from './optim/reptile.js';
+export { evaluate, evaluateMany, mse, concatExamples, taskScoring, type EvaluateOptions, type EvaluateResult, type EvaluationSet } from './train/evaluate.js';

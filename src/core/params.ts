@@ -60,6 +60,7 @@ export class Params {
     }
   }
 
+  /** A copy with its own values over the same layout. */
   clone(): Params {
     return new Params(this.layout, this.data.slice());
   }

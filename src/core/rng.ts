@@ -43,6 +43,7 @@ export class Rng {
     return new Rng(state);
   }
 
+  /** The generator's four state words, to store and restore with `fromState`. */
   getState(): number[] {
     return [this.s0, this.s1, this.s2, this.s3];
   }
@@ -52,6 +53,7 @@ export class Rng {
     return Rng.derive(this.nextUint32(), ...keys);
   }
 
+  /** The next 32-bit unsigned integer of the xoshiro128** stream. */
   nextUint32(): number {
     const result = Math.imul(rotl(Math.imul(this.s1, 5), 7), 9) >>> 0;
     const t = (this.s1 << 9) >>> 0;

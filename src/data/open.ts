@@ -18,6 +18,7 @@ export interface OpenFewShotOptions {
   /** Omniglot only: how the seed picks the characters (default `seeded`). */
   classSplit?: OmniglotClassSplit;
   cacheDir?: string | false;
+  /** Where progress and fallback notices go, one line at a time (default: nowhere). */
   log?: (line: string) => void;
 }
 

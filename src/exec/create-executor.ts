@@ -5,6 +5,7 @@ import { InlineExecutor } from './inline.js';
 
 /** The executors `--executor` names. */
 export const EXECUTOR_NAMES = ['inline', 'threads', 'redis'] as const;
+/** Where a meta-batch's tasks run: in this thread, on worker threads, or on Redis workers. */
 export type ExecutorName = (typeof EXECUTOR_NAMES)[number];
 
 /**
@@ -25,6 +26,7 @@ export interface CreateExecutorOptions {
   /** threads: where the workers open the data (default: the directory the run names). */
   dataDir?: string;
   cacheDir?: string;
+  /** Where progress and fallback notices go, one line at a time (default: nowhere). */
   log?: (line: string) => void;
 }
 

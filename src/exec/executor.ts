@@ -23,6 +23,7 @@ export interface EvalRequest {
   readonly seed: number;
   readonly samples: number;
   readonly transductive: boolean;
+  /** Called after each task with (done, total). */
   readonly onTask?: (done: number, total: number) => void;
 }
 
@@ -34,9 +35,11 @@ export interface EvalRequest {
 export interface Executor {
   readonly name: string;
   readonly parallel: boolean;
+  /** The adapted weights of each task of the meta-batch, in task-index order. */
   runMetaBatch(request: MetaBatchRequest): Promise<AdaptResult[]>;
   /** Scores of the evaluation's tasks in task-index order; without it `evaluate` runs them in this thread. */
   evaluateTasks?(request: EvalRequest): Promise<number[]>;
+  /** Stops the executor's workers and connections; the executor is not used after. */
   close(): Promise<void>;
 }
 

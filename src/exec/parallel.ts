@@ -61,7 +61,10 @@ export class ParallelExecutor implements Executor {
     this.options = options;
   }
 
-  /** The run spec the workers receive for this learner and task source. */
+  /**
+   * The run spec the workers receive for this learner and task source.
+   * @internal
+   */
   specFor(learner: Learner, source: TaskSource): RunSpec {
     let bySource = this.specs.get(learner);
     if (bySource === undefined) this.specs.set(learner, (bySource = new WeakMap()));

@@ -110,6 +110,7 @@ export async function connectRedis(options: RedisConnectOptions): Promise<Redis>
 /** Options of {@link RedisExecutor}. */
 export interface RedisExecutorOptions extends ParallelExecutorOptions {
   url: string;
+  /** Where progress and fallback notices go, one line at a time (default: nowhere). */
   log?: (line: string) => void;
   /** Tasks per evaluation job (default 25). */
   evalChunk?: number;
@@ -386,6 +387,7 @@ export interface RedisWorkerOptions extends SourceContext {
   /** How long a job's lock lasts before a silent worker's job is handed to another (ms). Default 10000. */
   lockMs?: number;
   signal?: AbortSignal;
+  /** Where progress and fallback notices go, one line at a time (default: nowhere). */
   log?: (line: string) => void;
 }
 

@@ -18,6 +18,7 @@ export interface SourceContext {
   /** The worker's copy of the data; default the directory the run's spec names. */
   dataDir?: string;
   cacheDir?: string | false;
+  /** Where progress and fallback notices go, one line at a time (default: nowhere). */
   log?: (line: string) => void;
 }
 

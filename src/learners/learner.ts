@@ -65,7 +65,9 @@ export type Predictor = Pick<Learner, 'predict'>;
  * (accuracy, or mean squared error) from their outputs.
  */
 export interface TaskScoring {
+  /** The batches of `task` to predict with the adapted weights. */
   batches(task: Task): Examples[];
+  /** The task's score (accuracy, or mean squared error) from the outputs of those batches. */
   score(task: Task, outputs: readonly Float32Array[]): number;
 }
 
@@ -76,7 +78,9 @@ export interface TaskScoring {
 export interface Learner {
   readonly layout: Layout;
   readonly innerState: InnerStatePolicy;
+  /** A copy of the current parameters φ. */
   getParams(): Params;
+  /** Replaces φ with `params` (same layout). */
   setParams(params: Params): void;
   /**
    * Starts from the current parameters φ, runs `innerIters` optimizer steps on minibatches of the
@@ -109,7 +113,9 @@ export interface Learner {
   predict(examples: Examples): Float32Array;
   /** The inner optimizer's state, in arrays of their own that the caller may keep or transfer. */
   getOptimizerState(): OptimizerState | undefined;
+  /** Replaces the inner optimizer's state (`undefined`: a fresh one), as `carry` and `shared` hand it on. */
   setOptimizerState(state: OptimizerState | undefined): void;
+  /** Frees what the learner holds (tensors, engine buffers); the model stays the caller's. */
   dispose(): void;
 }
 

@@ -40,6 +40,7 @@ export interface MnistMlpOptions {
   head?: 'softmax' | 'one-vs-rest';
   /** Hidden units of the ReLU layer (default 10, the documentation's network). */
   hiddenUnits?: number;
+  /** Called after each epoch with its loss and test accuracy. */
   onEpochEnd?: (logs: MnistEpochLogs) => void;
 }
 

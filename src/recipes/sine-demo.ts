@@ -27,6 +27,7 @@ export interface SineDemoOptions {
   /** Points of the learning curve. Default 10. */
   curvePoints?: number;
   callbacks?: MetaCallbacks[];
+  /** Where progress and fallback notices go, one line at a time (default: nowhere). */
   log?: (line: string) => void;
   /** Which learner runs the inner loops: `auto` (default) takes the native engine when it is built. */
   learner?: LearnerChoice;

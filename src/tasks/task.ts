@@ -35,6 +35,7 @@ export interface TaskSource {
   readonly kind: TaskKind;
   readonly inputShape: readonly number[];
   readonly outputSize: number;
+  /** A task, drawn with `rng` only. */
   sample(rng: Rng): Task;
   /** A JSON description of the source, stored in checkpoints. */
   describe(): Record<string, unknown>;

@@ -32,9 +32,13 @@ export interface MetaIterLogs {
 
 /** Training hooks in the style of tfjs `CustomCallbackArgs`; each may return a promise. */
 export interface MetaCallbacks {
+  /** Before the first meta-iteration (of this call, when resuming). */
   onTrainBegin?(info: { startIteration: number; config: MetaConfig }): void | Promise<void>;
+  /** Before meta-iteration `iteration` samples its tasks. */
   onMetaIterBegin?(iteration: number): void | Promise<void>;
+  /** After meta-iteration `iteration`'s update, with its logs. */
   onMetaIterEnd?(iteration: number, logs: MetaIterLogs): void | Promise<void>;
+  /** After the last meta-iteration, with the run's result. */
   onTrainEnd?(result: MetaTrainResult): void | Promise<void>;
 }
 
