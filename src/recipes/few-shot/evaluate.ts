@@ -19,6 +19,7 @@ export interface FewShotEvaluateOptions {
   config: Pick<MetaConfig, 'optimizer' | 'learningRate' | 'beta1' | 'beta2' | 'innerBatch'>;
   samples: number;
   seed: number;
+  /** Called after each task with (done, total). */
   onTask?: (done: number, total: number) => void;
   /** Runs the test tasks (default in this thread); threads and redis spread them over workers with the same scores. */
   executor?: Executor;
@@ -79,6 +80,7 @@ export interface CheckpointEvaluationOptions {
   split?: 'test' | 'train' | 'val';
   cacheDir?: string;
   learner?: LearnerChoice;
+  /** Where `auto` says why it fell back to tfjs. */
   log?: (line: string) => void;
   /** Called after each task with (done, total). */
   onTask?: (done: number, total: number) => void;

@@ -45,6 +45,7 @@ export interface FewShotTrainOptions {
   evalInterval: number;
   /** Tasks per side evaluated at each interval (supervised-reptile: 1). */
   intervalSamples?: number;
+  /** Called at each evaluation interval with the training and test accuracies so far. */
   onProgress?: (p: FewShotProgress) => void;
   checkpointDir?: string;
   checkpointEvery?: number;
