@@ -33,6 +33,10 @@ export interface TestRedis {
   kill(): Promise<void>;
   /** Starts it again on the same port and directory (its append-only file is replayed). */
   restart(): Promise<void>;
+  /** Freezes the server (SIGSTOP): its port still accepts connections, but nothing answers, as across a partition. */
+  pause(): void;
+  /** Lets a paused server run again (SIGCONT). */
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -61,6 +65,7 @@ export async function startRedis(options: { password?: string; tls?: { cert: str
   const kill = async (): Promise<void> => {
     if (child === undefined || child.exitCode !== null) return;
     const exited = new Promise((resolve) => child!.once('exit', resolve));
+    child.kill('SIGCONT');
     child.kill('SIGKILL');
     await exited;
   };
@@ -72,6 +77,8 @@ export async function startRedis(options: { password?: string; tls?: { cert: str
     dir,
     kill,
     restart: launch,
+    pause: () => void child?.kill('SIGSTOP'),
+    resume: () => void child?.kill('SIGCONT'),
     stop: async () => {
       await kill();
       fs.rmSync(dir, { recursive: true, force: true });

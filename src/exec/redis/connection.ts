@@ -12,6 +12,21 @@ export function queueName(runId: string): string {
 /** How long φ, states and results stay in Redis when nobody deletes them (seconds). */
 export const BLOB_TTL_S = 6 * 3600;
 
+/**
+ * Timeouts that notice a dead link in seconds rather than in TCP's 15 minutes: the first try to
+ * connect gives up after CONNECT_TIMEOUT_MS, an idle connection is probed by TCP keepalive after
+ * KEEPALIVE_MS of silence, and a connection that owes replies and receives nothing for
+ * SOCKET_TIMEOUT_MS is dropped and reconnected (its commands are sent again).
+ */
+export const CONNECT_TIMEOUT_MS = 10_000;
+export const KEEPALIVE_MS = 5_000;
+export const SOCKET_TIMEOUT_MS = 10_000;
+/**
+ * The same for BullMQ's connections, whose blocking reads (a worker's BZPOPMIN, the queue
+ * events' XREAD BLOCK) legitimately wait up to 10 s for a reply: they get 10 s more.
+ */
+export const BLOCKING_SOCKET_TIMEOUT_MS = 20_000;
+
 /** A key of a run: `reptile:<run id>:<parts…>`. */
 export const key = (runId: string, ...parts: string[]): string => ['reptile', runId, ...parts].join(':');
 
@@ -23,6 +38,8 @@ export interface RedisConnectOptions {
   log?: (line: string) => void;
   /** Who is connecting, in log lines (`coordinator`, `worker`). */
   role: string;
+  /** Called when the connection is back after an outage, with the outage's length (ms). */
+  onReconnect?: (outageMs: number) => void;
 }
 
 /** The URL with its password hidden, for messages. */
@@ -51,7 +68,15 @@ export async function connectRedis(options: RedisConnectOptions): Promise<Redis>
   }
   if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new UsageError(`--redis must start with redis:// or rediss:// (TLS), not ${url.protocol}//`);
   const shown = redactUrl(options.url);
-  const redisOptions: RedisOptions = { maxRetriesPerRequest: null, enableReadyCheck: true, lazyConnect: true, retryStrategy: () => null };
+  const redisOptions: RedisOptions = {
+    maxRetriesPerRequest: null,
+    enableReadyCheck: true,
+    lazyConnect: true,
+    retryStrategy: () => null,
+    connectTimeout: CONNECT_TIMEOUT_MS,
+    keepAlive: KEEPALIVE_MS,
+    socketTimeout: SOCKET_TIMEOUT_MS,
+  };
   const client = new Redis(options.url, redisOptions);
   let firstError: Error | undefined;
   const remember = (e: Error) => void (firstError ??= e);
@@ -73,18 +98,62 @@ export async function connectRedis(options: RedisConnectOptions): Promise<Redis>
   client.off('error', remember);
   // From here on, reconnect for ever with back-off, and say so once per outage.
   client.options.retryStrategy = (times: number) => Math.min(100 * 2 ** Math.min(times, 6), 5000);
-  let down = false;
-  client.on('error', (e: Error) => {
-    if (!down) {
-      down = true;
-      log(`reptile ${options.role}: lost redis at ${shown} (${e.message.split('\n')[0]}); reconnecting with back-off`);
-    }
+  const outages = new Outages((reason) => log(`reptile ${options.role}: lost redis at ${shown} (${reason}); reconnecting with back-off`), (outage) => {
+    log(`reptile ${options.role}: reconnected to redis at ${shown} after ${(outage / 1000).toFixed(1)} s`);
+    options.onReconnect?.(outage);
   });
-  client.on('ready', () => {
-    if (down) {
-      down = false;
-      log(`reptile ${options.role}: reconnected to redis at ${shown}`);
-    }
-  });
+  outages.watch(client);
+  trackers.set(client, outages);
   return client;
+}
+
+/**
+ * One outage of a process's connections to Redis, however many of them it breaks: it begins
+ * when the first connection starts reconnecting (one line) and ends when every broken one is
+ * ready again (one line).
+ */
+class Outages {
+  private readonly broken = new Set<Redis>();
+  private since = 0;
+  private lastError = 'connection closed';
+
+  constructor(
+    private readonly lost: (reason: string) => void,
+    private readonly back: (outageMs: number) => void,
+  ) {}
+
+  watch(connection: Redis): void {
+    connection.on('error', (e: Error) => void (this.lastError = e.message.split('\n')[0] ?? this.lastError));
+    connection.on('reconnecting', () => {
+      if (this.broken.has(connection)) return;
+      if (this.broken.size === 0) {
+        this.since = Date.now();
+        this.lost(this.lastError);
+      }
+      this.broken.add(connection);
+    });
+    const healed = () => {
+      if (!this.broken.delete(connection) || this.broken.size > 0) return;
+      this.back(Date.now() - this.since);
+    };
+    connection.on('ready', healed);
+    // A connection closed on purpose no longer counts.
+    connection.on('end', healed);
+  }
+}
+
+const trackers = new WeakMap<Redis, Outages>();
+
+/**
+ * A connection of its own for a BullMQ queue, worker or event listener, with the client's
+ * settings (reconnecting for ever, keepalive, socket timeout). `blocking`: for the connections
+ * that make blocking reads (a worker's, whose BZPOPMIN BullMQ runs on a copy of it, and the queue
+ * events'), which wait up to 10 s for a reply: their socket timeout is longer. Its losses are
+ * reported with the client's, one line per outage.
+ */
+export function bullConnection(client: Redis, blocking: boolean): Redis {
+  const connection = client.duplicate(blocking ? { socketTimeout: BLOCKING_SOCKET_TIMEOUT_MS } : {});
+  connection.on('error', () => {});
+  trackers.get(client)?.watch(connection);
+  return connection;
 }

@@ -4,12 +4,16 @@ import { ReptileError } from '../../_utils/errors.js';
 import type { JobResult, RunSpec, TaskJob } from '../job.js';
 import { ParallelExecutor, type JobTransport, type ParallelExecutorOptions, type ResultCheck } from '../parallel.js';
 import { asBuffer, BLOBS_MISSING, decodeResult, MAX_RESULT_OVERHEAD, MAX_TASKS_PER_RESULT, type QueuedJob } from './codec.js';
-import { BLOB_TTL_S, connectRedis, key, queueName, RUNS_KEY } from './connection.js';
+import { BLOB_TTL_S, bullConnection, connectRedis, key, queueName, RUNS_KEY } from './connection.js';
 
 /** How often a coordinator looks at a job it waits for, besides its events (ms). */
 const WATCH_MS = 3000;
 /** Times one job may be lost by Redis before the coordinator gives up. */
 const MAX_LOSSES = 20;
+/** Finished jobs BullMQ keeps on a run's queue (the coordinator reads results from their own keys). */
+const KEEP_FINISHED = 100;
+/** Entries kept in a queue's event stream (BullMQ's default, 10,000, holds megabytes). */
+const EVENTS_KEPT = 1000;
 
 type BulkJob = Parameters<Queue['addBulk']>[0][number];
 
@@ -57,7 +61,10 @@ class RedisTransport implements JobTransport {
   private readonly runs = new Map<string, Promise<{ queue: Queue; events: QueueEvents }>>();
   /** The connections this transport opened for queues and events; BullMQ leaves a connection it was given open. */
   private readonly connections: Redis[] = [];
+  /** φ (and the state) stored, by key, while some job of theirs is submitted. */
   private readonly blobs = new Map<string, Promise<void>>();
+  /** Jobs being submitted, by run id and digest: at zero, φ and the state of that digest are deleted. */
+  private readonly inFlight = new Map<string, number>();
   private readonly adds = new Map<Queue, { job: BulkJob; resolve: (j: Job) => void; reject: (e: unknown) => void }[]>();
 
   constructor(client: Redis, options: RedisExecutorOptions) {
@@ -66,6 +73,23 @@ class RedisTransport implements JobTransport {
   }
 
   async submit(spec: RunSpec, job: TaskJob, check: ResultCheck): Promise<JobResult> {
+    // Counted before the first await: the jobs of a meta-batch are all submitted in one turn, so
+    // the count reaches zero only once the last of them is answered.
+    const uses = `${spec.runId}:${job.digest}`;
+    this.inFlight.set(uses, (this.inFlight.get(uses) ?? 0) + 1);
+    try {
+      return await this.submitCounted(spec, job, check);
+    } finally {
+      const left = this.inFlight.get(uses)! - 1;
+      if (left > 0) this.inFlight.set(uses, left);
+      else {
+        this.inFlight.delete(uses);
+        this.dropBlobs(spec.runId, job.digest);
+      }
+    }
+  }
+
+  private async submitCounted(spec: RunSpec, job: TaskJob, check: ResultCheck): Promise<JobResult> {
     const run = await this.register(spec);
     await this.storeBlobs(spec.runId, job);
     const jobId = `${job.kind}-${job.iteration}-${job.digest}-${job.taskIndices[0]}-${job.taskIndices.length}`;
@@ -85,7 +109,7 @@ class RedisTransport implements JobTransport {
     let lost = 0;
     for (let attempt = 0; ; attempt++) {
       const id = attempt === 0 ? jobId : `${jobId}-again${attempt}`;
-      const queued = await this.add(run.queue, { name: job.kind, data, opts: { jobId: id, removeOnComplete: { age: 600 }, removeOnFail: { age: 3600 }, attempts: 1 } });
+      const queued = await this.add(run.queue, { name: job.kind, data, opts: { jobId: id, removeOnComplete: { age: 600, count: KEEP_FINISHED }, removeOnFail: { age: 3600, count: KEEP_FINISHED }, attempts: 1 } });
       // (A plain flag and timer: an AbortController per job costs an exception object at each abort.)
       const watching: Watching = { stopped: false };
       let outcome: 'done' | 'lost' | { failed: string };
@@ -125,13 +149,20 @@ class RedisTransport implements JobTransport {
     }
   }
 
+  /**
+   * Ends the runs: each leaves the run set (so workers stop watching its queue), then its queue
+   * (jobs, events, BullMQ's bookkeeping) and every key of its own are deleted: nothing of a run
+   * that ended stays in Redis.
+   */
   async close(): Promise<void> {
     for (const [runId, pending] of this.runs) {
       const run = await pending.catch(() => undefined);
       if (run === undefined) continue;
       await this.client.srem(RUNS_KEY, runId).catch(() => {});
       await run.events.close();
+      await run.queue.obliterate({ force: true }).catch(() => {});
       await run.queue.close();
+      await this.deleteRunKeys(runId).catch(() => {});
     }
     this.runs.clear();
     for (const c of this.connections.splice(0)) c.disconnect();
@@ -172,25 +203,53 @@ class RedisTransport implements JobTransport {
   }
 
   private async open(spec: RunSpec): Promise<{ queue: Queue; events: QueueEvents }> {
-    const connection = this.client.duplicate();
-    connection.on('error', () => {});
+    const connection = bullConnection(this.client, false);
     this.connections.push(connection);
-    const queue = new Queue(queueName(spec.runId), { connection });
+    const queue = new Queue(queueName(spec.runId), { connection, streams: { events: { maxLen: EVENTS_KEPT } } });
     // Every job of a meta-batch (or an evaluation) waits on the queue at once.
     queue.setMaxListeners(0);
-    const eventsConnection = this.client.duplicate();
-    eventsConnection.on('error', () => {});
+    const eventsConnection = bullConnection(this.client, true);
     this.connections.push(eventsConnection);
     const events = new QueueEvents(queueName(spec.runId), { connection: eventsConnection });
     events.on('error', () => {});
     queue.on('error', () => {});
+    // A worker's stalled-job check hands the job of a silent worker (dead, or cut off) to another.
+    const stalled = new Set<string>();
+    events.on('stalled', ({ jobId }: { jobId: string }) => {
+      if (stalled.has(jobId)) return;
+      stalled.add(jobId);
+      this.log(`reptile coordinator: job ${jobId} stalled (its worker went silent for longer than its lock); another worker runs it again`);
+    });
     await events.waitUntilReady();
-    // A restarted coordinator starts from clean queues: jobs of the run before it are dropped.
+    // A restarted coordinator starts from clean queues: jobs and keys of the run before it are dropped.
     await queue.pause();
     await queue.obliterate({ force: true });
     await queue.resume();
+    await this.deleteRunKeys(spec.runId);
     await this.announce(spec);
     return { queue, events };
+  }
+
+  /** Deletes every key of the run (`reptile:<run id>:*`): its spec, φ, states and results. */
+  private async deleteRunKeys(runId: string): Promise<void> {
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.client.scan(cursor, 'MATCH', key(runId, '*'), 'COUNT', 1000);
+      if (keys.length > 0) await this.client.unlink(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  }
+
+  /**
+   * Deletes φ and the state of a digest no job waits for any more (the meta-iteration is over),
+   * so Redis holds them for the current meta-iteration only. A job of theirs still running on a
+   * cut-off worker finds them gone and fails; nobody waits for it.
+   */
+  private dropBlobs(runId: string, digest: string): void {
+    const k = key(runId, 'phi', digest);
+    if (!this.blobs.delete(k)) return;
+    // Sent now, before any later store of the same digest on this connection.
+    this.client.unlink(k, key(runId, 'm', digest), key(runId, 'v', digest)).catch(() => {});
   }
 
   private async announce(spec: RunSpec): Promise<void> {
@@ -249,7 +308,6 @@ class RedisTransport implements JobTransport {
       if (job.state?.m) m.set(key(runId, 'm', job.digest), asBuffer(job.state.m), 'EX', BLOB_TTL_S);
       if (job.state?.v) m.set(key(runId, 'v', job.digest), asBuffer(job.state.v), 'EX', BLOB_TTL_S);
       stored = m.exec().then(() => undefined);
-      this.blobs.clear();
       this.blobs.set(k, stored);
     }
     return stored;

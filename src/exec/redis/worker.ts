@@ -4,10 +4,23 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BlobVerdicts, checkJob, type RunSpec, type TaskJob } from '../job.js';
 import { JobRunner, type SourceContext } from '../runtime.js';
 import { BLOBS_MISSING, checkSpec, encodeResult, MAX_SPEC_BYTES, parseJson, type QueuedJob } from './codec.js';
-import { BLOB_TTL_S, connectRedis, key, queueName, redactUrl, RUNS_KEY } from './connection.js';
+import { BLOB_TTL_S, bullConnection, connectRedis, key, queueName, redactUrl, RUNS_KEY } from './connection.js';
 
 /** A job the worker refuses to run; its message is the reason. */
 class Rejected extends Error {}
+
+/** How long a BullMQ worker may take to close once no job of it runs, before it is dropped (ms). */
+const CLOSE_MS = 3000;
+
+/**
+ * Writes a job's result only while this worker still holds the job's lock (BullMQ's
+ * `bull:<queue>:<job id>:lock` holds the token of the worker running it): a worker cut off long
+ * enough for its job to be handed to another leaves nothing behind when it finishes late.
+ */
+const WRITE_IF_LOCKED = `if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3]) return 1 end return 0`;
+
+/** Errors of a connection that is away; it reconnects and says so, and the worker tries again. */
+const TRANSIENT = /Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Socket timeout|LOADING|Stream isn't writeable/i;
 
 /** Options of {@link runRedisWorker}. */
 export interface RedisWorkerOptions extends SourceContext {
@@ -30,12 +43,18 @@ export interface RedisWorkerOptions extends SourceContext {
  */
 export async function runRedisWorker(options: RedisWorkerOptions): Promise<void> {
   const log = options.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
-  const client = await connectRedis({ url: options.url, role: 'worker', log });
+  const lockMs = options.lockMs ?? 10_000;
+  // After an outage longer than a job's lock, every job this process held has been handed to
+  // another worker, and BullMQ's connections may be wedged (a blocking read on a socket that died
+  // half-open): the BullMQ workers are closed and opened afresh.
+  let renew = false;
+  const client = await connectRedis({ url: options.url, role: 'worker', log, onReconnect: (outageMs) => void (renew ||= outageMs >= lockMs) });
   const runner = new JobRunner({ ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}), ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}), log });
   // A run this worker cannot or will not work on is kept as undefined, so it is not tried again.
   const workers = new Map<string, Worker | undefined>();
   const connections = new Map<string, Redis>();
-  const lockMs = options.lockMs ?? 10_000;
+  /** Jobs of this process running now. */
+  let active = 0;
   const shown = redactUrl(options.url);
   log(`reptile worker: waiting for runs on ${shown}`);
 
@@ -56,10 +75,9 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
       workers.set(runId, undefined);
       return;
     }
-    const connection = client.duplicate();
-    connection.on('error', () => {});
+    const connection = bullConnection(client, true);
     connections.set(runId, connection);
-    const worker = new Worker(queueName(runId), (job: Job) => processJob(job, spec!), {
+    const worker = new Worker(queueName(runId), (job: Job, token?: string) => processJob(job, token, spec!), {
       connection,
       concurrency: options.concurrency ?? 1,
       lockDuration: lockMs,
@@ -73,18 +91,21 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
 
   const verdicts = new BlobVerdicts();
   let lastBlobs: { runId: string; digest: string; phi: Buffer; m: Buffer | undefined; v: Buffer | undefined } | undefined;
-  const processJob = async (job: Job, spec: RunSpec): Promise<string> => {
+  const processJob = async (job: Job, token: string | undefined, spec: RunSpec): Promise<string> => {
+    active++;
     try {
-      return await computeJob(job, spec);
+      return await computeJob(job, token, spec);
     } catch (e) {
       if (e instanceof UnrecoverableError) log(`reptile worker: job ${String(job.id)} of run ${spec.runId}: ${e.message}; the coordinator stores them again`);
       if (!(e instanceof Rejected)) throw e;
       log(`reptile worker: rejected job ${String(job.id)} of run ${spec.runId}: ${e.message}`);
       throw new UnrecoverableError(`rejected by the worker: ${e.message}`);
+    } finally {
+      active--;
     }
   };
 
-  const computeJob = async (job: Job, spec: RunSpec): Promise<string> => {
+  const computeJob = async (job: Job, token: string | undefined, spec: RunSpec): Promise<string> => {
     const data = job.data as QueuedJob;
     if (typeof data !== 'object' || data === null) throw new Rejected('the job is not an object');
     // φ and the state are the same for every task of a meta-iteration: read them once, in one
@@ -120,25 +141,58 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
     if (problem !== undefined) throw new Rejected(problem);
     const result = await runner.run(spec, full, { transferable: false });
     const resultKey = key(spec.runId, 'result', String(job.id).replace(/-again\d+$/, ''));
-    await client.set(resultKey, encodeResult(result), 'EX', BLOB_TTL_S);
+    const lockKey = `bull:${queueName(spec.runId)}:${String(job.id)}:lock`;
+    const written = await client.eval(WRITE_IF_LOCKED, 2, resultKey, lockKey, encodeResult(result), token ?? '', BLOB_TTL_S);
+    if (written !== 1) {
+      log(`reptile worker: job ${String(job.id)} of run ${spec.runId} was handed to another worker while this one ran it (its lock expired); its result is dropped`);
+      return 'late';
+    }
     return 'ok';
+  };
+
+  /**
+   * Closes a BullMQ worker: waits for the jobs of this process to end (a stop comes "after the
+   * current job"), then gives BullMQ a few seconds and drops its connection whether or not it
+   * has closed, so that a worker wedged on a dead connection never holds the process.
+   */
+  const stopWorker = async (runId: string, worker: Worker): Promise<void> => {
+    while (active > 0) await sleep(100);
+    const closed = worker.close().then(
+      () => true,
+      () => true,
+    );
+    if (!(await Promise.race([closed, sleep(CLOSE_MS).then(() => false)]))) void worker.close(true).catch(() => {});
+    connections.get(runId)?.disconnect();
+    connections.delete(runId);
   };
 
   const poll = async (): Promise<void> => {
     // --run-id names a run as the coordinator's --run-id does: the prefix of its id.
     const wanted = options.runId;
     const runs = (await client.smembers(RUNS_KEY)).filter((id) => wanted === undefined || id === wanted || id.startsWith(`${wanted}-`));
+    if (renew) {
+      renew = false;
+      for (const [runId, worker] of workers) {
+        if (worker === undefined || !runs.includes(runId)) continue;
+        log(`reptile worker: reopening the queue of run ${runId} after the outage`);
+        workers.delete(runId);
+        await stopWorker(runId, worker);
+      }
+    }
     for (const runId of runs) if (!workers.has(runId)) await startRun(runId);
     for (const [runId, worker] of workers) {
       if (!runs.includes(runId)) {
         workers.delete(runId);
         if (worker !== undefined) {
-          await worker.close();
-          connections.get(runId)?.disconnect();
-          connections.delete(runId);
+          await stopWorker(runId, worker);
           runner.release(runId);
           log(`reptile worker: run ${runId} ended`);
         }
+      } else if (worker !== undefined && !worker.isRunning() && !worker.closing) {
+        // BullMQ's loop ended on its own (an error it could not get past): start afresh.
+        log(`reptile worker: the queue of run ${runId} stopped taking jobs; reopening it`);
+        workers.delete(runId);
+        await stopWorker(runId, worker);
       }
     }
   };
@@ -149,12 +203,12 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
         await poll();
       } catch (e) {
         // Redis away: the connection reconnects and says so; try again next round.
-        if (!/Connection is closed|ECONNREFUSED|ECONNRESET|LOADING/i.test((e as Error).message)) throw e;
+        if (!TRANSIENT.test((e as Error).message) && client.status === 'ready') throw e;
       }
       await sleep(500, undefined, options.signal ? { signal: options.signal } : {}).catch(() => {});
     }
   } finally {
-    for (const w of workers.values()) if (w !== undefined) await w.close().catch(() => {});
+    for (const [runId, w] of workers) if (w !== undefined) await stopWorker(runId, w);
     for (const c of connections.values()) c.disconnect();
     runner.dispose();
     client.disconnect();
