@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RUNS_KEY } from '../src/exec/redis.js';
 import { makeTemp } from './few-shot/fixtures.js';
+import { netnsSkipReason, redisOn, twoHosts } from './helpers/netns.js';
 import { checkpointPayload, redisSkipReason, runReptile, spawnReptile, startRedis, type TestRedis, type WorkerProcess } from './helpers/redis.js';
 
 // The faults of issue 36 that loopback can show: Redis's memory over a long run, a frozen Redis
@@ -211,4 +212,60 @@ describe.skipIf(redisSkipReason !== undefined)('the redis executor under the fau
     console.log(`the worker stopped ${Date.now() - t} ms after its first SIGTERM`);
     expect(checkpointPayload(dir).length).toBeGreaterThan(0);
   }, 300_000);
+});
+
+// A worker on a host of its own, cut off from Redis's host long enough for TCP to give up on
+// every connection (the namespace's tcp_retries2 shortened from 15 minutes to seconds) while the
+// run it worked on ends without it, then healed: it must take the jobs of the next run, and stop
+// at its first SIGTERM.
+describe.skipIf(redisSkipReason !== undefined || netnsSkipReason !== undefined)('a worker on another host (network namespaces)', () => {
+  if (netnsSkipReason !== undefined) console.log(`skipping the network-namespace tests: ${netnsSkipReason}`);
+
+  it('takes jobs again after a partition long enough for TCP to give up, during which its run ended, and stops at its first SIGTERM', async () => {
+    const hosts = twoHosts();
+    const procs: WorkerProcess[] = [];
+    let redis: Awaited<ReturnType<typeof redisOn>> | undefined;
+    try {
+      // On the worker's host TCP gives up on a silent connection after about 3 s (Linux's default: 15.6 minutes).
+      hosts.b.sysctl('net.ipv4.tcp_retries2', 3);
+      hosts.b.sysctl('net.ipv4.tcp_syn_retries', 1);
+      redis = await redisOn(hosts.a);
+      const url = redis.url;
+      const spawnOn = (host: typeof hosts.a, args: string[]) => {
+        const p = spawnReptile(args, {}, host.wrap);
+        procs.push(p);
+        return p;
+      };
+      const cutOff = spawnOn(hosts.b, ['worker', '--redis', url, '--lock-ms', '1000']);
+      const local = spawnOn(hosts.a, ['worker', '--redis', url, '--lock-ms', '1000']);
+      for (const w of [cutOff, local]) await w.waitFor(/waiting for runs/);
+      const dir = path.join(makeTemp('reptile-netns-'), 'partition');
+      const coordinator = spawnOn(hosts.a, [...slow(40, ['--run-id', 'partition']), '--executor', 'redis', '--redis', url, '--checkpoint', dir]);
+      await coordinator.waitFor(/train sine: 4\/40/, 120_000);
+      hosts.link(false);
+      const began = Date.now();
+      await cutOff.waitFor(/reptile worker: lost redis/, 30_000);
+      const noticed = Date.now() - began;
+      // The run ends without it (the other worker carries on); the link stays down for at least
+      // 25 s: long past TCP giving up, past every timeout and lock.
+      await coordinator.waitFor(/"iterations": 40/, 180_000);
+      if (coordinator.child.exitCode === null) await new Promise((r) => coordinator.child.once('exit', r));
+      await sleep(Math.max(0, 25_000 - (Date.now() - began)));
+      hosts.link(true);
+      await cutOff.waitFor(/reptile worker: reconnected to redis/, 60_000);
+      // The worker that stayed goes; the one that was cut off must run a new run alone.
+      await local.stop();
+      const after = await runReptile([...sine(3, ['--run-id', 'after-partition']), '--executor', 'redis', '--redis', url], 90_000, {}, hosts.a.wrap);
+      expect(after.code, `${after.stderr}\n--- the cut-off worker:\n${cutOff.log()}`).toBe(0);
+      const t = Date.now();
+      cutOff.child.kill('SIGTERM');
+      expect(await exitOf(cutOff, 10_000)).not.toBe('running');
+      console.log(`partitioned worker: noticed after ${noticed} ms, stopped ${Date.now() - t} ms after its first SIGTERM`);
+      expect(noticed).toBeLessThan(30_000);
+    } finally {
+      for (const p of procs) await p.stop();
+      await redis?.stop();
+      hosts.remove();
+    }
+  }, 400_000);
 });
