@@ -137,19 +137,19 @@ describe.skipIf(redisSkipReason !== undefined)('the redis executor (BullMQ on a 
 
   it('throws away well-formed forged results from a hostile worker, runs their jobs again and ends bit-identical', async () => {
     const own = await startRedis();
-    const honest = spawnReptile(['worker', '--redis', own.url, '--lock-ms', '1000']);
+    let honest: WorkerProcess | undefined;
     const client = new Redis(own.url, { maxRetriesPerRequest: null });
     // BullMQ leaves a connection it was given open: closed here, or it retries the stopped server for ever.
     const hostileConnection = client.duplicate();
     let hostile: Worker | undefined;
     try {
-      await honest.waitFor(/waiting for runs/);
-      const args = [...sine('shared'), '--executor', 'redis', '--redis', own.url, '--run-id', 'forged-result'];
-      // A first short run names the queue (the run id is a hash of the learner and the task source).
-      await train([...args, '--meta-iters', '1'], path.join(root, 'forged-result-probe'));
-      const specKey = (await client.keys('reptile:forged-result-*:spec'))[0]!;
-      const runId = specKey.split(':')[1]!;
-      const spec = JSON.parse((await client.get(specKey))!) as { learner: { layout: { size: number; hash: string } } };
+      const dir = path.join(root, 'forged-result');
+      const coordinator = spawnReptile([...sine('shared'), '--executor', 'redis', '--redis', own.url, '--run-id', 'forged-result', '--checkpoint', dir]);
+      // The run names its queue when it starts (its id is its own): the hostile worker is on it
+      // before the honest one starts.
+      let runId: string | undefined;
+      while ((runId = (await client.smembers(RUNS_KEY)).find((id) => id.startsWith('forged-result-'))) === undefined) await new Promise((r) => setTimeout(r, 10));
+      const spec = JSON.parse((await client.get(`reptile:${runId}:spec`))!) as { learner: { layout: { size: number; hash: string } } };
       const zeros = new Uint8Array(spec.learner.layout.size * 4);
       // The hostile worker answers the first two jobs it gets with results that decode cleanly but
       // lie: one computed from another φ, one answering another task than it was given.
@@ -168,7 +168,9 @@ describe.skipIf(redisSkipReason !== undefined)('the redis executor (BullMQ on a 
         { connection: hostileConnection, concurrency: 1 },
       );
       await hostile.waitUntilReady();
-      const r = await train(args, path.join(root, 'forged-result'));
+      honest = spawnReptile(['worker', '--redis', own.url, '--lock-ms', '1000']);
+      await coordinator.waitFor(/"iterations": 20/, 120_000);
+      const r = { stderr: coordinator.log(), payload: checkpointPayload(dir) };
       expect(forged).toBe(2);
       expect(r.stderr).toMatch(/reptile coordinator: rejected a result for job adapt-\S+ \(the result was computed from another φ \(digest mismatch\): stale or forged\); running the job again/);
       expect(r.stderr).toMatch(/reptile coordinator: rejected a result for job adapt-\S+ \(outcome 0 is not for task \d+\); running the job again/);
@@ -177,7 +179,7 @@ describe.skipIf(redisSkipReason !== undefined)('the redis executor (BullMQ on a 
       await hostile?.close();
       hostileConnection.disconnect();
       client.disconnect();
-      await honest.stop();
+      await honest?.stop();
       await own.stop();
     }
   }, 180_000);
@@ -255,11 +257,15 @@ describe.skipIf(redisSkipReason !== undefined)('the redis executor (BullMQ on a 
       await client.set('reptile:rEVIL:spec', 'require("child_process").exec("rm -rf /")');
       await client.sadd(RUNS_KEY, 'rEVIL');
       await workers[0]!.waitFor(/ignoring run rEVIL: its spec is not readable JSON/);
-      // A real run's spec (left behind by a short run), announced again, and forged jobs on its queue.
-      await train([...sine('shared', 2), '--executor', 'redis', '--redis', redis.url, '--run-id', 'forgery'], path.join(root, 'forgery'));
-      const specKey = (await client.keys('reptile:forgery-*:spec'))[0]!;
-      const specText = await client.get(specKey);
-      const runId = specKey.split(':')[1]!;
+      // A real run's spec (copied while a short run goes on: the run deletes it when it ends),
+      // announced again, and forged jobs on its queue.
+      const short = spawnReptile([...slow(3), '--executor', 'redis', '--redis', redis.url, '--run-id', 'forgery', '--checkpoint', path.join(root, 'forgery')]);
+      let runId: string | undefined;
+      while ((runId = (await client.smembers(RUNS_KEY)).find((id) => id.startsWith('forgery-'))) === undefined) await new Promise((r) => setTimeout(r, 10));
+      const specText = await client.get(`reptile:${runId}:spec`);
+      await short.waitFor(/"iterations": 3/, 120_000);
+      if (short.child.exitCode === null) await new Promise((r) => short.child.once('exit', r));
+      await client.set(`reptile:${runId}:spec`, specText!);
       await client.sadd(RUNS_KEY, runId);
       const spec = JSON.parse(specText!) as { learner: { layout: { size: number } } };
       const queueConnection = client.duplicate();

@@ -21,8 +21,11 @@ export function addExecutorOptions(cmd: Command): Command {
     .option('--run-id <id>', 'threads, redis: a name for the run, the prefix of its queue (default: a hash of the run)');
 }
 
-/** The executor the flags ask for (the caller closes it). */
-export function openExecutor(flags: ExecutorFlags, log: (line: string) => void): Promise<Executor> {
+/**
+ * The executor the flags ask for (the caller closes it). `checkpointDir`: where a training run
+ * checkpoints, so that a resumed run keeps its run id (and its queue on Redis).
+ */
+export function openExecutor(flags: ExecutorFlags, log: (line: string) => void, checkpointDir?: string): Promise<Executor> {
   if (flags.runId !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(flags.runId)) {
     return Promise.reject(new UsageError(`--run-id '${flags.runId}' is not a run name: use up to 64 letters, digits, '.', '_' or '-'`));
   }
@@ -31,6 +34,7 @@ export function openExecutor(flags: ExecutorFlags, log: (line: string) => void):
     ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
     ...(flags.redis !== undefined ? { redis: flags.redis } : {}),
     ...(flags.runId !== undefined ? { runId: flags.runId } : {}),
+    ...(checkpointDir !== undefined ? { checkpointDir } : {}),
     log,
   });
 }

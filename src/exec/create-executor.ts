@@ -1,3 +1,5 @@
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { UsageError } from '../_utils/errors.js';
 import type { InnerStatePolicy } from '../learners/learner.js';
 import type { Executor } from './executor.js';
@@ -23,6 +25,12 @@ export interface CreateExecutorOptions {
   redis?: string;
   /** threads, redis: prefix of the run id and the queue's name. */
   runId?: string;
+  /**
+   * redis: the checkpoint directory of a run that can be resumed. The run id is made of this
+   * host's name and the directory's absolute path (besides the learner and the task source), so
+   * a resumed run finds its queue again; without it every run gets an id of its own.
+   */
+  checkpointDir?: string;
   /** threads: where the workers open the data (default: the directory the run names). */
   dataDir?: string;
   cacheDir?: string;
@@ -35,7 +43,10 @@ export async function createExecutor(options: CreateExecutorOptions): Promise<Ex
   const name = options.executor ?? 'inline';
   if (name !== 'redis' && options.redis !== undefined) throw new UsageError('--redis is for --executor redis: add --executor redis, or drop --redis');
   if (name !== 'threads' && options.workers !== undefined) throw new UsageError('--workers is for --executor threads (redis workers are separate `reptile worker` processes)');
-  const common = { ...(options.runId !== undefined ? { runId: options.runId } : {}) };
+  const common = {
+    ...(options.runId !== undefined ? { runId: options.runId } : {}),
+    ...(options.checkpointDir !== undefined ? { runKey: `${os.hostname()}\0${path.resolve(options.checkpointDir)}` } : {}),
+  };
   switch (name) {
     case 'inline':
       return new InlineExecutor();

@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { floatsToBytes, floatsView } from '../core/codec.js';
 import { Params } from '../core/params.js';
 import type { AdaptResult, Learner, OptimizerState } from '../learners/learner.js';
@@ -28,8 +29,15 @@ export interface JobTransport {
 
 /** Options of {@link ParallelExecutor}. */
 export interface ParallelExecutorOptions {
-  /** Prefix of the run id (and of the Redis queue's name); the rest is a hash of the run's learner and task source. */
+  /** Prefix of the run id (and of the Redis queue's name); the rest is a hash of the run's learner, task source and {@link runKey}. */
   runId?: string;
+  /**
+   * What tells this run from any other with the same learner and task source, so that two runs
+   * never share a run id (and a queue): a run that can be resumed passes something a resumed run
+   * gives again (`createExecutor` passes the host and the checkpoint directory). Default: a
+   * random nonce, different for every executor.
+   */
+  runKey?: string;
   /** Tasks per evaluation job; default a few jobs per worker, at most 50 tasks each. */
   evalChunk?: number;
   /**
@@ -54,11 +62,13 @@ export class ParallelExecutor implements Executor {
   private readonly transport: JobTransport;
   private readonly options: ParallelExecutorOptions;
   private readonly specs = new WeakMap<Learner, WeakMap<TaskSource, RunSpec>>();
+  private readonly runKey: string;
 
   constructor(name: string, transport: JobTransport, options: ParallelExecutorOptions = {}) {
     this.name = name;
     this.transport = transport;
     this.options = options;
+    this.runKey = options.runKey ?? randomBytes(16).toString('hex');
   }
 
   /**
@@ -71,7 +81,8 @@ export class ParallelExecutor implements Executor {
     let spec = bySource.get(source);
     if (spec === undefined) {
       const unnamed = runSpecOf(learner, source);
-      spec = this.options.runId === undefined ? unnamed : { ...unnamed, runId: `${this.options.runId}-${unnamed.runId}` };
+      const id = `r${createHash('sha256').update(unnamed.runId).update('\0').update(this.runKey).digest('hex').slice(0, 12)}`;
+      spec = { ...unnamed, runId: this.options.runId === undefined ? id : `${this.options.runId}-${id}` };
       bySource.set(source, spec);
     }
     return spec;

@@ -33,6 +33,10 @@ export interface TestRedis {
   kill(): Promise<void>;
   /** Starts it again on the same port and directory (its append-only file is replayed). */
   restart(): Promise<void>;
+  /** Freezes the server (SIGSTOP): its port still accepts connections, but nothing answers, as across a partition. */
+  pause(): void;
+  /** Lets a paused server run again (SIGCONT). */
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -61,6 +65,7 @@ export async function startRedis(options: { password?: string; tls?: { cert: str
   const kill = async (): Promise<void> => {
     if (child === undefined || child.exitCode !== null) return;
     const exited = new Promise((resolve) => child!.once('exit', resolve));
+    child.kill('SIGCONT');
     child.kill('SIGKILL');
     await exited;
   };
@@ -72,6 +77,8 @@ export async function startRedis(options: { password?: string; tls?: { cert: str
     dir,
     kill,
     restart: launch,
+    pause: () => void child?.kill('SIGSTOP'),
+    resume: () => void child?.kill('SIGCONT'),
     stop: async () => {
       await kill();
       fs.rmSync(dir, { recursive: true, force: true });
@@ -90,9 +97,15 @@ export interface WorkerProcess {
 
 const entry = path.resolve(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
 
+/** The command line of `reptile <args>`, run through `wrap` (e.g. `ip netns exec NS`) when given. */
+function reptileCommand(args: string[], wrap: string[]): [string, string[]] {
+  return wrap.length > 0 ? [wrap[0]!, [...wrap.slice(1), process.execPath, entry, ...args]] : [process.execPath, [entry, ...args]];
+}
+
 /** Starts `reptile <args>` in the background and collects its stderr. */
-export function spawnReptile(args: string[], env: Record<string, string> = {}): WorkerProcess {
-  const child = spawn(process.execPath, [entry, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, REPTILE_NATIVE_THREADS: '1', ...env } });
+export function spawnReptile(args: string[], env: Record<string, string> = {}, wrap: string[] = []): WorkerProcess {
+  const [command, argv] = reptileCommand(args, wrap);
+  const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, REPTILE_NATIVE_THREADS: '1', ...env } });
   let text = '';
   child.stderr!.on('data', (d: Buffer) => (text += d.toString('utf8')));
   child.stdout!.on('data', (d: Buffer) => (text += d.toString('utf8')));
@@ -117,8 +130,9 @@ export function spawnReptile(args: string[], env: Record<string, string> = {}): 
 }
 
 /** Runs `reptile <args>` to its end, asynchronously (so workers in this process's children keep running). */
-export async function runReptile(args: string[], timeoutMs = 240_000, env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [entry, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+export async function runReptile(args: string[], timeoutMs = 240_000, env: Record<string, string> = {}, wrap: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const [command, argv] = reptileCommand(args, wrap);
+  const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString('utf8')));

@@ -93,7 +93,7 @@ export async function runFewShotTrain(cmd: Command): Promise<void> {
   info(`${dataset}: ${data.train.numClasses} training classes, ${data.test.numClasses} test classes, loaded in ${data.seconds.toFixed(2)} s${data.fromCache === true ? ' (from cache)' : ''}`);
   const checkpoint = o['checkpoint'] as string | undefined;
   const json = o['json'] === true;
-  const executor = await openExecutor(o as unknown as ExecutorFlags, info);
+  const executor = await openExecutor(o as unknown as ExecutorFlags, info, checkpoint);
   const { signal, release } = interruptSignal();
   const began = performance.now();
   const trained = await fewShotTrain({

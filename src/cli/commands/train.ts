@@ -76,7 +76,7 @@ export function trainCommand(): Command {
       const hidden = flags.hidden === undefined ? undefined : parseHidden(flags.hidden);
       const info = (line: string): void => void process.stderr.write(`${line}\n`);
       await selectBackend(flags.backend, verboseLog(flags.verbose));
-      const executor = await openExecutor(flags, info);
+      const executor = await openExecutor(flags, info, flags.checkpoint);
       const { signal, release } = interruptSignal();
       try {
         const { result, evaluation, shots, evalIters } = await trainSine({
