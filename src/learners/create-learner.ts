@@ -2,7 +2,8 @@ import type * as tf from '@tensorflow/tfjs';
 import { UsageError } from '../_utils/errors.js';
 import { loadNative, type NativeIsa } from '../engine/native.js';
 import type { InnerStatePolicy, Learner } from './learner.js';
-import { NativeLearner, UnsupportedModelError } from './native.js';
+import { NativeLearner } from './native-learner.js';
+import { UnsupportedModelError } from './compile-model.js';
 import { TfjsLearner } from './tfjs.js';
 
 /** Which learner runs the inner loop: `auto` takes the native engine when it can, else tfjs. */

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../src/engine/backend.js';
-import { loadFewShotCheckpoint } from '../../src/recipes/few-shot.js';
+import { loadFewShotCheckpoint } from '../../src/recipes/few-shot/checkpoint.js';
 import { openRecordedFewShotData } from '../../src/data/open.js';
 import { makeTemp, pngBytes, runCli, writeImageFolder, writeOmniglotZips } from './fixtures.js';
 
