@@ -1,11 +1,12 @@
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { selectBackend } from '../../engine/backend.js';
-import { runSineDemo } from '../../recipes/sine-demo.js';
+import { runSineDemo, SINE_DEMO_EXPORT_FILES, SINE_DEMO_FILES } from '../../recipes/sine-demo.js';
 import { UsageError } from '../../_utils/errors.js';
 import type { LearnerChoice } from '../../learners/create-learner.js';
-import { intAtLeast, oneOf } from '../parse.js';
+import { intAtLeast, LIMITS, oneOf } from '../parse.js';
 import { progressCallbacks } from '../progress.js';
+import { checkOutDir } from '../paths.js';
 import { printResult, verboseLog } from '../run.js';
 
 interface DemoFlags {
@@ -15,6 +16,7 @@ interface DemoFlags {
   out: string;
   learner: LearnerChoice;
   export?: string;
+  force?: boolean;
   json?: boolean;
   verbose?: boolean;
 }
@@ -24,16 +26,20 @@ export function demoCommand(): Command {
   return new Command('demo')
     .description('run a self-contained demonstration (no data or service needed)')
     .argument('<name>', 'which demo: sine')
-    .option('--meta-iters <n>', 'meta-iterations of Reptile (and of joint training)', intAtLeast(1), 4000)
-    .option('--seed <n>', 'random seed', intAtLeast(0), 0)
-    .option('--eval-tasks <n>', 'held-out tasks to evaluate each start on', intAtLeast(1), 100)
+    .option('--meta-iters <n>', 'meta-iterations of Reptile (and of joint training)', intAtLeast(1, LIMITS.metaIters), 4000)
+    .option('--seed <n>', 'random seed', intAtLeast(0, LIMITS.seed), 0)
+    .option('--eval-tasks <n>', 'held-out tasks to evaluate each start on', intAtLeast(1, LIMITS.samples), 100)
     .option('--out <dir>', 'directory for plots and result.json', path.join('runs', 'sine-demo'))
     .option('--learner <name>', 'inner-loop engine: auto (native when built), native or tfjs', oneOf('auto', 'native', 'tfjs'), 'auto')
     .option('--export <dir>', 'also write the meta-learned init as a TF.js LayersModel (model.json, weights.bin, sine-demo.json), as the web demo loads it')
+    .option('--force', 'replace the files of an earlier run in --out (and --export)')
     .option('--json', 'print the result as JSON on stdout')
     .option('--verbose', 'say which tfjs backend runs')
     .action(async (name: string, flags: DemoFlags) => {
       if (name !== 'sine') throw new UsageError(`unknown demo '${name}': the available demo is 'sine' (reptile demo sine)`);
+      // Both folders are checked before the training, so a bad one fails now, not in a minute.
+      checkOutDir(flags.out, '--out', SINE_DEMO_FILES, flags.force);
+      if (flags.export !== undefined) checkOutDir(flags.export, '--export', SINE_DEMO_EXPORT_FILES, flags.force);
       const info = (line: string): void => void process.stderr.write(`${line}\n`);
       await selectBackend('cpu', verboseLog(flags.verbose));
       const result = await runSineDemo({
