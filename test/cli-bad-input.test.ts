@@ -127,6 +127,7 @@ const classes: Record<string, Case[]> = {
     { name: 'reproduce without --data-dir', args: () => ['reproduce', 'omniglot-5w'], code: 2, message: /missing --data-dir/ },
     { name: 'a few-shot flag on sine is not ignored', args: () => ['train', '--task', 'sine', ...fast, '--classes', '3'], code: 2, message: /--classes is a few-shot flag/ },
     { name: 'a sine flag on few-shot is not ignored', args: (c) => ['train', '--dataset', 'folder', '--data-dir', c.folder, ...tiny, '--hidden', '32'], code: 2, message: /--hidden sets the sine network/ },
+    { name: 'a --log in a folder that does not exist', args: () => ['train', '--task', 'sine', ...fast, '--log', 'logs/run.jsonl'], code: 1, message: /--log 'logs\/run\.jsonl': the folder 'logs' does not exist: make it first/ },
     { name: 'a --cache-dir that is a file', args: (c) => ['eval', '--checkpoint', c.checkpoint, '--samples', '2', '--cache-dir', 'afile'], setup: { afile: 'x' }, code: 1, message: /--cache-dir 'afile' is a file/ },
     { name: 'a worker --run-id that names no queue', args: () => ['worker', '--redis', 'redis://127.0.0.1:1', '--run-id', 'a b'], code: 2, message: /--run-id 'a b' is not a run name/ },
   ],
@@ -165,6 +166,15 @@ describe('reptile: bad input, one class of failure at a time', () => {
     const other = tempDir('reptile-bad-');
     fs.writeFileSync(path.join(other, 'notes.txt'), 'mine');
     expect(reptile(['export', '--checkpoint', ctx.checkpoint, '--out', other]).code).toBe(0);
+  });
+
+  it("the demo's own default folder is replaced on each run (npm start twice)", () => {
+    const cwd = tempDir('reptile-bad-');
+    fs.mkdirSync(path.join(cwd, 'runs', 'sine-demo'), { recursive: true });
+    fs.writeFileSync(path.join(cwd, 'runs', 'sine-demo', 'result.json'), 'old');
+    const r = reptile(['demo', 'sine', '--meta-iters', '20', '--eval-tasks', '2'], { cwd });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(fs.readFileSync(path.join(cwd, 'runs', 'sine-demo', 'result.json'), 'utf8'))).toHaveProperty('mse');
   });
 });
 

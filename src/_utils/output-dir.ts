@@ -37,14 +37,21 @@ export function checkOutputDir(dir: string, check: OutputDirCheck): void {
   }
 }
 
-/** Throws a one-line {@link ReptileError} unless `file` can be written (its folder made if missing). */
-export function checkOutputFile(file: string, check: { name: string }): void {
+/**
+ * Throws a one-line {@link ReptileError} unless `file` can be written. Its folder must exist,
+ * unless `madeBy` says which folder the command makes first (a log inside the checkpoint folder).
+ */
+export function checkOutputFile(file: string, check: { name: string; madeBy?: string }): void {
   const abs = path.resolve(file);
   const stat = statOf(abs);
   if (stat?.isDirectory() === true) throw new ReptileError(`${check.name} '${file}' is a folder: name a file in it, e.g. ${path.join(file, 'log.jsonl')}`);
   const parent = path.dirname(abs);
   const parentStat = statOf(parent);
   if (parentStat !== undefined && !parentStat.isDirectory()) throw new ReptileError(`${check.name} '${file}' is inside a file, '${parent}': name a file in a folder`);
+  if (parentStat === undefined && (check.madeBy === undefined || path.resolve(check.madeBy) !== parent)) {
+    probeWritable(nearestExisting(parent, file, check.name), file, check.name);
+    throw new ReptileError(`${check.name} '${file}': the folder '${path.dirname(file)}' does not exist: make it first, or name a file in an existing folder`);
+  }
   probeWritable(parentStat !== undefined ? parent : nearestExisting(parent, file, check.name), file, check.name);
 }
 

@@ -28,7 +28,7 @@ export function checkCacheDir(dir: string | undefined): void {
 /** The checkpoint folder (resumed when it holds a checkpoint, so nothing in it is refused) and the log file. */
 export function checkTrainingOutputs(flags: { checkpoint?: string | undefined; log?: string | undefined }): void {
   if (flags.checkpoint !== undefined) checkOutputDir(flags.checkpoint, { name: '--checkpoint' });
-  if (flags.log !== undefined) checkOutputFile(flags.log, { name: '--log' });
+  if (flags.log !== undefined) checkOutputFile(flags.log, { name: '--log', ...(flags.checkpoint !== undefined ? { madeBy: flags.checkpoint } : {}) });
 }
 
 /** An output folder that the command fills with `files`: refused when one exists, unless `--force`. */
