@@ -1,5 +1,7 @@
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reptile, type CliRun } from './helpers/cli.js';
 import { tempDir } from './helpers/fixtures.js';
@@ -175,6 +177,17 @@ describe('reptile: bad input, one class of failure at a time', () => {
     const r = reptile(['demo', 'sine', '--meta-iters', '20', '--eval-tasks', '2'], { cwd });
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(fs.readFileSync(path.join(cwd, 'runs', 'sine-demo', 'result.json'), 'utf8'))).toHaveProperty('mse');
+  });
+});
+
+describe.skipIf(!onLinux)('the library under /proc', () => {
+  it('refuses a checkpoint folder there at once (Node\'s recursive mkdir spins there)', () => {
+    // In a child process with a time limit: the spin is synchronous and would hang the test itself.
+    const dist = pathToFileURL(path.resolve(import.meta.dirname, '..', 'dist', 'train', 'checkpoint.js')).href;
+    const script = `const { ensureWritableDir } = await import(${JSON.stringify(dist)}); try { ensureWritableDir('/proc/reptile-test/ck'); } catch (e) { console.log(e.message); }`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.signal, 'it hung').toBeNull();
+    expect(r.stdout).toMatch(/cannot write checkpoints to '\/proc\/reptile-test\/ck' \(ENOENT\)/);
   });
 });
 
