@@ -142,7 +142,7 @@ const FEW_SHOT_FLAGS = [
 function parseHidden(text: string): number[] {
   const sizes = text.split(',').map((s) => Number(s.trim()));
   if (sizes.length === 0 || sizes.length > LIMITS.layers || sizes.some((n) => !Number.isInteger(n) || n < 1 || n > LIMITS.layerSize)) {
-    throw new UsageError(`--hidden '${text}' is not a list of layer sizes: use up to ${LIMITS.layers} whole numbers from 1 to ${LIMITS.layerSize} separated by commas, e.g. --hidden 64,64`);
+    throw new UsageError(`--hidden '${text}' is not a list of layer sizes: use up to ${LIMITS.layers} whole numbers from 1 to ${LIMITS.layerSize.toLocaleString('en-US')} separated by commas, e.g. --hidden 64,64`);
   }
   return sizes;
 }
