@@ -59,7 +59,7 @@ describe('reptile CLI', () => {
     const cases: [string, string[], RegExp][] = [
       ['unknown flag', ['train', '--task', 'sine', '--bogus'], /unknown option '--bogus'.*reptile train --help/],
       ['missing value', ['train', '--task', 'sine', '--meta-iters'], /--meta-iters needs a value/],
-      ['negative iterations', ['train', '--task', 'sine', '--meta-iters', '-5'], /--meta-iters '-5' is invalid \(expected a whole number ≥ 1\)/],
+      ['negative iterations', ['train', '--task', 'sine', '--meta-iters', '-5'], /--meta-iters '-5' is invalid \(expected a whole number from 1 to 1,000,000\)/],
       ['non-numeric iterations', ['train', '--task', 'sine', '--meta-iters', 'ten'], /--meta-iters 'ten' is invalid/],
       ['zero inner iterations', ['train', '--task', 'sine', '--inner-iters', '0'], /--inner-iters '0' is invalid/],
       ['ε above 1', ['train', '--task', 'sine', '--meta-step', '1.5'], /--meta-step '1.5' is invalid \(expected a number in \[0, 1\]\)/],
@@ -82,7 +82,7 @@ describe('reptile CLI', () => {
       const dir = tempDir();
       const file = path.join(dir, 'notes.txt');
       fs.writeFileSync(file, 'precious');
-      expectOneLineError(['train', '--task', 'sine', ...fast, '--checkpoint', path.join(file, 'ckpt')], /cannot write checkpoints to .*choose a writable --checkpoint directory/, 1);
+      expectOneLineError(['train', '--task', 'sine', ...fast, '--checkpoint', path.join(file, 'ckpt')], /--checkpoint '.*notes\.txt\/ckpt' is inside a file, '.*notes\.txt': name a path under a folder/, 1);
       expect(fs.readFileSync(file, 'utf8')).toBe('precious');
     });
 
@@ -90,7 +90,7 @@ describe('reptile CLI', () => {
       const dir = tempDir();
       const file = path.join(dir, 'notes.txt');
       fs.writeFileSync(file, 'precious');
-      expectOneLineError(['train', '--task', 'sine', ...fast, '--log', path.join(file, 'log.jsonl')], /cannot write the log file .*choose a writable --log path/, 1);
+      expectOneLineError(['train', '--task', 'sine', ...fast, '--log', path.join(file, 'log.jsonl')], /--log '.*notes\.txt\/log\.jsonl' is inside a file, '.*notes\.txt': name a file in a folder/, 1);
       expect(fs.readFileSync(file, 'utf8')).toBe('precious');
     });
 

@@ -2,7 +2,8 @@ import { Option, type Command } from 'commander';
 import { EXECUTOR_NAMES, createExecutor, type ExecutorName } from '../exec/create-executor.js';
 import type { Executor } from '../exec/executor.js';
 import { UsageError } from '../_utils/errors.js';
-import { intAtLeast } from './parse.js';
+import { intAtLeast, LIMITS } from './parse.js';
+import { probeRedis } from './redis-probe.js';
 
 /** The executor flags of `reptile train` and `reptile eval`. */
 export interface ExecutorFlags {
@@ -16,19 +17,25 @@ export interface ExecutorFlags {
 export function addExecutorOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('--executor <name>', 'where the tasks run: inline (this thread), threads (a worker-thread pool) or redis (BullMQ workers on any machine)').choices([...EXECUTOR_NAMES]).default('inline'))
-    .option('--workers <n>', 'threads: worker threads (default: the number of cores)', intAtLeast(1))
+    .option('--workers <n>', 'threads: worker threads (default: the number of cores)', intAtLeast(1, LIMITS.concurrency))
     .option('--redis <url>', 'redis: the coordinator\'s Redis, redis://[user:password@]host:port (rediss:// for TLS)')
     .option('--run-id <id>', 'threads, redis: a name for the run, the prefix of its queue (default: a hash of the run)');
+}
+
+/** Refuses a `--run-id` that cannot name a queue. */
+export function checkRunId(runId: string | undefined): void {
+  if (runId !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(runId)) {
+    throw new UsageError(`--run-id '${runId}' is not a run name: use up to 64 letters, digits, '.', '_' or '-'`);
+  }
 }
 
 /**
  * The executor the flags ask for (the caller closes it). `checkpointDir`: where a training run
  * checkpoints, so that a resumed run keeps its run id (and its queue on Redis).
  */
-export function openExecutor(flags: ExecutorFlags, log: (line: string) => void, checkpointDir?: string): Promise<Executor> {
-  if (flags.runId !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(flags.runId)) {
-    return Promise.reject(new UsageError(`--run-id '${flags.runId}' is not a run name: use up to 64 letters, digits, '.', '_' or '-'`));
-  }
+export async function openExecutor(flags: ExecutorFlags, log: (line: string) => void, checkpointDir?: string): Promise<Executor> {
+  checkRunId(flags.runId);
+  if (flags.executor === 'redis' && flags.redis !== undefined) await probeRedis(flags.redis);
   return createExecutor({
     executor: flags.executor,
     ...(flags.workers !== undefined ? { workers: flags.workers } : {}),

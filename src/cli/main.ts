@@ -27,6 +27,17 @@ export async function main(argv: readonly string[]): Promise<number> {
     c.commands.forEach(silence);
   };
   silence(program);
+  const known = (name: string | undefined) => program.commands.some((c) => c.name() === name);
+  if (argv.length === 0) {
+    // No command: the help, on stderr since it answers a mistake, and the usage exit code.
+    process.stderr.write(`${program.helpInformation()}\nreptile: no command given: name one of the commands above, e.g. 'reptile demo sine'\n`);
+    return 2;
+  }
+  if (argv[0] === 'help' && argv.length > 1 && (!known(argv[1]) || argv.length > 2)) {
+    const what = known(argv[1]) ? `'reptile help' takes one command name, not '${argv.slice(1).join(' ')}'` : `unknown command '${argv[1]}'`;
+    process.stderr.write(`reptile: ${what}: see 'reptile --help'\n`);
+    return 2;
+  }
   try {
     await program.parseAsync(argv as string[], { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
@@ -53,7 +64,9 @@ function describeCommanderError(message: string): string {
   if (invalid) return `${invalid[1]} '${invalid[2]}' is invalid (${invalid[3]!.replace(/^Allowed choices are/, 'expected one of')})`;
   const missing = /^option '(-[^\s,']+)[^']*' argument missing$/.exec(text);
   if (missing) return `${missing[1]} needs a value`;
-  return text;
+  const choice = /^command-argument value '(.*)' is invalid for argument '(.*)'\. Allowed choices are (.*?)\.?$/s.exec(text);
+  if (choice) return `unknown ${choice[2]} '${choice[1]}' (expected one of ${choice[3]})`;
+  return text.replace(/\.$/, '');
 }
 
 const code = await main(process.argv.slice(2));

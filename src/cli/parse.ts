@@ -1,14 +1,42 @@
 import { InvalidArgumentError } from 'commander';
 import type { MetaConfig } from '../train/config.js';
 
-/** Commander parser for a whole number ≥ `min`. */
-export function intAtLeast(min: number): (value: string) => number {
+/**
+ * Commander parser for a whole number ≥ `min` and, when `max` is given, ≤ `max`: a bound that
+ * keeps a typo (`1e12`) from starting a run that never ends or a log that never stops growing.
+ */
+export function intAtLeast(min: number, max?: number): (value: string) => number {
   return (value: string) => {
     const n = Number(value);
-    if (value.trim() === '' || !Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected a whole number ≥ ${min}`);
+    if (value.trim() === '' || !Number.isInteger(n) || n < min || (max !== undefined && n > max)) {
+      throw new InvalidArgumentError(max === undefined ? `expected a whole number ≥ ${min}` : `expected a whole number from ${min} to ${max.toLocaleString('en-US')}`);
+    }
     return n;
   };
 }
+
+/**
+ * Upper bounds of the count flags, each far above any published setting (the paper's longest run:
+ * 200,000 meta-iterations of 5 tasks, 100 inner steps, 10,000 test tasks).
+ */
+export const LIMITS = {
+  metaIters: 1_000_000,
+  metaBatch: 10_000,
+  innerIters: 100_000,
+  innerBatch: 100_000,
+  shots: 10_000,
+  classes: 10_000,
+  samples: 10_000_000,
+  evalIters: 100_000,
+  layerSize: 65_536,
+  layers: 64,
+  seed: 4_294_967_295,
+  demoTasks: 1_000,
+  epochs: 100_000,
+  concurrency: 1_024,
+  every: 10_000_000,
+  port: 65_535,
+} as const;
 
 /** Commander parser for a number in [lo, hi] (or (lo, hi] with `openLow`). */
 export function numberIn(lo: number, hi: number, openLow = false): (value: string) => number {

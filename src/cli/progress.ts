@@ -3,13 +3,15 @@ import type { MetaCallbacks, MetaIterLogs } from '../train/meta-train.js';
 
 /**
  * Progress of a meta-training run on stderr: a live bar on a terminal, plain lines otherwise
- * (about twenty per run), so that logs captured to a file stay readable.
+ * (about twenty per run, and one at least every `everySeconds` so that a long run is never
+ * silent), so that logs captured to a file stay readable.
  */
-export function progressCallbacks(label: string, stream: NodeJS.WriteStream = process.stderr): MetaCallbacks {
+export function progressCallbacks(label: string, stream: NodeJS.WriteStream = process.stderr, everySeconds = 10): MetaCallbacks {
   let bar: cliProgress.SingleBar | undefined;
   let total = 0;
   let lossAvg = Number.NaN;
   let lastLine = 0;
+  let lastLineAt = performance.now();
   const began = performance.now();
   return {
     onTrainBegin: ({ startIteration, config }) => {
@@ -30,8 +32,9 @@ export function progressCallbacks(label: string, stream: NodeJS.WriteStream = pr
       const rate = done / ((performance.now() - began) / 1000);
       if (bar) {
         bar.update(done, { loss: lossAvg.toPrecision(4), eps: logs.epsilon.toFixed(4), rate: rate.toFixed(1) });
-      } else if (done === total || done - lastLine >= Math.max(1, Math.floor(total / 20))) {
+      } else if (done === total || done - lastLine >= Math.max(1, Math.floor(total / 20)) || performance.now() - lastLineAt >= everySeconds * 1000) {
         lastLine = done;
+        lastLineAt = performance.now();
         stream.write(`${label}: ${done}/${total} loss ${lossAvg.toPrecision(4)} ε ${logs.epsilon.toFixed(4)}\n`);
       }
     },

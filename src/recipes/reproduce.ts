@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { writeFileAtomicSync } from '../_utils/atomic-write.js';
+import { makeDirs } from '../_utils/output-dir.js';
 import { ReptileError } from '../_utils/errors.js';
 import { openFewShotData } from '../data/open.js';
 import type { OmniglotClassSplit } from '../data/omniglot.js';
@@ -118,14 +119,18 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
   const dir = path.join(options.outDir, spec.name);
   const samples = options.samples ?? 10_000;
   const evalSeed = options.evalSeed ?? 0;
-  fs.mkdirSync(dir, { recursive: true });
+  // The data first: a missing or damaged archive leaves no empty run folder behind.
+  const run = resolveFewShotRun({ preset: spec.preset, seed: 0 });
+  const data = openFewShotData({ dataset: 'omniglot', dataDir: options.dataDir, seed: 0, ...(options.classSplit !== undefined ? { classSplit: options.classSplit } : {}), ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}), log });
+  try {
+    makeDirs(dir);
+  } catch (e) {
+    throw new ReptileError(`cannot create the run folder '${dir}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable results folder`);
+  }
   const plain = path.join(dir, 'progress.jsonl');
   const packed = `${plain}.gz`;
   // The committed form of the progress lines is compressed; training appends to the plain file.
   if (!fs.existsSync(plain) && fs.existsSync(packed)) writeFileAtomicSync(plain, zlib.gunzipSync(fs.readFileSync(packed)));
-
-  const run = resolveFewShotRun({ preset: spec.preset, seed: 0 });
-  const data = openFewShotData({ dataset: 'omniglot', dataDir: options.dataDir, seed: 0, ...(options.classSplit !== undefined ? { classSplit: options.classSplit } : {}), ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}), log });
   log(`${spec.name}: ${hasCheckpoint(dir) ? `resuming from meta-iteration ${readCheckpoint(dir).iteration}` : 'training from scratch'} (preset ${spec.preset}, ${run.config.metaIters ?? '?'} meta-iterations) in ${dir}`);
   const trained = await fewShotTrain({
     data,

@@ -1,6 +1,8 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { renderPlots, type PlotSpec } from '../_utils/plot.js';
+import { writeFileAtomicSync } from '../_utils/atomic-write.js';
+import { ReptileError } from '../_utils/errors.js';
+import { makeDirs } from '../_utils/output-dir.js';
 import type { InnerOptions, Learner } from '../learners/learner.js';
 import { createLearner, learnerKind, type LearnerChoice } from '../learners/create-learner.js';
 import { createSineModel } from '../learners/models.js';
@@ -10,6 +12,11 @@ import { evalTaskStreams, evaluate, mse } from '../train/evaluate.js';
 import { metaTrain, type MetaCallbacks } from '../train/meta-train.js';
 import { exportLayersModel } from './few-shot/export.js';
 import type { MetaConfig } from '../train/config.js';
+
+/** The files {@link runSineDemo} writes into `outDir`. */
+export const SINE_DEMO_FILES: readonly string[] = ['sine-adaptation.svg', 'sine-learning-curve.svg', 'result.json'];
+/** The files {@link runSineDemo} writes into `exportDir`. */
+export const SINE_DEMO_EXPORT_FILES: readonly string[] = ['model.json', 'weights.bin', 'sine-demo.json'];
 
 /** Held-out tasks behind each point of the learning curve: enough to show the trend, cheap enough for the minute budget. */
 const CURVE_TASKS = 10;
@@ -111,7 +118,7 @@ export async function runSineDemo(options: SineDemoOptions = {}): Promise<SineDe
 
     const files: string[] = [];
     if (options.outDir !== undefined) {
-      fs.mkdirSync(options.outDir, { recursive: true });
+      makeOutDir(options.outDir);
       const adaptation = await adaptationPanels(source, { 'meta-learned': meta, random, joint }, evalInner, evalSeed);
       files.push(writeFile(options.outDir, 'sine-adaptation.svg', await renderPlots(adaptation, 3)));
       const curvePlot: PlotSpec = {
@@ -205,8 +212,21 @@ function meanUnadaptedMse(learner: Learner, source: SineTaskSource, tasks: numbe
   return sum / tasks;
 }
 
+function makeOutDir(dir: string): void {
+  try {
+    makeDirs(dir);
+  } catch (e) {
+    throw new ReptileError(`cannot create the output folder '${dir}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable folder`);
+  }
+}
+
+// Whole or not at all: a reader never sees half a plot or half of result.json.
 function writeFile(dir: string, name: string, text: string): string {
   const file = path.join(dir, name);
-  fs.writeFileSync(file, text);
+  try {
+    writeFileAtomicSync(file, text);
+  } catch (e) {
+    throw new ReptileError(`cannot write '${file}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable folder`);
+  }
   return file;
 }

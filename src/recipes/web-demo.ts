@@ -1,4 +1,3 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { openRecordedFewShotData } from '../data/open.js';
 import type { LearnerChoice } from '../learners/create-learner.js';
@@ -9,6 +8,8 @@ import type { Task } from '../tasks/task.js';
 import { concatExamples, evalTaskStreams } from '../train/evaluate.js';
 import { selectExamples } from '../tasks/task.js';
 import { ReptileError } from '../_utils/errors.js';
+import { writeFileAtomicSync } from '../_utils/atomic-write.js';
+import { makeDirs } from '../_utils/output-dir.js';
 import { createFewShotModel } from './few-shot/model.js';
 import { evalInnerOptions } from './few-shot/settings.js';
 import { loadFewShotCheckpoint } from './few-shot/checkpoint.js';
@@ -62,6 +63,22 @@ export interface FewShotDemoTasks {
  * settings, and classify each query in one batch with the support set (not transductive).
  */
 export async function writeFewShotDemoTasks(options: FewShotDemoTasksOptions): Promise<string> {
+  const out = await fewShotDemoTasks(options);
+  try {
+    makeDirs(options.outDir);
+    const file = path.join(options.outDir, 'tasks.json');
+    writeFileAtomicSync(file, `${JSON.stringify(out)}\n`);
+    return file;
+  } catch (e) {
+    throw new ReptileError(`cannot write tasks.json into '${options.outDir}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable output folder`);
+  }
+}
+
+/**
+ * What {@link writeFewShotDemoTasks} writes, computed without writing anything, so that a caller
+ * can check the checkpoint and the data before the first byte of its output exists.
+ */
+export async function fewShotDemoTasks(options: Omit<FewShotDemoTasksOptions, 'outDir'>): Promise<FewShotDemoTasks> {
   const log = options.log ?? (() => {});
   const { info, learner: meta, model: metaModel } = loadFewShotCheckpoint(options.checkpointDir, { learner: options.learner ?? 'auto', log });
   const randomModel = createFewShotModel({ kind: info.kind, inputShape: info.inputShape, classes: info.settings.classes, seed: info.config.seed, ...(info.settings.init !== undefined ? { init: info.settings.init } : {}) });
@@ -92,10 +109,7 @@ export async function writeFewShotDemoTasks(options: FewShotDemoTasksOptions): P
       });
       log(`task ${i}: meta-learned ${out.tasks[i]!.node.metaLearned.correct}/${classes}, random ${out.tasks[i]!.node.random.correct}/${classes}`);
     }
-    fs.mkdirSync(options.outDir, { recursive: true });
-    const file = path.join(options.outDir, 'tasks.json');
-    fs.writeFileSync(file, `${JSON.stringify(out)}\n`);
-    return file;
+    return out;
   } finally {
     for (const l of [meta, random]) l.dispose();
     for (const m of [metaModel, randomModel]) m.dispose();

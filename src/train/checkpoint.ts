@@ -5,6 +5,7 @@ import { bytesToFloats, floatsToBytes } from '../core/codec.js';
 import { Params, createLayout, type Layout, type ParamSpec } from '../core/params.js';
 import { writeFileAtomicSync } from '../_utils/atomic-write.js';
 import { ReptileError } from '../_utils/errors.js';
+import { makeDirs } from '../_utils/output-dir.js';
 import type { OptimizerState } from '../learners/learner.js';
 import type { Checkpoint } from './meta-loop.js';
 
@@ -36,7 +37,7 @@ export function checkpointPath(dir: string): string {
  */
 export function ensureWritableDir(dir: string): void {
   try {
-    fs.mkdirSync(dir, { recursive: true });
+    makeDirs(dir);
     const probe = path.join(dir, `.write-test-${process.pid}`);
     fs.writeFileSync(probe, '');
     fs.rmSync(probe);
@@ -70,7 +71,7 @@ export function writeCheckpoint(dir: string, ckpt: Checkpoint): string {
   for (const p of parts) hash.update(p);
   parts.push(hash.digest());
 
-  fs.mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   const final = checkpointPath(dir);
   writeFileAtomicSync(final, Buffer.concat(parts));
   return final;

@@ -49,9 +49,13 @@ function fileStore(dir: string | undefined, logFile: string | undefined): MetaTr
   };
 }
 
+// Opens the log to check it can be written, without creating it: a run refused when its
+// checkpoint is loaded (another model, other settings) leaves no empty log behind.
 function prepareLogFile(file: string): void {
   try {
-    fs.appendFileSync(file, '');
+    const existed = fs.existsSync(file);
+    fs.closeSync(fs.openSync(file, existed ? 'a' : 'wx'));
+    if (!existed) fs.rmSync(file);
   } catch (e) {
     throw new ReptileError(`cannot write the log file '${file}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable --log path`);
   }

@@ -1,7 +1,10 @@
+import * as fs from 'node:fs';
 import { Command } from 'commander';
 import { downloadOmniglot } from '../../data/download.js';
 import { loadOmniglot } from '../../data/omniglot.js';
-import { UsageError } from '../../_utils/errors.js';
+import { ReptileError, UsageError } from '../../_utils/errors.js';
+import { checkOutputDir } from '../../_utils/output-dir.js';
+import { checkCacheDir, checkInputDir } from '../paths.js';
 
 const info = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -16,6 +19,10 @@ export function dataCommand(): Command {
     .action(async (name: string, flags: { dir?: string; download?: boolean; cacheDir?: string }) => {
       if (name !== 'omniglot') throw new UsageError(`unknown dataset '${name}' for 'reptile data': only omniglot can be fetched; put other datasets in a folder yourself`);
       if (flags.dir === undefined) throw new UsageError('missing --dir: name the folder for images_background.zip and images_evaluation.zip');
+      checkCacheDir(flags.cacheDir);
+      if (flags.download === true) checkOutputDir(flags.dir, { name: '--dir' });
+      else if (!fs.existsSync(flags.dir)) throw new ReptileError(`--dir '${flags.dir}' does not exist: fetch the archives into it with 'reptile data omniglot --download --dir ${flags.dir}', or name the folder that holds them`);
+      else checkInputDir(flags.dir, '--dir', 'the folder that holds images_background.zip and images_evaluation.zip');
       if (flags.download === true) for (const file of await downloadOmniglot({ dir: flags.dir, log: info })) info(`have ${file}`);
       for (let pass = 0; pass < 2; pass++) {
         const began = performance.now();

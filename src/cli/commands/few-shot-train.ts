@@ -11,9 +11,10 @@ import { fewShotEvaluate } from '../../recipes/few-shot/evaluate.js';
 import { dataOrigin, resolveFewShotRun } from '../../recipes/few-shot/settings.js';
 import { fewShotTrain, progressLine } from '../../recipes/few-shot/train.js';
 import { UsageError } from '../../_utils/errors.js';
-import { intAtLeast, pickDefined } from '../parse.js';
+import { intAtLeast, LIMITS, pickDefined } from '../parse.js';
 import { interruptSignal, printResult, verboseLog } from '../run.js';
 import { openExecutor, type ExecutorFlags } from '../executor-flags.js';
+import { checkCacheDir, checkInputDir, checkTrainingOutputs } from '../paths.js';
 
 // `reptile train`'s few-shot path (`--dataset`, or a few-shot `--preset`); train.ts holds the command.
 const info = (line: string) => process.stderr.write(`${line}\n`);
@@ -28,10 +29,10 @@ export function addFewShotOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('--dataset <name>', 'few-shot dataset (a few-shot --preset names its own)').choices(['omniglot', 'miniimagenet', 'mnist', 'folder']))
     .option('--data-dir <dir>', 'few-shot: the dataset directory (mnist: the package\'s own files when not given)')
-    .option('--classes <n>', `few-shot: classes per task (${d.classes})`, intAtLeast(1))
-    .option('--train-shots <n>', `few-shot: examples per class in training tasks, 0 = --shots (${d.trainShots})`, intAtLeast(0))
-    .option('--eval-batch <n>', `few-shot: inner minibatch when adapting to a test task (${d.evalBatch})`, intAtLeast(1))
-    .option('--eval-interval <n>', `few-shot: print train/test accuracy every n meta-iterations (${d.evalInterval})`, intAtLeast(1))
+    .option('--classes <n>', `few-shot: classes per task (${d.classes}; at least 2)`, intAtLeast(2, LIMITS.classes))
+    .option('--train-shots <n>', `few-shot: examples per class in training tasks, 0 = --shots (${d.trainShots})`, intAtLeast(0, LIMITS.shots))
+    .option('--eval-batch <n>', `few-shot: inner minibatch when adapting to a test task (${d.evalBatch})`, intAtLeast(1, LIMITS.innerBatch))
+    .option('--eval-interval <n>', `few-shot: print train/test accuracy every n meta-iterations (${d.evalInterval})`, intAtLeast(1, LIMITS.every))
     .option('--transductive', 'few-shot: classify all queries of a test task in one batch')
     .option('--sgd', 'few-shot: plain SGD inner loop instead of Adam (β1 = 0)')
     .addOption(new Option('--init <scheme>', `few-shot: kernel initialisation, fan-in (PyTorch's default) or glorot (TensorFlow's, as supervised-reptile) (${d.init}; the omniglot presets: glorot)`).choices(['fan-in', 'glorot']))
@@ -55,6 +56,7 @@ function given(cmd: Command, key: string): boolean {
 export async function runFewShotTrain(cmd: Command): Promise<void> {
   const o = cmd.opts() as Record<string, unknown>;
   const opt = <T>(key: string): T | undefined => (given(cmd, key) ? (o[key] as T) : undefined);
+  if (given(cmd, 'hidden')) throw new UsageError('--hidden sets the sine network\'s layers; the few-shot network is the paper\'s: drop --hidden');
   if (o['task'] !== undefined) throw new UsageError("--task and --dataset (or a few-shot --preset) both given: use --task sine for sine regression, or --dataset for few-shot classification");
   const seed = opt<number>('seed') ?? DEFAULT_META_CONFIG.seed;
   const run = resolveFewShotRun({
@@ -80,6 +82,10 @@ export async function runFewShotTrain(cmd: Command): Promise<void> {
   }
   const dataDir = (o['dataDir'] as string | undefined) ?? (dataset === 'mnist' ? mnistPackageDir() : undefined);
   if (dataDir === undefined) throw new UsageError(`missing --data-dir: say where the ${dataset} data is, e.g. --data-dir ${dataset === 'folder' ? 'my-images (one sub-folder of images per class)' : `data/${dataset}`}${dataset === 'omniglot' ? ' (reptile data omniglot --dir data/omniglot --download fetches it)' : ''}`);
+  checkInputDir(dataDir, '--data-dir');
+  checkCacheDir(o['cacheDir'] as string | undefined);
+  const checkpoint = o['checkpoint'] as string | undefined;
+  checkTrainingOutputs({ checkpoint, log: o['log'] as string | undefined });
   const { settings, config } = run;
   const backend = await selectBackend(o['backend'] as BackendChoice, verboseLog(o['verbose'] as boolean | undefined));
   const data = openFewShotData({
@@ -91,7 +97,6 @@ export async function runFewShotTrain(cmd: Command): Promise<void> {
     log: info,
   });
   info(`${dataset}: ${data.train.numClasses} training classes, ${data.test.numClasses} test classes, loaded in ${data.seconds.toFixed(2)} s${data.fromCache === true ? ' (from cache)' : ''}`);
-  const checkpoint = o['checkpoint'] as string | undefined;
   const json = o['json'] === true;
   const executor = await openExecutor(o as unknown as ExecutorFlags, info, checkpoint);
   const { signal, release } = interruptSignal();

@@ -5,7 +5,9 @@ import { progressLine } from '../../recipes/few-shot/train.js';
 import { REPRODUCTION_NAMES, reproduce } from '../../recipes/reproduce.js';
 import { OMNIGLOT_CLASS_SPLITS, type OmniglotClassSplit } from '../../data/omniglot.js';
 import { UsageError } from '../../_utils/errors.js';
-import { intAtLeast } from '../parse.js';
+import { intAtLeast, LIMITS } from '../parse.js';
+import { checkCacheDir, checkInputDir } from '../paths.js';
+import { checkOutputDir } from '../../_utils/output-dir.js';
 import { openExecutor } from '../executor-flags.js';
 import { EXECUTOR_NAMES, type ExecutorName } from '../../exec/create-executor.js';
 import { interruptSignal, printResult, verboseLog } from '../run.js';
@@ -23,21 +25,25 @@ export function reproduceCommand(): Command {
     .addArgument(new Argument('<setting>', 'omniglot-5w or omniglot-20w').choices(REPRODUCTION_NAMES))
     .option('--data-dir <dir>', 'Omniglot directory (images_background.zip and images_evaluation.zip)')
     .option('--out <dir>', 'results directory: the run goes to <out>/<setting>/, the columns to <out>/<column>.json', 'docs/results')
-    .option('--samples <n>', 'test tasks per cell (the paper: 10000)', intAtLeast(1), 10_000)
-    .option('--eval-seed <n>', 'seed of the test tasks', intAtLeast(0), 0)
-    .option('--checkpoint-every <n>', 'meta-iterations between checkpoints', intAtLeast(1), 1000)
+    .option('--samples <n>', 'test tasks per cell (the paper: 10000)', intAtLeast(1, LIMITS.samples), 10_000)
+    .option('--eval-seed <n>', 'seed of the test tasks', intAtLeast(0, LIMITS.seed), 0)
+    .option('--checkpoint-every <n>', 'meta-iterations between checkpoints', intAtLeast(1, LIMITS.every), 1000)
     .addOption(new Option('--class-split <how>', "how seed 0 picks the 1,200 training characters: seeded (the library's generator, as the committed runs) or supervised-reptile (Python's random.shuffle: the paper's exact characters)").choices([...OMNIGLOT_CLASS_SPLITS]).default('seeded'))
     .option('--cache-dir <dir>', 'cache of decoded images')
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'))
     .addOption(new Option('--learner <name>', 'inner-loop engine: auto (native when built), native or tfjs').choices(['auto', 'native', 'tfjs']).default('auto'))
     .addOption(new Option('--eval-executor <name>', 'where the cells\' test tasks run: inline, threads or redis (training always runs inline, with the paper\'s carry policy)').choices([...EXECUTOR_NAMES]).default('inline'))
-    .option('--workers <n>', 'threads: worker threads for the evaluations (default: the number of cores)', intAtLeast(1))
+    .option('--workers <n>', 'threads: worker threads for the evaluations (default: the number of cores)', intAtLeast(1, LIMITS.concurrency))
     .option('--redis <url>', 'redis: the Redis of the evaluation workers')
     .option('--json', 'print the columns as JSON on stdout, progress as JSON lines on stderr')
     .option('--verbose', 'say which tfjs backend and engine run')
     .action(async (setting: string, flags: { dataDir?: string; out: string; samples: number; evalSeed: number; checkpointEvery: number; classSplit: OmniglotClassSplit; cacheDir?: string; backend: BackendChoice; learner: LearnerChoice; evalExecutor: ExecutorName; workers?: number; redis?: string; json?: boolean; verbose?: boolean }) => {
       if (!(REPRODUCTION_NAMES as string[]).includes(setting)) throw new UsageError(`unknown setting '${setting}': choose ${REPRODUCTION_NAMES.join(' or ')}`);
-      if (flags.dataDir === undefined) throw new UsageError('missing --data-dir: say where the Omniglot archives are, e.g. --data-dir data/omniglot (reptile data omniglot --dir data/omniglot --download fetches them)');
+      if (flags.dataDir === undefined) throw new UsageError("missing --data-dir: say where the Omniglot archives are, e.g. --data-dir data/omniglot (fetch them with 'reptile data omniglot --download --dir data/omniglot')");
+      checkInputDir(flags.dataDir, '--data-dir', 'the folder that holds images_background.zip and images_evaluation.zip');
+      checkCacheDir(flags.cacheDir);
+      // The run in <out>/<setting>/ is resumed, so nothing there is refused; the folder must be writable.
+      checkOutputDir(flags.out, { name: '--out' });
       await selectBackend(flags.backend, verboseLog(flags.verbose));
       const json = flags.json === true;
       const evalExecutor = await openExecutor({ executor: flags.evalExecutor, ...(flags.workers !== undefined ? { workers: flags.workers } : {}), ...(flags.redis !== undefined ? { redis: flags.redis } : {}) }, info);

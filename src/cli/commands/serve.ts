@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { ReptileError } from '../../_utils/errors.js';
 import { serveStatic } from '../../_utils/static-server.js';
-import { intAtLeast } from '../parse.js';
+import { intAtLeast, LIMITS } from '../parse.js';
 
 interface ServeFlags {
   port: number;
@@ -18,11 +18,13 @@ export const WEB_DIST = fileURLToPath(new URL('../../../web/dist/', import.meta.
 export function serveCommand(): Command {
   return new Command('serve')
     .description('serve the web demos (web/dist, built by npm run web:build) on localhost')
-    .option('--port <n>', 'port to listen on (0 picks a free one)', intAtLeast(0), 4173)
+    .option('--port <n>', 'port to listen on (0 picks a free one)', intAtLeast(0, LIMITS.port), 4173)
     .option('--host <name>', 'address to listen on', '127.0.0.1')
     .option('--dir <dir>', 'directory to serve instead of the built demos')
     .action(async (flags: ServeFlags) => {
       const root = flags.dir ?? WEB_DIST;
+      if (flags.dir !== undefined && !fs.existsSync(flags.dir)) throw new ReptileError(`--dir '${flags.dir}' does not exist: point --dir at a built demo folder (one with index.html)`);
+      if (flags.dir !== undefined && !fs.statSync(flags.dir).isDirectory()) throw new ReptileError(`--dir '${flags.dir}' is a file, not a folder: point --dir at a built demo folder (one with index.html)`);
       if (!fs.existsSync(`${root}/index.html`)) {
         throw new ReptileError(
           flags.dir === undefined

@@ -1,8 +1,8 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { writeFileAtomicSync } from '../../_utils/atomic-write.js';
 import { ReptileError } from '../../_utils/errors.js';
+import { makeDirs } from '../../_utils/output-dir.js';
 
 /**
  * Writes `model` as a TensorFlow.js LayersModel — `model.json` (topology and weights manifest)
@@ -12,7 +12,7 @@ import { ReptileError } from '../../_utils/errors.js';
  */
 export async function exportLayersModel(model: tf.LayersModel, outDir: string): Promise<string[]> {
   try {
-    fs.mkdirSync(outDir, { recursive: true });
+    makeDirs(outDir);
   } catch (e) {
     throw new ReptileError(`cannot create the export directory '${outDir}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable --out directory`);
   }
