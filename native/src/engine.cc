@@ -378,6 +378,8 @@ void Engine::ensure(int n) {
       aux_[i].assign(col, 0.f);
     } else if (op.kind == OpKind::MaxPool) {
       arg_[i].assign((size_t)n * op.outSize, 0);
+    } else if (op.kind == OpKind::Dropout) {
+      aux_[i].assign((size_t)n * op.outSize, 0.f);
     }
   }
   // Gradient buffers are shared by all layers: each example owns a slot as large as the largest
@@ -697,6 +699,43 @@ void Engine::runForward(const Item& it, int s) {
     case OpKind::MaxPool:
       k_->maxpool_forward(op.g, n, x, y, arg_[i].data() + (size_t)b * op.outSize);
       break;
+    case OpKind::Dropout:
+      if (dropoutOn_) {
+        dropoutMask(i, s);
+        const float* mask = aux_[i].data() + (size_t)b * op.inSize;
+        for (size_t j = 0, m = (size_t)n * op.inSize; j < m; j++) y[j] = x[j] * mask[j];
+      } else {
+        std::memcpy(y, x, sizeof(float) * (size_t)n * op.inSize);
+      }
+      break;
+  }
+}
+
+namespace {
+inline uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+}  // namespace
+
+// A dropout mask is a pure function of the seed, the step of the inner loop, the op and the row of
+// the minibatch (never of the shard or thread that draws it): each row's values come from a
+// splitmix64 stream keyed by those four numbers. A value is kept (scaled by 1 / (1 − rate), as
+// tfjs's inverted dropout) when its uniform draw, 24 bits in [0, 1), is at least the rate.
+void Engine::dropoutMask(size_t i, int s) {
+  const OpSpec& op = ops_[i];
+  const float rate = op.alpha, scale = 1.f / (1.f - rate);
+  for (int r = begin_[s]; r < begin_[s] + count_[s]; r++) {
+    uint64_t key = dropoutSeed_;
+    uint64_t state = splitmix64(key) ^ ((uint64_t)step_ << 40) ^ ((uint64_t)i << 24) ^ (uint64_t)r;
+    splitmix64(state);
+    float* mask = aux_[i].data() + (size_t)r * op.inSize;
+    for (int j = 0; j < op.inSize; j++) {
+      const float u = (float)(splitmix64(state) >> 40) * (1.f / 16777216.f);
+      mask[j] = u >= rate ? scale : 0.f;
+    }
   }
 }
 
@@ -849,6 +888,14 @@ void Engine::runBackward(const Item& it, int s) {
       break;
     case OpKind::Softmax:
       if (dx) k_->softmax_backward(n * (op.inSize / op.channels), op.channels, y, dy, dx);
+      break;
+    case OpKind::Dropout:
+      if (dx && dropoutOn_) {
+        const float* mask = aux_[i].data() + (size_t)b * op.inSize;
+        for (size_t j = 0, m = (size_t)n * op.inSize; j < m; j++) dx[j] = dy[j] * mask[j];
+      } else if (dx) {
+        std::memcpy(dx, dy, sizeof(float) * (size_t)n * op.inSize);
+      }
       break;
     case OpKind::MaxPool:
       if (dx) k_->maxpool_backward(op.g, n, dy, arg_[i].data() + (size_t)b * op.outSize, dx);
@@ -1020,6 +1067,8 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
   args_ = &a;
   lossKind_ = a.loss;
   lossDivisor_ = a.lossDivisor;
+  dropoutOn_ = true;
+  dropoutSeed_ = a.dropoutSeed;
   targets_ = batchTargets_.data();
   adaptedOut_ = adapted;
   lastStepOut_ = lastStep;
@@ -1030,6 +1079,7 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
       e->useWeights(e->params_.data(), e->params_.data());
       e->abandonQueue();
       e->args_ = nullptr;
+      e->dropoutOn_ = false;
       e->weightsChanged();
     }
   } restore{this};
@@ -1121,6 +1171,7 @@ void Engine::predict(const float* x, int n, bool batchStats, float* out) {
 }
 
 void Engine::predictOnce(const float* x, int n, bool batchStats, float* out) {
+  dropoutOn_ = false;
   ensure(n);
   split(n);
   std::memcpy(act_[0].data(), x, sizeof(float) * (size_t)n * inputSize_);
@@ -1146,8 +1197,11 @@ void Engine::predictWith(const float* weights, const float* x, int n, bool batch
 }
 
 double Engine::gradients(const float* x, const float* targets, int n, LossKind loss, float* grad, float* inputGrad,
-                         float* output) {
+                         float* output, const uint64_t* dropoutSeed) {
   weightsChanged();
+  dropoutOn_ = dropoutSeed != nullptr;
+  dropoutSeed_ = dropoutSeed ? *dropoutSeed : 0;
+  step_ = 0;
   ensure(n);
   split(n);
   std::memcpy(act_[0].data(), x, sizeof(float) * (size_t)n * inputSize_);
@@ -1159,6 +1213,7 @@ double Engine::gradients(const float* x, const float* targets, int n, LossKind l
   float* dIn = backward(true);
   flush();
   targets_ = nullptr;
+  dropoutOn_ = false;
   std::memcpy(output, outputOf(act_, ops_, ops_.size() - 1).data(), sizeof(float) * (size_t)n * outputSize_);
   for (int64_t i = 0; i < P_; i++) grad[i] = grads_[0][i] + grads_[1][i];
   for (int s = 0; s < kShards; s++)

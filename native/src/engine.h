@@ -12,7 +12,7 @@
 
 namespace reptile {
 
-enum class OpKind { Conv, Dense, BatchNorm, Relu, Tanh, MaxPool, Act, Softmax };
+enum class OpKind { Conv, Dense, BatchNorm, Relu, Tanh, MaxPool, Act, Softmax, Dropout };
 // SoftmaxXent: against class labels, from the output as logits or, when the last op is a Softmax,
 // from that op's input (the loss fused with it). SigmoidBce: against one target in [0, 1] per
 // output, from the input of a last Sigmoid activation (fused) or from the output as logits.
@@ -27,7 +27,7 @@ struct OpSpec {
   int64_t w = -1, b = -1;    // Conv / Dense parameter offsets (b = -1: no bias)
   int channels = 0;          // BatchNorm, Softmax: size of the last axis
   ActKind act = ActKind::Sigmoid;  // Act: which activation, and its parameter (see ActKind)
-  float alpha = 0;
+  float alpha = 0;                 // Dropout: the rate
   float eps = 1e-3f, momentum = 0.99f;
   int64_t gamma = -1, beta = -1;
   std::vector<float> movingMean, movingVar;
@@ -46,6 +46,8 @@ struct AdaptArgs {
   OptKind opt = OptKind::Adam;
   double lr = 1e-3, beta1 = 0, beta2 = 0.999, eps = 1e-8;
   bool reset = false;
+  // Where the dropout masks of this inner loop come from (see Engine::dropoutMask).
+  uint64_t dropoutSeed = 0;
   LossKind loss = LossKind::SoftmaxXent;
   // The per-example losses of a minibatch are summed and divided by this (0: the minibatch's size,
   // i.e. their mean).
@@ -124,8 +126,9 @@ class Engine {
   // predict with the given weights in place of φ (which stays as it is).
   // reuse: the same weights, unchanged, as the previous call's (their packing is kept).
   void predictWith(const float* weights, const float* x, int n, bool batchStats, float* out, bool reuse = false);
+  // dropoutSeed: dropout is applied with the masks of that seed at step 0 (null: no dropout).
   double gradients(const float* x, const float* targets, int n, LossKind loss, float* grad, float* inputGrad,
-                   float* output);
+                   float* output, const uint64_t* dropoutSeed = nullptr);
 
   // Runs the queued items of one shard (called by flush, on either thread).
   void runShard(int s);
@@ -153,6 +156,8 @@ class Engine {
   void runPack(const Item& it, int s);
   void runForward(const Item& it, int s);
   void convForward(size_t i, int s, const float* x, float* y, const float* shardPacked);
+  // Writes the shard's rows of dropout op i's mask (0 or 1 / (1 − rate) per value) to aux_[i].
+  void dropoutMask(size_t i, int s);
   void runBnMoments(const Item& it, int s);
   void runBnApply(const Item& it, int s);
   void runBnBackwardSums(const Item& it, int s);
@@ -290,6 +295,9 @@ class Engine {
   const AdaptArgs* args_ = nullptr;
   int step_ = 0;
   LossKind lossKind_ = LossKind::SoftmaxXent;
+  // Whether the forward pass applies dropout (adapt, gradients with a seed), and its seed.
+  bool dropoutOn_ = false;
+  uint64_t dropoutSeed_ = 0;
   double lossDivisor_ = 0;  // 0: the batch's size (see AdaptArgs::lossDivisor)
   const float* targets_ = nullptr;
   float coef_[8] = {};

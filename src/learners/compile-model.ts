@@ -36,6 +36,7 @@ export const NATIVE_LAYERS = [
   'LeakyReLU',
   'ELU',
   'Softmax',
+  'Dropout',
   `Activation (linear, ${Object.keys(ACTIVATIONS).join(', ')})`,
 ] as const;
 
@@ -199,6 +200,14 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
       case 'Activation':
         activation(layer, cfg.activation);
         break;
+      case 'Dropout': {
+        // The layer's own seed is not used: masks come from the task's rng (NativeLearner), so that
+        // runs are reproducible whichever thread or machine adapts a task.
+        if (cfg.noiseShape !== undefined && cfg.noiseShape !== null) throw new UnsupportedModelError(`layer '${layer.name}' (Dropout) has a noiseShape`);
+        const rate = cfg.rate as number;
+        if (rate > 0) ops.push({ kind: 'dropout', inSize: size, outSize: size, rate });
+        break;
+      }
       default:
         throw new UnsupportedModelError(`layer '${layer.name}' (${cls}) is not supported`);
     }
