@@ -569,6 +569,63 @@ describe.skipIf(nativeSkipReason !== undefined)('Dropout', () => {
   });
 });
 
+describe.skipIf(nativeSkipReason !== undefined)('frozen layers', () => {
+  /** A frozen conv + BN extractor, a trainable conv + BN block, a dense head (convNet's shapes). */
+  const frozenNet = (seed: number): tf.Sequential => {
+    const model = tf.sequential({
+      layers: [
+        tf.layers.conv2d({ inputShape: [11, 8, 1], filters: 6, kernelSize: 3, strides: 2, padding: 'same', kernelInitializer: init(seed), biasInitializer: init(seed + 1) }),
+        tf.layers.batchNormalization({ gammaInitializer: init(seed + 2), betaInitializer: init(seed + 3) }),
+        tf.layers.reLU(),
+        tf.layers.conv2d({ filters: 5, kernelSize: 3, strides: 2, padding: 'same', kernelInitializer: init(seed + 4), biasInitializer: init(seed + 5) }),
+        tf.layers.batchNormalization({ gammaInitializer: init(seed + 6), betaInitializer: init(seed + 7) }),
+        tf.layers.reLU(),
+        tf.layers.flatten(),
+        tf.layers.dense({ units: 3, kernelInitializer: init(seed + 8) }),
+      ],
+    });
+    model.layers[0]!.trainable = false;
+    model.layers[1]!.trainable = false;
+    return model;
+  };
+  const headOnly = (seed: number): tf.Sequential => {
+    const model = frozenNet(seed);
+    for (const i of [3, 4]) model.layers[i]!.trainable = false;
+    return model;
+  };
+  const tasks = (seed: number): Task[] => Array.from({ length: 2 }, (_, t) => randomTask({ rng: Rng.derive(seed, 400 + t), count: 12, shape: [11, 8, 1], classes: 3 }));
+  const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.01, innerIters: 20, innerBatch: 5 };
+
+  it('equal the tfjs learner over 20 Adam steps (frozen extractor under a trainable block; frozen all but the head)', async () => {
+    await compareInnerLoops({ model: () => frozenNet(61), tasks: tasks(61), inner, seed: 61 });
+    await compareInnerLoops({ model: () => headOnly(62), tasks: tasks(62), inner, seed: 62 });
+  });
+
+  it('are not in φ, stay as they were, and give the same bits on one and two threads', async () => {
+    const model = frozenNet(63);
+    const frozenBefore = model.layers[0]!.getWeights().map((w) => w.dataSync().slice());
+    const one = new NativeLearner({ model, threads: 1 });
+    const two = new NativeLearner({ model: frozenNet(63), threads: 2 });
+    // φ: the trainable block and the head only.
+    expect(one.layout.size).toBe(model.trainableWeights.reduce((n, w) => n + w.read().size, 0));
+    expect(one.layout.specs.map((s) => s.name).some((n) => n.startsWith(model.layers[0]!.name))).toBe(false);
+    for (const innerBatch of [5, 1]) {
+      for (const [t, task] of tasks(63).entries()) {
+        const a = await one.adapt(task, { ...inner, innerBatch }, Rng.derive(63, t, innerBatch));
+        const b = await two.adapt(task, { ...inner, innerBatch }, Rng.derive(63, t, innerBatch));
+        expect(b.params.data).toEqual(a.params.data);
+        expect(b.loss).toBe(a.loss);
+        one.setParams(a.params);
+        two.setParams(a.params);
+      }
+    }
+    one.writeToModel();
+    model.layers[0]!.getWeights().forEach((w, i) => expect(w.dataSync()).toEqual(frozenBefore[i]));
+    one.dispose();
+    two.dispose();
+  });
+});
+
 describe.skipIf(nativeSkipReason !== undefined)('inline executor', () => {
   it('hands the native learner a meta-batch in one adaptTasks call, with the results of one adapt call per task', async () => {
     const batched = new NativeLearner({ model: sineNet(61) });

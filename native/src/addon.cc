@@ -241,11 +241,22 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       } else {
         throw Napi::Error::New(env, "unknown op kind '" + kind + "'");
       }
+      op.frozen = o.Get("frozen").ToBoolean();
       ops.push_back(std::move(op));
     }
     if (ops.empty()) throw Napi::Error::New(env, "a plan needs at least one op");
+    // The frozen ops' weights (plan.frozen), given once.
+    std::vector<float> frozen;
+    if (!plan.Get("frozen").IsUndefined()) {
+      Napi::Float32Array f = f32Of(plan.Get("frozen"), "frozen");
+      frozen.assign(f.Data(), f.Data() + f.ElementLength());
+    }
+    for (const OpSpec& op : ops)
+      for (int64_t at : {op.w, op.b, op.gamma, op.beta})
+        if (op.frozen && at >= (int64_t)frozen.size())
+          throw Napi::Error::New(env, "a frozen op's weights lie outside plan.frozen");
     engine_ = std::make_unique<Engine>(std::move(ops), intOf(plan, "inputSize"), intOf(plan, "outputSize"),
-                                       (int64_t)numOf(plan, "paramSize", 0), k);
+                                       (int64_t)numOf(plan, "paramSize", 0), k, std::move(frozen));
     const int threads = (int)numOf(plan, "threads", 1);
     if (threads != 1 && threads != 2) throw Napi::Error::New(env, "threads must be 1 or 2");
     engine_->setThreads(threads);

@@ -33,6 +33,8 @@ struct OpSpec {
   std::vector<float> movingMean, movingVar;
   bool fusedRelu = false;    // BatchNorm followed by a ReLU that this op applies itself
   bool skip = false;         // a ReLU folded into the BatchNorm before it
+  // Weights held fixed: w, b, gamma, beta are offsets in the engine's frozen weights, not in φ.
+  bool frozen = false;
 };
 
 // Whether a loss is computed from the last op's input, the last op itself left out of the
@@ -90,7 +92,9 @@ class Engine {
   void wake();
   int threads() const { return pool_ ? 2 : 1; }
 
-  Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t paramSize, const Kernels* k);
+  // frozen: the weights of the frozen ops (OpSpec::frozen), given once and never changed.
+  Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t paramSize, const Kernels* k,
+         std::vector<float> frozen = {});
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -174,6 +178,8 @@ class Engine {
   void runParamRange(Stage stage, int64_t lo, int64_t hi, int s);
   void ownParams();
   void optimizerStep(float* w, int64_t lo, int64_t hi, int remote);
+  // Where op i's weights are for shard s: the frozen weights, or the shard's φ or W.
+  const float* weightsOf(size_t i, int s) const { return ops_[i].frozen ? frozen_.data() : shardW_[s]; }
   // The weights the kernels read: w for both shards, or w and a copy of its own for the second.
   void useWeights(float* w, float* second) {
     w_ = w;
@@ -192,6 +198,10 @@ class Engine {
   int inputSize_, outputSize_;
   int64_t P_;
   const Kernels* k_;
+  std::vector<float> frozen_;
+  // The lowest op with trainable weights (ops.size() if none): the backward pass of an inner loop
+  // stops there.
+  size_t lowest_ = 0;
   int cap_ = 0;
   size_t actStride_ = 0;  // floats per example in g0_ and g1_
   size_t maxK_ = 0;       // the widest convolution window (kh·kw·cin): a row of dcol_

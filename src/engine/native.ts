@@ -8,8 +8,8 @@ export type NativeIsa = 'auto' | 'avx512' | 'avx2' | 'generic';
 
 /** One step of a compiled plan (NHWC, per-example sizes); built by `learners/compile-model`. */
 export type NativeOp =
-  | ({ kind: 'conv' | 'maxpool'; inSize: number; outSize: number; w?: number; b?: number } & NativeWindow)
-  | { kind: 'dense'; inSize: number; outSize: number; w: number; b?: number }
+  | ({ kind: 'conv' | 'maxpool'; inSize: number; outSize: number; w?: number; b?: number; frozen?: boolean } & NativeWindow)
+  | { kind: 'dense'; inSize: number; outSize: number; w: number; b?: number; frozen?: boolean }
   | {
       kind: 'batchnorm';
       inSize: number;
@@ -19,6 +19,7 @@ export type NativeOp =
       momentum: number;
       gamma?: number;
       beta?: number;
+      frozen?: boolean;
       movingMean: Float32Array;
       movingVariance: Float32Array;
     }
@@ -55,6 +56,11 @@ export interface NativePlan {
   inputSize: number;
   outputSize: number;
   paramSize: number;
+  /**
+   * The weights of frozen layers (`trainable = false`), which ops marked `frozen` index instead of
+   * φ: held fixed, given to the engine once, never part of the parameters that travel.
+   */
+  frozen?: Float32Array;
   isa?: NativeIsa;
   /** 1 (default) or 2: large matrix products shared with a helper thread. */
   threads?: 1 | 2;
