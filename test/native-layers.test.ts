@@ -172,6 +172,49 @@ function poolCase(seed: number): Case {
   };
 }
 
+/**
+ * Average pooling over random windows that stay inside the image ('valid', or 'same' where it adds
+ * no padding): where a window crosses the border, tfjs's forward pass averages the pixels inside
+ * but its gradient divides by the whole window, so the engine refuses those (see below).
+ */
+function avgPoolCase(seed: number): Case {
+  const r = Rng.derive(seed, 7);
+  const ph = 1 + r.int(3);
+  const pw = 1 + r.int(3);
+  const sh = 1 + r.int(3);
+  const sw = 1 + r.int(3);
+  const h = ph + r.int(6);
+  const w = pw + r.int(6);
+  const c = 1 + r.int(4);
+  const padding = r.next() < 0.5 && (h - ph) % sh === 0 && (w - pw) % sw === 0 && sh >= ph && sw >= pw ? 'same' : 'valid';
+  return {
+    name: `avgpool ${ph}x${pw} stride ${sh}x${sw} ${padding} on ${h}x${w}x${c}`,
+    inputShape: [h, w, c],
+    layers: () => [tf.layers.averagePooling2d({ inputShape: [h, w, c], poolSize: [ph, pw], strides: [sh, sw], padding }), tf.layers.flatten()],
+  };
+}
+
+/** Conv, then zero padding, global pooling or a reshape, then a dense head; random sizes. */
+function shapeCase(seed: number): Case {
+  const r = Rng.derive(seed, 8);
+  const h = 2 + r.int(5);
+  const w = 2 + r.int(5);
+  const c = 1 + r.int(5);
+  const pads: [[number, number], [number, number]] = [
+    [r.int(3), r.int(3)],
+    [r.int(3), r.int(3)],
+  ];
+  const conv = (s: number): tf.layers.Layer => tf.layers.conv2d({ inputShape: [h, w, 2], filters: c, kernelSize: 2, padding: 'same', kernelInitializer: init(s), biasInitializer: init(s + 1) });
+  const head = (s: number): tf.layers.Layer => tf.layers.dense({ units: 3, kernelInitializer: init(s + 2) });
+  const variants: Case[] = [
+    { name: `GlobalAveragePooling2D on ${h}x${w}x${c}`, inputShape: [h, w, 2], layers: (s) => [conv(s), tf.layers.globalAveragePooling2d({}), head(s)] },
+    { name: `GlobalMaxPooling2D on ${h}x${w}x${c}`, inputShape: [h, w, 2], layers: (s) => [conv(s), tf.layers.globalMaxPooling2d({}), head(s)] },
+    { name: `ZeroPadding2D ${JSON.stringify(pads)} on ${h}x${w}x${c}, conv`, inputShape: [h, w, 2], layers: (s) => [conv(s), tf.layers.zeroPadding2d({ padding: pads }), tf.layers.conv2d({ filters: 2, kernelSize: 3, kernelInitializer: init(s + 3) }), tf.layers.flatten(), head(s)] },
+    { name: `Reshape ${h}x${w}x${c} → [${h * w * c}] and back to [${w}, ${h}, ${c}]`, inputShape: [h, w, 2], layers: (s) => [conv(s), tf.layers.reshape({ targetShape: [-1] }), tf.layers.reshape({ targetShape: [w, h, c] }), tf.layers.conv2d({ filters: 2, kernelSize: 2, kernelInitializer: init(s + 3) }), tf.layers.flatten(), head(s)] },
+  ];
+  return variants[seed % variants.length]!;
+}
+
 function denseCase(seed: number): Case {
   const r = Rng.derive(seed, 3);
   const inF = 1 + r.int(12);
@@ -437,6 +480,12 @@ describe.skipIf(nativeSkipReason !== undefined)('native layers equal tfjs (forwa
       });
       it('MaxPooling2D over random windows, strides and paddings', () => {
         for (let seed = 1; seed <= 10; seed++) checkCase(poolCase(seed), seed, isa);
+      });
+      it('AveragePooling2D over random windows, strides and paddings', () => {
+        for (let seed = 1; seed <= 10; seed++) checkCase(avgPoolCase(seed), seed, isa);
+      });
+      it('GlobalAveragePooling2D, GlobalMaxPooling2D, ZeroPadding2D and Reshape', () => {
+        for (let seed = 1; seed <= 12; seed++) checkCase(shapeCase(seed), seed, isa);
       });
       it('Dense over random sizes, with and without bias and activation', () => {
         for (let seed = 1; seed <= 10; seed++) checkCase(denseCase(seed), seed, isa);

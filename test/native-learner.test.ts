@@ -217,6 +217,25 @@ describe.skipIf(nativeSkipReason !== undefined)('NativeLearner equals TfjsLearne
     }
   });
 
+  it('a Keras-style convnet (zero padding, conv elu, average pooling, dropout 0, global average pooling, softmax) over 20 Adam steps', async () => {
+    const keras = (seed: number): tf.Sequential =>
+      tf.sequential({
+        layers: [
+          tf.layers.zeroPadding2d({ inputShape: [11, 8, 1], padding: [[1, 0], [0, 1]] }),
+          tf.layers.conv2d({ filters: 6, kernelSize: 3, activation: 'elu', kernelInitializer: init(seed) }),
+          tf.layers.averagePooling2d({ poolSize: 2 }),
+          tf.layers.dropout({ rate: 0 }),
+          tf.layers.conv2d({ filters: 8, kernelSize: 2, padding: 'same', kernelInitializer: init(seed + 1) }),
+          tf.layers.leakyReLU({ alpha: 0.1 }),
+          tf.layers.globalAveragePooling2d({}),
+          tf.layers.reshape({ targetShape: [8] }),
+          tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: init(seed + 2) }),
+        ],
+      });
+    expect(createLearner({ model: keras(1), learner: 'auto' })).toBeInstanceOf(NativeLearner);
+    await compareInnerLoops({ model: () => keras(71), tasks: classTasks(71, 12), inner: { optimizer: 'adam', learningRate: 0.01, innerIters: 20, innerBatch: 5 }, seed: 71 });
+  });
+
   it('optimizer state and parameters round-trip between the learners', async () => {
     const nl = new NativeLearner({ model: convNet(7) });
     const tl = new TfjsLearner({ model: convNet(7) });
@@ -289,6 +308,8 @@ describe.skipIf(nativeSkipReason !== undefined)('NativeLearner equals TfjsLearne
     expect(() => new NativeLearner({ model: logSoftmax })).toThrow(/layer 'probs' uses activation 'logSoftmax'/);
     // Softmax and sigmoid heads, ELU and LeakyReLU layers compile now: auto picks the engine.
     for (const make of headModels) expect(createLearner({ model: make(1), learner: 'auto' })).toBeInstanceOf(NativeLearner);
+    const border = tf.sequential({ layers: [tf.layers.averagePooling2d({ inputShape: [5, 5, 1], poolSize: 2, padding: 'same', name: 'avg' }), tf.layers.flatten()] });
+    expect(() => new NativeLearner({ model: border })).toThrow(/layer 'avg' \(AveragePooling2D\) has windows crossing the border of its 5x5 input with padding 'same'/);
     const wrongHead = randomTask({ rng: Rng.fromSeed(4), count: 4, shape: [12], classes: 3 });
     await expect(new NativeLearner({ model: headModels[1]!(1) }).adapt(wrongHead, { optimizer: 'sgd', learningRate: 0.1, innerIters: 1, innerBatch: 2 }, Rng.fromSeed(1))).rejects.toThrow(/3 classes but the model outputs 4 values: give the model one sigmoid output per class/);
     const lines: string[] = [];

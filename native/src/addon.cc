@@ -198,8 +198,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       OpSpec op;
       op.inSize = intOf(o, "inSize");
       op.outSize = intOf(o, "outSize");
-      if (kind == "conv" || kind == "maxpool") {
-        op.kind = kind == "conv" ? OpKind::Conv : OpKind::MaxPool;
+      if (kind == "conv" || kind == "maxpool" || kind == "avgpool" || kind == "pad") {
+        op.kind = kind == "conv" ? OpKind::Conv : kind == "maxpool" ? OpKind::MaxPool : kind == "avgpool" ? OpKind::AvgPool : OpKind::Pad;
         op.g = geomOf(o);
         op.w = (int64_t)numOf(o, "w", -1);
         op.b = (int64_t)numOf(o, "b", -1);

@@ -707,6 +707,12 @@ void Engine::runForward(const Item& it, int s) {
     case OpKind::MaxPool:
       k_->maxpool_forward(op.g, n, x, y, arg_[i].data() + (size_t)b * op.outSize);
       break;
+    case OpKind::AvgPool:
+      k_->avgpool_forward(op.g, n, x, y);
+      break;
+    case OpKind::Pad:
+      k_->pad_forward(op.g, n, x, y);
+      break;
     case OpKind::Dropout:
       if (dropoutOn_) {
         dropoutMask(i, s);
@@ -898,6 +904,12 @@ void Engine::runBackward(const Item& it, int s) {
       break;
     case OpKind::Softmax:
       if (dx) k_->softmax_backward(n * (op.inSize / op.channels), op.channels, y, dy, dx);
+      break;
+    case OpKind::AvgPool:
+      if (dx) k_->avgpool_backward(op.g, n, dy, dx);
+      break;
+    case OpKind::Pad:
+      if (dx) k_->pad_backward(op.g, n, dy, dx);
       break;
     case OpKind::Dropout:
       if (dx && dropoutOn_) {

@@ -144,6 +144,13 @@ struct Kernels {
   // (max(z, 0) − z·t + log(1 + e^−|z|)): returns the sum over these rows' elements and writes
   // d(loss)/d(logits) = (sigmoid(z) − t) · scale (1 / elements of the whole batch, for the mean).
   double (*sigmoid_bce)(int rows, int c, const float* logits, const float* target, float* dlogits, float scale);
+  // Average pooling over n examples: each output the mean of its window's pixels inside the input
+  // (padding does not count, as TensorFlow's), and its backward pass (dx written whole).
+  void (*avgpool_forward)(const WindowGeom& g, int n, const float* x, float* y);
+  void (*avgpool_backward)(const WindowGeom& g, int n, const float* dy, float* dx);
+  // Zero padding (g.padT, g.padL before, the rest of outH × outW after) and its backward pass, the crop.
+  void (*pad_forward)(const WindowGeom& g, int n, const float* x, float* y);
+  void (*pad_backward)(const WindowGeom& g, int n, const float* dy, float* dx);
 };
 
 // Whether this CPU runs a variant: "avx512", "avx2" or "generic".

@@ -8,7 +8,7 @@ export type NativeIsa = 'auto' | 'avx512' | 'avx2' | 'generic';
 
 /** One step of a compiled plan (NHWC, per-example sizes); built by `learners/compile-model`. */
 export type NativeOp =
-  | ({ kind: 'conv' | 'maxpool'; inSize: number; outSize: number; w?: number; b?: number; frozen?: boolean } & NativeWindow)
+  | ({ kind: 'conv' | 'maxpool' | 'avgpool' | 'pad'; inSize: number; outSize: number; w?: number; b?: number; frozen?: boolean } & NativeWindow)
   | { kind: 'dense'; inSize: number; outSize: number; w: number; b?: number; frozen?: boolean }
   | {
       kind: 'batchnorm';

@@ -31,7 +31,12 @@ export const NATIVE_LAYERS = [
   'Conv2D',
   'BatchNormalization',
   'MaxPooling2D',
+  'AveragePooling2D',
+  'GlobalMaxPooling2D',
+  'GlobalAveragePooling2D',
+  'ZeroPadding2D',
   'Flatten',
+  'Reshape',
   'ReLU',
   'LeakyReLU',
   'ELU',
@@ -145,7 +150,8 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
         break;
       }
       case 'Conv2D':
-      case 'MaxPooling2D': {
+      case 'MaxPooling2D':
+      case 'AveragePooling2D': {
         if (shape.length !== 3) throw new UnsupportedModelError(`layer '${layer.name}' (${cls}) needs an image input [height, width, channels], got [${shape.join(', ')}]`);
         if (cfg.dataFormat !== undefined && cfg.dataFormat !== 'channelsLast') throw new UnsupportedModelError(`layer '${layer.name}' uses dataFormat '${String(cfg.dataFormat)}' (only channelsLast)`);
         const padding = String(cfg.padding ?? 'valid');
@@ -161,6 +167,11 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
         const h = axis(inH, kh, sh, padding);
         const wd = axis(inW, kw, sw, padding);
         if (h.out < 1 || wd.out < 1) throw new UnsupportedModelError(`layer '${layer.name}' leaves no output for an input of ${inH}x${inW}`);
+        // tfjs averages a window that crosses the border over the pixels inside, but its gradient
+        // divides by the whole window: no engine can match both, so those stay with tfjs.
+        if (cls === 'AveragePooling2D' && ((h.out - 1) * sh + kh > inH || (wd.out - 1) * sw + kw > inW)) {
+          throw new UnsupportedModelError(`layer '${layer.name}' (AveragePooling2D) has windows crossing the border of its ${inH}x${inW} input with padding 'same' (tfjs's gradient counts the padding there); use padding 'valid' or a size its strides divide`);
+        }
         const cout = isConv ? (cfg.filters as number) : cin;
         const geom = { inH, inW, cin, outH: h.out, outW: wd.out, cout, kh, kw, sh, sw, padT: h.lo, padL: wd.lo };
         const outSize = h.out * wd.out * cout;
@@ -168,10 +179,43 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
           const { at: [w, b], frozen } = weightsOf(layer, ['kernel', 'bias']);
           ops.push({ kind: 'conv', inSize: size, outSize, ...geom, w: w!, ...(b === undefined ? {} : { b }), ...frozenFlag(frozen) });
         } else {
-          ops.push({ kind: 'maxpool', inSize: size, outSize, ...geom });
+          ops.push({ kind: cls === 'MaxPooling2D' ? 'maxpool' : 'avgpool', inSize: size, outSize, ...geom });
         }
         shape = [h.out, wd.out, cout];
         if (isConv) activation(layer, cfg.activation);
+        break;
+      }
+      case 'GlobalMaxPooling2D':
+      case 'GlobalAveragePooling2D': {
+        if (shape.length !== 3) throw new UnsupportedModelError(`layer '${layer.name}' (${cls}) needs an image input [height, width, channels], got [${shape.join(', ')}]`);
+        if (cfg.dataFormat !== undefined && cfg.dataFormat !== 'channelsLast') throw new UnsupportedModelError(`layer '${layer.name}' uses dataFormat '${String(cfg.dataFormat)}' (only channelsLast)`);
+        // A window over the whole image.
+        const [inH, inW, c] = shape as [number, number, number];
+        const geom = { inH, inW, cin: c, outH: 1, outW: 1, cout: c, kh: inH, kw: inW, sh: inH, sw: inW, padT: 0, padL: 0 };
+        ops.push({ kind: cls === 'GlobalMaxPooling2D' ? 'maxpool' : 'avgpool', inSize: size, outSize: c, ...geom });
+        shape = [c];
+        break;
+      }
+      case 'ZeroPadding2D': {
+        if (shape.length !== 3) throw new UnsupportedModelError(`layer '${layer.name}' (ZeroPadding2D) needs an image input [height, width, channels], got [${shape.join(', ')}]`);
+        if (cfg.dataFormat !== undefined && cfg.dataFormat !== 'channelsLast') throw new UnsupportedModelError(`layer '${layer.name}' uses dataFormat '${String(cfg.dataFormat)}' (only channelsLast)`);
+        const p = cfg.padding as [[number, number], [number, number]];
+        const [[top, bottom], [left, right]] = p;
+        const [inH, inW, c] = shape as [number, number, number];
+        const outH = inH + top + bottom;
+        const outW = inW + left + right;
+        ops.push({ kind: 'pad', inSize: size, outSize: outH * outW * c, inH, inW, cin: c, outH, outW, cout: c, kh: 1, kw: 1, sh: 1, sw: 1, padT: top, padL: left });
+        shape = [outH, outW, c];
+        break;
+      }
+      case 'Reshape': {
+        // NHWC is row-major, as tfjs's tensors: a reshape moves no value.
+        const target = (cfg.targetShape as (number | null)[]).slice();
+        const known = target.reduce<number>((a, d) => (d === null || d < 0 ? a : a * d), 1);
+        const unknown = target.findIndex((d) => d === null || d < 0);
+        if (unknown >= 0) target[unknown] = size / known;
+        if ((target.length !== 1 && target.length !== 3) || sizeOf(target as number[]) !== size) throw new UnsupportedModelError(`layer '${layer.name}' (Reshape) gives shape [${target.join(', ')}] (the native engine takes [features] or [height, width, channels])`);
+        shape = target as number[];
         break;
       }
       case 'BatchNormalization': {
