@@ -215,6 +215,34 @@ function shapeCase(seed: number): Case {
   return variants[seed % variants.length]!;
 }
 
+/** DepthwiseConv2D and SeparableConv2D over random kernels, strides, paddings, depth multipliers. */
+function depthwiseCase(seed: number): Case {
+  const r = Rng.derive(seed, 10);
+  const kh = 1 + r.int(4);
+  const kw = r.next() < 0.5 ? kh : 1 + r.int(4);
+  const s = 1 + r.int(3);
+  const padding = r.next() < 0.5 ? 'same' : 'valid';
+  const h = kh + r.int(6);
+  const w = kw + r.int(6);
+  const cin = 1 + r.int(5);
+  const depthMultiplier = 1 + r.int(3);
+  const useBias = r.next() < 0.7;
+  const separable = seed % 2 === 0;
+  const filters = 1 + r.int(6);
+  const activation = (['linear', 'relu', 'relu6'] as const)[r.int(3)]!;
+  const common = { inputShape: [h, w, cin], kernelSize: [kh, kw] as [number, number], strides: s, padding: padding as 'same' | 'valid', depthMultiplier, useBias, activation };
+  return {
+    name: `${separable ? `separable → ${filters}` : 'depthwise'} ${kh}x${kw} stride ${s} ${padding} on ${h}x${w}x${cin} × ${depthMultiplier} bias ${useBias} ${activation}`,
+    inputShape: [h, w, cin],
+    layers: (sd) => [
+      separable
+        ? tf.layers.separableConv2d({ ...common, filters, depthwiseInitializer: init(sd), pointwiseInitializer: init(sd + 1), biasInitializer: init(sd + 2) })
+        : tf.layers.depthwiseConv2d({ ...common, depthwiseInitializer: init(sd), biasInitializer: init(sd + 2) }),
+      tf.layers.flatten(),
+    ],
+  };
+}
+
 function denseCase(seed: number): Case {
   const r = Rng.derive(seed, 3);
   const inF = 1 + r.int(12);
@@ -486,6 +514,9 @@ describe.skipIf(nativeSkipReason !== undefined)('native layers equal tfjs (forwa
       });
       it('GlobalAveragePooling2D, GlobalMaxPooling2D, ZeroPadding2D and Reshape', () => {
         for (let seed = 1; seed <= 12; seed++) checkCase(shapeCase(seed), seed, isa);
+      });
+      it('DepthwiseConv2D and SeparableConv2D over random geometries and depth multipliers', () => {
+        for (let seed = 1; seed <= 12; seed++) checkCase(depthwiseCase(seed), seed, isa);
       });
       it('Dense over random sizes, with and without bias and activation', () => {
         for (let seed = 1; seed <= 10; seed++) checkCase(denseCase(seed), seed, isa);

@@ -236,6 +236,36 @@ describe.skipIf(nativeSkipReason !== undefined)('NativeLearner equals TfjsLearne
     await compareInnerLoops({ model: () => keras(71), tasks: classTasks(71, 12), inner: { optimizer: 'adam', learningRate: 0.01, innerIters: 20, innerBatch: 5 }, seed: 71 });
   });
 
+  it('a MobileNet-style stack (depthwise and separable convolutions, batch norm, relu6) over 20 Adam steps', async () => {
+    const mobile = (seed: number): tf.Sequential =>
+      tf.sequential({
+        layers: [
+          tf.layers.conv2d({ inputShape: [11, 8, 1], filters: 8, kernelSize: 3, strides: 2, padding: 'same', useBias: false, kernelInitializer: init(seed) }),
+          tf.layers.batchNormalization({}),
+          tf.layers.reLU({ maxValue: 6 }),
+          tf.layers.depthwiseConv2d({ kernelSize: 3, padding: 'same', useBias: false, depthwiseInitializer: init(seed + 1) }),
+          tf.layers.batchNormalization({}),
+          tf.layers.reLU({ maxValue: 6 }),
+          tf.layers.conv2d({ filters: 12, kernelSize: 1, useBias: false, kernelInitializer: init(seed + 2) }),
+          tf.layers.separableConv2d({ filters: 10, kernelSize: 3, strides: 2, padding: 'same', depthMultiplier: 2, activation: 'relu6', depthwiseInitializer: init(seed + 3), pointwiseInitializer: init(seed + 4) }),
+          tf.layers.globalAveragePooling2d({}),
+          tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: init(seed + 5) }),
+        ],
+      });
+    expect(createLearner({ model: mobile(1), learner: 'auto' })).toBeInstanceOf(NativeLearner);
+    await compareInnerLoops({ model: () => mobile(72), tasks: classTasks(72, 12), inner: { optimizer: 'adam', learningRate: 0.01, innerIters: 20, innerBatch: 5 }, seed: 72 });
+    // One and two threads: the same bits.
+    const one = new NativeLearner({ model: mobile(73), threads: 1 });
+    const two = new NativeLearner({ model: mobile(73), threads: 2 });
+    const task = classTasks(73, 12)[0]!;
+    const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.01, innerIters: 6, innerBatch: 7 };
+    const [a, b] = [await one.adapt(task, inner, Rng.derive(73, 1)), await two.adapt(task, inner, Rng.derive(73, 1))];
+    expect(b.params.data).toEqual(a.params.data);
+    expect(two.gradients(task, task.support).inputGrad).toEqual(one.gradients(task, task.support).inputGrad);
+    one.dispose();
+    two.dispose();
+  });
+
   it('optimizer state and parameters round-trip between the learners', async () => {
     const nl = new NativeLearner({ model: convNet(7) });
     const tl = new TfjsLearner({ model: convNet(7) });

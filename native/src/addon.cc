@@ -198,9 +198,16 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       OpSpec op;
       op.inSize = intOf(o, "inSize");
       op.outSize = intOf(o, "outSize");
-      if (kind == "conv" || kind == "maxpool" || kind == "avgpool" || kind == "pad") {
-        op.kind = kind == "conv" ? OpKind::Conv : kind == "maxpool" ? OpKind::MaxPool : kind == "avgpool" ? OpKind::AvgPool : OpKind::Pad;
+      if (kind == "conv" || kind == "maxpool" || kind == "avgpool" || kind == "pad" || kind == "depthwise") {
+        op.kind = kind == "conv"      ? OpKind::Conv
+                  : kind == "maxpool" ? OpKind::MaxPool
+                  : kind == "avgpool" ? OpKind::AvgPool
+                  : kind == "pad"     ? OpKind::Pad
+                                      : OpKind::Depthwise;
         op.g = geomOf(o);
+        op.depthMul = (int)numOf(o, "depthMultiplier", 1);
+        if (op.kind == OpKind::Depthwise && (op.depthMul < 1 || op.g.cout != op.g.cin * op.depthMul))
+          throw Napi::Error::New(env, "a depthwise convolution's output channels must be its input channels times the depth multiplier");
         op.w = (int64_t)numOf(o, "w", -1);
         op.b = (int64_t)numOf(o, "b", -1);
       } else if (kind == "dense") {

@@ -256,6 +256,8 @@ static std::array<std::array<int64_t, 2>, 2> paramRanges(const OpSpec& op) {
       return {{{op.w, (int64_t)op.g.kh * op.g.kw * op.g.cin * op.g.cout}, {op.b, op.g.cout}}};
     case OpKind::Dense:
       return {{{op.w, (int64_t)op.inSize * op.outSize}, {op.b, op.outSize}}};
+    case OpKind::Depthwise:
+      return {{{op.w, (int64_t)op.g.kh * op.g.kw * op.g.cout}, {op.b, op.g.cout}}};
     case OpKind::BatchNorm:
       return {{{op.gamma, op.channels}, {op.beta, op.channels}}};
     default:
@@ -710,6 +712,10 @@ void Engine::runForward(const Item& it, int s) {
     case OpKind::AvgPool:
       k_->avgpool_forward(op.g, n, x, y);
       break;
+    case OpKind::Depthwise:
+      k_->depthwise_forward(op.g, op.depthMul, n, x, P + op.w, y);
+      if (op.b >= 0) k_->add_bias(n * op.g.outH * op.g.outW, op.g.cout, P + op.b, y);
+      break;
     case OpKind::Pad:
       k_->pad_forward(op.g, n, x, y);
       break;
@@ -907,6 +913,10 @@ void Engine::runBackward(const Item& it, int s) {
       break;
     case OpKind::AvgPool:
       if (dx) k_->avgpool_backward(op.g, n, dy, dx);
+      break;
+    case OpKind::Depthwise:
+      k_->depthwise_backward(op.g, op.depthMul, n, x, P + op.w, dy, op.frozen ? nullptr : G + op.w, dx);
+      if (op.b >= 0 && !op.frozen) k_->col_sums(n * op.g.outH * op.g.outW, op.g.cout, dy, G + op.b);
       break;
     case OpKind::Pad:
       if (dx) k_->pad_backward(op.g, n, dy, dx);

@@ -12,7 +12,7 @@
 
 namespace reptile {
 
-enum class OpKind { Conv, Dense, BatchNorm, Relu, Tanh, MaxPool, Act, Softmax, Dropout, AvgPool, Pad };
+enum class OpKind { Conv, Dense, BatchNorm, Relu, Tanh, MaxPool, Act, Softmax, Dropout, AvgPool, Pad, Depthwise };
 // SoftmaxXent: against class labels, from the output as logits or, when the last op is a Softmax,
 // from that op's input (the loss fused with it). SigmoidBce: against one target in [0, 1] per
 // output, from the input of a last Sigmoid activation (fused) or from the output as logits.
@@ -21,10 +21,11 @@ enum class OptKind { None, Sgd, Adam };
 
 struct OpSpec {
   OpKind kind;
-  WindowGeom g{};            // Conv, MaxPool, AvgPool, Pad
+  WindowGeom g{};            // Conv, MaxPool, AvgPool, Pad, Depthwise
+  int depthMul = 1;          // Depthwise: filters per input channel
   int inSize = 0;            // per-example input floats
   int outSize = 0;           // per-example output floats
-  int64_t w = -1, b = -1;    // Conv / Dense parameter offsets (b = -1: no bias)
+  int64_t w = -1, b = -1;    // Conv / Dense / Depthwise parameter offsets (b = -1: no bias)
   int channels = 0;          // BatchNorm, Softmax: size of the last axis
   ActKind act = ActKind::Sigmoid;  // Act: which activation, and its parameter (see ActKind)
   float alpha = 0;                 // Dropout: the rate

@@ -151,6 +151,13 @@ struct Kernels {
   // Zero padding (g.padT, g.padL before, the rest of outH × outW after) and its backward pass, the crop.
   void (*pad_forward)(const WindowGeom& g, int n, const float* x, float* y);
   void (*pad_backward)(const WindowGeom& g, int n, const float* dy, float* dx);
+  // Depthwise convolution over n examples: each input channel c has its own g.kh × g.kw filters,
+  // mul of them (the depth multiplier), giving output channels c·mul … c·mul + mul − 1 (g.cout =
+  // g.cin · mul); W is kh × kw × cin × mul, as tfjs stores it. The backward pass writes dW (when
+  // not null) and dx (when not null) whole.
+  void (*depthwise_forward)(const WindowGeom& g, int mul, int n, const float* x, const float* W, float* y);
+  void (*depthwise_backward)(const WindowGeom& g, int mul, int n, const float* x, const float* W, const float* dy,
+                             float* dW, float* dx);
 };
 
 // Whether this CPU runs a variant: "avx512", "avx2" or "generic".

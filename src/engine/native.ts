@@ -9,6 +9,8 @@ export type NativeIsa = 'auto' | 'avx512' | 'avx2' | 'generic';
 /** One step of a compiled plan (NHWC, per-example sizes); built by `learners/compile-model`. */
 export type NativeOp =
   | ({ kind: 'conv' | 'maxpool' | 'avgpool' | 'pad'; inSize: number; outSize: number; w?: number; b?: number; frozen?: boolean } & NativeWindow)
+  /** A depthwise convolution: `depthMultiplier` filters per input channel (cout = cin · depthMultiplier). */
+  | ({ kind: 'depthwise'; inSize: number; outSize: number; w: number; b?: number; depthMultiplier: number; frozen?: boolean } & NativeWindow)
   | { kind: 'dense'; inSize: number; outSize: number; w: number; b?: number; frozen?: boolean }
   | {
       kind: 'batchnorm';

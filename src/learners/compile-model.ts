@@ -35,6 +35,8 @@ export const NATIVE_LAYERS = [
   'GlobalMaxPooling2D',
   'GlobalAveragePooling2D',
   'ZeroPadding2D',
+  'DepthwiseConv2D',
+  'SeparableConv2D',
   'Flatten',
   'Reshape',
   'ReLU',
@@ -151,13 +153,16 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
       }
       case 'Conv2D':
       case 'MaxPooling2D':
-      case 'AveragePooling2D': {
+      case 'AveragePooling2D':
+      case 'DepthwiseConv2D':
+      case 'SeparableConv2D': {
         if (shape.length !== 3) throw new UnsupportedModelError(`layer '${layer.name}' (${cls}) needs an image input [height, width, channels], got [${shape.join(', ')}]`);
         if (cfg.dataFormat !== undefined && cfg.dataFormat !== 'channelsLast') throw new UnsupportedModelError(`layer '${layer.name}' uses dataFormat '${String(cfg.dataFormat)}' (only channelsLast)`);
         const padding = String(cfg.padding ?? 'valid');
         if (padding !== 'same' && padding !== 'valid') throw new UnsupportedModelError(`layer '${layer.name}' uses padding '${padding}'`);
         const [inH, inW, cin] = shape as [number, number, number];
-        const isConv = cls === 'Conv2D';
+        const isDepthwise = cls === 'DepthwiseConv2D' || cls === 'SeparableConv2D';
+        const isConv = cls === 'Conv2D' || isDepthwise;
         if (isConv) {
           const dil = pair(cfg.dilationRate ?? 1, 'dilation rate', layer.name);
           if (dil[0] !== 1 || dil[1] !== 1) throw new UnsupportedModelError(`layer '${layer.name}' uses dilation ${dil.join('x')}`);
@@ -172,10 +177,24 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
         if (cls === 'AveragePooling2D' && ((h.out - 1) * sh + kh > inH || (wd.out - 1) * sw + kw > inW)) {
           throw new UnsupportedModelError(`layer '${layer.name}' (AveragePooling2D) has windows crossing the border of its ${inH}x${inW} input with padding 'same' (tfjs's gradient counts the padding there); use padding 'valid' or a size its strides divide`);
         }
-        const cout = isConv ? (cfg.filters as number) : cin;
+        // The depth multiplier from the kernel's shape (kh, kw, cin, mul): SeparableConv2D's config leaves it out.
+        const mul = isDepthwise ? (find(layer, 'depthwise_kernel')!.shape[3] as number) : 1;
+        const cout = isDepthwise ? (cls === 'SeparableConv2D' ? (cfg.filters as number) : cin * mul) : isConv ? (cfg.filters as number) : cin;
         const geom = { inH, inW, cin, outH: h.out, outW: wd.out, cout, kh, kw, sh, sw, padT: h.lo, padL: wd.lo };
         const outSize = h.out * wd.out * cout;
-        if (isConv) {
+        if (isDepthwise) {
+          // SeparableConv2D: the depthwise convolution (no bias), then a 1 × 1 convolution with the bias.
+          const separable = cls === 'SeparableConv2D';
+          const { at, frozen } = weightsOf(layer, separable ? ['depthwise_kernel', 'pointwise_kernel', 'bias'] : ['depthwise_kernel', 'bias']);
+          const [dw, second, third] = at;
+          const b = separable ? third : second;
+          const mid = h.out * wd.out * cin * mul;
+          ops.push({ kind: 'depthwise', inSize: size, outSize: separable ? mid : outSize, ...geom, cout: cin * mul, depthMultiplier: mul, w: dw!, ...(b !== undefined && !separable ? { b } : {}), ...frozenFlag(frozen) });
+          if (separable) {
+            const pointGeom = { inH: h.out, inW: wd.out, cin: cin * mul, outH: h.out, outW: wd.out, cout, kh: 1, kw: 1, sh: 1, sw: 1, padT: 0, padL: 0 };
+            ops.push({ kind: 'conv', inSize: mid, outSize, ...pointGeom, w: second!, ...(b === undefined ? {} : { b }), ...frozenFlag(frozen) });
+          }
+        } else if (isConv) {
           const { at: [w, b], frozen } = weightsOf(layer, ['kernel', 'bias']);
           ops.push({ kind: 'conv', inSize: size, outSize, ...geom, w: w!, ...(b === undefined ? {} : { b }), ...frozenFlag(frozen) });
         } else {
