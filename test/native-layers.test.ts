@@ -243,6 +243,33 @@ function depthwiseCase(seed: number): Case {
   };
 }
 
+/** LayerNormalization over the last axis of flat and image inputs, frozen or not. */
+function layerNormCase(seed: number): Case {
+  const r = Rng.derive(seed, 11);
+  const image = r.next() < 0.5;
+  const shape = image ? [1 + r.int(4), 1 + r.int(4), 2 + r.int(6)] : [2 + r.int(10)];
+  const epsilon = [1e-3, 1e-5, 0.1][r.int(3)]!;
+  // tfjs cannot differentiate a layer normalisation without center or scale (it tiles the missing
+  // gamma/beta), so the oracle covers center = scale = true, as for batch norm.
+  const center = true;
+  const scale = true;
+  const frozen = r.next() < 0.25;
+  return {
+    name: `layerNormalization on [${shape.join(', ')}] center ${center} scale ${scale} epsilon ${epsilon}${frozen ? ' frozen' : ''} → dense 3`,
+    inputShape: shape,
+    count: 1 + r.int(6),
+    ...(frozen ? { frozen: [1] } : {}),
+    layers: (s) => [
+      image
+        ? tf.layers.conv2d({ inputShape: shape, filters: shape[2]!, kernelSize: 1, kernelInitializer: wide(s, 1) })
+        : tf.layers.dense({ inputShape: shape, units: shape[0]!, kernelInitializer: wide(s, 1) }),
+      tf.layers.layerNormalization({ epsilon, center, scale, gammaInitializer: init(s + 1), betaInitializer: init(s + 2) }),
+      ...(image ? [tf.layers.flatten()] : []),
+      tf.layers.dense({ units: 3, kernelInitializer: init(s + 3) }),
+    ],
+  };
+}
+
 function denseCase(seed: number): Case {
   const r = Rng.derive(seed, 3);
   const inF = 1 + r.int(12);
@@ -517,6 +544,9 @@ describe.skipIf(nativeSkipReason !== undefined)('native layers equal tfjs (forwa
       });
       it('DepthwiseConv2D and SeparableConv2D over random geometries and depth multipliers', () => {
         for (let seed = 1; seed <= 12; seed++) checkCase(depthwiseCase(seed), seed, isa);
+      });
+      it('LayerNormalization over random shapes and settings', () => {
+        for (let seed = 1; seed <= 12; seed++) checkCase(layerNormCase(seed), seed, isa);
       });
       it('Dense over random sizes, with and without bias and activation', () => {
         for (let seed = 1; seed <= 10; seed++) checkCase(denseCase(seed), seed, isa);

@@ -51,7 +51,8 @@ function convNet(seed: number, options: { convBias?: boolean; classes?: number }
 /**
  * Model shapes that used to fall back to tfjs: a Keras-style softmax classifier, the seed's MLP
  * (dense relu → dense sigmoid, binary cross-entropy per class), a one-unit sigmoid for two
- * classes, and ELU / LeakyReLU / selu / swish / relu6 layers; on 12 inputs, 4 classes (2 for one unit).
+ * classes, ELU / LeakyReLU / selu / swish / relu6 layers, and a layer-normalised gelu MLP; on 12 inputs, 4
+ * classes (2 for one unit).
  */
 const headModels: ((seed: number) => tf.Sequential)[] = [
   (seed) => tf.sequential({ layers: [tf.layers.dense({ inputShape: [12], units: 16, activation: 'relu', kernelInitializer: init(seed) }), tf.layers.dense({ units: 4, activation: 'softmax', kernelInitializer: init(seed + 1) })] }),
@@ -68,6 +69,16 @@ const headModels: ((seed: number) => tf.Sequential)[] = [
         tf.layers.dense({ units: 8, activation: 'swish', kernelInitializer: init(seed + 3) }),
         tf.layers.dense({ units: 4, activation: 'relu6', kernelInitializer: init(seed + 4) }),
         tf.layers.dense({ units: 4, kernelInitializer: init(seed + 5) }),
+      ],
+    }),
+  (seed) =>
+    tf.sequential({
+      layers: [
+        tf.layers.dense({ inputShape: [12], units: 16, kernelInitializer: init(seed) }),
+        tf.layers.layerNormalization({ gammaInitializer: init(seed + 1), betaInitializer: init(seed + 2) }),
+        tf.layers.dense({ units: 8, activation: 'gelu', kernelInitializer: init(seed + 3) }),
+        tf.layers.dropout({ rate: 0 }),
+        tf.layers.dense({ units: 4, kernelInitializer: init(seed + 4) }),
       ],
     }),
 ];
@@ -207,7 +218,7 @@ describe.skipIf(nativeSkipReason !== undefined)('NativeLearner equals TfjsLearne
     await compareInnerLoops({ model: () => sineNet(6), tasks, inner: { optimizer: 'adam', learningRate: 0.01, innerIters: 8, innerBatch: 10 }, seed: 6 });
   });
 
-  it('heads and activations people bring: softmax and sigmoid outputs, elu, leakyReLU, selu, swish (20 Adam steps)', async () => {
+  it('heads and activations people bring: softmax and sigmoid outputs, elu, leakyReLU, selu, swish, layer norm, gelu (20 Adam steps)', async () => {
     const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.01, innerIters: 20, innerBatch: 5 };
     const flat = (seed: number, classes: number): Task[] => Array.from({ length: 2 }, (_, t) => randomTask({ rng: Rng.derive(seed, 200 + t), count: 12, shape: [12], classes }));
     for (const [i, model] of headModels.entries()) {

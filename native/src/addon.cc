@@ -235,6 +235,14 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         op.kind = OpKind::Act;
         op.act = actOf(env, o.Get("act").IsString() ? o.Get("act").As<Napi::String>().Utf8Value() : "");
         op.alpha = (float)numOf(o, "alpha", 0);
+      } else if (kind == "layernorm") {
+        op.kind = OpKind::LayerNorm;
+        op.channels = intOf(o, "channels");
+        op.eps = (float)numOf(o, "epsilon", 1e-3);
+        op.gamma = (int64_t)numOf(o, "gamma", -1);
+        op.beta = (int64_t)numOf(o, "beta", -1);
+        if (op.channels <= 0 || op.inSize % op.channels != 0 || op.inSize != op.outSize)
+          throw Napi::Error::New(env, "a layer normalisation's channels must divide its input size");
       } else if (kind == "dropout") {
         op.kind = OpKind::Dropout;
         op.alpha = (float)numOf(o, "rate", 0);

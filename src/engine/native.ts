@@ -26,6 +26,8 @@ export type NativeOp =
       movingVariance: Float32Array;
     }
   | { kind: 'relu' | 'tanh'; inSize: number; outSize: number }
+  /** Layer normalisation over the last axis (`channels` values), with optional γ and β. */
+  | { kind: 'layernorm'; inSize: number; outSize: number; channels: number; epsilon: number; gamma?: number; beta?: number; frozen?: boolean }
   /** An elementwise activation; `alpha`: ELU's and LeakyReLU's slope, a clipped ReLU's ceiling. */
   | { kind: 'act'; act: NativeActivation; alpha?: number; inSize: number; outSize: number }
   /** Softmax over the last axis (`channels` values), fused with a cross-entropy loss when it is the last op. */

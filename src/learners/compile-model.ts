@@ -30,6 +30,7 @@ export const NATIVE_LAYERS = [
   'Dense',
   'Conv2D',
   'BatchNormalization',
+  'LayerNormalization',
   'MaxPooling2D',
   'AveragePooling2D',
   'GlobalMaxPooling2D',
@@ -263,6 +264,18 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
           movingMean: moving('moving_mean'),
           movingVariance: moving('moving_variance'),
         });
+        break;
+      }
+      case 'LayerNormalization': {
+        const ax = cfg.axis as number | number[];
+        const axes = Array.isArray(ax) ? ax : [ax];
+        if (axes.length !== 1 || (axes[0] !== -1 && axes[0] !== shape.length)) throw new UnsupportedModelError(`layer '${layer.name}' (LayerNormalization) normalises axis ${JSON.stringify(ax)} (only the last axis)`);
+        const {
+          at: [gamma, beta],
+          frozen,
+        } = weightsOf(layer, ['gamma', 'beta']);
+        const channels = shape[shape.length - 1]!;
+        ops.push({ kind: 'layernorm', inSize: size, outSize: size, channels, epsilon: (cfg.epsilon as number | undefined) ?? 1e-3, ...(gamma === undefined ? {} : { gamma }), ...(beta === undefined ? {} : { beta }), ...frozenFlag(frozen) });
         break;
       }
       case 'ReLU': {
