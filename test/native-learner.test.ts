@@ -48,6 +48,41 @@ function convNet(seed: number, options: { convBias?: boolean; classes?: number }
   });
 }
 
+/**
+ * Model shapes that used to fall back to tfjs: a Keras-style softmax classifier, the seed's MLP
+ * (dense relu → dense sigmoid, binary cross-entropy per class), a one-unit sigmoid for two
+ * classes, ELU / LeakyReLU / selu / swish / relu6 layers, and a layer-normalised gelu MLP; on 12 inputs, 4
+ * classes (2 for one unit).
+ */
+const headModels: ((seed: number) => tf.Sequential)[] = [
+  (seed) => tf.sequential({ layers: [tf.layers.dense({ inputShape: [12], units: 16, activation: 'relu', kernelInitializer: init(seed) }), tf.layers.dense({ units: 4, activation: 'softmax', kernelInitializer: init(seed + 1) })] }),
+  (seed) => tf.sequential({ layers: [tf.layers.dense({ inputShape: [12], units: 10, activation: 'relu', kernelInitializer: init(seed) }), tf.layers.dense({ units: 4, activation: 'sigmoid', kernelInitializer: init(seed + 1) })] }),
+  (seed) => tf.sequential({ layers: [tf.layers.dense({ inputShape: [12], units: 8, activation: 'tanh', kernelInitializer: init(seed) }), tf.layers.dense({ units: 1, activation: 'sigmoid', kernelInitializer: init(seed + 1) })] }),
+  (seed) =>
+    tf.sequential({
+      layers: [
+        tf.layers.dense({ inputShape: [12], units: 12, kernelInitializer: init(seed) }),
+        tf.layers.elu(),
+        tf.layers.dense({ units: 10, kernelInitializer: init(seed + 1) }),
+        tf.layers.leakyReLU({ alpha: 0.1 }),
+        tf.layers.dense({ units: 8, activation: 'selu', kernelInitializer: init(seed + 2) }),
+        tf.layers.dense({ units: 8, activation: 'swish', kernelInitializer: init(seed + 3) }),
+        tf.layers.dense({ units: 4, activation: 'relu6', kernelInitializer: init(seed + 4) }),
+        tf.layers.dense({ units: 4, kernelInitializer: init(seed + 5) }),
+      ],
+    }),
+  (seed) =>
+    tf.sequential({
+      layers: [
+        tf.layers.dense({ inputShape: [12], units: 16, kernelInitializer: init(seed) }),
+        tf.layers.layerNormalization({ gammaInitializer: init(seed + 1), betaInitializer: init(seed + 2) }),
+        tf.layers.dense({ units: 8, activation: 'gelu', kernelInitializer: init(seed + 3) }),
+        tf.layers.dropout({ rate: 0 }),
+        tf.layers.dense({ units: 4, kernelInitializer: init(seed + 4) }),
+      ],
+    }),
+];
+
 function sineNet(seed: number): tf.Sequential {
   return tf.sequential({
     layers: [
@@ -183,6 +218,65 @@ describe.skipIf(nativeSkipReason !== undefined)('NativeLearner equals TfjsLearne
     await compareInnerLoops({ model: () => sineNet(6), tasks, inner: { optimizer: 'adam', learningRate: 0.01, innerIters: 8, innerBatch: 10 }, seed: 6 });
   });
 
+  it('heads and activations people bring: softmax and sigmoid outputs, elu, leakyReLU, selu, swish, layer norm, gelu (20 Adam steps)', async () => {
+    const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.01, innerIters: 20, innerBatch: 5 };
+    const flat = (seed: number, classes: number): Task[] => Array.from({ length: 2 }, (_, t) => randomTask({ rng: Rng.derive(seed, 200 + t), count: 12, shape: [12], classes }));
+    for (const [i, model] of headModels.entries()) {
+      const seed = 30 + i;
+      const classes = model(seed).outputs[0]!.shape[1] === 1 ? 2 : 4;
+      await compareInnerLoops({ model: () => model(seed), tasks: flat(seed, classes), inner, seed });
+    }
+  });
+
+  it('a Keras-style convnet (zero padding, conv elu, average pooling, dropout 0, global average pooling, softmax) over 20 Adam steps', async () => {
+    const keras = (seed: number): tf.Sequential =>
+      tf.sequential({
+        layers: [
+          tf.layers.zeroPadding2d({ inputShape: [11, 8, 1], padding: [[1, 0], [0, 1]] }),
+          tf.layers.conv2d({ filters: 6, kernelSize: 3, activation: 'elu', kernelInitializer: init(seed) }),
+          tf.layers.averagePooling2d({ poolSize: 2 }),
+          tf.layers.dropout({ rate: 0 }),
+          tf.layers.conv2d({ filters: 8, kernelSize: 2, padding: 'same', kernelInitializer: init(seed + 1) }),
+          tf.layers.leakyReLU({ alpha: 0.1 }),
+          tf.layers.globalAveragePooling2d({}),
+          tf.layers.reshape({ targetShape: [8] }),
+          tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: init(seed + 2) }),
+        ],
+      });
+    expect(createLearner({ model: keras(1), learner: 'auto' })).toBeInstanceOf(NativeLearner);
+    await compareInnerLoops({ model: () => keras(71), tasks: classTasks(71, 12), inner: { optimizer: 'adam', learningRate: 0.01, innerIters: 20, innerBatch: 5 }, seed: 71 });
+  });
+
+  it('a MobileNet-style stack (depthwise and separable convolutions, batch norm, relu6) over 20 Adam steps', async () => {
+    const mobile = (seed: number): tf.Sequential =>
+      tf.sequential({
+        layers: [
+          tf.layers.conv2d({ inputShape: [11, 8, 1], filters: 8, kernelSize: 3, strides: 2, padding: 'same', useBias: false, kernelInitializer: init(seed) }),
+          tf.layers.batchNormalization({}),
+          tf.layers.reLU({ maxValue: 6 }),
+          tf.layers.depthwiseConv2d({ kernelSize: 3, padding: 'same', useBias: false, depthwiseInitializer: init(seed + 1) }),
+          tf.layers.batchNormalization({}),
+          tf.layers.reLU({ maxValue: 6 }),
+          tf.layers.conv2d({ filters: 12, kernelSize: 1, useBias: false, kernelInitializer: init(seed + 2) }),
+          tf.layers.separableConv2d({ filters: 10, kernelSize: 3, strides: 2, padding: 'same', depthMultiplier: 2, activation: 'relu6', depthwiseInitializer: init(seed + 3), pointwiseInitializer: init(seed + 4) }),
+          tf.layers.globalAveragePooling2d({}),
+          tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: init(seed + 5) }),
+        ],
+      });
+    expect(createLearner({ model: mobile(1), learner: 'auto' })).toBeInstanceOf(NativeLearner);
+    await compareInnerLoops({ model: () => mobile(72), tasks: classTasks(72, 12), inner: { optimizer: 'adam', learningRate: 0.01, innerIters: 20, innerBatch: 5 }, seed: 72 });
+    // One and two threads: the same bits.
+    const one = new NativeLearner({ model: mobile(73), threads: 1 });
+    const two = new NativeLearner({ model: mobile(73), threads: 2 });
+    const task = classTasks(73, 12)[0]!;
+    const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.01, innerIters: 6, innerBatch: 7 };
+    const [a, b] = [await one.adapt(task, inner, Rng.derive(73, 1)), await two.adapt(task, inner, Rng.derive(73, 1))];
+    expect(b.params.data).toEqual(a.params.data);
+    expect(two.gradients(task, task.support).inputGrad).toEqual(one.gradients(task, task.support).inputGrad);
+    one.dispose();
+    two.dispose();
+  });
+
   it('optimizer state and parameters round-trip between the learners', async () => {
     const nl = new NativeLearner({ model: convNet(7) });
     const tl = new TfjsLearner({ model: convNet(7) });
@@ -247,16 +341,23 @@ describe.skipIf(nativeSkipReason !== undefined)('NativeLearner equals TfjsLearne
     await expect(nl.adapt(badLabel, { optimizer: 'sgd', learningRate: 0.1, innerIters: 1, innerBatch: 2 }, Rng.fromSeed(1))).rejects.toThrow(/class label 3 is not in 0..2/);
     // The engine is still usable after rejected calls.
     expect(nl.predict(randomTask({ rng: Rng.fromSeed(2), count: 3, shape: [11, 8, 1], classes: 3 }).support)).toHaveLength(9);
-    const dropout = tf.sequential({ layers: [tf.layers.dense({ inputShape: [3], units: 2 }), tf.layers.dropout({ rate: 0.5, name: 'my_dropout' })] });
-    expect(() => new NativeLearner({ model: dropout })).toThrow(UnsupportedModelError);
-    expect(() => new NativeLearner({ model: dropout })).toThrow(/layer 'my_dropout' \(Dropout\) is not supported/);
-    const softmax = tf.sequential({ layers: [tf.layers.dense({ inputShape: [3], units: 2, activation: 'softmax', name: 'probs' })] });
-    expect(() => new NativeLearner({ model: softmax })).toThrow(/layer 'probs' uses activation 'softmax'/);
+    const noisy = tf.sequential({ layers: [tf.layers.dense({ inputShape: [3], units: 2 }), tf.layers.gaussianNoise({ stddev: 0.5, name: 'my_noise' })] });
+    expect(() => new NativeLearner({ model: noisy })).toThrow(UnsupportedModelError);
+    expect(() => new NativeLearner({ model: noisy })).toThrow(/layer 'my_noise' \(GaussianNoise\) is not supported/);
+    // tfjs runs logSoftmax (its types leave it out); the engine does not.
+    const logSoftmax = tf.sequential({ layers: [tf.layers.dense({ inputShape: [3], units: 2, activation: 'logSoftmax' as 'linear', name: 'probs' })] });
+    expect(() => new NativeLearner({ model: logSoftmax })).toThrow(/layer 'probs' uses activation 'logSoftmax'/);
+    // Softmax and sigmoid heads, ELU and LeakyReLU layers compile now: auto picks the engine.
+    for (const make of headModels) expect(createLearner({ model: make(1), learner: 'auto' })).toBeInstanceOf(NativeLearner);
+    const border = tf.sequential({ layers: [tf.layers.averagePooling2d({ inputShape: [5, 5, 1], poolSize: 2, padding: 'same', name: 'avg' }), tf.layers.flatten()] });
+    expect(() => new NativeLearner({ model: border })).toThrow(/layer 'avg' \(AveragePooling2D\) has windows crossing the border of its 5x5 input with padding 'same'/);
+    const wrongHead = randomTask({ rng: Rng.fromSeed(4), count: 4, shape: [12], classes: 3 });
+    await expect(new NativeLearner({ model: headModels[1]!(1) }).adapt(wrongHead, { optimizer: 'sgd', learningRate: 0.1, innerIters: 1, innerBatch: 2 }, Rng.fromSeed(1))).rejects.toThrow(/3 classes but the model outputs 4 values: give the model one sigmoid output per class/);
     const lines: string[] = [];
-    const fallback = createLearner({ model: dropout, learner: 'auto', log: (l) => lines.push(l) });
+    const fallback = createLearner({ model: noisy, learner: 'auto', log: (l) => lines.push(l) });
     expect(fallback).toBeInstanceOf(TfjsLearner);
-    expect(lines.join('\n')).toMatch(/tfjs learner \(slower\) because layer 'my_dropout'/);
-    expect(() => createLearner({ model: dropout, learner: 'native' })).toThrow(/my_dropout/);
+    expect(lines.join('\n')).toMatch(/tfjs learner \(slower\) because layer 'my_noise'/);
+    expect(() => createLearner({ model: noisy, learner: 'native' })).toThrow(/my_noise/);
     expect(createLearner({ model: convNet(10), learner: 'auto' })).toBeInstanceOf(NativeLearner);
     expect(createLearner({ model: convNet(10), learner: 'tfjs' })).toBeInstanceOf(TfjsLearner);
     nl.dispose();
@@ -433,6 +534,157 @@ describe.skipIf(nativeSkipReason !== undefined)('two threads', () => {
     const set = randomTask({ rng: Rng.fromSeed(46), count: 13, shape: [11, 8, 1], classes: 3 }).support;
     expect(conv2.predict(set)).toEqual(conv1.predict(set));
     for (const l of [one, two, conv1, conv2]) l.dispose();
+  });
+
+  it('softmax and sigmoid heads and the new activations give the same bits too', async () => {
+    const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.01, innerIters: 6, innerBatch: 7 };
+    for (const [i, make] of headModels.entries()) {
+      const classes = make(1).outputs[0]!.shape[1] === 1 ? 2 : 4;
+      const task = randomTask({ rng: Rng.derive(47, i), count: 15, shape: [12], classes });
+      const one = new NativeLearner({ model: make(47), threads: 1 });
+      const two = new NativeLearner({ model: make(47), threads: 2 });
+      const a = await one.adapt(task, inner, Rng.derive(48, i));
+      const b = await two.adapt(task, inner, Rng.derive(48, i));
+      expect(b.params.data).toEqual(a.params.data);
+      expect(b.loss).toBe(a.loss);
+      expect(two.predict(task.support)).toEqual(one.predict(task.support));
+      const g1 = one.gradients(task, task.support);
+      const g2 = two.gradients(task, task.support);
+      expect(g2.grad.data).toEqual(g1.grad.data);
+      expect(g2.inputGrad).toEqual(g1.inputGrad);
+      for (const l of [one, two]) l.dispose();
+    }
+  });
+});
+
+describe.skipIf(nativeSkipReason !== undefined)('Dropout', () => {
+  const F = 20;
+  const dropoutNet = (seed: number, rate: number): tf.Sequential =>
+    tf.sequential({ layers: [tf.layers.dense({ inputShape: [F], units: 16, activation: 'relu', kernelInitializer: init(seed) }), tf.layers.dropout({ rate }), tf.layers.dense({ units: 4, kernelInitializer: init(seed + 1) })] });
+  const task = (seed: number, count = 24): Task => randomTask({ rng: Rng.derive(seed, 300), count, shape: [F], classes: 4 });
+  const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.01, innerIters: 20, innerBatch: 6 };
+
+  it('rate 0 equals the tfjs learner over 20 Adam steps', async () => {
+    await compareInnerLoops({ model: () => dropoutNet(51, 0), tasks: [task(51), task(52)], inner, seed: 51 });
+  });
+
+  it('masks follow the task: the same rng gives the same bits (1 and 2 threads), another seed other gradients; prediction drops nothing', async () => {
+    // Adam's state reset before each task, so that adapting twice starts from the same state.
+    const one = new NativeLearner({ model: dropoutNet(53, 0.4), threads: 1, innerState: 'reset' });
+    const two = new NativeLearner({ model: dropoutNet(53, 0.4), threads: 2, innerState: 'reset' });
+    const t = task(53);
+    const a = await one.adapt(t, inner, Rng.derive(53, 1));
+    const b = await two.adapt(t, inner, Rng.derive(53, 1));
+    const again = await one.adapt(t, inner, Rng.derive(53, 1));
+    expect(b.params.data).toEqual(a.params.data);
+    expect(again.params.data).toEqual(a.params.data);
+    expect(b.loss).toBe(a.loss);
+    const g1 = one.gradients(t, t.support, { dropoutSeed: 7 });
+    const g2 = one.gradients(t, t.support, { dropoutSeed: 8 });
+    expect(two.gradients(t, t.support, { dropoutSeed: 7 }).grad.data).toEqual(g1.grad.data);
+    expect(g2.grad.data).not.toEqual(g1.grad.data);
+    // Prediction (and gradients without a seed) run the network without dropout: as tfjs in inference.
+    const plain = tf.sequential({ layers: [tf.layers.dense({ inputShape: [F], units: 16, activation: 'relu', kernelInitializer: init(53) }), tf.layers.dense({ units: 4, kernelInitializer: init(54) })] });
+    const withDropout = dropoutNet(53, 0.4);
+    const nl = new NativeLearner({ model: withDropout });
+    expect(relErr(nl.predict(t.support), (plain.predict(tf.tensor(t.support.inputs, [t.support.count, F])) as tf.Tensor).dataSync())).toBeLessThanOrEqual(TOL);
+    expect(nl.gradients(t, t.support).output).toEqual(nl.predict(t.support));
+    for (const l of [one, two, nl]) l.dispose();
+  });
+
+  it('drops values at the rate and scales the rest by 1 / (1 − rate); gradients equal tfjs autograd given the same mask', () => {
+    for (const rate of [0.1, 0.5, 0.8]) {
+      const rng = Rng.derive(55, rate * 10);
+      const set = randomTask({ rng, count: 60, shape: [F], outputs: F }).support;
+      const regression: Task = { kind: 'regression', support: set, query: set };
+      // Dropout alone: its output is the input times the mask.
+      const alone = new NativeLearner({ model: tf.sequential({ layers: [tf.layers.dropout({ inputShape: [F], rate })] }) });
+      const masked = alone.gradients(regression, set, { dropoutSeed: 99 }).output;
+      let dropped = 0;
+      const mask = new Float32Array(masked.length);
+      for (let i = 0; i < masked.length; i++) {
+        mask[i] = masked[i]! / set.inputs[i]!;
+        if (masked[i] === 0) dropped++;
+        else expect(Math.abs(mask[i]! - 1 / (1 - rate))).toBeLessThan(1e-5);
+      }
+      // 1200 draws: within 4.5 standard deviations of the rate.
+      const sd = Math.sqrt((rate * (1 - rate)) / masked.length);
+      expect(Math.abs(dropped / masked.length - rate)).toBeLessThan(4.5 * sd);
+      // The same seed, op and rows in a network: tfjs with that mask fed in gives the same gradients.
+      const model = tf.sequential({ layers: [tf.layers.dropout({ inputShape: [F], rate }), tf.layers.dense({ units: 3, kernelInitializer: init(56) })] });
+      const three = randomTask({ rng, count: 60, shape: [F], outputs: 3 });
+      const nl = new NativeLearner({ model });
+      const got = nl.gradients(three, { ...three.support, inputs: set.inputs }, { dropoutSeed: 99 });
+      const dense = model.layers[1]!;
+      const [W, b] = dense.trainableWeights.map((w) => w.read());
+      const x = tf.tensor(set.inputs, [60, F]);
+      const m = tf.tensor(mask, [60, F]);
+      const y = tf.tensor(three.support.targets, [60, 3]);
+      const f = (xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor): tf.Scalar => tf.losses.meanSquaredError(y, tf.add(tf.matMul(tf.mul(xx, m), ww), bb)) as tf.Scalar;
+      const [gx, gw, gb] = tf.grads(f)([x, W!, b!]);
+      expect(relErr(got.inputGrad, gx!.dataSync())).toBeLessThanOrEqual(TOL);
+      expect(relErr(got.grad.data, [...gw!.dataSync(), ...gb!.dataSync()])).toBeLessThanOrEqual(TOL);
+      expect(Math.abs(got.loss - f(x, W!, b!).dataSync()[0]!)).toBeLessThanOrEqual(TOL * got.loss);
+      alone.dispose();
+      nl.dispose();
+    }
+  });
+});
+
+describe.skipIf(nativeSkipReason !== undefined)('frozen layers', () => {
+  /** A frozen conv + BN extractor, a trainable conv + BN block, a dense head (convNet's shapes). */
+  const frozenNet = (seed: number): tf.Sequential => {
+    const model = tf.sequential({
+      layers: [
+        tf.layers.conv2d({ inputShape: [11, 8, 1], filters: 6, kernelSize: 3, strides: 2, padding: 'same', kernelInitializer: init(seed), biasInitializer: init(seed + 1) }),
+        tf.layers.batchNormalization({ gammaInitializer: init(seed + 2), betaInitializer: init(seed + 3) }),
+        tf.layers.reLU(),
+        tf.layers.conv2d({ filters: 5, kernelSize: 3, strides: 2, padding: 'same', kernelInitializer: init(seed + 4), biasInitializer: init(seed + 5) }),
+        tf.layers.batchNormalization({ gammaInitializer: init(seed + 6), betaInitializer: init(seed + 7) }),
+        tf.layers.reLU(),
+        tf.layers.flatten(),
+        tf.layers.dense({ units: 3, kernelInitializer: init(seed + 8) }),
+      ],
+    });
+    model.layers[0]!.trainable = false;
+    model.layers[1]!.trainable = false;
+    return model;
+  };
+  const headOnly = (seed: number): tf.Sequential => {
+    const model = frozenNet(seed);
+    for (const i of [3, 4]) model.layers[i]!.trainable = false;
+    return model;
+  };
+  const tasks = (seed: number): Task[] => Array.from({ length: 2 }, (_, t) => randomTask({ rng: Rng.derive(seed, 400 + t), count: 12, shape: [11, 8, 1], classes: 3 }));
+  const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.01, innerIters: 20, innerBatch: 5 };
+
+  it('equal the tfjs learner over 20 Adam steps (frozen extractor under a trainable block; frozen all but the head)', async () => {
+    await compareInnerLoops({ model: () => frozenNet(61), tasks: tasks(61), inner, seed: 61 });
+    await compareInnerLoops({ model: () => headOnly(62), tasks: tasks(62), inner, seed: 62 });
+  });
+
+  it('are not in φ, stay as they were, and give the same bits on one and two threads', async () => {
+    const model = frozenNet(63);
+    const frozenBefore = model.layers[0]!.getWeights().map((w) => w.dataSync().slice());
+    const one = new NativeLearner({ model, threads: 1 });
+    const two = new NativeLearner({ model: frozenNet(63), threads: 2 });
+    // φ: the trainable block and the head only.
+    expect(one.layout.size).toBe(model.trainableWeights.reduce((n, w) => n + w.read().size, 0));
+    expect(one.layout.specs.map((s) => s.name).some((n) => n.startsWith(model.layers[0]!.name))).toBe(false);
+    for (const innerBatch of [5, 1]) {
+      for (const [t, task] of tasks(63).entries()) {
+        const a = await one.adapt(task, { ...inner, innerBatch }, Rng.derive(63, t, innerBatch));
+        const b = await two.adapt(task, { ...inner, innerBatch }, Rng.derive(63, t, innerBatch));
+        expect(b.params.data).toEqual(a.params.data);
+        expect(b.loss).toBe(a.loss);
+        one.setParams(a.params);
+        two.setParams(a.params);
+      }
+    }
+    one.writeToModel();
+    model.layers[0]!.getWeights().forEach((w, i) => expect(w.dataSync()).toEqual(frozenBefore[i]));
+    one.dispose();
+    two.dispose();
   });
 });
 

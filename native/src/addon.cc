@@ -125,7 +125,23 @@ LossKind lossOf(Napi::Env env, const Napi::Value& v) {
   const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
   if (s == "softmax-xent") return LossKind::SoftmaxXent;
   if (s == "mse") return LossKind::Mse;
-  throw Napi::TypeError::New(env, "loss must be 'softmax-xent' or 'mse'");
+  if (s == "sigmoid-bce") return LossKind::SigmoidBce;
+  throw Napi::TypeError::New(env, "loss must be 'softmax-xent', 'sigmoid-bce' or 'mse'");
+}
+
+// The activations of an "act" op, by the names the plan gives them.
+ActKind actOf(Napi::Env env, const std::string& name) {
+  static const std::pair<const char*, ActKind> names[] = {
+      {"sigmoid", ActKind::Sigmoid},         {"elu", ActKind::Elu},
+      {"selu", ActKind::Selu},               {"clipRelu", ActKind::ClipRelu},
+      {"softplus", ActKind::Softplus},       {"softsign", ActKind::Softsign},
+      {"swish", ActKind::Swish},             {"leakyRelu", ActKind::LeakyRelu},
+      {"hardSigmoid", ActKind::HardSigmoid}, {"gelu", ActKind::Gelu},
+      {"geluTanh", ActKind::GeluTanh},       {"mish", ActKind::Mish},
+  };
+  for (const auto& p : names)
+    if (name == p.first) return p.second;
+  throw Napi::Error::New(env, "unknown activation '" + name + "'");
 }
 
 class EngineWrap;
@@ -182,9 +198,16 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       OpSpec op;
       op.inSize = intOf(o, "inSize");
       op.outSize = intOf(o, "outSize");
-      if (kind == "conv" || kind == "maxpool") {
-        op.kind = kind == "conv" ? OpKind::Conv : OpKind::MaxPool;
+      if (kind == "conv" || kind == "maxpool" || kind == "avgpool" || kind == "pad" || kind == "depthwise") {
+        op.kind = kind == "conv"      ? OpKind::Conv
+                  : kind == "maxpool" ? OpKind::MaxPool
+                  : kind == "avgpool" ? OpKind::AvgPool
+                  : kind == "pad"     ? OpKind::Pad
+                                      : OpKind::Depthwise;
         op.g = geomOf(o);
+        op.depthMul = (int)numOf(o, "depthMultiplier", 1);
+        if (op.kind == OpKind::Depthwise && (op.depthMul < 1 || op.g.cout != op.g.cin * op.depthMul))
+          throw Napi::Error::New(env, "a depthwise convolution's output channels must be its input channels times the depth multiplier");
         op.w = (int64_t)numOf(o, "w", -1);
         op.b = (int64_t)numOf(o, "b", -1);
       } else if (kind == "dense") {
@@ -208,14 +231,47 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         op.kind = OpKind::Relu;
       } else if (kind == "tanh") {
         op.kind = OpKind::Tanh;
+      } else if (kind == "act") {
+        op.kind = OpKind::Act;
+        op.act = actOf(env, o.Get("act").IsString() ? o.Get("act").As<Napi::String>().Utf8Value() : "");
+        op.alpha = (float)numOf(o, "alpha", 0);
+      } else if (kind == "layernorm") {
+        op.kind = OpKind::LayerNorm;
+        op.channels = intOf(o, "channels");
+        op.eps = (float)numOf(o, "epsilon", 1e-3);
+        op.gamma = (int64_t)numOf(o, "gamma", -1);
+        op.beta = (int64_t)numOf(o, "beta", -1);
+        if (op.channels <= 0 || op.inSize % op.channels != 0 || op.inSize != op.outSize)
+          throw Napi::Error::New(env, "a layer normalisation's channels must divide its input size");
+      } else if (kind == "dropout") {
+        op.kind = OpKind::Dropout;
+        op.alpha = (float)numOf(o, "rate", 0);
+        if (!(op.alpha >= 0.f && op.alpha < 1.f) || op.inSize != op.outSize)
+          throw Napi::Error::New(env, "a dropout's rate must be in [0, 1)");
+      } else if (kind == "softmax") {
+        op.kind = OpKind::Softmax;
+        op.channels = intOf(o, "channels");
+        if (op.channels <= 0 || op.inSize % op.channels != 0)
+          throw Napi::Error::New(env, "a softmax's channels must divide its input size");
       } else {
         throw Napi::Error::New(env, "unknown op kind '" + kind + "'");
       }
+      op.frozen = o.Get("frozen").ToBoolean();
       ops.push_back(std::move(op));
     }
     if (ops.empty()) throw Napi::Error::New(env, "a plan needs at least one op");
+    // The frozen ops' weights (plan.frozen), given once.
+    std::vector<float> frozen;
+    if (!plan.Get("frozen").IsUndefined()) {
+      Napi::Float32Array f = f32Of(plan.Get("frozen"), "frozen");
+      frozen.assign(f.Data(), f.Data() + f.ElementLength());
+    }
+    for (const OpSpec& op : ops)
+      for (int64_t at : {op.w, op.b, op.gamma, op.beta})
+        if (op.frozen && at >= (int64_t)frozen.size())
+          throw Napi::Error::New(env, "a frozen op's weights lie outside plan.frozen");
     engine_ = std::make_unique<Engine>(std::move(ops), intOf(plan, "inputSize"), intOf(plan, "outputSize"),
-                                       (int64_t)numOf(plan, "paramSize", 0), k);
+                                       (int64_t)numOf(plan, "paramSize", 0), k, std::move(frozen));
     const int threads = (int)numOf(plan, "threads", 1);
     if (threads != 1 && threads != 2) throw Napi::Error::New(env, "threads must be 1 or 2");
     engine_->setThreads(threads);
@@ -392,6 +448,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     a.beta2 = numOf(o, "beta2", 0.999);
     a.eps = numOf(o, "epsilon", 1e-8);
     a.reset = o.Get("reset").ToBoolean();
+    a.dropoutSeed = (uint64_t)numOf(o, "dropoutSeed", 0);
     a.lossDivisor = numOf(o, "lossDivisor", 0);
     if (!(a.lossDivisor >= 0) || !std::isfinite(a.lossDivisor))
       throw Napi::Error::New(env, "lossDivisor must be a positive number (or 0: the batch's size)");
@@ -539,7 +596,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Float32Array grad = Napi::Float32Array::New(env, (size_t)engine_->paramSize());
     Napi::Float32Array ig = Napi::Float32Array::New(env, x.ElementLength());
     Napi::Float32Array out = Napi::Float32Array::New(env, (size_t)n * engine_->outputSize());
-    const double l = engine_->gradients(x.Data(), t.Data(), n, loss, grad.Data(), ig.Data(), out.Data());
+    // An optional fifth argument: the seed of the dropout masks (none: no dropout).
+    const bool dropout = info.Length() > 4 && info[4].IsNumber();
+    const uint64_t seed = dropout ? (uint64_t)info[4].As<Napi::Number>().DoubleValue() : 0;
+    const double l =
+        engine_->gradients(x.Data(), t.Data(), n, loss, grad.Data(), ig.Data(), out.Data(), dropout ? &seed : nullptr);
     Napi::Object o = Napi::Object::New(env);
     o.Set("loss", l);
     o.Set("grad", grad);

@@ -122,6 +122,14 @@ class Pool {
   std::thread helper_;
 };
 
+bool lossFusesLastOp(const std::vector<OpSpec>& ops, LossKind loss) {
+  if (ops.empty()) return false;
+  const OpSpec& last = ops.back();
+  if (loss == LossKind::SoftmaxXent) return last.kind == OpKind::Softmax;
+  if (loss == LossKind::SigmoidBce) return last.kind == OpKind::Act && last.act == ActKind::Sigmoid;
+  return false;
+}
+
 void Engine::rest() {
   if (pool_) pool_->rest();
 }
@@ -138,8 +146,15 @@ void Engine::setThreads(int threads) {
   if (threads <= 1) pool_.reset();
 }
 
-Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t paramSize, const Kernels* k)
-    : ops_(std::move(ops)), inputSize_(inputSize), outputSize_(outputSize), P_(paramSize), k_(k) {
+Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t paramSize, const Kernels* k,
+               std::vector<float> frozen)
+    : ops_(std::move(ops)), inputSize_(inputSize), outputSize_(outputSize), P_(paramSize), k_(k),
+      frozen_(std::move(frozen)) {
+  lowest_ = ops_.size();
+  for (size_t i = 0; i < ops_.size() && lowest_ == ops_.size(); i++) {
+    const OpSpec& op = ops_[i];
+    if (!op.frozen && (op.w >= 0 || op.b >= 0 || op.gamma >= 0 || op.beta >= 0)) lowest_ = i;
+  }
   // Fold a ReLU that directly follows a batch norm into it: the ReLU's output then lives in the
   // batch norm's output buffer and its backward pass reads it from there.
   hasBatchNorm_ = std::any_of(ops_.begin(), ops_.end(), [](const OpSpec& o) { return o.kind == OpKind::BatchNorm; });
@@ -235,12 +250,16 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
 // Where an op's parameters lie in the parameter vector: {offset, size} for each of its two
 // parameter arrays (weights and bias, or γ and β), offset −1 for an absent one.
 static std::array<std::array<int64_t, 2>, 2> paramRanges(const OpSpec& op) {
+  if (op.frozen) return {{{-1, 0}, {-1, 0}}};
   switch (op.kind) {
     case OpKind::Conv:
       return {{{op.w, (int64_t)op.g.kh * op.g.kw * op.g.cin * op.g.cout}, {op.b, op.g.cout}}};
     case OpKind::Dense:
       return {{{op.w, (int64_t)op.inSize * op.outSize}, {op.b, op.outSize}}};
+    case OpKind::Depthwise:
+      return {{{op.w, (int64_t)op.g.kh * op.g.kw * op.g.cout}, {op.b, op.g.cout}}};
     case OpKind::BatchNorm:
+    case OpKind::LayerNorm:
       return {{{op.gamma, op.channels}, {op.beta, op.channels}}};
     default:
       return {{{-1, 0}, {-1, 0}}};
@@ -253,7 +272,7 @@ static std::array<std::array<int64_t, 2>, 2> paramRanges(const OpSpec& op) {
 // before that point and every other op's lie after it; otherwise P_ (no early optimizer step).
 int64_t Engine::lateParamsEnd() const {
   size_t first = ops_.size();
-  for (size_t i = 0; i < ops_.size(); i++)
+  for (size_t i = lowest_; i < ops_.size(); i++)
     if (ops_[i].kind == OpKind::BatchNorm) {
       first = i;
       break;
@@ -370,6 +389,10 @@ void Engine::ensure(int n) {
       aux_[i].assign(col, 0.f);
     } else if (op.kind == OpKind::MaxPool) {
       arg_[i].assign((size_t)n * op.outSize, 0);
+    } else if (op.kind == OpKind::Dropout) {
+      aux_[i].assign((size_t)n * op.outSize, 0.f);
+    } else if (op.kind == OpKind::LayerNorm) {
+      aux_[i].assign((size_t)n * (op.inSize / op.channels) * 2, 0.f);  // each row's mean and 1/σ
     }
   }
   // Gradient buffers are shared by all layers: each example owns a slot as large as the largest
@@ -401,7 +424,7 @@ void Engine::push(Stage stage, int op, float* dy, float* dx, const float* packed
 
 const float* Engine::packedFor(size_t op, int which) const {
   // (runItem reads a plain forward packing from the shard's own weights.)
-  if (which == 0 && plainPack_[op]) return w_ + ops_[op].w;
+  if (which == 0 && plainPack_[op]) return (ops_[op].frozen ? frozen_.data() : w_) + ops_[op].w;
   const Packed& p = packs_[which][op];
   return p.data && p.done == version_ ? p.data : nullptr;
 }
@@ -411,7 +434,7 @@ const float* Engine::packedFor(size_t op, int which) const {
 void Engine::queuePacks(bool dx) {
   for (size_t i = 0; i < ops_.size(); i++) {
     if (ops_[i].kind != OpKind::Conv) continue;
-    for (int which = 0; which < (dx && i > 0 ? 2 : 1); which++) {
+    for (int which = 0; which < (dx && i > lowest_ ? 2 : 1); which++) {
       if (which == 0 && plainPack_[i]) continue;
       Packed& p = packs_[which][i];
       if (p.done == version_ || p.queued == version_) continue;
@@ -593,20 +616,31 @@ void Engine::runLoss(int s) {
   const int n = count_[s], b = begin_[s];
   const size_t last = ops_.size() - 1;
   const int tsize = targetSize(lossKind_);
-  const float* out = outputOf(act_, ops_, last).data() + (size_t)b * outputSize_;
+  // Fused with a last softmax or sigmoid: from that op's input, the logits (as many values).
+  const float* out = lossFusesLastOp(ops_, lossKind_) ? shardInput(last, s)
+                                                      : outputOf(act_, ops_, last).data() + (size_t)b * outputSize_;
   const float* t = targets_ + (size_t)b * tsize;
   float* d = g0_.data() + (size_t)b * actStride_;
   const double div = lossDivisor_ > 0 ? lossDivisor_ : (double)n_;
-  lossPart_[s] = lossKind_ == LossKind::SoftmaxXent
-                     ? k_->softmax_xent(n, outputSize_, out, t, d, 1.f / (float)div)
-                     : k_->mse(n, outputSize_, out, t, d, 2.f / (float)(div * outputSize_));
+  switch (lossKind_) {
+    case LossKind::SoftmaxXent:
+      lossPart_[s] = k_->softmax_xent(n, outputSize_, out, t, d, 1.f / (float)div);
+      break;
+    case LossKind::Mse:
+      lossPart_[s] = k_->mse(n, outputSize_, out, t, d, 2.f / (float)(div * outputSize_));
+      break;
+    case LossKind::SigmoidBce:
+      // The mean over each example's outputs, as tfjs's binaryCrossentropy takes it.
+      lossPart_[s] = k_->sigmoid_bce(n, outputSize_, out, t, d, 1.f / (float)(div * outputSize_));
+      break;
+  }
 }
 
 // Pack: a convolution's weights packed as the forward product (which 0) or dx's (which 1) reads them.
 void Engine::runPack(const Item& it, int s) {
   const size_t i = (size_t)it.op;
   const OpSpec& op = ops_[i];
-  const float* P = shardW_[s];
+  const float* P = weightsOf(i, s);
   const WindowGeom& g = op.g;
   const int K = g.kh * g.kw * g.cin;
   // On two threads each shard packs the whole matrix into its own copy, which only its own core
@@ -626,7 +660,7 @@ void Engine::runPack(const Item& it, int s) {
 const float* Engine::shardPacking(const Item& it, int s) const {
   const size_t i = (size_t)it.op;
   if (!it.packed) return nullptr;
-  if (it.stage == Stage::Fwd && plainPack_[i]) return shardW_[s] + ops_[i].w;
+  if (it.stage == Stage::Fwd && plainPack_[i]) return weightsOf(i, s) + ops_[i].w;
   return shardCopy(packs_[it.stage == Stage::Fwd ? 0 : 1][i], s);
 }
 
@@ -640,7 +674,7 @@ float* Engine::shardOutput(size_t i, int s) { return act_[i + 1].data() + (size_
 // Fwd: op it.op's forward pass on the shard's rows.
 void Engine::runForward(const Item& it, int s) {
   const int n = count_[s], b = begin_[s];
-  const float* P = shardW_[s];
+  const float* P = weightsOf((size_t)it.op, s);
   const size_t i = (size_t)it.op;
   const OpSpec& op = ops_[i];
   const float* x = shardInput(i, s);
@@ -669,9 +703,129 @@ void Engine::runForward(const Item& it, int s) {
     case OpKind::Tanh:
       k_->tanh_forward((size_t)n * op.inSize, x, y);
       break;
+    case OpKind::Act:
+      k_->act_forward((int)op.act, op.alpha, (size_t)n * op.inSize, x, y);
+      break;
+    case OpKind::Softmax:
+      k_->softmax_forward(n * (op.inSize / op.channels), op.channels, x, y);
+      break;
     case OpKind::MaxPool:
       k_->maxpool_forward(op.g, n, x, y, arg_[i].data() + (size_t)b * op.outSize);
       break;
+    case OpKind::AvgPool:
+      k_->avgpool_forward(op.g, n, x, y);
+      break;
+    case OpKind::LayerNorm:
+      layerNormForward(i, s, x, y);
+      break;
+    case OpKind::Depthwise:
+      k_->depthwise_forward(op.g, op.depthMul, n, x, P + op.w, y);
+      if (op.b >= 0) k_->add_bias(n * op.g.outH * op.g.outW, op.g.cout, P + op.b, y);
+      break;
+    case OpKind::Pad:
+      k_->pad_forward(op.g, n, x, y);
+      break;
+    case OpKind::Dropout:
+      if (dropoutOn_) {
+        dropoutMask(i, s);
+        const float* mask = aux_[i].data() + (size_t)b * op.inSize;
+        for (size_t j = 0, m = (size_t)n * op.inSize; j < m; j++) y[j] = x[j] * mask[j];
+      } else {
+        std::memcpy(y, x, sizeof(float) * (size_t)n * op.inSize);
+      }
+      break;
+  }
+}
+
+// Each row (the last axis of one position of one example) normalised by its own mean and variance
+// (as tf.moments: the mean of squared deviations), then scaled by γ and shifted by β.
+void Engine::layerNormForward(size_t i, int s, const float* x, float* y) {
+  const OpSpec& op = ops_[i];
+  const float* P = weightsOf(i, s);
+  const int c = op.channels, perExample = op.inSize / c;
+  const int rows = count_[s] * perExample, first = begin_[s] * perExample;
+  float* st = aux_[i].data() + (size_t)first * 2;
+  for (int r = 0; r < rows; r++) {
+    const float* xr = x + (size_t)r * c;
+    float* yr = y + (size_t)r * c;
+    float mean = 0.f;
+    for (int j = 0; j < c; j++) mean += xr[j];
+    mean /= (float)c;
+    float var = 0.f;
+    for (int j = 0; j < c; j++) var += (xr[j] - mean) * (xr[j] - mean);
+    var /= (float)c;
+    const float inv = 1.f / std::sqrt(var + op.eps);
+    st[2 * r] = mean;
+    st[2 * r + 1] = inv;
+    for (int j = 0; j < c; j++) {
+      const float xh = (xr[j] - mean) * inv;
+      yr[j] = xh * (op.gamma >= 0 ? P[op.gamma + j] : 1.f) + (op.beta >= 0 ? P[op.beta + j] : 0.f);
+    }
+  }
+}
+
+// dγ = Σ dy·x̂ and dβ = Σ dy over the shard's rows (partial sums, in grads_), and per row
+// dx = (1/σ)·(g − mean(g) − x̂·mean(g·x̂)) with g = dy·γ.
+void Engine::layerNormBackward(size_t i, int s, const float* dy, float* dx) {
+  const OpSpec& op = ops_[i];
+  const float* P = weightsOf(i, s);
+  const int c = op.channels, perExample = op.inSize / c;
+  const int rows = count_[s] * perExample, first = begin_[s] * perExample;
+  const float* x = shardInput(i, s);
+  const float* st = aux_[i].data() + (size_t)first * 2;
+  float* G = grads_[s].data();
+  float* dgamma = op.gamma >= 0 && !op.frozen ? G + op.gamma : nullptr;
+  float* dbeta = op.beta >= 0 && !op.frozen ? G + op.beta : nullptr;
+  if (dgamma) std::fill(dgamma, dgamma + c, 0.f);
+  if (dbeta) std::fill(dbeta, dbeta + c, 0.f);
+  for (int r = 0; r < rows; r++) {
+    const float* xr = x + (size_t)r * c;
+    const float* d = dy + (size_t)r * c;
+    const float mean = st[2 * r], inv = st[2 * r + 1];
+    float sumG = 0.f, sumGx = 0.f;
+    for (int j = 0; j < c; j++) {
+      const float xh = (xr[j] - mean) * inv;
+      const float g = d[j] * (op.gamma >= 0 ? P[op.gamma + j] : 1.f);
+      sumG += g;
+      sumGx += g * xh;
+      if (dgamma) dgamma[j] += d[j] * xh;
+      if (dbeta) dbeta[j] += d[j];
+    }
+    if (!dx) continue;
+    float* o = dx + (size_t)r * c;
+    const float mG = sumG / (float)c, mGx = sumGx / (float)c;
+    for (int j = 0; j < c; j++) {
+      const float xh = (xr[j] - mean) * inv;
+      o[j] = inv * (d[j] * (op.gamma >= 0 ? P[op.gamma + j] : 1.f) - mG - xh * mGx);
+    }
+  }
+}
+
+namespace {
+inline uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+}  // namespace
+
+// A dropout mask is a pure function of the seed, the step of the inner loop, the op and the row of
+// the minibatch (never of the shard or thread that draws it): each row's values come from a
+// splitmix64 stream keyed by those four numbers. A value is kept (scaled by 1 / (1 − rate), as
+// tfjs's inverted dropout) when its uniform draw, 24 bits in [0, 1), is at least the rate.
+void Engine::dropoutMask(size_t i, int s) {
+  const OpSpec& op = ops_[i];
+  const float rate = op.alpha, scale = 1.f / (1.f - rate);
+  for (int r = begin_[s]; r < begin_[s] + count_[s]; r++) {
+    uint64_t key = dropoutSeed_;
+    uint64_t state = splitmix64(key) ^ ((uint64_t)step_ << 40) ^ ((uint64_t)i << 24) ^ (uint64_t)r;
+    splitmix64(state);
+    float* mask = aux_[i].data() + (size_t)r * op.inSize;
+    for (int j = 0; j < op.inSize; j++) {
+      const float u = (float)(splitmix64(state) >> 40) * (1.f / 16777216.f);
+      mask[j] = u >= rate ? scale : 0.f;
+    }
   }
 }
 
@@ -679,7 +833,7 @@ void Engine::runForward(const Item& it, int s) {
 // im2col matrix; shardPacked: its weights packed beforehand (or null).
 void Engine::convForward(size_t i, int s, const float* x, float* y, const float* shardPacked) {
   const int n = count_[s], b = begin_[s];
-  const float* P = shardW_[s];
+  const float* P = weightsOf(i, s);
   const OpSpec& op = ops_[i];
   const WindowGeom& g = op.g;
   const int M = n * g.outH * g.outW, K = g.kh * g.kw * g.cin;
@@ -749,7 +903,7 @@ void Engine::runBnMoments(const Item& it, int s) {
 
 // BnApply: a batch norm with the batch's statistics (stats_), on the shard's rows.
 void Engine::runBnApply(const Item& it, int s) {
-  const float* P = shardW_[s];
+  const float* P = weightsOf((size_t)it.op, s);
   const size_t i = (size_t)it.op;
   const OpSpec& op = ops_[i];
   const int c = op.channels;
@@ -768,8 +922,8 @@ void Engine::runBnBackwardSums(const Item& it, int s) {
   const int c = op.channels;
   const float* stats = stats_[i].data();
   float* G = grads_[s].data();
-  float* dgamma = op.gamma >= 0 ? G + op.gamma : partOf(s);
-  float* dbeta = op.beta >= 0 ? G + op.beta : partOf(s) + c;
+  float* dgamma = op.gamma >= 0 && !op.frozen ? G + op.gamma : partOf(s);
+  float* dbeta = op.beta >= 0 && !op.frozen ? G + op.beta : partOf(s) + c;
   k_->bn_backward_sums(bnRows(op, count_[s]), c, shardInput(i, s), shardOutput(i, s), it.dy + (size_t)b * actStride_,
                        stats, stats + 2 * c, dgamma, dbeta, op.fusedRelu);
 }
@@ -778,7 +932,7 @@ void Engine::runBnBackwardSums(const Item& it, int s) {
 // of both shards (bnTotal_).
 void Engine::runBnBackwardDx(const Item& it, int s) {
   const int b = begin_[s];
-  const float* P = shardW_[s];
+  const float* P = weightsOf((size_t)it.op, s);
   const size_t i = (size_t)it.op;
   const OpSpec& op = ops_[i];
   const int c = op.channels;
@@ -793,7 +947,7 @@ void Engine::runBnBackwardDx(const Item& it, int s) {
 // shard's grads_) and, when it.dx is given, the gradient with respect to its input.
 void Engine::runBackward(const Item& it, int s) {
   const int n = count_[s], b = begin_[s];
-  const float* P = shardW_[s];
+  const float* P = weightsOf((size_t)it.op, s);
   const size_t i = (size_t)it.op;
   const OpSpec& op = ops_[i];
   const float* x = shardInput(i, s);
@@ -806,9 +960,11 @@ void Engine::runBackward(const Item& it, int s) {
       convBackward(i, s, dy, dx, shardPacking(it, s));
       break;
     case OpKind::Dense:
-      k_->gemm(op.inSize, op.outSize, n, x, op.inSize, true, dy, op.outSize, false, G + op.w, op.outSize, false,
-               work_[s]);
-      if (op.b >= 0) k_->col_sums(n, op.outSize, dy, G + op.b);
+      if (!op.frozen) {
+        k_->gemm(op.inSize, op.outSize, n, x, op.inSize, true, dy, op.outSize, false, G + op.w, op.outSize, false,
+                 work_[s]);
+        if (op.b >= 0) k_->col_sums(n, op.outSize, dy, G + op.b);
+      }
       if (dx)
         k_->gemm(n, op.inSize, op.outSize, dy, op.outSize, false, P + op.w, op.outSize, true, dx, op.inSize, false,
                  work_[s]);
@@ -818,6 +974,33 @@ void Engine::runBackward(const Item& it, int s) {
       break;
     case OpKind::Tanh:
       if (dx) k_->tanh_backward((size_t)n * op.inSize, y, dy, dx);
+      break;
+    case OpKind::Act:
+      if (dx) k_->act_backward((int)op.act, op.alpha, (size_t)n * op.inSize, x, y, dy, dx);
+      break;
+    case OpKind::Softmax:
+      if (dx) k_->softmax_backward(n * (op.inSize / op.channels), op.channels, y, dy, dx);
+      break;
+    case OpKind::AvgPool:
+      if (dx) k_->avgpool_backward(op.g, n, dy, dx);
+      break;
+    case OpKind::LayerNorm:
+      layerNormBackward(i, s, dy, dx);
+      break;
+    case OpKind::Depthwise:
+      k_->depthwise_backward(op.g, op.depthMul, n, x, P + op.w, dy, op.frozen ? nullptr : G + op.w, dx);
+      if (op.b >= 0 && !op.frozen) k_->col_sums(n * op.g.outH * op.g.outW, op.g.cout, dy, G + op.b);
+      break;
+    case OpKind::Pad:
+      if (dx) k_->pad_backward(op.g, n, dy, dx);
+      break;
+    case OpKind::Dropout:
+      if (dx && dropoutOn_) {
+        const float* mask = aux_[i].data() + (size_t)b * op.inSize;
+        for (size_t j = 0, m = (size_t)n * op.inSize; j < m; j++) dx[j] = dy[j] * mask[j];
+      } else if (dx) {
+        std::memcpy(dx, dy, sizeof(float) * (size_t)n * op.inSize);
+      }
       break;
     case OpKind::MaxPool:
       if (dx) k_->maxpool_backward(op.g, n, dy, arg_[i].data() + (size_t)b * op.outSize, dx);
@@ -831,13 +1014,15 @@ void Engine::runBackward(const Item& it, int s) {
 // wanted); shardPacked: its weights packed as dx's product reads them (or null).
 void Engine::convBackward(size_t i, int s, const float* dy, float* dx, const float* shardPacked) {
   const int n = count_[s], b = begin_[s];
-  const float* P = shardW_[s];
+  const float* P = weightsOf(i, s);
   const OpSpec& op = ops_[i];
   float* G = grads_[s].data();
   const WindowGeom& g = op.g;
   const int M = n * g.outH * g.outW, K = g.kh * g.kw * g.cin;
   const size_t colOffset = (size_t)b * g.outH * g.outW * K;
-  if (implicit_[i]) {
+  if (op.frozen) {
+    // Fixed weights: no gradient for them, only dx below.
+  } else if (implicit_[i]) {
     k_->conv_weight_grad_implicit(g, M, tapsOf(i, b), tapStride(g), zeroPixel_.data(), dy, G + op.w, work_[s]);
     if (op.b >= 0) k_->col_sums(M, g.cout, dy, G + op.b);
   } else if (k_->conv_small(g)) {
@@ -932,18 +1117,24 @@ void Engine::forward(bool training, bool backwardFollows) {
 float* Engine::backward(bool inputGrad) {
   float* dy = g0_.data();
   float* dx = g1_.data();
-  for (size_t ii = ops_.size(); ii-- > 0;) {
+  // A last op fused with the loss: the loss wrote the gradient with respect to its input.
+  const size_t top = ops_.size() - (lossFusesLastOp(ops_, lossKind_) ? 1 : 0);
+  for (size_t ii = top; ii-- > 0;) {
+    // Below the lowest op with trainable weights nothing has a gradient to compute, unless the
+    // caller wants the input's.
+    if (ii < lowest_ && !inputGrad) break;
     const OpSpec& op = ops_[ii];
     if (op.skip) continue;
-    const bool needDx = ii > 0 || inputGrad;
+    const bool needDx = ii > lowest_ || inputGrad;
     if (op.kind == OpKind::BatchNorm) {
       const int c = op.channels;
       push(Stage::BnBwdSum, (int)ii, dy, nullptr);
       flush();
-      const float* dg0 = op.gamma >= 0 ? grads_[0].data() + op.gamma : partOf(0);
-      const float* dg1 = op.gamma >= 0 ? grads_[1].data() + op.gamma : partOf(1);
-      const float* db0 = op.beta >= 0 ? grads_[0].data() + op.beta : partOf(0) + c;
-      const float* db1 = op.beta >= 0 ? grads_[1].data() + op.beta : partOf(1) + c;
+      const bool own = !op.frozen;  // a frozen batch norm's sums are in the stand-ins
+      const float* dg0 = op.gamma >= 0 && own ? grads_[0].data() + op.gamma : partOf(0);
+      const float* dg1 = op.gamma >= 0 && own ? grads_[1].data() + op.gamma : partOf(1);
+      const float* db0 = op.beta >= 0 && own ? grads_[0].data() + op.beta : partOf(0) + c;
+      const float* db1 = op.beta >= 0 && own ? grads_[1].data() + op.beta : partOf(1) + c;
       for (int j = 0; j < c; j++) {
         bnTotal_[j] = dg0[j] + dg1[j];
         bnTotal_[c + j] = db0[j] + db1[j];
@@ -987,6 +1178,8 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
   args_ = &a;
   lossKind_ = a.loss;
   lossDivisor_ = a.lossDivisor;
+  dropoutOn_ = true;
+  dropoutSeed_ = a.dropoutSeed;
   targets_ = batchTargets_.data();
   adaptedOut_ = adapted;
   lastStepOut_ = lastStep;
@@ -997,6 +1190,7 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
       e->useWeights(e->params_.data(), e->params_.data());
       e->abandonQueue();
       e->args_ = nullptr;
+      e->dropoutOn_ = false;
       e->weightsChanged();
     }
   } restore{this};
@@ -1088,6 +1282,7 @@ void Engine::predict(const float* x, int n, bool batchStats, float* out) {
 }
 
 void Engine::predictOnce(const float* x, int n, bool batchStats, float* out) {
+  dropoutOn_ = false;
   ensure(n);
   split(n);
   std::memcpy(act_[0].data(), x, sizeof(float) * (size_t)n * inputSize_);
@@ -1113,8 +1308,11 @@ void Engine::predictWith(const float* weights, const float* x, int n, bool batch
 }
 
 double Engine::gradients(const float* x, const float* targets, int n, LossKind loss, float* grad, float* inputGrad,
-                         float* output) {
+                         float* output, const uint64_t* dropoutSeed) {
   weightsChanged();
+  dropoutOn_ = dropoutSeed != nullptr;
+  dropoutSeed_ = dropoutSeed ? *dropoutSeed : 0;
+  step_ = 0;
   ensure(n);
   split(n);
   std::memcpy(act_[0].data(), x, sizeof(float) * (size_t)n * inputSize_);
@@ -1126,6 +1324,7 @@ double Engine::gradients(const float* x, const float* targets, int n, LossKind l
   float* dIn = backward(true);
   flush();
   targets_ = nullptr;
+  dropoutOn_ = false;
   std::memcpy(output, outputOf(act_, ops_, ops_.size() - 1).data(), sizeof(float) * (size_t)n * outputSize_);
   for (int64_t i = 0; i < P_; i++) grad[i] = grads_[0][i] + grads_[1][i];
   for (int s = 0; s < kShards; s++)

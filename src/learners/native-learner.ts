@@ -19,6 +19,7 @@ import type { Examples, Task } from '../tasks/task.js';
 import { checkNoRegularizers, modelLayout, modelWeights } from './weights.js';
 import { validateInnerOptions, type AdaptResult, type InnerOptions, type InnerStatePolicy, type Learner, type OptimizerState, type TaskScoring } from './learner.js';
 import { compileModel } from './compile-model.js';
+import { lossTargets, taskLoss } from './loss.js';
 
 /** Options of `NativeLearner`. */
 export interface NativeLearnerOptions {
@@ -186,7 +187,10 @@ export class NativeLearner implements Learner {
     batches.forEach((b, k) => flat.set(b, k * inner.innerBatch));
     const { loss, targets } = this.targetsOf(task, task.support);
     this.checkInputs(task.support);
+    // Dropout masks from the same rng, after the minibatches: a pure function of the task.
+    const dropout = this.plan.ops.some((op) => op.kind === 'dropout') ? { dropoutSeed: rng.nextUint32() } : {};
     return {
+      ...dropout,
       inputs: task.support.inputs,
       targets,
       count: task.support.count,
@@ -224,12 +228,17 @@ export class NativeLearner implements Learner {
     return this.engine.predict(examples.inputs, examples.count, this.batchStatsAtTest);
   }
 
-  /** Loss, parameter gradient, input gradient and output on `examples` (training mode); for gradient checks. */
-  gradients(task: Task, examples: Examples): { loss: number; grad: Params; inputGrad: Float32Array; output: Float32Array } {
+  /**
+   * Loss, parameter gradient, input gradient and output on `examples` (training mode); for gradient
+   * checks. Dropout layers apply the masks of `dropoutSeed` when it is given, else none.
+   */
+  gradients(task: Task, examples: Examples, options: { dropoutSeed?: number } = {}): { loss: number; grad: Params; inputGrad: Float32Array; output: Float32Array } {
     this.assertIdle();
     this.checkInputs(examples);
     const { loss, targets } = this.targetsOf(task, examples);
-    const r = this.engine.gradients(examples.inputs, targets, examples.count, loss);
+    const seed = options.dropoutSeed;
+    if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0 && seed < 2 ** 32)) throw new ReptileError(`dropoutSeed ${seed} is not an integer in [0, 2^32)`);
+    const r = this.engine.gradients(examples.inputs, targets, examples.count, loss, seed);
     return { loss: r.loss, grad: new Params(this.layout, r.grad), inputGrad: r.inputGrad, output: r.output };
   }
 
@@ -304,17 +313,12 @@ export class NativeLearner implements Learner {
     }
   }
 
+  // The loss follows the model's output (see taskLoss); the engine fuses a last softmax with the
+  // cross-entropy and a last sigmoid with the binary cross-entropy, as the plan ends with that op.
   private targetsOf(task: Task, examples: Examples): { loss: NativeLoss; targets: Float32Array } {
-    if (task.kind === 'classification') {
-      const classes = task.numClasses;
-      if (!classes) throw new Error('a classification task must say how many classes it has');
-      if (classes !== this.plan.outputSize) throw new ReptileError(`the task has ${classes} classes but the model outputs ${this.plan.outputSize} values: give the model one output per class`);
-      return { loss: 'softmax-xent', targets: examples.targets };
-    }
-    if (sizeOf(examples.targetShape) !== this.plan.outputSize) {
-      throw new ReptileError(`targets of shape [${examples.targetShape.join(', ')}] do not fit the model's ${this.plan.outputSize} outputs`);
-    }
-    return { loss: 'mse', targets: examples.targets };
+    const loss = taskLoss(this.model, task);
+    const targets = lossTargets(loss, task, examples, this.plan.outputSize);
+    return { loss: loss === 'mse' ? 'mse' : loss === 'binary-xent' ? 'sigmoid-bce' : 'softmax-xent', targets };
   }
 }
 
