@@ -81,7 +81,7 @@ export async function runFewShotTrain(cmd: Command): Promise<void> {
     throw new UsageError(`--preset ${String(o['preset'])} is a ${run.dataset} setting, not ${String(o['dataset'])}: drop --dataset or choose another preset`);
   }
   const dataDir = (o['dataDir'] as string | undefined) ?? (dataset === 'mnist' ? mnistPackageDir() : undefined);
-  if (dataDir === undefined) throw new UsageError(`missing --data-dir: say where the ${dataset} data is, e.g. --data-dir ${dataset === 'folder' ? 'my-images (one sub-folder of images per class)' : `data/${dataset}`}${dataset === 'omniglot' ? ' (reptile data omniglot --dir data/omniglot --download fetches it)' : ''}`);
+  if (dataDir === undefined) throw new UsageError(`missing --data-dir: say where the ${dataset} data is, e.g. --data-dir ${dataset === 'folder' ? 'my-images (one sub-folder of images per class)' : `data/${dataset}`}${dataset === 'omniglot' ? " (fetch it with 'reptile data omniglot --download --dir data/omniglot')" : ''}`);
   checkInputDir(dataDir, '--data-dir');
   checkCacheDir(o['cacheDir'] as string | undefined);
   const checkpoint = o['checkpoint'] as string | undefined;
