@@ -240,7 +240,7 @@ describe.skipIf(nativeSkipReason !== undefined)('NativeLearner equals TfjsLearne
     expect(() => nl.predict(wrong.support)).toThrow(/do not fit the model's input/);
     const fourWay = randomTask({ rng: Rng.fromSeed(1), count: 4, shape: [11, 8, 1], classes: 4 });
     await expect(nl.adapt(fourWay, { optimizer: 'sgd', learningRate: 0.1, innerIters: 1, innerBatch: 2 }, Rng.fromSeed(1))).rejects.toThrow(/4 classes but the model outputs 3/);
-    await expect(nl.adapt(fourWay, { optimizer: 'sgd', learningRate: -1, innerIters: 1, innerBatch: 2 }, Rng.fromSeed(1))).rejects.toThrow(/learning rate must be a positive number/);
+    await expect(nl.adapt(fourWay, { optimizer: 'sgd', learningRate: -1, innerIters: 1, innerBatch: 2 }, Rng.fromSeed(1))).rejects.toThrow(/`learningRate` must be a positive number/);
     const badLabel = randomTask({ rng: Rng.fromSeed(3), count: 4, shape: [11, 8, 1], classes: 3 });
     (badLabel.support.targets as Float32Array)[2] = 3;
     await expect(nl.adapt(badLabel, { optimizer: 'sgd', learningRate: 0.1, innerIters: 1, innerBatch: 2 }, Rng.fromSeed(1))).rejects.toThrow(/class label 3 is not in 0..2/);

@@ -3,8 +3,10 @@ import { Params } from '../core/params.js';
 import type { AdaptResult, Learner, OptimizerState } from '../learners/learner.js';
 import type { TaskSource } from '../tasks/task.js';
 import { checkPolicyFor, type EvalRequest, type Executor, type MetaBatchRequest } from './executor.js';
-import { checkResult, jobDigest, runSpecOf, stateFromWire, stateToWire, type JobResult, type RunSpec, type TaskJob } from './job.js';
+import { MAX_TASKS_PER_JOB, checkResult, jobDigest, runSpecOf, stateFromWire, stateToWire, type JobResult, type RunSpec, type TaskJob } from './job.js';
 import { meanOptimizerState } from './shared-state.js';
+import { checkInteger, describeValue } from '../_utils/checks.js';
+import { InvalidOptionsError } from '../_utils/errors.js';
 
 /**
  * Why a result cannot be used for the job it answers, or undefined when it can: the executor's
@@ -56,6 +58,10 @@ export class ParallelExecutor implements Executor {
   private readonly specs = new WeakMap<Learner, WeakMap<TaskSource, RunSpec>>();
 
   constructor(name: string, transport: JobTransport, options: ParallelExecutorOptions = {}) {
+    if (options.runId !== undefined && (typeof options.runId !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(options.runId))) {
+      throw new InvalidOptionsError(`\`runId\` must be 1 to 64 letters, digits, '.', '_' or '-', got ${describeValue(options.runId)}`, { option: 'runId' });
+    }
+    if (options.evalChunk !== undefined) checkInteger('evalChunk', options.evalChunk, 1, MAX_TASKS_PER_JOB);
     this.name = name;
     this.transport = transport;
     this.options = options;

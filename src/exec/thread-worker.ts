@@ -3,6 +3,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { checkJob, type JobResult, type RunSpec, type TaskJob } from './job.js';
 import { JobRunner, type SourceContext } from './runtime.js';
+import { ReptileError } from '../_utils/errors.js';
 
 interface Request {
   id: number;
@@ -37,7 +38,8 @@ parentPort!.on('message', (request: Request) => {
       const transfer = result.outcomes.flatMap((o) => [o.params, o.lastStep, o.state?.m, o.state?.v].filter((b): b is Uint8Array => b !== undefined).map((b) => b.buffer as ArrayBuffer));
       parentPort!.postMessage({ id: request.id, result }, transfer);
     } catch (e) {
-      parentPort!.postMessage({ id: request.id, error: (e as Error).message });
+      // The error's class travels with its message, so a usage mistake stays one (exit code 2).
+      parentPort!.postMessage({ id: request.id, error: (e as Error).message, ...(e instanceof ReptileError ? { errorName: e.name } : {}) });
     }
   });
 });

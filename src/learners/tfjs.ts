@@ -4,7 +4,9 @@ import { Params, sizeOf, sub, type Layout } from '../core/params.js';
 import type { Rng } from '../core/rng.js';
 import type { Examples, Task } from '../tasks/task.js';
 import { checkNoRegularizers, flattenTensors, modelLayout } from './weights.js';
-import { validateInnerOptions, type AdaptResult, type InnerOptions, type InnerStatePolicy, type Learner, type OptimizerState } from './learner.js';
+import { INNER_STATE_POLICIES, validateInnerOptions, type AdaptResult, type InnerOptions, type InnerStatePolicy, type Learner, type OptimizerState } from './learner.js';
+import { checkChoice, checkOptionsObject } from '../_utils/checks.js';
+import { InvalidOptionsError } from '../_utils/errors.js';
 
 /** Options of `TfjsLearner`. */
 export interface TfjsLearnerOptions {
@@ -39,7 +41,9 @@ export class TfjsLearner implements Learner {
   private opt: { kind: 'sgd' | 'adam'; step: number; m?: tf.Variable[]; v?: tf.Variable[] } | undefined;
 
   constructor(options: TfjsLearnerOptions) {
+    checkOptionsObject(options, 'TfjsLearner', '{ model }');
     checkNoRegularizers(options.model);
+    if (options.innerState !== undefined) checkChoice('innerState', options.innerState, INNER_STATE_POLICIES);
     this.model = options.model;
     this.innerState = options.innerState ?? 'carry';
     this.batchStatsAtTest = options.batchStatsAtTest ?? true;
@@ -52,8 +56,8 @@ export class TfjsLearner implements Learner {
   }
 
   setParams(params: Params): void {
-    if (params.layout.hash !== this.layout.hash || params.data.length !== this.layout.size) {
-      throw new Error(`parameters of layout ${params.layout.hash} (${params.data.length} values) do not fit this model (${this.layout.hash}, ${this.layout.size} values)`);
+    if (params?.layout?.hash !== this.layout.hash || params.data?.length !== this.layout.size) {
+      throw new InvalidOptionsError(`parameters of layout ${params?.layout?.hash} (${params?.data?.length} values) do not fit this model (${this.layout.hash}, ${this.layout.size} values): pass the parameters of this model`, { option: 'params' });
     }
     let offset = 0;
     tf.tidy(() => {
@@ -118,7 +122,7 @@ export class TfjsLearner implements Learner {
       return;
     }
     if (!state.m || !state.v || state.m.length !== this.layout.size || state.v.length !== this.layout.size) {
-      throw new Error(`Adam state does not fit this model (expected ${this.layout.size} values per moment)`);
+      throw new InvalidOptionsError(`the Adam state does not fit this model (expected ${this.layout.size} values per moment): pass the state of this model's optimizer`, { option: 'state' });
     }
     this.opt = { kind: 'adam', step: state.step, m: this.unflattenToVariables(state.m), v: this.unflattenToVariables(state.v) };
   }
@@ -169,7 +173,7 @@ export class TfjsLearner implements Learner {
       const x = tf.tensor(examples.inputs, [examples.count, ...examples.inputShape], 'float32');
       if (task.kind === 'classification') {
         const classes = task.numClasses;
-        if (!classes) throw new Error('a classification task must say how many classes it has');
+        if (!classes) throw new InvalidOptionsError('a classification task must say how many classes it has: give the task source\'s tasks a `numClasses`');
         const labels = tf.tensor1d(Int32Array.from(examples.targets), 'int32');
         return { x, y: tf.oneHot(labels, classes).toFloat() };
       }

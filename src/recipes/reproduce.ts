@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { writeFileAtomicSync } from '../_utils/atomic-write.js';
-import { ReptileError } from '../_utils/errors.js';
+import { InvalidOptionsError } from '../_utils/errors.js';
 import { openFewShotData } from '../data/open.js';
 import type { OmniglotClassSplit } from '../data/omniglot.js';
 import { loadNative } from '../engine/native.js';
@@ -111,7 +111,7 @@ export type ReproduceResult = { stopped: true; iteration: number; checkpoint: st
  */
 export async function reproduce(options: ReproduceOptions): Promise<ReproduceResult> {
   const spec = REPRODUCTIONS[options.name as Reproduction['name']];
-  if (spec === undefined) throw new ReptileError(`unknown setting '${options.name}' for 'reptile reproduce': choose ${REPRODUCTION_NAMES.join(' or ')}`, { exitCode: 2 });
+  if (spec === undefined) throw new InvalidOptionsError(`unknown setting '${options.name}' to reproduce: \`name\` must be ${REPRODUCTION_NAMES.map((n) => `'${n}'`).join(' or ')}`, { option: 'name' });
   const log = options.log ?? (() => {});
   const dir = path.join(options.outDir, spec.name);
   const samples = options.samples ?? 10_000;

@@ -8,7 +8,7 @@ import { FewShotTaskSource } from '../tasks/labeled.js';
 import type { Task } from '../tasks/task.js';
 import { concatExamples, evalTaskStreams } from '../train/evaluate.js';
 import { selectExamples } from '../tasks/task.js';
-import { ReptileError } from '../_utils/errors.js';
+import { InvalidOptionsError } from '../_utils/errors.js';
 import { createFewShotModel, evalInnerOptions, loadFewShotCheckpoint } from './few-shot.js';
 
 /** Options of {@link writeFewShotDemoTasks}. */
@@ -65,7 +65,7 @@ export async function writeFewShotDemoTasks(options: FewShotDemoTasksOptions): P
   const randomModel = createFewShotModel({ kind: info.kind, inputShape: info.inputShape, classes: info.settings.classes, seed: info.config.seed, ...(info.settings.init !== undefined ? { init: info.settings.init } : {}) });
   const random = createLearner({ model: randomModel, learner: options.learner ?? 'auto', innerState: info.config.innerState, log });
   try {
-    if (info.kind !== 'omniglot') throw new ReptileError(`the drawing page takes an Omniglot network, and the checkpoint in '${options.checkpointDir}' holds a ${info.kind} one: export an Omniglot run`);
+    if (info.kind !== 'omniglot') throw new InvalidOptionsError(`the drawing page takes an Omniglot network, and the checkpoint in '${options.checkpointDir}' holds a ${info.kind} one: point \`checkpointDir\` at an Omniglot run`, { option: 'checkpointDir' });
     const data = openRecordedFewShotData(info.data, { seed: info.config.seed, ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}), log });
     const classes = info.settings.classes;
     const source = new FewShotTaskSource({ dataset: data.test, classes, shots: 1 });
