@@ -149,7 +149,7 @@ describe.skipIf(nativeSkipReason !== undefined)('lossDivisor', () => {
     const learner = new NativeLearner({ model: convNet(12) });
     const task = randomTask({ rng: Rng.derive(12, 0), count: 4, shape: [11, 8, 1], classes: 3 });
     for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
-      await expect(learner.adapt(task, { optimizer: 'sgd', learningRate: 0.1, innerIters: 1, innerBatch: 2, lossDivisor: bad }, Rng.derive(12, 1))).rejects.toThrow(/lossDivisor must be a positive number/);
+      await expect(learner.adapt(task, { optimizer: 'sgd', learningRate: 0.1, innerIters: 1, innerBatch: 2, lossDivisor: bad }, Rng.derive(12, 1))).rejects.toThrow(/`lossDivisor` must be a positive number/);
     }
     learner.dispose();
   });
@@ -644,7 +644,7 @@ describe.skipIf(nativeSkipReason !== undefined)('NativeLearner.scoreTasks', () =
     expect(many[0]!.perTask[0]).not.toBe(many[1]!.perTask[0]);
     expect([...learner.getParams().data]).toEqual([...phi.data]);
     expect(learner.getOptimizerState()).toEqual(state);
-    await expect(evaluateMany({ learner, inner, sets: [{ ...sets[0]!, samples: 0 }] })).rejects.toThrow(/positive integer/);
+    await expect(evaluateMany({ learner, inner, sets: [{ ...sets[0]!, samples: 0 }] })).rejects.toThrow(/`samples` must be a whole number ≥ 1/);
     learner.dispose();
   });
 

@@ -117,6 +117,7 @@ export function col2im(col: Float32Array, g: ConvGeometry, x: Float32Array): voi
 }
 
 function batchMatMul(backend: WasmBackend, a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: boolean): TensorInfo {
+  // tfjs-backend-wasm registers BatchMatMul whenever it registers the backend: an invariant.
   const kernel = tf.getKernel('BatchMatMul', 'wasm');
   if (!kernel) throw new Error("the wasm backend has no 'BatchMatMul' kernel");
   return kernel.kernelFunc({ inputs: { a, b }, backend: backend as unknown as tf.KernelBackend, attrs: { transposeA, transposeB } }) as TensorInfo;

@@ -142,7 +142,8 @@ export class ParallelExecutor implements Executor {
   }
 }
 
-// Reptile's update does not read the last inner step, so it does not travel; reading it is a bug.
+// Reptile's update does not read the last inner step, so it does not travel; reading it is a bug
+// (an internal invariant, hence a plain Error).
 function notSent(): Params {
   return new Proxy({} as Params, {
     get() {

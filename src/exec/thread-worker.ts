@@ -22,6 +22,8 @@ let chain: Promise<void> = Promise.resolve();
 parentPort!.on('message', (request: Request) => {
   chain = chain.then(async () => {
     try {
+      // The three plain Errors below are invariants of the protocol between this process's own
+      // threads (the pool sends a run's spec before its first job, and reuses only the φ it sent).
       if (request.spec) specs.set(request.spec.runId, request.spec);
       const spec = specs.get(request.job.runId);
       if (spec === undefined) throw new Error(`no spec for run ${request.job.runId}`);

@@ -71,9 +71,14 @@ export function writeCheckpoint(dir: string, ckpt: Checkpoint): string {
   for (const p of parts) hash.update(p);
   parts.push(hash.digest());
 
-  makeDirectory(dir);
   const final = checkpointPath(dir);
-  writeFileAtomicSync(final, Buffer.concat(parts));
+  try {
+    makeDirectory(dir);
+    writeFileAtomicSync(final, Buffer.concat(parts));
+  } catch (e) {
+    // A full disk or a folder that went away mid-run: the previous checkpoint is still whole.
+    throw new CheckpointError(`cannot write the checkpoint '${final}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): free space or choose a writable \`checkpointDir\`; the previous checkpoint is untouched`, { cause: e });
+  }
   return final;
 }
 
