@@ -1,6 +1,6 @@
 export * from './core/index.js';
 export * from './tasks/index.js';
-export { ReptileError, UsageError } from './_utils/errors.js';
+export { CheckpointError, DataError, DivergenceError, InvalidOptionsError, ReptileError, UsageError } from './_utils/errors.js';
 export { selectBackend, type BackendChoice } from './engine/backend.js';
 export * from './learners/learner.js';
 export { TfjsLearner, type TfjsLearnerOptions } from './learners/tfjs.js';

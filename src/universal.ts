@@ -7,7 +7,7 @@
  */
 export * from './core/index.js';
 export * from './tasks/index.js';
-export { ReptileError, UsageError } from './_utils/errors.js';
+export { CheckpointError, DataError, DivergenceError, InvalidOptionsError, ReptileError, UnsupportedModelError, UsageError } from './_utils/errors.js';
 export * from './learners/learner.js';
 export { TfjsLearner, type TfjsLearnerOptions } from './learners/tfjs.js';
 export {

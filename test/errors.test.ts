@@ -22,6 +22,8 @@ import { SineTaskSource } from '../src/tasks/sine.js';
 import { readCheckpoint } from '../src/train/checkpoint.js';
 import { evaluate } from '../src/train/evaluate.js';
 import { metaTrain } from '../src/train/meta-train.js';
+import { serveStatic } from '../src/_utils/static-server.js';
+import { reptile } from './helpers/cli.js';
 import { tempDir } from './helpers/fixtures.js';
 
 type ErrorClass = abstract new (...args: never[]) => ReptileError;
@@ -177,7 +179,11 @@ describe('bad input to the library: one typed line naming the option', () => {
       1,
       /^cannot write checkpoints to '\/proc\/reptile-test\/ckpt' \(ENOENT\): choose a writable `checkpointDir`$/,
     );
-    await expectTyped(() => downloadOmniglot({ dir: '/proc/reptile-test/omniglot', fetchImpl: () => Promise.reject(new Error('offline')) }), InvalidOptionsError, 2, /^cannot create '\/proc\/reptile-test\/omniglot' \(ENOENT\): choose a writable `dir`$/, 'dir');
+    await expectTyped(() => downloadOmniglot({ dir: '/proc/reptile-test/omniglot', fetchImpl: () => Promise.reject(new Error('offline')) }), DataError, 1, /^cannot create '\/proc\/reptile-test\/omniglot' \(ENOENT\): choose a writable `dir`$/);
+  });
+
+  it('a port past 65535 is one line, not a RangeError from listen()', async () => {
+    await expectTyped(() => serveStatic({ root: tempDir(), port: 99999, host: '127.0.0.1' }), InvalidOptionsError, 2, /^`port` must be a whole number from 0 to 65535, got 99999$/, 'port');
   });
 
   it('a diverging run is a DivergenceError naming the options to lower', async () => {
@@ -211,5 +217,13 @@ describe('the command line names flags where the library names options', () => {
     expect(withFlagNames('point `dir` at a folder', program, 'example')).toBe('point --data at a folder');
     expect(withFlagNames('`innerIters` must be ≥ 1', program, 'eval')).toBe('--eval-iters must be ≥ 1');
     expect(withFlagNames('give the tasks a `numClasses`; run `npm install x`', program, 'train')).toBe('give the tasks a `numClasses`; run `npm install x`');
+  });
+
+  it('prints a library error with the flag, on one line, with its exit code', () => {
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, 'index.html'), '<p>x</p>');
+    const r = reptile(['serve', '--dir', dir, '--port', '99999']);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toBe('reptile: --port must be a whole number from 0 to 65535, got 99999\n');
   });
 });

@@ -20,7 +20,8 @@ export async function downloadOmniglot(options: { dir: string; baseUrl?: string;
   try {
     makeDirectory(options.dir);
   } catch (e) {
-    throw new InvalidOptionsError(`cannot create '${options.dir}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable \`dir\``, { option: 'dir', cause: e });
+    // Like an unwritable checkpoint folder, a failure at run time (exit code 1), not a usage mistake.
+    throw new DataError(`cannot create '${options.dir}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable \`dir\``, { cause: e });
   }
   const out: string[] = [];
   for (const name of OMNIGLOT_ARCHIVES) {
@@ -49,7 +50,7 @@ export async function downloadOmniglot(options: { dir: string; baseUrl?: string;
     try {
       writeFileAtomicSync(file, bytes);
     } catch (e) {
-      throw new InvalidOptionsError(`cannot write '${file}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable \`dir\``, { option: 'dir', cause: e });
+      throw new DataError(`cannot write '${file}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable \`dir\``, { cause: e });
     }
   }
   return out;
