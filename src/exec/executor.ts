@@ -52,7 +52,7 @@ export function taskStreams(seed: number, iteration: number, taskIndex: number):
 export function checkPolicyFor(executor: Pick<Executor, 'name' | 'parallel'>, policy: InnerStatePolicy): void {
   if (executor.parallel && policy === 'carry') {
     throw new InvalidOptionsError(
-      `the ${executor.name} executor runs a meta-batch's tasks side by side, so it cannot carry the inner optimizer's state from task to task (\`innerState\` 'carry'): set \`innerState\` to 'shared' or 'reset', or use the inline executor`,
+      `the ${executor.name} executor runs a meta-batch's tasks side by side, so it cannot carry the inner optimizer's state from task to task (\`innerState\` 'carry'): set \`innerState\` to 'shared' or 'reset', or \`executor\` to 'inline'`,
     );
   }
 }
