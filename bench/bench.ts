@@ -29,7 +29,7 @@ import { Rng } from '../src/core/rng.js';
 import { selectBackend } from '../src/engine/backend.js';
 import { loadNative, requestedThreads } from '../src/engine/native.js';
 import type { InnerOptions, Learner } from '../src/learners/learner.js';
-import { NativeLearner } from '../src/learners/native.js';
+import { NativeLearner } from '../src/learners/native-learner.js';
 import { TfjsLearner } from '../src/learners/tfjs.js';
 import type { Task } from '../src/tasks/task.js';
 import { createOmniglotModel } from '../src/learners/models.js';

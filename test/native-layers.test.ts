@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../src/core/rng.js';
 import { selectBackend } from '../src/engine/backend.js';
 import { loadNative, type NativeIsa } from '../src/engine/native.js';
-import { NativeLearner } from '../src/learners/native.js';
+import { NativeLearner } from '../src/learners/native-learner.js';
 import type { Task } from '../src/tasks/task.js';
 import { init, nativeSkipReason, randomTask, relErr, tfjsGradients } from './native-helpers.js';
 

@@ -4,7 +4,7 @@ import { Rng } from '../src/core/rng.js';
 import { selectBackend } from '../src/engine/backend.js';
 import type { InnerOptions, Learner } from '../src/learners/learner.js';
 import { createSineModel } from '../src/learners/models.js';
-import { NativeLearner } from '../src/learners/native.js';
+import { NativeLearner } from '../src/learners/native-learner.js';
 import { TfjsLearner } from '../src/learners/tfjs.js';
 import { SineTaskSource } from '../src/tasks/sine.js';
 import { fixedPointSource, scalarModel } from './helpers/fixtures.js';

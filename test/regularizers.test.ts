@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../src/engine/backend.js';
 import { createLearner } from '../src/learners/create-learner.js';
-import { NativeLearner } from '../src/learners/native.js';
+import { NativeLearner } from '../src/learners/native-learner.js';
 import { TfjsLearner } from '../src/learners/tfjs.js';
 import { nativeSkipReason } from './native-helpers.js';
 

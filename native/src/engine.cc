@@ -533,253 +533,354 @@ void Engine::optimizerStep(float* w, int64_t lo, int64_t hi, int remote) {
   });
 }
 
+// Runs one queued item on shard s: each stage has its own function (below).
 void Engine::runItem(const Item& it, int s) {
-  const int n = count_[s], b = begin_[s];
-  const float* P = shardW_[s];
-  if (it.stage == Stage::Start || it.stage == Stage::Snapshot || it.stage == Stage::Opt ||
-      it.stage == Stage::OptEarly || it.stage == Stage::Finish || it.stage == Stage::Sync) {
-    runParamRange(it.stage, s);
-    return;
-  }
-  if (it.stage == Stage::Copy) {
-    const AdaptArgs& a = *args_;
-    const int tsize = targetSize(a.loss);
-    const int32_t* idx = a.batches.data() + (size_t)step_ * a.batchSize;
-    for (int r = b; r < b + n; r++) {
-      std::memcpy(act_[0].data() + (size_t)r * inputSize_, a.inputs.data() + (size_t)idx[r] * inputSize_,
-                  sizeof(float) * inputSize_);
-      std::memcpy(batchTargets_.data() + (size_t)r * tsize, a.targets.data() + (size_t)idx[r] * tsize,
-                  sizeof(float) * tsize);
-    }
-    return;
-  }
-  if (it.stage == Stage::Loss) {
-    const size_t last = ops_.size() - 1;
-    const int tsize = targetSize(lossKind_);
-    const float* out = outputOf(act_, ops_, last).data() + (size_t)b * outputSize_;
-    const float* t = targets_ + (size_t)b * tsize;
-    float* d = g0_.data() + (size_t)b * actStride_;
-    const double div = lossDivisor_ > 0 ? lossDivisor_ : (double)n_;
-    lossPart_[s] = lossKind_ == LossKind::SoftmaxXent
-                       ? k_->softmax_xent(n, outputSize_, out, t, d, 1.f / (float)div)
-                       : k_->mse(n, outputSize_, out, t, d, 2.f / (float)(div * outputSize_));
-    return;
-  }
-  const size_t i = (size_t)it.op;
-  OpSpec& op = ops_[i];
-  if (it.stage == Stage::Pack) {
-    const WindowGeom& g = op.g;
-    const int K = g.kh * g.kw * g.cin;
-    // On two threads each shard packs the whole matrix into its own copy, which only its own core
-    // then reads and writes; on one, the first shard packs the copy both read.
-    if (s > 0 && !pool_) return;
-    float* out = shardCopy(packs_[it.which][i], s);
-    if (it.which == 0)
-      k_->pack_b_all(K, g.cout, P + op.w, g.cout, false, out);
-    else if (dxPhased_[i])
-      k_->conv_dx_pack(g, P + op.w, out);
-    else
-      k_->pack_b_all(g.cout, K, P + op.w, g.cout, true, out);
-    return;
-  }
-  // The shard's own copy of a packing (see Pack above); a forward packing read in place is the
-  // shard's weights.
-  const float* shardPacked = !it.packed                                ? nullptr
-                             : it.stage == Stage::Fwd && plainPack_[i] ? P + op.w
-                                                                       : shardCopy(packs_[it.stage == Stage::Fwd ? 0 : 1][i], s);
-  const float* x = (i == 0 ? act_[0] : outputOf(act_, ops_, i - 1)).data() + (size_t)b * op.inSize;
-  float* y = act_[i + 1].data() + (size_t)b * op.outSize;
-  const int c = op.channels;
-  const int rows = op.kind == OpKind::BatchNorm ? n * (op.inSize / c) : 0;
-  const float* stats = stats_[i].data();
-  float* G = grads_[s].data();
   switch (it.stage) {
+    case Stage::Start:
+    case Stage::Snapshot:
+    case Stage::Opt:
+    case Stage::OptEarly:
+    case Stage::Finish:
+    case Stage::Sync:
+      runParamRange(it.stage, s);
+      return;
+    case Stage::Copy:
+      runCopy(s);
+      return;
+    case Stage::Loss:
+      runLoss(s);
+      return;
+    case Stage::Pack:
+      runPack(it, s);
+      return;
     case Stage::Fwd:
-      switch (op.kind) {
-        case OpKind::Conv: {
-          const WindowGeom& g = op.g;
-          const int M = n * g.outH * g.outW, K = g.kh * g.kw * g.cin;
-          if (implicit_[i]) {
-            // The products read the input through a table of pointers (see conv_taps), which the
-            // backward pass reads too: the shard's rows of it, from row b·outH·outW on.
-            const size_t ldt = tapStride(g);
-            const float** taps = tapsOf(i, b);
-            // The table depends only on where the shard's input lies and how many rows it has,
-            // which stay the same from step to step: it is written again only when they change.
-            TapsKey& key = tapsKey_[i][s];
-            Grouped& grouped = grouped_[i][s];
-            if (key.x != x || key.rows != M) {
-              k_->conv_taps(g, x, zeroPixel_.data(), 0, M, taps, ldt);
-              key = TapsKey{x, M};
-              // The same rows grouped by their padding (see conv_rows_by_padding), for the forward
-              // product: each row's sum is the same, so are its bits; none when no row has any.
-              std::vector<int32_t> order((size_t)M);
-              k_->conv_rows_by_padding(g, n, order.data());
-              bool same = true;
-              for (int r = 0; r < M && same; r++) same = order[(size_t)r] == r;
-              const size_t T = (size_t)g.kh * g.kw;
-              grouped.taps.assign(same ? 0 : T * M, nullptr);
-              grouped.rows.assign(same ? 0 : (size_t)M, nullptr);
-              for (int r = 0; r < M && !same; r++) {
-                const int from = order[(size_t)r];
-                for (size_t t = 0; t < T; t++) grouped.taps[t * M + r] = taps[t * ldt + from];
-                grouped.rows[(size_t)r] = y + (size_t)from * g.cout;
-              }
-            }
-            if (grouped.rows.empty())
-              k_->conv_forward_implicit(g, M, taps, ldt, zeroPixel_.data(), shardPacked, P + op.w, y, nullptr, work_[s]);
-            else
-              k_->conv_forward_implicit(g, M, grouped.taps.data(), (size_t)M, zeroPixel_.data(), shardPacked, P + op.w,
-                                        nullptr, grouped.rows.data(), work_[s]);
-            if (op.b >= 0) k_->add_bias(M, g.cout, P + op.b, y);
-            break;
-          }
-          float* col = aux_[i].data() + (size_t)b * g.outH * g.outW * K;
-          // Without a backward pass to come, the im2col matrix is not kept: it is built and used
-          // kChunkRows rows at a time in a block that stays in cache (the rows of a product are
-          // independent, so the outputs are the same bits).
-          const int chunk = keepCol_ || (size_t)M * K * sizeof(float) <= kChunkBytes ? M : kChunkRows;
-          // A small window (conv_small): the product and the bias in one pass over y.
-          const bool small = k_->conv_small(g);
-          for (int r0 = 0; r0 < M; r0 += chunk) {
-            const int rows = std::min(chunk, M - r0);
-            k_->im2col_rows(g, x, r0, rows, col);
-            float* yr = y + (size_t)r0 * g.cout;
-            if (small)
-              k_->conv_small_forward(rows, K, g.cout, col, P + op.w, op.b >= 0 ? P + op.b : nullptr, yr);
-            else if (shardPacked)
-              k_->gemm_packed(rows, g.cout, K, col, K, false, shardPacked, yr, g.cout, false, work_[s]);
-            else
-              k_->gemm(rows, g.cout, K, col, K, false, P + op.w, g.cout, false, yr, g.cout, false, work_[s]);
-          }
-          if (op.b >= 0 && !small) k_->add_bias(M, g.cout, P + op.b, y);
-          break;
-        }
-        case OpKind::Dense:
-          k_->gemm(n, op.outSize, op.inSize, x, op.inSize, false, P + op.w, op.outSize, false, y, op.outSize, false,
-                   work_[s]);
-          if (op.b >= 0) k_->add_bias(n, op.outSize, P + op.b, y);
-          break;
-        case OpKind::BatchNorm: {  // inference: the moving statistics
-          const float* gamma = op.gamma >= 0 ? P + op.gamma : ones_.data();
-          const float* beta = op.beta >= 0 ? P + op.beta : zeros_.data();
-          k_->bn_inference(rows, c, x, gamma, beta, op.eps, op.movingMean.data(), op.movingVar.data(), y);
-          if (op.fusedRelu) k_->relu_forward((size_t)rows * c, y, y);
-          break;
-        }
-        case OpKind::Relu:
-          k_->relu_forward((size_t)n * op.inSize, x, y);
-          break;
-        case OpKind::Tanh:
-          k_->tanh_forward((size_t)n * op.inSize, x, y);
-          break;
-        case OpKind::MaxPool:
-          k_->maxpool_forward(op.g, n, x, y, arg_[i].data() + (size_t)b * op.outSize);
-          break;
-      }
+      runForward(it, s);
       return;
     case Stage::BnMoments:
-      k_->channel_moments(rows, c, x, partOf(s), partOf(s) + c);
+      runBnMoments(it, s);
       return;
     case Stage::BnApply:
-      k_->bn_apply(rows, c, x, stats, stats + 2 * c, op.gamma >= 0 ? P + op.gamma : ones_.data(),
-                   op.beta >= 0 ? P + op.beta : zeros_.data(), y, op.fusedRelu);
+      runBnApply(it, s);
       return;
-    case Stage::BnBwdSum: {
-      float* dgamma = op.gamma >= 0 ? G + op.gamma : partOf(s);
-      float* dbeta = op.beta >= 0 ? G + op.beta : partOf(s) + c;
-      k_->bn_backward_sums(rows, c, x, y, it.dy + (size_t)b * actStride_, stats, stats + 2 * c, dgamma, dbeta,
-                           op.fusedRelu);
+    case Stage::BnBwdSum:
+      runBnBackwardSums(it, s);
       return;
+    case Stage::BnBwdDx:
+      runBnBackwardDx(it, s);
+      return;
+    case Stage::Bwd:
+      runBackward(it, s);
+      return;
+  }
+}
+
+// Copy: the shard's rows of the current minibatch, inputs and targets, from the task's examples.
+void Engine::runCopy(int s) {
+  const int n = count_[s], b = begin_[s];
+  const AdaptArgs& a = *args_;
+  const int tsize = targetSize(a.loss);
+  const int32_t* idx = a.batches.data() + (size_t)step_ * a.batchSize;
+  for (int r = b; r < b + n; r++) {
+    std::memcpy(act_[0].data() + (size_t)r * inputSize_, a.inputs.data() + (size_t)idx[r] * inputSize_,
+                sizeof(float) * inputSize_);
+    std::memcpy(batchTargets_.data() + (size_t)r * tsize, a.targets.data() + (size_t)idx[r] * tsize,
+                sizeof(float) * tsize);
+  }
+}
+
+// Loss: the shard's part of the loss and its gradient with respect to the network's output.
+void Engine::runLoss(int s) {
+  const int n = count_[s], b = begin_[s];
+  const size_t last = ops_.size() - 1;
+  const int tsize = targetSize(lossKind_);
+  const float* out = outputOf(act_, ops_, last).data() + (size_t)b * outputSize_;
+  const float* t = targets_ + (size_t)b * tsize;
+  float* d = g0_.data() + (size_t)b * actStride_;
+  const double div = lossDivisor_ > 0 ? lossDivisor_ : (double)n_;
+  lossPart_[s] = lossKind_ == LossKind::SoftmaxXent
+                     ? k_->softmax_xent(n, outputSize_, out, t, d, 1.f / (float)div)
+                     : k_->mse(n, outputSize_, out, t, d, 2.f / (float)(div * outputSize_));
+}
+
+// Pack: a convolution's weights packed as the forward product (which 0) or dx's (which 1) reads them.
+void Engine::runPack(const Item& it, int s) {
+  const size_t i = (size_t)it.op;
+  const OpSpec& op = ops_[i];
+  const float* P = shardW_[s];
+  const WindowGeom& g = op.g;
+  const int K = g.kh * g.kw * g.cin;
+  // On two threads each shard packs the whole matrix into its own copy, which only its own core
+  // then reads and writes; on one, the first shard packs the copy both read.
+  if (s > 0 && !pool_) return;
+  float* out = shardCopy(packs_[it.which][i], s);
+  if (it.which == 0)
+    k_->pack_b_all(K, g.cout, P + op.w, g.cout, false, out);
+  else if (dxPhased_[i])
+    k_->conv_dx_pack(g, P + op.w, out);
+  else
+    k_->pack_b_all(g.cout, K, P + op.w, g.cout, true, out);
+}
+
+// The shard's own copy of an item's packing (see runPack); a forward packing read in place is the
+// shard's weights.
+const float* Engine::shardPacking(const Item& it, int s) const {
+  const size_t i = (size_t)it.op;
+  if (!it.packed) return nullptr;
+  if (it.stage == Stage::Fwd && plainPack_[i]) return shardW_[s] + ops_[i].w;
+  return shardCopy(packs_[it.stage == Stage::Fwd ? 0 : 1][i], s);
+}
+
+// The shard's rows of op i's input and output.
+const float* Engine::shardInput(size_t i, int s) {
+  return (i == 0 ? act_[0] : outputOf(act_, ops_, i - 1)).data() + (size_t)begin_[s] * ops_[i].inSize;
+}
+
+float* Engine::shardOutput(size_t i, int s) { return act_[i + 1].data() + (size_t)begin_[s] * ops_[i].outSize; }
+
+// Fwd: op it.op's forward pass on the shard's rows.
+void Engine::runForward(const Item& it, int s) {
+  const int n = count_[s], b = begin_[s];
+  const float* P = shardW_[s];
+  const size_t i = (size_t)it.op;
+  const OpSpec& op = ops_[i];
+  const float* x = shardInput(i, s);
+  float* y = shardOutput(i, s);
+  switch (op.kind) {
+    case OpKind::Conv:
+      convForward(i, s, x, y, shardPacking(it, s));
+      break;
+    case OpKind::Dense:
+      k_->gemm(n, op.outSize, op.inSize, x, op.inSize, false, P + op.w, op.outSize, false, y, op.outSize, false,
+               work_[s]);
+      if (op.b >= 0) k_->add_bias(n, op.outSize, P + op.b, y);
+      break;
+    case OpKind::BatchNorm: {  // inference: the moving statistics
+      const int c = op.channels;
+      const int rows = bnRows(op, n);
+      const float* gamma = op.gamma >= 0 ? P + op.gamma : ones_.data();
+      const float* beta = op.beta >= 0 ? P + op.beta : zeros_.data();
+      k_->bn_inference(rows, c, x, gamma, beta, op.eps, op.movingMean.data(), op.movingVar.data(), y);
+      if (op.fusedRelu) k_->relu_forward((size_t)rows * c, y, y);
+      break;
     }
-    case Stage::BnBwdDx: {
-      const int total = n_ * (op.inSize / c);
-      k_->bn_backward_dx(rows, c, x, it.dy + (size_t)b * actStride_, stats, stats + 2 * c,
-                         op.gamma >= 0 ? P + op.gamma : ones_.data(), bnTotal_.data(), bnTotal_.data() + c,
-                         1.f / (float)total, it.dx + (size_t)b * actStride_);
-      return;
-    }
-    case Stage::Bwd: {
-      const float* dy = it.dy + (size_t)b * actStride_;
-      float* dx = it.dx ? it.dx + (size_t)b * actStride_ : nullptr;
-      switch (op.kind) {
-        case OpKind::Conv: {
-          const WindowGeom& g = op.g;
-          const int M = n * g.outH * g.outW, K = g.kh * g.kw * g.cin;
-          const size_t colOffset = (size_t)b * g.outH * g.outW * K;
-          if (implicit_[i]) {
-            k_->conv_weight_grad_implicit(g, M, tapsOf(i, b), tapStride(g), zeroPixel_.data(), dy, G + op.w,
-                                          work_[s]);
-            if (op.b >= 0) k_->col_sums(M, g.cout, dy, G + op.b);
-          } else if (k_->conv_small(g)) {
-            k_->conv_small_grads(M, K, g.cout, aux_[i].data() + colOffset, dy, G + op.w, op.b >= 0 ? G + op.b : nullptr);
-          } else {
-            k_->gemm(K, g.cout, M, aux_[i].data() + colOffset, K, true, dy, g.cout, false, G + op.w, g.cout, false,
-                     work_[s]);
-            if (op.b >= 0) k_->col_sums(M, g.cout, dy, G + op.b);
-          }
-          if (dx && dxPhased_[i]) {
-            // The tables depend only on where dy and dx lie and on the shard's row count.
-            DxTables& t = dxTables_[i][s];
-            if (t.dy != dy || t.dx != dx || t.n != n) {
-              size_t nt = 0, nr = 0;
-              k_->conv_dx_table_size(g, n, &nt, &nr);
-              t.taps.resize(nt);
-              t.rows.resize(nr);
-              k_->conv_dx_taps(g, n, dy, dx, zeroPixel_.data(), t.taps.data(), t.rows.data());
-              t.dy = dy;
-              t.dx = dx;
-              t.n = n;
-            }
-            // Without a packing ready (no earlier flush made one), the phases' weights are packed
-            // here, into the shard's workspace, which the products then do not need.
-            const float* packed = shardPacked;
-            if (!packed) {
-              k_->conv_dx_pack(g, P + op.w, work_[s]);
-              packed = work_[s];
-            }
-            k_->conv_dx_phases(g, n, t.taps.data(), t.rows.data(), zeroPixel_.data(), packed, work_[s]);
-          } else if (dx) {
-            // dx = col2im(dy·Wᵀ), kDxChunkRows rows of dy·Wᵀ at a time in a block that stays in
-            // cache: its rows are independent, and col2im adds them to dx in row order either way.
-            float* dcol = dcol_.data() + (size_t)s * kDxChunkRows * maxK_;
-            std::memset(dx, 0, sizeof(float) * (size_t)n * op.inSize);
-            for (int r0 = 0; r0 < M; r0 += kDxChunkRows) {
-              const int rows = std::min(kDxChunkRows, M - r0);
-              const float* dyr = dy + (size_t)r0 * g.cout;
-              if (shardPacked)
-                k_->gemm_packed(rows, K, g.cout, dyr, g.cout, false, shardPacked, dcol, K, false, work_[s]);
-              else
-                k_->gemm(rows, K, g.cout, dyr, g.cout, false, P + op.w, g.cout, true, dcol, K, false, work_[s]);
-              k_->col2im_rows(g, r0, rows, dcol, dx);
-            }
-          }
-          break;
-        }
-        case OpKind::Dense:
-          k_->gemm(op.inSize, op.outSize, n, x, op.inSize, true, dy, op.outSize, false, G + op.w, op.outSize, false,
-                   work_[s]);
-          if (op.b >= 0) k_->col_sums(n, op.outSize, dy, G + op.b);
-          if (dx)
-            k_->gemm(n, op.inSize, op.outSize, dy, op.outSize, false, P + op.w, op.outSize, true, dx, op.inSize,
-                     false, work_[s]);
-          break;
-        case OpKind::Relu:
-          if (dx) k_->relu_backward((size_t)n * op.inSize, y, dy, dx);
-          break;
-        case OpKind::Tanh:
-          if (dx) k_->tanh_backward((size_t)n * op.inSize, y, dy, dx);
-          break;
-        case OpKind::MaxPool:
-          if (dx) k_->maxpool_backward(op.g, n, dy, arg_[i].data() + (size_t)b * op.outSize, dx);
-          break;
-        case OpKind::BatchNorm:
-          break;
+    case OpKind::Relu:
+      k_->relu_forward((size_t)n * op.inSize, x, y);
+      break;
+    case OpKind::Tanh:
+      k_->tanh_forward((size_t)n * op.inSize, x, y);
+      break;
+    case OpKind::MaxPool:
+      k_->maxpool_forward(op.g, n, x, y, arg_[i].data() + (size_t)b * op.outSize);
+      break;
+  }
+}
+
+// A convolution's forward pass on the shard's rows: through a table of pointers (implicit) or an
+// im2col matrix; shardPacked: its weights packed beforehand (or null).
+void Engine::convForward(size_t i, int s, const float* x, float* y, const float* shardPacked) {
+  const int n = count_[s], b = begin_[s];
+  const float* P = shardW_[s];
+  const OpSpec& op = ops_[i];
+  const WindowGeom& g = op.g;
+  const int M = n * g.outH * g.outW, K = g.kh * g.kw * g.cin;
+  if (implicit_[i]) {
+    // The products read the input through a table of pointers (see conv_taps), which the
+    // backward pass reads too: the shard's rows of it, from row b·outH·outW on.
+    const size_t ldt = tapStride(g);
+    const float** taps = tapsOf(i, b);
+    // The table depends only on where the shard's input lies and how many rows it has,
+    // which stay the same from step to step: it is written again only when they change.
+    TapsKey& key = tapsKey_[i][s];
+    Grouped& grouped = grouped_[i][s];
+    if (key.x != x || key.rows != M) {
+      k_->conv_taps(g, x, zeroPixel_.data(), 0, M, taps, ldt);
+      key = TapsKey{x, M};
+      // The same rows grouped by their padding (see conv_rows_by_padding), for the forward
+      // product: each row's sum is the same, so are its bits; none when no row has any.
+      std::vector<int32_t> order((size_t)M);
+      k_->conv_rows_by_padding(g, n, order.data());
+      bool same = true;
+      for (int r = 0; r < M && same; r++) same = order[(size_t)r] == r;
+      const size_t T = (size_t)g.kh * g.kw;
+      grouped.taps.assign(same ? 0 : T * M, nullptr);
+      grouped.rows.assign(same ? 0 : (size_t)M, nullptr);
+      for (int r = 0; r < M && !same; r++) {
+        const int from = order[(size_t)r];
+        for (size_t t = 0; t < T; t++) grouped.taps[t * M + r] = taps[t * ldt + from];
+        grouped.rows[(size_t)r] = y + (size_t)from * g.cout;
       }
-      return;
     }
-    default:
-      return;
+    if (grouped.rows.empty())
+      k_->conv_forward_implicit(g, M, taps, ldt, zeroPixel_.data(), shardPacked, P + op.w, y, nullptr, work_[s]);
+    else
+      k_->conv_forward_implicit(g, M, grouped.taps.data(), (size_t)M, zeroPixel_.data(), shardPacked, P + op.w,
+                                nullptr, grouped.rows.data(), work_[s]);
+    if (op.b >= 0) k_->add_bias(M, g.cout, P + op.b, y);
+    return;
+  }
+  float* col = aux_[i].data() + (size_t)b * g.outH * g.outW * K;
+  // Without a backward pass to come, the im2col matrix is not kept: it is built and used
+  // kChunkRows rows at a time in a block that stays in cache (the rows of a product are
+  // independent, so the outputs are the same bits).
+  const int chunk = keepCol_ || (size_t)M * K * sizeof(float) <= kChunkBytes ? M : kChunkRows;
+  // A small window (conv_small): the product and the bias in one pass over y.
+  const bool small = k_->conv_small(g);
+  for (int r0 = 0; r0 < M; r0 += chunk) {
+    const int rows = std::min(chunk, M - r0);
+    k_->im2col_rows(g, x, r0, rows, col);
+    float* yr = y + (size_t)r0 * g.cout;
+    if (small)
+      k_->conv_small_forward(rows, K, g.cout, col, P + op.w, op.b >= 0 ? P + op.b : nullptr, yr);
+    else if (shardPacked)
+      k_->gemm_packed(rows, g.cout, K, col, K, false, shardPacked, yr, g.cout, false, work_[s]);
+    else
+      k_->gemm(rows, g.cout, K, col, K, false, P + op.w, g.cout, false, yr, g.cout, false, work_[s]);
+  }
+  if (op.b >= 0 && !small) k_->add_bias(M, g.cout, P + op.b, y);
+}
+
+// BnMoments: the shard's partial sums of a batch norm's input, per channel.
+void Engine::runBnMoments(const Item& it, int s) {
+  const size_t i = (size_t)it.op;
+  const OpSpec& op = ops_[i];
+  const int c = op.channels;
+  k_->channel_moments(bnRows(op, count_[s]), c, shardInput(i, s), partOf(s), partOf(s) + c);
+}
+
+// BnApply: a batch norm with the batch's statistics (stats_), on the shard's rows.
+void Engine::runBnApply(const Item& it, int s) {
+  const float* P = shardW_[s];
+  const size_t i = (size_t)it.op;
+  const OpSpec& op = ops_[i];
+  const int c = op.channels;
+  const float* stats = stats_[i].data();
+  k_->bn_apply(bnRows(op, count_[s]), c, shardInput(i, s), stats, stats + 2 * c,
+               op.gamma >= 0 ? P + op.gamma : ones_.data(), op.beta >= 0 ? P + op.beta : zeros_.data(),
+               shardOutput(i, s), op.fusedRelu);
+}
+
+// BnBwdSum: the shard's partial sums of a batch norm's backward pass (dgamma and dbeta, or their
+// stand-ins in partOf when the layer has none).
+void Engine::runBnBackwardSums(const Item& it, int s) {
+  const int b = begin_[s];
+  const size_t i = (size_t)it.op;
+  const OpSpec& op = ops_[i];
+  const int c = op.channels;
+  const float* stats = stats_[i].data();
+  float* G = grads_[s].data();
+  float* dgamma = op.gamma >= 0 ? G + op.gamma : partOf(s);
+  float* dbeta = op.beta >= 0 ? G + op.beta : partOf(s) + c;
+  k_->bn_backward_sums(bnRows(op, count_[s]), c, shardInput(i, s), shardOutput(i, s), it.dy + (size_t)b * actStride_,
+                       stats, stats + 2 * c, dgamma, dbeta, op.fusedRelu);
+}
+
+// BnBwdDx: a batch norm's gradient with respect to its input, on the shard's rows, from the sums
+// of both shards (bnTotal_).
+void Engine::runBnBackwardDx(const Item& it, int s) {
+  const int b = begin_[s];
+  const float* P = shardW_[s];
+  const size_t i = (size_t)it.op;
+  const OpSpec& op = ops_[i];
+  const int c = op.channels;
+  const float* stats = stats_[i].data();
+  const int total = n_ * (op.inSize / c);
+  k_->bn_backward_dx(bnRows(op, count_[s]), c, shardInput(i, s), it.dy + (size_t)b * actStride_, stats,
+                     stats + 2 * c, op.gamma >= 0 ? P + op.gamma : ones_.data(), bnTotal_.data(), bnTotal_.data() + c,
+                     1.f / (float)total, it.dx + (size_t)b * actStride_);
+}
+
+// Bwd: op it.op's backward pass on the shard's rows: its parameters' gradient (added to the
+// shard's grads_) and, when it.dx is given, the gradient with respect to its input.
+void Engine::runBackward(const Item& it, int s) {
+  const int n = count_[s], b = begin_[s];
+  const float* P = shardW_[s];
+  const size_t i = (size_t)it.op;
+  const OpSpec& op = ops_[i];
+  const float* x = shardInput(i, s);
+  const float* y = shardOutput(i, s);
+  float* G = grads_[s].data();
+  const float* dy = it.dy + (size_t)b * actStride_;
+  float* dx = it.dx ? it.dx + (size_t)b * actStride_ : nullptr;
+  switch (op.kind) {
+    case OpKind::Conv:
+      convBackward(i, s, dy, dx, shardPacking(it, s));
+      break;
+    case OpKind::Dense:
+      k_->gemm(op.inSize, op.outSize, n, x, op.inSize, true, dy, op.outSize, false, G + op.w, op.outSize, false,
+               work_[s]);
+      if (op.b >= 0) k_->col_sums(n, op.outSize, dy, G + op.b);
+      if (dx)
+        k_->gemm(n, op.inSize, op.outSize, dy, op.outSize, false, P + op.w, op.outSize, true, dx, op.inSize, false,
+                 work_[s]);
+      break;
+    case OpKind::Relu:
+      if (dx) k_->relu_backward((size_t)n * op.inSize, y, dy, dx);
+      break;
+    case OpKind::Tanh:
+      if (dx) k_->tanh_backward((size_t)n * op.inSize, y, dy, dx);
+      break;
+    case OpKind::MaxPool:
+      if (dx) k_->maxpool_backward(op.g, n, dy, arg_[i].data() + (size_t)b * op.outSize, dx);
+      break;
+    case OpKind::BatchNorm:
+      break;
+  }
+}
+
+// A convolution's backward pass on the shard's rows (dy, dx: the shard's rows, dx null when not
+// wanted); shardPacked: its weights packed as dx's product reads them (or null).
+void Engine::convBackward(size_t i, int s, const float* dy, float* dx, const float* shardPacked) {
+  const int n = count_[s], b = begin_[s];
+  const float* P = shardW_[s];
+  const OpSpec& op = ops_[i];
+  float* G = grads_[s].data();
+  const WindowGeom& g = op.g;
+  const int M = n * g.outH * g.outW, K = g.kh * g.kw * g.cin;
+  const size_t colOffset = (size_t)b * g.outH * g.outW * K;
+  if (implicit_[i]) {
+    k_->conv_weight_grad_implicit(g, M, tapsOf(i, b), tapStride(g), zeroPixel_.data(), dy, G + op.w, work_[s]);
+    if (op.b >= 0) k_->col_sums(M, g.cout, dy, G + op.b);
+  } else if (k_->conv_small(g)) {
+    k_->conv_small_grads(M, K, g.cout, aux_[i].data() + colOffset, dy, G + op.w, op.b >= 0 ? G + op.b : nullptr);
+  } else {
+    k_->gemm(K, g.cout, M, aux_[i].data() + colOffset, K, true, dy, g.cout, false, G + op.w, g.cout, false, work_[s]);
+    if (op.b >= 0) k_->col_sums(M, g.cout, dy, G + op.b);
+  }
+  if (dx && dxPhased_[i]) {
+    // The tables depend only on where dy and dx lie and on the shard's row count.
+    DxTables& t = dxTables_[i][s];
+    if (t.dy != dy || t.dx != dx || t.n != n) {
+      size_t nt = 0, nr = 0;
+      k_->conv_dx_table_size(g, n, &nt, &nr);
+      t.taps.resize(nt);
+      t.rows.resize(nr);
+      k_->conv_dx_taps(g, n, dy, dx, zeroPixel_.data(), t.taps.data(), t.rows.data());
+      t.dy = dy;
+      t.dx = dx;
+      t.n = n;
+    }
+    // Without a packing ready (no earlier flush made one), the phases' weights are packed
+    // here, into the shard's workspace, which the products then do not need.
+    const float* packed = shardPacked;
+    if (!packed) {
+      k_->conv_dx_pack(g, P + op.w, work_[s]);
+      packed = work_[s];
+    }
+    k_->conv_dx_phases(g, n, t.taps.data(), t.rows.data(), zeroPixel_.data(), packed, work_[s]);
+  } else if (dx) {
+    // dx = col2im(dy·Wᵀ), kDxChunkRows rows of dy·Wᵀ at a time in a block that stays in
+    // cache: its rows are independent, and col2im adds them to dx in row order either way.
+    float* dcol = dcol_.data() + (size_t)s * kDxChunkRows * maxK_;
+    std::memset(dx, 0, sizeof(float) * (size_t)n * op.inSize);
+    for (int r0 = 0; r0 < M; r0 += kDxChunkRows) {
+      const int rows = std::min(kDxChunkRows, M - r0);
+      const float* dyr = dy + (size_t)r0 * g.cout;
+      if (shardPacked)
+        k_->gemm_packed(rows, K, g.cout, dyr, g.cout, false, shardPacked, dcol, K, false, work_[s]);
+      else
+        k_->gemm(rows, K, g.cout, dyr, g.cout, false, P + op.w, g.cout, true, dcol, K, false, work_[s]);
+      k_->col2im_rows(g, r0, rows, dcol, dx);
+    }
   }
 }
 

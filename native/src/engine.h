@@ -137,7 +137,25 @@ class Engine {
   const float* packedFor(size_t op, int which) const;
   void flush();
   void abandonQueue();
+  // Runs one queued item on shard s; it only dispatches, to one function per stage below.
   void runItem(const Item& it, int s);
+  void runCopy(int s);
+  void runLoss(int s);
+  void runPack(const Item& it, int s);
+  void runForward(const Item& it, int s);
+  void convForward(size_t i, int s, const float* x, float* y, const float* shardPacked);
+  void runBnMoments(const Item& it, int s);
+  void runBnApply(const Item& it, int s);
+  void runBnBackwardSums(const Item& it, int s);
+  void runBnBackwardDx(const Item& it, int s);
+  void runBackward(const Item& it, int s);
+  void convBackward(size_t i, int s, const float* dy, float* dx, const float* shardPacked);
+  // What the stages read: the shard's copy of an item's packing, the shard's rows of op i's input
+  // and output, and the rows (examples × positions) a batch norm normalises over n examples.
+  const float* shardPacking(const Item& it, int s) const;
+  const float* shardInput(size_t i, int s);
+  float* shardOutput(size_t i, int s);
+  static int bnRows(const OpSpec& op, int n) { return op.kind == OpKind::BatchNorm ? n * (op.inSize / op.channels) : 0; }
   void runParamRange(Stage stage, int s);
   void runParamRange(Stage stage, int64_t lo, int64_t hi, int s);
   void ownParams();

@@ -6,7 +6,9 @@ import { demoCommand } from './commands/demo.js';
 import { trainCommand } from './commands/train.js';
 import { exampleCommand } from './commands/example.js';
 import { serveCommand } from './commands/serve.js';
-import { dataCommand, evalCommand, exportCommand } from './commands/few-shot.js';
+import { evalCommand } from './commands/eval.js';
+import { exportCommand } from './commands/export.js';
+import { dataCommand } from './commands/data.js';
 import { reproduceCommand } from './commands/reproduce.js';
 import { workerCommand } from './commands/worker.js';
 

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 /** An instruction set of the native engine's kernels; `auto` picks the widest this CPU runs. */
 export type NativeIsa = 'auto' | 'avx512' | 'avx2' | 'generic';
 
-/** One step of a compiled plan (NHWC, per-example sizes); built by `learners/native`. */
+/** One step of a compiled plan (NHWC, per-example sizes); built by `learners/compile-model`. */
 export type NativeOp =
   | ({ kind: 'conv' | 'maxpool'; inSize: number; outSize: number; w?: number; b?: number } & NativeWindow)
   | { kind: 'dense'; inSize: number; outSize: number; w: number; b?: number }

@@ -1,11 +1,11 @@
 import type * as tf from '@tensorflow/tfjs';
 import { checkChoice, checkOptionsObject } from '../_utils/checks.js';
-import { InvalidOptionsError } from '../_utils/errors.js';
+import { InvalidOptionsError, UnsupportedModelError } from '../_utils/errors.js';
 import { loadNative, type NativeIsa } from '../engine/native.js';
 import { INNER_STATE_POLICIES, type InnerStatePolicy, type Learner } from './learner.js';
-import { NativeLearner, UnsupportedModelError } from './native.js';
+import { NativeLearner } from './native-learner.js';
 import { TfjsLearner } from './tfjs.js';
-import { checkModel } from './weights.js';
+import { checkNoRegularizers } from './weights.js';
 
 /** Which learner runs the inner loop: `auto` takes the native engine when it can, else tfjs. */
 export type LearnerChoice = 'auto' | 'native' | 'tfjs';
@@ -32,7 +32,8 @@ let toldFallback = false;
  */
 export function createLearner(options: CreateLearnerOptions): Learner {
   checkOptionsObject(options, 'createLearner', '{ model }');
-  checkModel(options.model);
+  // Not a model, or one with a regularizer: both learners refuse it, so refuse it before `auto` falls back.
+  checkNoRegularizers(options.model);
   const choice = options.learner ?? 'auto';
   if (choice !== 'auto' && choice !== 'native' && choice !== 'tfjs') throw new InvalidOptionsError(`unknown learner '${String(choice)}': \`learner\` must be 'auto', 'native' or 'tfjs'`, { option: 'learner' });
   if (options.innerState !== undefined) checkChoice('innerState', options.innerState, INNER_STATE_POLICIES);

@@ -10,7 +10,9 @@ import { loadNative } from '../engine/native.js';
 import type { LearnerChoice } from '../learners/create-learner.js';
 import { hasCheckpoint, readCheckpoint } from '../train/checkpoint.js';
 import type { Executor } from '../exec/executor.js';
-import { evalProgress, evaluateFewShotCheckpoint, fewShotTrain, resolveFewShotRun, type CheckpointEvaluation, type FewShotProgress } from './few-shot.js';
+import { evalProgress, evaluateFewShotCheckpoint, type CheckpointEvaluation } from './few-shot/evaluate.js';
+import { resolveFewShotRun } from './few-shot/settings.js';
+import { fewShotTrain, type FewShotProgress } from './few-shot/train.js';
 import { readProgress, type ProgressLine } from './learning-curve.js';
 
 /** One cell of the paper's table: accuracy ± 95% interval, both as fractions. */

@@ -8,7 +8,7 @@ import { TfjsLearner } from '../learners/tfjs.js';
 import { SineTaskSource } from '../tasks/sine.js';
 import { evalTaskStreams, evaluate, mse } from '../train/evaluate.js';
 import { metaTrain, type MetaCallbacks } from '../train/meta-train.js';
-import { exportLayersModel } from './few-shot.js';
+import { exportLayersModel } from './few-shot/export.js';
 import type { MetaConfig } from '../train/config.js';
 
 /** Held-out tasks behind each point of the learning curve: enough to show the trend, cheap enough for the minute budget. */

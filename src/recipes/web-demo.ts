@@ -9,7 +9,9 @@ import type { Task } from '../tasks/task.js';
 import { concatExamples, evalTaskStreams } from '../train/evaluate.js';
 import { selectExamples } from '../tasks/task.js';
 import { InvalidOptionsError } from '../_utils/errors.js';
-import { createFewShotModel, evalInnerOptions, loadFewShotCheckpoint } from './few-shot.js';
+import { createFewShotModel } from './few-shot/model.js';
+import { evalInnerOptions } from './few-shot/settings.js';
+import { loadFewShotCheckpoint } from './few-shot/checkpoint.js';
 
 /** Options of {@link writeFewShotDemoTasks}. */
 export interface FewShotDemoTasksOptions {

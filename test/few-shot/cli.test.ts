@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../src/engine/backend.js';
-import { loadFewShotCheckpoint } from '../../src/recipes/few-shot.js';
+import { loadFewShotCheckpoint } from '../../src/recipes/few-shot/checkpoint.js';
 import { openRecordedFewShotData } from '../../src/data/open.js';
 import { makeTemp, pngBytes, runCli, writeImageFolder, writeOmniglotZips } from './fixtures.js';
 
@@ -116,7 +116,7 @@ describe('reptile train/eval/export on a few-shot dataset', () => {
     const cls = fs.readdirSync(other).sort()[0]!;
     const first = fs.readdirSync(path.join(other, cls)).sort()[0]!;
     fs.writeFileSync(path.join(other, cls, first), pngBytes(28, 28, (x) => (x < 14 ? [255, 255, 255] : [0, 0, 0])));
-    expectOneLineError(resume([], other), /trained with the data \(fingerprint\) [0-9a-f]{16}, not [0-9a-f]{16}/);
+    expectOneLineError(resume([], other), /trained on other data \(fingerprint [0-9a-f]{16}, not [0-9a-f]{16}\): resume with the same settings and data, or use a new --checkpoint$/);
     expect(fs.readFileSync(path.join(ck, 'reptile.ckpt')).equals(before)).toBe(true);
     // The same settings and data resume.
     const ok = runCli(['train', '--dataset', 'folder', '--data-dir', folder, ...tiny, '--meta-iters', '1', '--checkpoint', ck, '--backend', 'cpu']);

@@ -7,7 +7,7 @@ import { selectBackend } from '../../src/engine/backend.js';
 import { createOmniglotModel } from '../../src/learners/models.js';
 import { TfjsLearner } from '../../src/learners/tfjs.js';
 import { classifyQueries } from '../../src/train/evaluate.js';
-import { exportLayersModel } from '../../src/recipes/few-shot.js';
+import { exportLayersModel } from '../../src/recipes/few-shot/export.js';
 import type { Examples, Task } from '../../src/tasks/task.js';
 import { makeTemp } from './fixtures.js';
 

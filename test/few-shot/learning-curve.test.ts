@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../src/engine/backend.js';
 import { openFewShotData } from '../../src/data/open.js';
-import { fewShotTrain, type FewShotTrainOptions } from '../../src/recipes/few-shot.js';
+import { fewShotTrain, type FewShotTrainOptions } from '../../src/recipes/few-shot/train.js';
 import { readProgress, smoothProgress, trimProgress, type ProgressLine } from '../../src/recipes/learning-curve.js';
 import { makeTemp, writeImageFolder } from './fixtures.js';
 

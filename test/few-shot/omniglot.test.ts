@@ -7,7 +7,7 @@ import { zipSync } from 'fflate';
 import { loadOmniglot, splitOmniglot } from '../../src/data/omniglot.js';
 import { pythonShuffle } from '../../src/data/python-random.js';
 import { openFewShotData } from '../../src/data/open.js';
-import { dataOrigin } from '../../src/recipes/few-shot.js';
+import { dataOrigin } from '../../src/recipes/few-shot/settings.js';
 import { downloadOmniglot } from '../../src/data/download.js';
 import { resizeNearest } from '../../src/data/images.js';
 import { defaultCacheDir } from '../../src/data/cache.js';

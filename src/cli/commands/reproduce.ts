@@ -1,7 +1,7 @@
 import { Argument, Command, Option } from 'commander';
 import { selectBackend, type BackendChoice } from '../../engine/backend.js';
 import type { LearnerChoice } from '../../learners/create-learner.js';
-import { progressLine } from '../../recipes/few-shot.js';
+import { progressLine } from '../../recipes/few-shot/train.js';
 import { REPRODUCTION_NAMES, reproduce } from '../../recipes/reproduce.js';
 import { OMNIGLOT_CLASS_SPLITS, type OmniglotClassSplit } from '../../data/omniglot.js';
 import { UsageError } from '../../_utils/errors.js';

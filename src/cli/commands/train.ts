@@ -6,7 +6,7 @@ import { DEFAULT_META_CONFIG } from '../../train/config.js';
 import { getPreset, PRESET_NAMES } from '../../recipes/presets.js';
 import { trainSine } from '../../recipes/sine-train.js';
 import { UsageError } from '../../_utils/errors.js';
-import { addFewShotOptions, isFewShot, runFewShotTrain } from './few-shot.js';
+import { addFewShotOptions, isFewShot, runFewShotTrain } from './few-shot-train.js';
 import { intAtLeast, numberIn, oneOf, pickDefined, positiveNumber } from '../parse.js';
 import { progressCallbacks } from '../progress.js';
 import { addExecutorOptions, openExecutor, type ExecutorFlags } from '../executor-flags.js';

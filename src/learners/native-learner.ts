@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { ReptileError } from '../_utils/errors.js';
+import { InvalidOptionsError, UnsupportedModelError, UsageError } from '../_utils/errors.js';
+import { checkChoice, checkOptionsObject } from '../_utils/checks.js';
 import { miniBatches } from '../core/batches.js';
 import { Params, sizeOf, type Layout } from '../core/params.js';
 import type { Rng } from '../core/rng.js';
@@ -13,12 +14,12 @@ import {
   type NativeEngine,
   type NativeIsa,
   type NativeLoss,
-  type NativeOp,
   type NativePlan,
 } from '../engine/native.js';
 import type { Examples, Task } from '../tasks/task.js';
 import { checkNoRegularizers, modelLayout, modelWeights } from './weights.js';
-import { validateInnerOptions, type AdaptResult, type InnerOptions, type InnerStatePolicy, type Learner, type OptimizerState, type TaskScoring } from './learner.js';
+import { INNER_STATE_POLICIES, validateInnerOptions, type AdaptResult, type InnerOptions, type InnerStatePolicy, type Learner, type OptimizerState, type TaskScoring } from './learner.js';
+import { compileModel } from './compile-model.js';
 
 /** Options of `NativeLearner`. */
 export interface NativeLearnerOptions {
@@ -36,17 +37,6 @@ export interface NativeLearnerOptions {
    * where the machine has two or more CPUs.
    */
   threads?: 1 | 2;
-}
-
-/** Layers the native engine compiles. */
-export const NATIVE_LAYERS = ['Dense', 'Conv2D', 'BatchNormalization', 'ReLU', 'Activation (relu, tanh, linear)', 'MaxPooling2D', 'Flatten'] as const;
-
-/** A model the native engine cannot compile; the message names the layer and the way out. */
-export class UnsupportedModelError extends ReptileError {
-  constructor(message: string) {
-    super(`${message}; the native engine supports ${NATIVE_LAYERS.join(', ')}: use the tfjs learner (learner 'tfjs' or 'auto')`);
-    this.name = 'UnsupportedModelError';
-  }
 }
 
 /**
@@ -76,8 +66,11 @@ export class NativeLearner implements Learner {
   private disposed = false;
 
   constructor(options: NativeLearnerOptions) {
+    checkOptionsObject(options, 'NativeLearner', '{ model }');
+    if (options.innerState !== undefined) checkChoice('innerState', options.innerState, INNER_STATE_POLICIES);
+    if (options.threads !== undefined && options.threads !== 1 && options.threads !== 2) throw new InvalidOptionsError(`\`threads\` must be 1 or 2, got ${String(options.threads)}`, { option: 'threads' });
     const status = loadNative();
-    if (!status.ok) throw new ReptileError(`the native engine is unavailable: ${status.reason}; use the tfjs learner`);
+    if (!status.ok) throw new InvalidOptionsError(`the native engine is unavailable: ${status.reason}; set \`learner\` to 'tfjs' or 'auto'`, { option: 'learner' });
     checkNoRegularizers(options.model);
     this.model = options.model;
     this.innerState = options.innerState ?? 'carry';
@@ -88,7 +81,7 @@ export class NativeLearner implements Learner {
     try {
       this.engine = new status.addon.Engine(this.plan);
     } catch (e) {
-      throw new ReptileError(`the native engine rejected the model: ${(e as Error).message}`);
+      throw new UnsupportedModelError(`the native engine rejected the model: ${String((e as Error).message).split('\n')[0]}; set \`learner\` to 'tfjs' or 'auto'`, { cause: e });
     }
     this.isa = this.engine.isa();
     this.threads = this.engine.threads();
@@ -108,7 +101,7 @@ export class NativeLearner implements Learner {
 
   applyReptileUpdate(adapted: readonly Params[], epsilon: number): string | undefined {
     this.assertIdle();
-    if (adapted.length === 0) throw new Error('Reptile update needs at least one adapted parameter vector');
+    if (adapted.length === 0) throw new InvalidOptionsError('the Reptile update needs at least one adapted parameter vector in `adapted`', { option: 'adapted' });
     for (const p of adapted) this.assertFits(p, 'adapted weights');
     const bad = this.engine.reptileUpdate(adapted.map((p) => p.data), epsilon);
     return bad === undefined ? undefined : `value ${bad.index} is ${bad.value} (not finite)`;
@@ -220,7 +213,7 @@ export class NativeLearner implements Learner {
 
   // Calls run one at a time in call order; reads and writes of the learner wait for them (assertIdle).
   private enqueue<T>(run: () => Promise<T>): Promise<T> {
-    if (this.disposed) return Promise.reject(new Error('this NativeLearner has been disposed'));
+    if (this.disposed) return Promise.reject(new UsageError('this NativeLearner has been disposed: create a new one'));
     this.running += 1;
     const result = this.queue.then(run, run).finally(() => {
       this.running -= 1;
@@ -254,7 +247,7 @@ export class NativeLearner implements Learner {
   setOptimizerState(state: OptimizerState | undefined): void {
     this.assertIdle();
     if (state?.kind === 'adam' && (!state.m || !state.v || state.m.length !== this.layout.size || state.v.length !== this.layout.size)) {
-      throw new Error(`Adam state does not fit this model (expected ${this.layout.size} values per moment)`);
+      throw new InvalidOptionsError(`the Adam state does not fit this model (expected ${this.layout.size} values per moment): pass the state of this model's optimizer`, { option: 'state' });
     }
     setEngineState(this.engine, state);
   }
@@ -298,32 +291,32 @@ export class NativeLearner implements Learner {
   }
 
   private assertFits(params: Params, what: string): void {
-    if (params.layout.hash !== this.layout.hash || params.data.length !== this.layout.size) {
-      throw new Error(`${what} of layout ${params.layout.hash} (${params.data.length} values) do not fit this model (${this.layout.hash}, ${this.layout.size} values)`);
+    if (params?.layout?.hash !== this.layout.hash || params.data?.length !== this.layout.size) {
+      throw new InvalidOptionsError(`${what} of layout ${params?.layout?.hash} (${params?.data?.length} values) do not fit this model (${this.layout.hash}, ${this.layout.size} values): pass the parameters of this model`, { option: 'params' });
     }
   }
 
   private assertIdle(): void {
-    if (this.disposed) throw new Error('this NativeLearner has been disposed');
-    if (this.running > 0) throw new Error('the native learner is adapting; await adapt() before reading or changing it');
+    if (this.disposed) throw new UsageError('this NativeLearner has been disposed: create a new one');
+    if (this.running > 0) throw new UsageError('the native learner is adapting: await adapt() before reading or changing it');
   }
 
   private checkInputs(examples: Examples): void {
     const size = sizeOf(examples.inputShape);
     if (size !== this.plan.inputSize || examples.inputs.length !== examples.count * size) {
-      throw new ReptileError(`examples of shape [${examples.inputShape.join(', ')}] do not fit the model's input (${this.plan.inputSize} values per example)`);
+      throw new InvalidOptionsError(`examples of shape [${examples.inputShape.join(', ')}] do not fit the model's input (${this.plan.inputSize} values per example): give the model the task source's input shape`);
     }
   }
 
   private targetsOf(task: Task, examples: Examples): { loss: NativeLoss; targets: Float32Array } {
     if (task.kind === 'classification') {
       const classes = task.numClasses;
-      if (!classes) throw new Error('a classification task must say how many classes it has');
-      if (classes !== this.plan.outputSize) throw new ReptileError(`the task has ${classes} classes but the model outputs ${this.plan.outputSize} values: give the model one output per class`);
+      if (!classes) throw new InvalidOptionsError('a classification task must say how many classes it has: give the task source\'s tasks a `numClasses`');
+      if (classes !== this.plan.outputSize) throw new InvalidOptionsError(`the task has ${classes} classes but the model outputs ${this.plan.outputSize} values: give the model one output per class`);
       return { loss: 'softmax-xent', targets: examples.targets };
     }
     if (sizeOf(examples.targetShape) !== this.plan.outputSize) {
-      throw new ReptileError(`targets of shape [${examples.targetShape.join(', ')}] do not fit the model's ${this.plan.outputSize} outputs`);
+      throw new InvalidOptionsError(`targets of shape [${examples.targetShape.join(', ')}] do not fit the model's ${this.plan.outputSize} outputs: give the model one output per target value`);
     }
     return { loss: 'mse', targets: examples.targets };
   }
@@ -334,151 +327,4 @@ function setEngineState(engine: NativeEngine, state: OptimizerState | undefined)
   if (!state) engine.setOptimizerState('none');
   else if (state.kind === 'sgd') engine.setOptimizerState('sgd', state.step);
   else engine.setOptimizerState('adam', state.step, state.m, state.v);
-}
-
-type LayerVar = tf.LayersModel['trainableWeights'][number];
-
-function pair(v: unknown, what: string, layer: string): [number, number] {
-  const a = Array.isArray(v) ? v : [v, v];
-  if (a.length !== 2 || !a.every((x) => Number.isInteger(x) && (x as number) > 0)) throw new UnsupportedModelError(`layer '${layer}' has an unsupported ${what} ${JSON.stringify(v)}`);
-  return [a[0] as number, a[1] as number];
-}
-
-/** Output size and TensorFlow padding (lo side) of one spatial axis. */
-function axis(inSize: number, k: number, s: number, padding: string): { out: number; lo: number } {
-  if (padding === 'same') {
-    const out = Math.ceil(inSize / s);
-    const total = Math.max((out - 1) * s + k - inSize, 0);
-    return { out, lo: Math.floor(total / 2) };
-  }
-  return { out: Math.floor((inSize - k) / s) + 1, lo: 0 };
-}
-
-/**
- * Compiles a tfjs Sequential model into the native plan: per-example shapes are tracked in NHWC,
- * weights are referenced by their offset in the flat vector of `model.trainableWeights`.
- */
-export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): NativePlan {
-  if (model.getClassName() !== 'Sequential') throw new UnsupportedModelError(`model '${model.name}' is a ${model.getClassName()}, not a Sequential model`);
-  const offsets = new Map<LayerVar, number>();
-  let paramSize = 0;
-  for (const w of model.trainableWeights) {
-    offsets.set(w, paramSize);
-    paramSize += sizeOf(w.shape as number[]);
-  }
-  const inShape = model.inputs[0]!.shape.slice(1);
-  if (inShape.some((d) => d === null)) throw new UnsupportedModelError(`model input shape [${inShape.join(', ')}] must be fully known`);
-  let shape = inShape as number[];
-  if (shape.length !== 1 && shape.length !== 3) throw new UnsupportedModelError(`model input of rank ${shape.length + 1} (the native engine takes [batch, features] or [batch, height, width, channels])`);
-  const inputSize = sizeOf(shape);
-  const ops: NativeOp[] = [];
-
-  const weightOf = (layer: tf.layers.Layer, suffix: string): number | undefined => {
-    const w = layer.weights.find((x) => (x.originalName ?? x.name).endsWith(`/${suffix}`) || (x.originalName ?? x.name) === suffix);
-    if (!w) return undefined;
-    const off = offsets.get(w);
-    if (off === undefined) throw new UnsupportedModelError(`layer '${layer.name}' has a frozen weight '${suffix}' (layer.trainable = false)`);
-    return off;
-  };
-  const activation = (layer: tf.layers.Layer, name: unknown): void => {
-    const size = sizeOf(shape);
-    if (name === undefined || name === null || name === 'linear') return;
-    if (name === 'relu' || name === 'tanh') {
-      ops.push({ kind: name, inSize: size, outSize: size });
-      return;
-    }
-    throw new UnsupportedModelError(`layer '${layer.name}' uses activation '${String(name)}'`);
-  };
-
-  for (const layer of model.layers) {
-    const cls = layer.getClassName();
-    const cfg = layer.getConfig() as Record<string, unknown>;
-    const size = sizeOf(shape);
-    switch (cls) {
-      case 'InputLayer':
-        break;
-      case 'Flatten':
-        shape = [size];
-        break;
-      case 'Dense': {
-        if (shape.length !== 1) throw new UnsupportedModelError(`layer '${layer.name}' (Dense) gets an input of shape [${shape.join(', ')}]; put a Flatten layer before it`);
-        const units = cfg.units as number;
-        const w = weightOf(layer, 'kernel')!;
-        const b = weightOf(layer, 'bias');
-        ops.push({ kind: 'dense', inSize: size, outSize: units, w, ...(b === undefined ? {} : { b }) });
-        shape = [units];
-        activation(layer, cfg.activation);
-        break;
-      }
-      case 'Conv2D':
-      case 'MaxPooling2D': {
-        if (shape.length !== 3) throw new UnsupportedModelError(`layer '${layer.name}' (${cls}) needs an image input [height, width, channels], got [${shape.join(', ')}]`);
-        if (cfg.dataFormat !== undefined && cfg.dataFormat !== 'channelsLast') throw new UnsupportedModelError(`layer '${layer.name}' uses dataFormat '${String(cfg.dataFormat)}' (only channelsLast)`);
-        const padding = String(cfg.padding ?? 'valid');
-        if (padding !== 'same' && padding !== 'valid') throw new UnsupportedModelError(`layer '${layer.name}' uses padding '${padding}'`);
-        const [inH, inW, cin] = shape as [number, number, number];
-        const isConv = cls === 'Conv2D';
-        if (isConv) {
-          const dil = pair(cfg.dilationRate ?? 1, 'dilation rate', layer.name);
-          if (dil[0] !== 1 || dil[1] !== 1) throw new UnsupportedModelError(`layer '${layer.name}' uses dilation ${dil.join('x')}`);
-        }
-        const [kh, kw] = pair(isConv ? cfg.kernelSize : cfg.poolSize, isConv ? 'kernel size' : 'pool size', layer.name);
-        const [sh, sw] = pair(cfg.strides ?? (isConv ? 1 : [kh, kw]), 'stride', layer.name);
-        const h = axis(inH, kh, sh, padding);
-        const wd = axis(inW, kw, sw, padding);
-        if (h.out < 1 || wd.out < 1) throw new UnsupportedModelError(`layer '${layer.name}' leaves no output for an input of ${inH}x${inW}`);
-        const cout = isConv ? (cfg.filters as number) : cin;
-        const geom = { inH, inW, cin, outH: h.out, outW: wd.out, cout, kh, kw, sh, sw, padT: h.lo, padL: wd.lo };
-        const outSize = h.out * wd.out * cout;
-        if (isConv) {
-          const w = weightOf(layer, 'kernel')!;
-          const b = weightOf(layer, 'bias');
-          ops.push({ kind: 'conv', inSize: size, outSize, ...geom, w, ...(b === undefined ? {} : { b }) });
-        } else {
-          ops.push({ kind: 'maxpool', inSize: size, outSize, ...geom });
-        }
-        shape = [h.out, wd.out, cout];
-        if (isConv) activation(layer, cfg.activation);
-        break;
-      }
-      case 'BatchNormalization': {
-        const ax = cfg.axis as number | number[];
-        const axes = Array.isArray(ax) ? ax : [ax];
-        if (axes.length !== 1 || (axes[0] !== -1 && axes[0] !== shape.length)) throw new UnsupportedModelError(`layer '${layer.name}' normalises axis ${JSON.stringify(ax)} (only the last axis)`);
-        const channels = shape[shape.length - 1]!;
-        const moving = (suffix: string): Float32Array => {
-          const w = layer.weights.find((x) => (x.originalName ?? x.name).endsWith(suffix));
-          return w ? (w.read().dataSync() as Float32Array).slice() : new Float32Array(channels).fill(suffix === 'moving_variance' ? 1 : 0);
-        };
-        const gamma = weightOf(layer, 'gamma');
-        const beta = weightOf(layer, 'beta');
-        ops.push({
-          kind: 'batchnorm',
-          inSize: size,
-          outSize: size,
-          channels,
-          epsilon: (cfg.epsilon as number | undefined) ?? 1e-3,
-          momentum: (cfg.momentum as number | undefined) ?? 0.99,
-          ...(gamma === undefined ? {} : { gamma }),
-          ...(beta === undefined ? {} : { beta }),
-          movingMean: moving('moving_mean'),
-          movingVariance: moving('moving_variance'),
-        });
-        break;
-      }
-      case 'ReLU': {
-        if (cfg.maxValue !== undefined && cfg.maxValue !== null) throw new UnsupportedModelError(`layer '${layer.name}' (ReLU) has maxValue ${String(cfg.maxValue)}`);
-        ops.push({ kind: 'relu', inSize: size, outSize: size });
-        break;
-      }
-      case 'Activation':
-        activation(layer, cfg.activation);
-        break;
-      default:
-        throw new UnsupportedModelError(`layer '${layer.name}' (${cls}) is not supported`);
-    }
-  }
-  if (shape.length !== 1) throw new UnsupportedModelError(`the model's output has shape [${shape.join(', ')}]; end it with Flatten and Dense`);
-  if (ops.length === 0) throw new UnsupportedModelError('the model has no layers');
-  return { ops, inputSize, outputSize: shape[0]!, paramSize, isa };
 }

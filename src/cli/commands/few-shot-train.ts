@@ -1,21 +1,21 @@
 import * as path from 'node:path';
-import { Command, Option } from 'commander';
+import { Option, type Command } from 'commander';
 import { selectBackend, type BackendChoice } from '../../engine/backend.js';
 import { openFewShotData, type FewShotDatasetName } from '../../data/open.js';
-import { downloadOmniglot } from '../../data/download.js';
-import { loadOmniglot, OMNIGLOT_CLASS_SPLITS, type OmniglotClassSplit } from '../../data/omniglot.js';
+import { OMNIGLOT_CLASS_SPLITS, type OmniglotClassSplit } from '../../data/omniglot.js';
 import { mnistPackageDir } from '../../data/mnist.js';
 import { FEW_SHOT_DEFAULTS, getPreset } from '../../recipes/presets.js';
 import { DEFAULT_META_CONFIG } from '../../train/config.js';
 import type { LearnerChoice } from '../../learners/create-learner.js';
-import { evalProgress, evaluateFewShotCheckpoint, type CheckpointEvaluationOptions, exportLayersModel, dataOrigin, fewShotEvaluate, fewShotTrain, loadFewShotCheckpoint, progressLine, resolveFewShotRun } from '../../recipes/few-shot.js';
-import { writeFewShotDemoTasks } from '../../recipes/web-demo.js';
+import { fewShotEvaluate } from '../../recipes/few-shot/evaluate.js';
+import { dataOrigin, resolveFewShotRun } from '../../recipes/few-shot/settings.js';
+import { fewShotTrain, progressLine } from '../../recipes/few-shot/train.js';
 import { UsageError } from '../../_utils/errors.js';
-import { definedOnly } from '../../_utils/objects.js';
 import { intAtLeast, pickDefined } from '../parse.js';
 import { interruptSignal, printResult, verboseLog } from '../run.js';
-import { addExecutorOptions, openExecutor, type ExecutorFlags } from '../executor-flags.js';
+import { openExecutor, type ExecutorFlags } from '../executor-flags.js';
 
+// `reptile train`'s few-shot path (`--dataset`, or a few-shot `--preset`); train.ts holds the command.
 const info = (line: string) => process.stderr.write(`${line}\n`);
 
 /**
@@ -143,105 +143,4 @@ export async function runFewShotTrain(cmd: Command): Promise<void> {
     model.dispose();
     await executor.close();
   }
-}
-
-// The evaluation's own options, as flags (a missing --checkpoint is reported by the command).
-type EvalFlags = Omit<CheckpointEvaluationOptions, 'checkpoint' | 'log' | 'onTask' | 'split' | 'learner' | 'executor'> & ExecutorFlags & {
-  checkpoint?: string;
-  split: 'test' | 'train' | 'val';
-  backend: BackendChoice;
-  learner: LearnerChoice;
-  json?: boolean;
-  verbose?: boolean;
-};
-
-/** `reptile eval`: few-shot accuracy of a checkpoint on sampled test tasks, with a 95% interval. */
-export function evalCommand(): Command {
-  const cmd = new Command('eval')
-    .description('evaluate a few-shot checkpoint: adapt to sampled test tasks and classify held-out queries')
-    .option('--checkpoint <dir>', 'checkpoint directory of a few-shot training run')
-    .option('--data-dir <dir>', 'dataset directory (default: the one recorded in the checkpoint)')
-    .option('--samples <n>', 'test tasks (supervised-reptile: 10000)', intAtLeast(1), 10_000)
-    .option('--seed <n>', 'seed of the sampled tasks', intAtLeast(0), 0)
-    .option('--shots <n>', 'support examples per class of the test tasks (default: as trained)', intAtLeast(1))
-    .option('--eval-iters <n>', 'adaptation steps on each test task (default: as trained)', intAtLeast(1))
-    .option('--eval-batch <n>', 'inner minibatch when adapting to a test task (default: as trained)', intAtLeast(1))
-    .option('--transductive', 'classify all queries of a task in one batch (default: as trained)')
-    .option('--no-transductive', 'classify each query with the support set alone, as supervised-reptile does by default')
-    .addOption(new Option('--loss <how>', "how adapting combines a minibatch's losses: sum (supervised-reptile's) or mean (default: as trained; sum for checkpoints that do not record it)").choices(['sum', 'mean']))
-    .addOption(new Option('--split <name>', 'classes to evaluate on').choices(['test', 'train', 'val']).default('test'))
-    .option('--cache-dir <dir>', 'cache of decoded images')
-    .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'))
-    .addOption(new Option('--learner <name>', 'inner-loop engine: auto (native when built), native or tfjs').choices(['auto', 'native', 'tfjs']).default('auto'))
-    .option('--json', 'print the result as JSON on stdout')
-    .option('--verbose', 'say which tfjs backend and engine run')
-    .action(async (flags: EvalFlags) => {
-      if (flags.checkpoint === undefined) throw new UsageError('missing --checkpoint: name the directory a few-shot training run wrote');
-      const backend = await selectBackend(flags.backend, verboseLog(flags.verbose));
-      const executor = await openExecutor(flags, info);
-      const r = await evaluateFewShotCheckpoint({
-        executor,
-        checkpoint: flags.checkpoint,
-        samples: flags.samples,
-        seed: flags.seed,
-        split: flags.split,
-        learner: flags.learner,
-        log: info,
-        ...definedOnly({ dataDir: flags.dataDir, shots: flags.shots, evalIters: flags.evalIters, evalBatch: flags.evalBatch, transductive: flags.transductive, loss: flags.loss, cacheDir: flags.cacheDir }),
-        onTask: evalProgress(info),
-      }).finally(() => executor.close());
-      const { loadSeconds, ...rest } = r;
-      printResult(flags.json === true, { ...rest, backend, loadSeconds }, () => [
-        `${r.split} accuracy: ${r.accuracy.toFixed(4)} ± ${r.ci95.toFixed(4)} (${r.samples} ${r.classes}-way ${r.shots}-shot tasks, ${r.transductive ? 'transductive' : 'non-transductive'}, ${r.seconds.toFixed(1)} s)`,
-      ]);
-    });
-  return addExecutorOptions(cmd);
-}
-
-/** `reptile export`: writes a few-shot checkpoint's φ as a TF.js LayersModel. */
-export function exportCommand(): Command {
-  return new Command('export')
-    .description('write a few-shot checkpoint as a TF.js LayersModel (model.json + weights.bin)')
-    .option('--checkpoint <dir>', 'checkpoint directory of a few-shot training run')
-    .option('--out <dir>', 'output directory')
-    .option('--demo-tasks <n>', 'also write tasks.json: n held-out 1-shot tasks with Node\'s predictions, for the web drawing page', intAtLeast(1))
-    .option('--data-dir <dir>', 'dataset directory for --demo-tasks (default: the one the checkpoint was trained on)')
-    .action(async (flags: { checkpoint?: string; out?: string; demoTasks?: number; dataDir?: string }) => {
-      if (flags.checkpoint === undefined) throw new UsageError('missing --checkpoint: name the directory a few-shot training run wrote');
-      if (flags.out === undefined) throw new UsageError('missing --out: name the directory to write model.json and weights.bin into');
-      await selectBackend('cpu');
-      const { learner, model } = loadFewShotCheckpoint(flags.checkpoint, { learner: 'tfjs' });
-      try {
-        const files = await exportLayersModel(model, flags.out);
-        if (flags.demoTasks !== undefined) {
-          files.push(await writeFewShotDemoTasks({ checkpointDir: flags.checkpoint, outDir: flags.out, tasks: flags.demoTasks, ...(flags.dataDir !== undefined ? { dataDir: flags.dataDir } : {}), log: info }));
-        }
-        process.stdout.write(`${files.join('\n')}\n`);
-      } finally {
-        learner.dispose();
-        model.dispose();
-      }
-    });
-}
-
-/** `reptile data omniglot`: downloads (with --download) and decodes Omniglot, filling the cache. */
-export function dataCommand(): Command {
-  return new Command('data')
-    .description('fetch and prepare a dataset')
-    .argument('<name>', 'dataset: omniglot')
-    .option('--dir <dir>', 'dataset directory')
-    .option('--download', 'download the official archives first (needs network access)')
-    .option('--cache-dir <dir>', 'cache of decoded images')
-    .action(async (name: string, flags: { dir?: string; download?: boolean; cacheDir?: string }) => {
-      if (name !== 'omniglot') throw new UsageError(`unknown dataset '${name}' for 'reptile data': only omniglot can be fetched; put other datasets in a folder yourself`);
-      if (flags.dir === undefined) throw new UsageError('missing --dir: name the folder for images_background.zip and images_evaluation.zip');
-      if (flags.download === true) for (const file of await downloadOmniglot({ dir: flags.dir, log: info })) info(`have ${file}`);
-      for (let pass = 0; pass < 2; pass++) {
-        const began = performance.now();
-        const d = loadOmniglot({ dir: flags.dir, ...(flags.cacheDir !== undefined ? { cacheDir: flags.cacheDir } : {}), log: info });
-        const seconds = (performance.now() - began) / 1000;
-        process.stdout.write(`omniglot: ${d.dataset.numClasses} characters, ${d.names.length > 0 ? d.dataset.countOf(0) : 0} drawings each, loaded in ${seconds.toFixed(2)} s ${d.fromCache ? `from the cache ${d.cacheFile}` : 'from the archives'}\n`);
-        if (d.fromCache || d.cacheFile === undefined || d.cacheProblem !== undefined) break;
-      }
-    });
 }

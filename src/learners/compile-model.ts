@@ -1,0 +1,159 @@
+import type * as tf from '@tensorflow/tfjs';
+import { UnsupportedModelError } from '../_utils/errors.js';
+import { sizeOf } from '../core/params.js';
+import type { NativeIsa, NativeOp, NativePlan } from '../engine/native.js';
+
+/** Layers the native engine compiles. */
+export const NATIVE_LAYERS = ['Dense', 'Conv2D', 'BatchNormalization', 'ReLU', 'Activation (relu, tanh, linear)', 'MaxPooling2D', 'Flatten'] as const;
+
+// A model the native engine cannot compile: the message names the layer, then the way out.
+function unsupported(message: string): UnsupportedModelError {
+  return new UnsupportedModelError(`${message}; the native engine supports ${NATIVE_LAYERS.join(', ')}: use the tfjs learner (set \`learner\` to 'tfjs' or 'auto')`);
+}
+
+type LayerVar = tf.LayersModel['trainableWeights'][number];
+
+function pair(v: unknown, what: string, layer: string): [number, number] {
+  const a = Array.isArray(v) ? v : [v, v];
+  if (a.length !== 2 || !a.every((x) => Number.isInteger(x) && (x as number) > 0)) throw unsupported(`layer '${layer}' has an unsupported ${what} ${JSON.stringify(v)}`);
+  return [a[0] as number, a[1] as number];
+}
+
+/** Output size and TensorFlow padding (lo side) of one spatial axis. */
+function axis(inSize: number, k: number, s: number, padding: string): { out: number; lo: number } {
+  if (padding === 'same') {
+    const out = Math.ceil(inSize / s);
+    const total = Math.max((out - 1) * s + k - inSize, 0);
+    return { out, lo: Math.floor(total / 2) };
+  }
+  return { out: Math.floor((inSize - k) / s) + 1, lo: 0 };
+}
+
+/**
+ * Compiles a tfjs Sequential model into the native plan: per-example shapes are tracked in NHWC,
+ * weights are referenced by their offset in the flat vector of `model.trainableWeights`.
+ */
+export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): NativePlan {
+  if (model.getClassName() !== 'Sequential') throw unsupported(`model '${model.name}' is a ${model.getClassName()}, not a Sequential model`);
+  const offsets = new Map<LayerVar, number>();
+  let paramSize = 0;
+  for (const w of model.trainableWeights) {
+    offsets.set(w, paramSize);
+    paramSize += sizeOf(w.shape as number[]);
+  }
+  const inShape = model.inputs[0]!.shape.slice(1);
+  if (inShape.some((d) => d === null)) throw unsupported(`model input shape [${inShape.join(', ')}] must be fully known`);
+  let shape = inShape as number[];
+  if (shape.length !== 1 && shape.length !== 3) throw unsupported(`model input of rank ${shape.length + 1} (the native engine takes [batch, features] or [batch, height, width, channels])`);
+  const inputSize = sizeOf(shape);
+  const ops: NativeOp[] = [];
+
+  const weightOf = (layer: tf.layers.Layer, suffix: string): number | undefined => {
+    const w = layer.weights.find((x) => (x.originalName ?? x.name).endsWith(`/${suffix}`) || (x.originalName ?? x.name) === suffix);
+    if (!w) return undefined;
+    const off = offsets.get(w);
+    if (off === undefined) throw unsupported(`layer '${layer.name}' has a frozen weight '${suffix}' (layer.trainable = false)`);
+    return off;
+  };
+  const activation = (layer: tf.layers.Layer, name: unknown): void => {
+    const size = sizeOf(shape);
+    if (name === undefined || name === null || name === 'linear') return;
+    if (name === 'relu' || name === 'tanh') {
+      ops.push({ kind: name, inSize: size, outSize: size });
+      return;
+    }
+    throw unsupported(`layer '${layer.name}' uses activation '${String(name)}'`);
+  };
+
+  for (const layer of model.layers) {
+    const cls = layer.getClassName();
+    const cfg = layer.getConfig() as Record<string, unknown>;
+    const size = sizeOf(shape);
+    switch (cls) {
+      case 'InputLayer':
+        break;
+      case 'Flatten':
+        shape = [size];
+        break;
+      case 'Dense': {
+        if (shape.length !== 1) throw unsupported(`layer '${layer.name}' (Dense) gets an input of shape [${shape.join(', ')}]; put a Flatten layer before it`);
+        const units = cfg.units as number;
+        const w = weightOf(layer, 'kernel')!;
+        const b = weightOf(layer, 'bias');
+        ops.push({ kind: 'dense', inSize: size, outSize: units, w, ...(b === undefined ? {} : { b }) });
+        shape = [units];
+        activation(layer, cfg.activation);
+        break;
+      }
+      case 'Conv2D':
+      case 'MaxPooling2D': {
+        if (shape.length !== 3) throw unsupported(`layer '${layer.name}' (${cls}) needs an image input [height, width, channels], got [${shape.join(', ')}]`);
+        if (cfg.dataFormat !== undefined && cfg.dataFormat !== 'channelsLast') throw unsupported(`layer '${layer.name}' uses dataFormat '${String(cfg.dataFormat)}' (only channelsLast)`);
+        const padding = String(cfg.padding ?? 'valid');
+        if (padding !== 'same' && padding !== 'valid') throw unsupported(`layer '${layer.name}' uses padding '${padding}'`);
+        const [inH, inW, cin] = shape as [number, number, number];
+        const isConv = cls === 'Conv2D';
+        if (isConv) {
+          const dil = pair(cfg.dilationRate ?? 1, 'dilation rate', layer.name);
+          if (dil[0] !== 1 || dil[1] !== 1) throw unsupported(`layer '${layer.name}' uses dilation ${dil.join('x')}`);
+        }
+        const [kh, kw] = pair(isConv ? cfg.kernelSize : cfg.poolSize, isConv ? 'kernel size' : 'pool size', layer.name);
+        const [sh, sw] = pair(cfg.strides ?? (isConv ? 1 : [kh, kw]), 'stride', layer.name);
+        const h = axis(inH, kh, sh, padding);
+        const wd = axis(inW, kw, sw, padding);
+        if (h.out < 1 || wd.out < 1) throw unsupported(`layer '${layer.name}' leaves no output for an input of ${inH}x${inW}`);
+        const cout = isConv ? (cfg.filters as number) : cin;
+        const geom = { inH, inW, cin, outH: h.out, outW: wd.out, cout, kh, kw, sh, sw, padT: h.lo, padL: wd.lo };
+        const outSize = h.out * wd.out * cout;
+        if (isConv) {
+          const w = weightOf(layer, 'kernel')!;
+          const b = weightOf(layer, 'bias');
+          ops.push({ kind: 'conv', inSize: size, outSize, ...geom, w, ...(b === undefined ? {} : { b }) });
+        } else {
+          ops.push({ kind: 'maxpool', inSize: size, outSize, ...geom });
+        }
+        shape = [h.out, wd.out, cout];
+        if (isConv) activation(layer, cfg.activation);
+        break;
+      }
+      case 'BatchNormalization': {
+        const ax = cfg.axis as number | number[];
+        const axes = Array.isArray(ax) ? ax : [ax];
+        if (axes.length !== 1 || (axes[0] !== -1 && axes[0] !== shape.length)) throw unsupported(`layer '${layer.name}' normalises axis ${JSON.stringify(ax)} (only the last axis)`);
+        const channels = shape[shape.length - 1]!;
+        const moving = (suffix: string): Float32Array => {
+          const w = layer.weights.find((x) => (x.originalName ?? x.name).endsWith(suffix));
+          return w ? (w.read().dataSync() as Float32Array).slice() : new Float32Array(channels).fill(suffix === 'moving_variance' ? 1 : 0);
+        };
+        const gamma = weightOf(layer, 'gamma');
+        const beta = weightOf(layer, 'beta');
+        ops.push({
+          kind: 'batchnorm',
+          inSize: size,
+          outSize: size,
+          channels,
+          epsilon: (cfg.epsilon as number | undefined) ?? 1e-3,
+          momentum: (cfg.momentum as number | undefined) ?? 0.99,
+          ...(gamma === undefined ? {} : { gamma }),
+          ...(beta === undefined ? {} : { beta }),
+          movingMean: moving('moving_mean'),
+          movingVariance: moving('moving_variance'),
+        });
+        break;
+      }
+      case 'ReLU': {
+        if (cfg.maxValue !== undefined && cfg.maxValue !== null) throw unsupported(`layer '${layer.name}' (ReLU) has maxValue ${String(cfg.maxValue)}`);
+        ops.push({ kind: 'relu', inSize: size, outSize: size });
+        break;
+      }
+      case 'Activation':
+        activation(layer, cfg.activation);
+        break;
+      default:
+        throw unsupported(`layer '${layer.name}' (${cls}) is not supported`);
+    }
+  }
+  if (shape.length !== 1) throw unsupported(`the model's output has shape [${shape.join(', ')}]; end it with Flatten and Dense`);
+  if (ops.length === 0) throw unsupported('the model has no layers');
+  return { ops, inputSize, outputSize: shape[0]!, paramSize, isa };
+}
