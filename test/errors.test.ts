@@ -24,6 +24,9 @@ import { evaluate } from '../src/train/evaluate.js';
 import { metaTrain } from '../src/train/meta-train.js';
 import { serveStatic } from '../src/_utils/static-server.js';
 import { reptile } from './helpers/cli.js';
+import { NativeLearner } from '../src/learners/native-learner.js';
+import { checkTaskFits, resolveFewShotRun } from '../src/recipes/few-shot/settings.js';
+import { nativeSkipReason } from './native-helpers.js';
 import { tempDir } from './helpers/fixtures.js';
 
 type ErrorClass = abstract new (...args: never[]) => ReptileError;
@@ -180,6 +183,22 @@ describe('bad input to the library: one typed line naming the option', () => {
       /^cannot write checkpoints to '\/proc\/reptile-test\/ckpt' \(ENOENT\): choose a writable `checkpointDir`$/,
     );
     await expectTyped(() => downloadOmniglot({ dir: '/proc/reptile-test/omniglot', fetchImpl: () => Promise.reject(new Error('offline')) }), DataError, 1, /^cannot create '\/proc\/reptile-test\/omniglot' \(ENOENT\): choose a writable `dir`$/);
+  });
+
+  it('the few-shot recipe: a sine preset, too few classes or examples', async () => {
+    await expectTyped(() => resolveFewShotRun({ preset: 'sine', seed: 0 }), InvalidOptionsError, 2, /^preset 'sine' is not a few-shot setting/, 'preset');
+    const ds = new ArrayDataset({ inputShape: [1], pixels: new Float32Array(6), counts: [3, 3] });
+    await expectTyped(() => checkTaskFits(ds, 'training split', 5, 1, '`shots` + 1'), InvalidOptionsError, 2, /^the training split has 2 classes, fewer than `classes` 5: lower `classes`/, 'classes');
+    await expectTyped(() => checkTaskFits(ds, 'training split', 2, 4, '`trainShots`'), InvalidOptionsError, 2, /has 3 examples, fewer than the 4 a task needs \(`trainShots`\): lower it/, 'trainShots');
+  });
+
+  it.skipIf(nativeSkipReason !== undefined)('the native learner: a model it cannot run, and use after dispose', async () => {
+    const dropout = tf.sequential({ layers: [tf.layers.dense({ units: 2, inputShape: [2] }), tf.layers.dropout({ rate: 0.5 })] });
+    await expectTyped(() => new NativeLearner({ model: dropout }), UnsupportedModelError, 2, /\(Dropout\) is not supported; the native engine supports .*: use the tfjs learner \(set `learner` to 'tfjs' or 'auto'\)$/);
+    const native = new NativeLearner({ model: createSineModel({ seed: 1 }) });
+    native.dispose();
+    await expectTyped(() => native.getParams(), UsageError, 2, /^this NativeLearner has been disposed: create a new one$/);
+    await expectTyped(() => loose((o: never) => new NativeLearner(o))({ model: createSineModel({ seed: 1 }), threads: 4 }), InvalidOptionsError, 2, /^`threads` must be 1 or 2, got 4$/, 'threads');
   });
 
   it('a port past 65535 is one line, not a RangeError from listen()', async () => {
