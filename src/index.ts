@@ -27,7 +27,7 @@ export {
 } from './tasks/labeled.js';
 
 // Errors.
-export { ReptileError, UsageError } from './_utils/errors.js';
+export { CheckpointError, DataError, DivergenceError, InvalidOptionsError, ReptileError, UnsupportedModelError, UsageError } from './_utils/errors.js';
 
 // Learners and models.
 export {
@@ -41,7 +41,7 @@ export {
 } from './learners/learner.js';
 export { TfjsLearner, type TfjsLearnerOptions } from './learners/tfjs.js';
 export { NativeLearner, type NativeLearnerOptions } from './learners/native-learner.js';
-export { UnsupportedModelError, NATIVE_LAYERS } from './learners/compile-model.js';
+export { NATIVE_LAYERS } from './learners/compile-model.js';
 export { createLearner, type CreateLearnerOptions, type LearnerChoice } from './learners/create-learner.js';
 export {
   createSineModel,

@@ -27,7 +27,7 @@ export {
 } from './tasks/labeled.js';
 
 // Errors.
-export { ReptileError, UsageError } from './_utils/errors.js';
+export { CheckpointError, DataError, DivergenceError, InvalidOptionsError, ReptileError, UnsupportedModelError, UsageError } from './_utils/errors.js';
 
 // Learners and models.
 export {

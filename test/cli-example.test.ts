@@ -67,7 +67,7 @@ describe('reptile example mnist', () => {
   it('rejects bad input with one line each', () => {
     const dir = fixtureDir({ testLabels: 40 });
     expectOneLineError(['example', 'mnist', '--data', dir, '--epochs', '1'], /label file .*t10k-labels-idx1-ubyte holds 40 labels but image file .* holds 50 images/, 1);
-    expectOneLineError(['example', 'mnist', '--data', path.join(dir, 'missing')], /MNIST directory .*missing does not exist/, 1);
+    expectOneLineError(['example', 'mnist', '--data', path.join(dir, 'missing')], /MNIST directory '.*missing' does not exist: point --data at a folder/, 1);
     const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'reptile-example-'));
     dirs.push(empty);
     expectOneLineError(['example', 'mnist', '--data', empty], /MNIST file train-images-idx3-ubyte\[\.gz\] is missing/, 1);

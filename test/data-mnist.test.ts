@@ -134,7 +134,7 @@ describe('MNIST loader', () => {
     writeFixture(dir);
     fs.rmSync(path.join(dir, 't10k-labels-idx1-ubyte'));
     expectOneLine(await asyncErrorOf(loadMnist({ dir })), /MNIST file t10k-labels-idx1-ubyte\[\.gz\] is missing from /);
-    expectOneLine(await asyncErrorOf(loadMnist({ dir: path.join(dir, 'nowhere') })), /MNIST directory .*nowhere does not exist/);
+    expectOneLine(await asyncErrorOf(loadMnist({ dir: path.join(dir, 'nowhere') })), /MNIST directory '.*nowhere' does not exist: point `dir` at a folder with the four MNIST IDX files/);
     const dir2 = tempDir();
     writeFixture(dir2);
     const f = path.join(dir2, 'train-images-idx3-ubyte');

@@ -64,7 +64,7 @@ describe('a worker checks every job before it runs it', () => {
     ['no tasks', { ...job, taskIndices: [] }, /names no tasks/],
     ['too many tasks', { ...job, taskIndices: Array.from({ length: 10_001 }, (_, i) => i) }, /more than 10000/],
     ['a huge inner loop', { ...job, inner: { ...job.inner, innerIters: 1e9 } }, /above 100000/],
-    ['a bad learning rate', { ...job, inner: { ...job.inner, learningRate: -1 } }, /learning rate must be a positive number/],
+    ['a bad learning rate', { ...job, inner: { ...job.inner, learningRate: -1 } }, /`learningRate` must be a positive number/],
     ['φ as a JSON array of numbers', { ...job, phi: Array.from(bytesToFloats(phi)) }, /φ is not binary/],
     ['a short φ', { ...job, phi: phi.subarray(0, phi.length - 4) }, new RegExp(`φ has ${phi.length - 4} bytes, not ${phi.length}`)],
     ['an oversized φ', { ...job, phi: new Uint8Array(phi.length * 1000) }, /φ has \d+ bytes/],

@@ -68,7 +68,7 @@ describe('the threads executor', () => {
     expect(r.code).not.toBe(0);
     const lines = oneLine(r.stderr);
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^reptile: the threads executor .* cannot carry the inner optimizer's state .*: use --inner-state shared or reset/);
+    expect(lines[0]).toMatch(/^reptile: the threads executor .* cannot carry the inner optimizer's state .*: set --inner-state to 'shared' or 'reset', or --executor to 'inline'$/);
   });
 
   it('evaluates a few-shot checkpoint with the inline executor\'s accuracy (reptile eval --executor threads)', async () => {

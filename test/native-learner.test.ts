@@ -14,7 +14,7 @@ import { selectBackend } from '../src/engine/backend.js';
 import { createLearner } from '../src/learners/create-learner.js';
 import type { AdaptResult, InnerOptions, TaskScoring } from '../src/learners/learner.js';
 import { NativeLearner } from '../src/learners/native-learner.js';
-import { UnsupportedModelError } from '../src/learners/compile-model.js';
+import { UnsupportedModelError } from '../src/_utils/errors.js';
 import { TfjsLearner } from '../src/learners/tfjs.js';
 import type { Task } from '../src/tasks/task.js';
 import { SineTaskSource } from '../src/tasks/sine.js';
@@ -185,7 +185,7 @@ describe.skipIf(nativeSkipReason !== undefined)('lossDivisor', () => {
     const learner = new NativeLearner({ model: convNet(12) });
     const task = randomTask({ rng: Rng.derive(12, 0), count: 4, shape: [11, 8, 1], classes: 3 });
     for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
-      await expect(learner.adapt(task, { optimizer: 'sgd', learningRate: 0.1, innerIters: 1, innerBatch: 2, lossDivisor: bad }, Rng.derive(12, 1))).rejects.toThrow(/lossDivisor must be a positive number/);
+      await expect(learner.adapt(task, { optimizer: 'sgd', learningRate: 0.1, innerIters: 1, innerBatch: 2, lossDivisor: bad }, Rng.derive(12, 1))).rejects.toThrow(/`lossDivisor` must be a positive number/);
     }
     learner.dispose();
   });
@@ -335,7 +335,7 @@ describe.skipIf(nativeSkipReason !== undefined)('NativeLearner equals TfjsLearne
     expect(() => nl.predict(wrong.support)).toThrow(/do not fit the model's input/);
     const fourWay = randomTask({ rng: Rng.fromSeed(1), count: 4, shape: [11, 8, 1], classes: 4 });
     await expect(nl.adapt(fourWay, { optimizer: 'sgd', learningRate: 0.1, innerIters: 1, innerBatch: 2 }, Rng.fromSeed(1))).rejects.toThrow(/4 classes but the model outputs 3/);
-    await expect(nl.adapt(fourWay, { optimizer: 'sgd', learningRate: -1, innerIters: 1, innerBatch: 2 }, Rng.fromSeed(1))).rejects.toThrow(/learning rate must be a positive number/);
+    await expect(nl.adapt(fourWay, { optimizer: 'sgd', learningRate: -1, innerIters: 1, innerBatch: 2 }, Rng.fromSeed(1))).rejects.toThrow(/`learningRate` must be a positive number/);
     const badLabel = randomTask({ rng: Rng.fromSeed(3), count: 4, shape: [11, 8, 1], classes: 3 });
     (badLabel.support.targets as Float32Array)[2] = 3;
     await expect(nl.adapt(badLabel, { optimizer: 'sgd', learningRate: 0.1, innerIters: 1, innerBatch: 2 }, Rng.fromSeed(1))).rejects.toThrow(/class label 3 is not in 0..2/);
@@ -897,7 +897,7 @@ describe.skipIf(nativeSkipReason !== undefined)('NativeLearner.scoreTasks', () =
     expect(many[0]!.perTask[0]).not.toBe(many[1]!.perTask[0]);
     expect([...learner.getParams().data]).toEqual([...phi.data]);
     expect(learner.getOptimizerState()).toEqual(state);
-    await expect(evaluateMany({ learner, inner, sets: [{ ...sets[0]!, samples: 0 }] })).rejects.toThrow(/positive integer/);
+    await expect(evaluateMany({ learner, inner, sets: [{ ...sets[0]!, samples: 0 }] })).rejects.toThrow(/`samples` must be a whole number ≥ 1/);
     learner.dispose();
   });
 

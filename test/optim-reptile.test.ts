@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { UsageError } from '../src/_utils/errors.js';
+import { InvalidOptionsError, UsageError } from '../src/_utils/errors.js';
 import { selectBackend } from '../src/engine/backend.js';
 import { Reptile, type ReptileOptions } from '../src/optim/reptile.js';
 
@@ -134,7 +134,7 @@ describe('Reptile optimizer: serialisation', () => {
     m.compile({ optimizer: r, loss: 'categoricalCrossentropy' });
     const d = batches(1)[0]!;
     await m.trainOnBatch(d.x, d.y);
-    await expect(r.getWeights()).rejects.toThrow(/^Reptile: the inner optimizer SGD cannot save its state \(getWeights\(\) is not implemented for this optimizer yet\.\): save the model without includeOptimizer, or use an inner optimizer that implements getWeights/);
+    await expect(r.getWeights()).rejects.toThrow(/^Reptile: the inner optimizer SGD cannot save its state \(getWeights\(\) is not implemented for this optimizer yet\.\): save the model without includeOptimizer, or use an `innerOptimizer` that implements getWeights/);
     await expect(m.save(tf.io.withSaveHandler(async () => ({ modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } })), { includeOptimizer: true })).rejects.toThrow(/cannot save its state/);
     r.dispose();
   });
@@ -253,18 +253,18 @@ describe('Reptile optimizer: memory', () => {
 
 describe('Reptile optimizer: bad options (one clear line each)', () => {
   const cases: [string, unknown, RegExp][] = [
-    ['negative learning rate', { learningRate: -0.1 }, /learningRate must be a positive finite number, got -0\.1/],
-    ['zero learning rate', { learningRate: 0 }, /learningRate must be a positive finite number, got 0/],
-    ['learning rate as a string', { learningRate: '0.01' }, /learningRate must be a positive finite number, got '0\.01'/],
-    ['NaN learning rate', { learningRate: Number.NaN }, /learningRate must be a positive finite number, got NaN/],
-    ['syncPeriod 0', { syncPeriod: 0 }, /syncPeriod must be a whole number ≥ 1 .*got 0/],
-    ['fractional syncPeriod', { syncPeriod: 2.5 }, /syncPeriod must be a whole number ≥ 1 .*got 2\.5/],
-    ['ε > 1', { metaStepSize: 1.5 }, /metaStepSize \(ε\) must be a number in \[0, 1\], got 1\.5/],
-    ['negative ε', { metaStepSize: -0.1 }, /metaStepSize \(ε\) must be a number in \[0, 1\], got -0\.1/],
-    ['unknown inner optimizer', { innerOptimizer: 'rmsprop' }, /innerOptimizer must be 'sgd', 'adam' or a tf\.Optimizer instance, got 'rmsprop'/],
-    ['inner optimizer of the wrong type', { innerOptimizer: 3 }, /innerOptimizer must be .* got 3/],
+    ['negative learning rate', { learningRate: -0.1 }, /`learningRate` must be a positive finite number, got -0\.1/],
+    ['zero learning rate', { learningRate: 0 }, /`learningRate` must be a positive finite number, got 0/],
+    ['learning rate as a string', { learningRate: '0.01' }, /`learningRate` must be a positive finite number, got '0\.01'/],
+    ['NaN learning rate', { learningRate: Number.NaN }, /`learningRate` must be a positive finite number, got NaN/],
+    ['syncPeriod 0', { syncPeriod: 0 }, /`syncPeriod` must be a whole number ≥ 1 .*got 0/],
+    ['fractional syncPeriod', { syncPeriod: 2.5 }, /`syncPeriod` must be a whole number ≥ 1 .*got 2\.5/],
+    ['ε > 1', { metaStepSize: 1.5 }, /`metaStepSize` \(ε\) must be a number in \[0, 1\], got 1\.5/],
+    ['negative ε', { metaStepSize: -0.1 }, /`metaStepSize` \(ε\) must be a number in \[0, 1\], got -0\.1/],
+    ['unknown inner optimizer', { innerOptimizer: 'rmsprop' }, /`innerOptimizer` must be 'sgd', 'adam' or a tf\.Optimizer instance, got 'rmsprop'/],
+    ['inner optimizer of the wrong type', { innerOptimizer: 3 }, /`innerOptimizer` must be .* got 3/],
     // A stand-in with the optimizer's interface: a real tf.Optimizer here would run tfjs before beforeAll.
-    ['learning rate beside an instance', { learningRate: 0.1, innerOptimizer: { applyGradients: () => {} } }, /learningRate applies only to a named innerOptimizer/],
+    ['learning rate beside an instance', { learningRate: 0.1, innerOptimizer: { applyGradients: () => {} } }, /`learningRate` applies only to a named `innerOptimizer`/],
     ['misspelt option', { learning_rate: 0.1 }, /unknown Reptile option 'learning_rate'/],
     ['options not an object', 0.01, /Reptile options must be an object .* got 0\.01/],
   ];
@@ -276,7 +276,9 @@ describe('Reptile optimizer: bad options (one clear line each)', () => {
       } catch (e) {
         err = e;
       }
+      expect(err).toBeInstanceOf(InvalidOptionsError);
       expect(err).toBeInstanceOf(UsageError);
+      expect((err as InvalidOptionsError).exitCode).toBe(2);
       const msg = (err as Error).message;
       expect(msg).toMatch(pattern);
       expect(msg).not.toContain('\n');

@@ -5,7 +5,7 @@ import { ReptileError } from './errors.js';
 /**
  * Checks made before a command does any work, so that an output it cannot write fails in the
  * first second, not after the training, and nothing that exists is replaced by accident. Nothing
- * is created here: the folder is made (with {@link makeDirs}) when the first file is written, so a
+ * is created here: the folder is made (with `makeDirectory` of make-dir.ts) when the first file is written, so a
  * command that stops early leaves no empty folder behind. Exit code 1: the command line is fine,
  * the file system is not as it needs.
  */
@@ -53,26 +53,6 @@ export function checkOutputFile(file: string, check: { name: string; madeBy?: st
     throw new ReptileError(`${check.name} '${file}': the folder '${path.dirname(file)}' does not exist: make it first, or name a file in an existing folder`);
   }
   probeWritable(parentStat !== undefined ? parent : nearestExisting(parent, file, check.name), file, check.name);
-}
-
-/**
- * Makes `dir` and its missing parents one level at a time. Node's recursive `mkdirSync` loops
- * forever on some paths (under `/proc`, for one); a plain `mkdir` fails at once there.
- */
-export function makeDirs(dir: string): void {
-  const abs = path.resolve(dir);
-  const missing: string[] = [];
-  for (let p = abs; statOf(p) === undefined; p = path.dirname(p)) {
-    missing.push(p);
-    if (path.dirname(p) === p) break;
-  }
-  for (const p of missing.reverse()) {
-    try {
-      fs.mkdirSync(p);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-  }
 }
 
 function statOf(p: string): fs.Stats | undefined {

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
+import { checkInteger } from './checks.js';
 import { ReptileError } from './errors.js';
 
 const TYPES: Record<string, string> = {
@@ -31,6 +32,8 @@ export interface StaticServer {
  * out of it). Refuses to start, with one line saying why, when the port is taken or `root` is missing.
  */
 export async function serveStatic(options: { root: string; port: number; host: string }): Promise<StaticServer> {
+  // Node throws a RangeError from listen() for a port past 65535: one line instead.
+  checkInteger('port', options.port, 0, 65535);
   const root = fs.realpathSync(options.root);
   const server = http.createServer((req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -57,8 +60,8 @@ export async function serveStatic(options: { root: string; port: number; host: s
       reject(
         new ReptileError(
           e.code === 'EADDRINUSE'
-            ? `port ${options.port} on ${options.host} is already in use: choose another with --port N (0 picks a free one)`
-            : `cannot listen on ${options.host}:${options.port} (${e.code ?? e.message}): choose another --port or --host`,
+            ? `port ${options.port} on ${options.host} is already in use: choose another \`port\` (0 picks a free one)`
+            : `cannot listen on ${options.host}:${options.port} (${e.code ?? e.message}): choose another \`port\` or \`host\``,
         ),
       ),
     );

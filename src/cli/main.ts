@@ -1,6 +1,7 @@
 #!/usr/bin/env -S node --initial-old-space-size=512
 import { Command, CommanderError } from 'commander';
 import { ReptileError } from '../_utils/errors.js';
+import { withFlagNames } from './flag-names.js';
 import { demoCommand } from './commands/demo.js';
 import { trainCommand } from './commands/train.js';
 import { exampleCommand } from './commands/example.js';
@@ -50,7 +51,9 @@ export async function main(argv: readonly string[]): Promise<number> {
       return 2;
     }
     if (e instanceof ReptileError) {
-      process.stderr.write(`reptile: ${e.message}\n`);
+      // The library names its options (`learningRate`); here they are flags (--learning-rate).
+      const sub = argv.find((a) => !a.startsWith('-'));
+      process.stderr.write(`reptile: ${withFlagNames(e.message, program, sub)}\n`);
       return e.exitCode;
     }
     throw e;

@@ -1,4 +1,6 @@
 import type { Rng } from './rng.js';
+import { checkInteger } from '../_utils/checks.js';
+import { InvalidOptionsError } from '../_utils/errors.js';
 
 /**
  * Minibatch indices as supervised-reptile draws them: cycle through shuffled copies of the
@@ -6,8 +8,10 @@ import type { Rng } from './rng.js';
  * until `numBatches` batches have been produced. Without replacement within each pass.
  */
 export function miniBatches(count: number, batchSize: number, numBatches: number, rng: Rng): number[][] {
-  if (count <= 0) throw new Error('cannot draw minibatches from an empty set');
-  if (batchSize <= 0) throw new Error(`batch size must be positive, got ${batchSize}`);
+  if (count === 0) throw new InvalidOptionsError('cannot draw minibatches from an empty set: the task has no training examples', { option: 'count' });
+  checkInteger('count', count, 1);
+  checkInteger('batchSize', batchSize, 1);
+  checkInteger('numBatches', numBatches, 0);
   const order = Array.from({ length: count }, (_, i) => i);
   const batches: number[][] = [];
   let current: number[] = [];

@@ -1,3 +1,5 @@
+import { DataError, ReptileError } from '../_utils/errors.js';
+
 /**
  * The one binary form of a float32 vector, used by checkpoints, worker threads and Redis alike
  * (docs/architecture.md, invariant 2): its IEEE-754 bytes, little-endian. Decoding copies into a fresh,
@@ -14,9 +16,9 @@ export function floatsToBytes(values: Float32Array): Uint8Array {
  */
 export function bytesToFloats(bytes: Uint8Array, expected?: number): Float32Array {
   assertLittleEndian();
-  if (bytes.byteLength % 4 !== 0) throw new Error(`a float32 payload of ${bytes.byteLength} bytes is not a whole number of floats`);
+  if (bytes.byteLength % 4 !== 0) throw new DataError(`a float32 payload of ${bytes.byteLength} bytes is not a whole number of floats: the bytes were truncated or are not reptile-ml's`);
   const count = bytes.byteLength / 4;
-  if (expected !== undefined && count !== expected) throw new Error(`a float32 payload of ${count} values, expected ${expected}`);
+  if (expected !== undefined && count !== expected) throw new DataError(`a float32 payload of ${count} values, expected ${expected}: the bytes belong to another model or were truncated`);
   const out = new Float32Array(count);
   new Uint8Array(out.buffer).set(bytes);
   return out;
@@ -30,7 +32,7 @@ export function bytesToFloats(bytes: Uint8Array, expected?: number): Float32Arra
 export function floatsView(bytes: Uint8Array, expected?: number): Float32Array {
   if (bytes.byteOffset % 4 !== 0 || bytes.byteLength % 4 !== 0) return bytesToFloats(bytes, expected);
   const view = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-  if (expected !== undefined && view.length !== expected) throw new Error(`a float32 payload of ${view.length} values, expected ${expected}`);
+  if (expected !== undefined && view.length !== expected) throw new DataError(`a float32 payload of ${view.length} values, expected ${expected}: the bytes belong to another model or were truncated`);
   return view;
 }
 
@@ -47,6 +49,6 @@ export function firstNonFinite(values: Float32Array): number {
 let endianChecked = false;
 function assertLittleEndian(): void {
   if (endianChecked) return;
-  if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error('reptile-ml payloads are little-endian; this machine is big-endian');
+  if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new ReptileError('reptile-ml payloads are little-endian and this machine is big-endian: run reptile-ml on a little-endian machine');
   endianChecked = true;
 }

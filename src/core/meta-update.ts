@@ -1,4 +1,5 @@
 import { Params, addScaled, assertSameLayout, mean } from './params.js';
+import { InvalidOptionsError } from '../_utils/errors.js';
 
 /**
  * The batched Reptile meta-update (paper, Algorithm 2): φ ← φ + ε·(mean_i W_i − φ), where W_i are
@@ -6,7 +7,7 @@ import { Params, addScaled, assertSameLayout, mean } from './params.js';
  * lands exactly on the mean of the adapted weights.
  */
 export function reptileUpdate(phi: Params, adapted: readonly Params[], epsilon: number): Params {
-  if (adapted.length === 0) throw new Error('Reptile update needs at least one adapted parameter vector');
+  if (adapted.length === 0) throw new InvalidOptionsError('the Reptile update needs at least one adapted parameter vector in `adapted`', { option: 'adapted' });
   if (epsilon === 1) return mean(adapted);
   // lerp(phi, mean(adapted), epsilon) in one pass and one allocation (a meta-iteration's largest
   // garbage): the mean is rounded to float32 exactly where mean() would store it, so the bits match.
@@ -37,6 +38,6 @@ export function reptileSerialUpdate(phi: Params, adapted: Params, epsilon: numbe
  * last inner step. With SGD that last difference is −α·∇L(W_i⁽ᵏ⁻¹⁾), the FOMAML gradient.
  */
 export function fomamlUpdate(phi: Params, lastStepDeltas: readonly Params[], epsilon: number): Params {
-  if (lastStepDeltas.length === 0) throw new Error('FOMAML update needs at least one task');
+  if (lastStepDeltas.length === 0) throw new InvalidOptionsError('the FOMAML update needs at least one task\'s last step in `lastStepDeltas`', { option: 'lastStepDeltas' });
   return addScaled(phi, mean(lastStepDeltas), epsilon);
 }

@@ -1,3 +1,5 @@
+import { InvalidOptionsError } from '../_utils/errors.js';
+
 /** One named tensor inside a flat parameter vector. */
 export interface ParamSpec {
   readonly name: string;
@@ -19,7 +21,7 @@ export function createLayout(specs: readonly ParamSpec[]): Layout {
   let size = 0;
   for (const s of specs) {
     for (const d of s.shape) {
-      if (!Number.isInteger(d) || d < 0) throw new Error(`parameter ${s.name} has a bad shape [${s.shape.join(', ')}]`);
+      if (!Number.isInteger(d) || d < 0) throw new InvalidOptionsError(`\`specs\`: parameter '${s.name}' has the shape [${s.shape.join(', ')}]: every dimension must be a whole number ≥ 0`, { option: 'specs' });
     }
     size += sizeOf(s.shape);
   }
@@ -56,7 +58,7 @@ export class Params {
     this.layout = layout;
     this.data = data ?? new Float32Array(layout.size);
     if (this.data.length !== layout.size) {
-      throw new Error(`parameter vector has ${this.data.length} values but its layout needs ${layout.size}`);
+      throw new InvalidOptionsError(`\`data\` has ${this.data.length} values but its layout needs ${layout.size}: pass a vector of the layout's size`, { option: 'data' });
     }
   }
 
@@ -70,7 +72,7 @@ export class Params {
     let offset = 0;
     for (let i = 0; i < index; i++) offset += sizeOf(this.layout.specs[i]!.shape);
     const spec = this.layout.specs[index];
-    if (!spec) throw new Error(`no parameter piece ${index}`);
+    if (!spec) throw new InvalidOptionsError(`no parameter piece ${index}: \`index\` must be from 0 to ${this.layout.specs.length - 1}`, { option: 'index' });
     return this.data.subarray(offset, offset + sizeOf(spec.shape));
   }
 }
@@ -78,7 +80,7 @@ export class Params {
 /** Throws unless `a` and `b` have the same layout. */
 export function assertSameLayout(a: Params, b: Params): void {
   if (a.layout.hash !== b.layout.hash || a.data.length !== b.data.length) {
-    throw new Error(`parameter layouts differ (${a.layout.hash}/${a.data.length} vs ${b.layout.hash}/${b.data.length})`);
+    throw new InvalidOptionsError(`parameter layouts differ (${a.layout.hash}/${a.data.length} vs ${b.layout.hash}/${b.data.length}): combine only parameters of the same model`);
   }
 }
 
@@ -127,7 +129,7 @@ export function addScaled(a: Params, d: Params, s: number): Params {
  */
 export function mean(list: readonly Params[]): Params {
   const first = list[0];
-  if (!first) throw new Error('mean of an empty list of parameters');
+  if (!first) throw new InvalidOptionsError('the mean of an empty list of parameters: pass at least one parameter vector', { option: 'list' });
   for (const p of list) assertSameLayout(first, p);
   const n = list.length;
   const out = new Float32Array(first.data.length);

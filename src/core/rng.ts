@@ -1,3 +1,5 @@
+import { InvalidOptionsError } from '../_utils/errors.js';
+
 /**
  * A seeded, splittable pseudo-random generator (xoshiro128**, seeded through SplitMix32).
  *
@@ -39,7 +41,9 @@ export class Rng {
 
   /** Restores a generator from `getState()`. */
   static fromState(state: readonly number[]): Rng {
-    if (state.length !== 4) throw new Error('Rng state must have 4 words');
+    if (!Array.isArray(state) || state.length !== 4 || !state.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffffffff)) {
+      throw new InvalidOptionsError('an Rng `state` is 4 whole numbers in [0, 2^32), as getState() returns them', { option: 'state' });
+    }
     return new Rng(state);
   }
 
@@ -83,7 +87,7 @@ export class Rng {
 
   /** Uniform integer in [0, n), without modulo bias. */
   int(n: number): number {
-    if (!Number.isInteger(n) || n <= 0 || n > 2 ** 32) throw new Error(`Rng.int needs an integer in [1, 2^32], got ${n}`);
+    if (!Number.isInteger(n) || n <= 0 || n > 2 ** 32) throw new InvalidOptionsError(`Rng.int needs \`n\` to be a whole number in [1, 2^32], got ${n}`, { option: 'n' });
     const limit = Math.floor(2 ** 32 / n) * n;
     for (;;) {
       const r = this.nextUint32();
@@ -111,7 +115,8 @@ export class Rng {
 
   /** `k` distinct integers from [0, n), in random order. */
   sample(n: number, k: number): number[] {
-    if (k > n) throw new Error(`cannot sample ${k} distinct items from ${n}`);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidOptionsError(`Rng.sample needs \`n\` to be a whole number ≥ 0, got ${n}`, { option: 'n' });
+    if (!Number.isInteger(k) || k < 0 || k > n) throw new InvalidOptionsError(`cannot sample ${k} distinct items from ${n}: \`k\` must be a whole number from 0 to ${n}`, { option: 'k' });
     const all = Array.from({ length: n }, (_, i) => i);
     for (let i = 0; i < k; i++) {
       const j = i + this.int(n - i);
@@ -135,6 +140,6 @@ function mix32(x: number): number {
 }
 
 function toUint32(x: number, what: string): number {
-  if (!Number.isInteger(x) || x < 0 || x > 0xffffffff) throw new Error(`${what} must be an integer in [0, 2^32), got ${x}`);
+  if (!Number.isInteger(x) || x < 0 || x > 0xffffffff) throw new InvalidOptionsError(`\`${what}\` must be a whole number in [0, 2^32), got ${x}`, { option: what });
   return x >>> 0;
 }

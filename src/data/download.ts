@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomicSync } from '../_utils/atomic-write.js';
-import { ReptileError } from '../_utils/errors.js';
+import { DataError, InvalidOptionsError } from '../_utils/errors.js';
+import { makeDirectory } from '../_utils/make-dir.js';
 import { OMNIGLOT_ARCHIVES } from './omniglot.js';
 
 /** Where the official Omniglot archives are published (Lake et al., github.com/brendenlake/omniglot). */
@@ -15,10 +16,12 @@ export const OMNIGLOT_URL = 'https://raw.githubusercontent.com/brendenlake/omnig
 export async function downloadOmniglot(options: { dir: string; baseUrl?: string; log?: (line: string) => void; fetchImpl?: typeof fetch }): Promise<string[]> {
   const base = options.baseUrl ?? OMNIGLOT_URL;
   const doFetch = options.fetchImpl ?? fetch;
+  if (typeof options.dir !== 'string' || options.dir === '') throw new InvalidOptionsError('`dir` must be the folder to download into', { option: 'dir' });
   try {
-    fs.mkdirSync(options.dir, { recursive: true });
+    makeDirectory(options.dir);
   } catch (e) {
-    throw new ReptileError(`cannot create '${options.dir}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable --dir`);
+    // Like an unwritable checkpoint folder, a failure at run time (exit code 1), not a usage mistake.
+    throw new DataError(`cannot create '${options.dir}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable \`dir\``, { cause: e });
   }
   const out: string[] = [];
   for (const name of OMNIGLOT_ARCHIVES) {
@@ -33,21 +36,21 @@ export async function downloadOmniglot(options: { dir: string; baseUrl?: string;
       res = await doFetch(url);
     } catch (e) {
       const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
-      throw new ReptileError(`cannot download ${url} (${cause}): this machine seems to be offline; copy ${OMNIGLOT_ARCHIVES.join(' and ')} into '${options.dir}' by hand`);
+      throw new DataError(`cannot download ${url} (${cause}): this machine seems to be offline; copy ${OMNIGLOT_ARCHIVES.join(' and ')} into '${options.dir}' by hand`);
     }
     // The server answered: an HTTP error is the server's or the address's problem, not the network's.
     if (!res.ok) {
-      throw new ReptileError(`cannot download ${url}: the server answered HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}; check the address, or copy ${OMNIGLOT_ARCHIVES.join(' and ')} into '${options.dir}' by hand`);
+      throw new DataError(`cannot download ${url}: the server answered HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}; check the address, or copy ${OMNIGLOT_ARCHIVES.join(' and ')} into '${options.dir}' by hand`);
     }
     try {
       bytes = new Uint8Array(await res.arrayBuffer());
     } catch (e) {
-      throw new ReptileError(`the download of ${url} broke off (${(e as Error).message}): try again, or copy ${OMNIGLOT_ARCHIVES.join(' and ')} into '${options.dir}' by hand`);
+      throw new DataError(`the download of ${url} broke off (${(e as Error).message}): try again, or copy ${OMNIGLOT_ARCHIVES.join(' and ')} into '${options.dir}' by hand`);
     }
     try {
       writeFileAtomicSync(file, bytes);
     } catch (e) {
-      throw new ReptileError(`cannot write '${file}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable --dir`);
+      throw new DataError(`cannot write '${file}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable \`dir\``, { cause: e });
     }
   }
   return out;

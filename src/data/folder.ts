@@ -1,9 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Rng } from '../core/rng.js';
-import { ReptileError } from '../_utils/errors.js';
+import { DataError } from '../_utils/errors.js';
 import { ArrayDataset, subsetClasses, type LabeledDataset } from '../tasks/labeled.js';
 import { decodeImage, isImageFile, toChannels } from './images.js';
+import { requireDataFolder } from './data-dir.js';
 
 /** Options of `loadImageFolder`. */
 export interface ImageFolderOptions {
@@ -23,10 +24,7 @@ export interface ImageFolderOptions {
  * stops with one line naming it.
  */
 export function loadImageFolder(options: ImageFolderOptions): ArrayDataset {
-  const dir = options.dir;
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
-    throw new ReptileError(`image directory '${dir}' does not exist: pass --data-dir pointing at a folder with one sub-folder of images per class`);
-  }
+  const dir = requireDataFolder(options.dir, 'image directory', 'a folder with one sub-folder of images per class');
   const channels = options.channels ?? 3;
   const classes = fs
     .readdirSync(dir, { withFileTypes: true })
@@ -34,7 +32,7 @@ export function loadImageFolder(options: ImageFolderOptions): ArrayDataset {
     .map((e) => ({ name: e.name, files: fs.readdirSync(path.join(dir, e.name)).filter(isImageFile).sort() }))
     .filter((c) => c.files.length > 0)
     .sort((a, b) => (a.name < b.name ? -1 : 1));
-  if (classes.length === 0) throw new ReptileError(`'${dir}' has no class folders with PNG or JPEG images: put each class's images in its own sub-folder`);
+  if (classes.length === 0) throw new DataError(`'${dir}' has no class folders with PNG or JPEG images: put each class's images in its own sub-folder`);
   let size = options.size;
   const chunks: Uint8Array[] = [];
   for (const cls of classes) {
@@ -43,7 +41,7 @@ export function loadImageFolder(options: ImageFolderOptions): ArrayDataset {
       const img = decodeImage(fs.readFileSync(full), full);
       size ??= [img.height, img.width];
       if (img.height !== size[0] || img.width !== size[1]) {
-        throw new ReptileError(`image '${full}' is ${img.width}×${img.height}, but ${size[1]}×${size[0]} is expected: resize all images of the dataset to one size`);
+        throw new DataError(`image '${full}' is ${img.width}×${img.height}, but ${size[1]}×${size[0]} is expected: resize all images of the dataset to one size`);
       }
       chunks.push(toChannels(img, channels));
     }
@@ -67,13 +65,11 @@ export interface MiniImageNetOptions {
  * classes of 84×84 colour images), each split a class-per-folder directory; pixels / 255.
  */
 export function loadMiniImageNet(options: MiniImageNetOptions): { train: ArrayDataset; val: ArrayDataset; test: ArrayDataset } {
-  if (!fs.existsSync(options.dir) || !fs.statSync(options.dir).isDirectory()) {
-    throw new ReptileError(`Mini-ImageNet directory '${options.dir}' does not exist: pass --data-dir pointing at the folder with train/, val/ and test/`);
-  }
+  requireDataFolder(options.dir, 'Mini-ImageNet directory', 'a folder with train/, val/ and test/, one sub-folder per class in each');
   const side = options.size ?? 84;
   const open = (split: string) => {
     const dir = path.join(options.dir, split);
-    if (!fs.existsSync(dir)) throw new ReptileError(`Mini-ImageNet directory '${options.dir}' has no '${split}/' folder: it needs train/, val/ and test/, one sub-folder per class`);
+    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new DataError(`Mini-ImageNet directory '${options.dir}' has no '${split}/' folder: it needs train/, val/ and test/, one sub-folder per class`);
     return loadImageFolder({ dir, size: [side, side], channels: 3 });
   };
   return { train: open('train'), val: open('val'), test: open('test') };
@@ -83,7 +79,7 @@ export function loadMiniImageNet(options: MiniImageNetOptions): { train: ArrayDa
 export function splitFolder(options: { dataset: LabeledDataset; seed: number; trainFraction?: number }): { train: LabeledDataset; test: LabeledDataset } {
   const n = options.dataset.numClasses;
   const numTrain = Math.min(n - 1, Math.max(1, Math.ceil((options.trainFraction ?? 0.7) * n)));
-  if (n < 2) throw new ReptileError(`the image folder has ${n} class, too few to split into training and test classes: add class folders`);
+  if (n < 2) throw new DataError(`the image folder has ${n} class, too few to split into training and test classes: add class folders`);
   const order = Rng.derive(options.seed, 0xf01d).shuffle(Array.from({ length: n }, (_, i) => i));
   return { train: subsetClasses(options.dataset, order.slice(0, numTrain)), test: subsetClasses(options.dataset, order.slice(numTrain)) };
 }

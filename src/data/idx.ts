@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
-import { ReptileError } from '../_utils/errors.js';
+import { DataError } from '../_utils/errors.js';
 
 /** Element types of the IDX format, by the type byte of the magic number. */
 export type IdxType = 'uint8' | 'int8' | 'int16' | 'int32' | 'float32' | 'float64';
@@ -33,28 +33,28 @@ export function parseIdx(bytes: Uint8Array, source = 'IDX data'): IdxArray {
     try {
       buf = gunzipSync(buf);
     } catch (e) {
-      throw new ReptileError(`${source} is a corrupt gzip file (${(e as Error).message}): download it again`);
+      throw new DataError(`${source} is a corrupt gzip file (${(e as Error).message}): download it again`);
     }
   }
-  if (buf.length < 4) throw new ReptileError(`${source} is truncated (${buf.length} bytes, no IDX header): download it again`);
+  if (buf.length < 4) throw new DataError(`${source} is truncated (${buf.length} bytes, no IDX header): download it again`);
   const kind = TYPES.get(buf[2]!);
   if (buf[0] !== 0 || buf[1] !== 0 || kind === undefined) {
     const magic = Array.from(buf.subarray(0, 4), (b) => b.toString(16).padStart(2, '0')).join(' ');
-    throw new ReptileError(`${source} is not an IDX file (magic number ${magic}): pass an MNIST-style IDX file, gzipped or not`);
+    throw new DataError(`${source} is not an IDX file (magic number ${magic}): pass an MNIST-style IDX file, gzipped or not`);
   }
   const ndims = buf[3]!;
   const headerLen = 4 + 4 * ndims;
-  if (buf.length < headerLen) throw new ReptileError(`${source} is truncated inside its header: download it again`);
+  if (buf.length < headerLen) throw new DataError(`${source} is truncated inside its header: download it again`);
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const dims: number[] = [];
   for (let d = 0; d < ndims; d++) dims.push(view.getUint32(4 + 4 * d, false));
   const count = dims.reduce((a, b) => a * b, 1);
   const expected = headerLen + count * kind.bytes;
   if (buf.length < expected) {
-    throw new ReptileError(`${source} is truncated: ${buf.length} bytes, its header [${dims.join(', ')}] needs ${expected}: download it again`);
+    throw new DataError(`${source} is truncated: ${buf.length} bytes, its header [${dims.join(', ')}] needs ${expected}: download it again`);
   }
   if (buf.length > expected) {
-    throw new ReptileError(`${source} has ${buf.length - expected} bytes after its data [${dims.join(', ')}]: the file is corrupt, download it again`);
+    throw new DataError(`${source} has ${buf.length - expected} bytes after its data [${dims.join(', ')}]: the file is corrupt, download it again`);
   }
   return { type: kind.type, dims, data: decodeValues(view, headerLen, count, kind.type) };
 }
@@ -73,7 +73,7 @@ function decodeValues(view: DataView, offset: number, count: number, type: IdxTy
   return out;
 }
 
-/** Reads and decodes one IDX file (gzipped or not); a missing or unreadable file is a one-line {@link ReptileError}. */
+/** Reads and decodes one IDX file (gzipped or not); a missing or unreadable file is a one-line {@link DataError}. */
 export async function readIdxFile(file: string): Promise<IdxArray> {
   return readIdxFileSync(file);
 }
@@ -86,7 +86,7 @@ export function readIdxFileSync(file: string): IdxArray {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'does not exist' : code === 'EISDIR' ? 'is a directory' : `cannot be read (${code ?? (e as Error).message})`;
-    throw new ReptileError(`IDX file ${file} ${why}: check the path`);
+    throw new DataError(`IDX file ${file} ${why}: check the path`);
   }
   return parseIdx(bytes, file);
 }

@@ -1,6 +1,6 @@
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
-import { ReptileError } from '../_utils/errors.js';
+import { DataError } from '../_utils/errors.js';
 
 /** A decoded image: `width × height` pixels, RGBA, 8 bits per channel. */
 export interface RgbaImage {
@@ -11,7 +11,7 @@ export interface RgbaImage {
 
 /**
  * Decodes a PNG or JPEG file's bytes (told apart by their signatures) into RGBA. A file that is
- * neither, or is damaged, is one clear `ReptileError` naming the file.
+ * neither, or is damaged, is one clear `DataError` naming the file.
  */
 export function decodeImage(bytes: Uint8Array, name: string): RgbaImage {
   const isPng = bytes.length >= 8 && bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47;
@@ -26,9 +26,9 @@ export function decodeImage(bytes: Uint8Array, name: string): RgbaImage {
       return { width: img.width, height: img.height, data: img.data };
     }
   } catch (e) {
-    throw new ReptileError(`cannot decode image '${name}' (${(e as Error).message.split('\n')[0]}): the file is damaged; replace it or download the dataset again`);
+    throw new DataError(`cannot decode image '${name}' (${(e as Error).message.split('\n')[0]}): the file is damaged; replace it or download the dataset again`);
   }
-  throw new ReptileError(`'${name}' is not a PNG or JPEG image: remove it from the dataset directory or replace it`);
+  throw new DataError(`'${name}' is not a PNG or JPEG image: remove it from the dataset directory or replace it`);
 }
 
 /**

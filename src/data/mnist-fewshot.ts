@@ -1,8 +1,7 @@
-import * as fs from 'node:fs';
 import { Rng } from '../core/rng.js';
-import { ReptileError } from '../_utils/errors.js';
 import { ArrayDataset, type LabeledDataset } from '../tasks/labeled.js';
 import { findMnistFile, readMnistSplitSync } from './mnist.js';
+import { requireDataFolder } from './data-dir.js';
 
 /** Options of `loadMnistFewShot`. */
 export interface MnistFewShotOptions {
@@ -20,9 +19,7 @@ export interface MnistFewShotOptions {
  * (28×28×1, pixel / 255).
  */
 export function loadMnistFewShot(options: MnistFewShotOptions): { train: LabeledDataset; test: LabeledDataset; trainDigits: number[]; testDigits: number[] } {
-  if (!fs.existsSync(options.dir) || !fs.statSync(options.dir).isDirectory()) {
-    throw new ReptileError(`MNIST directory '${options.dir}' does not exist: pass --data-dir pointing at the folder with the MNIST IDX files`);
-  }
+  requireDataFolder(options.dir, 'MNIST directory', 'a folder with the four MNIST IDX files (train-images, train-labels, t10k-images, t10k-labels)');
   const split = readMnistSplitSync({ imagesFile: findMnistFile(options.dir, 'trainImages'), labelsFile: findMnistFile(options.dir, 'trainLabels') });
   const { count, rows: h, cols: w } = split;
   const numTrain = options.numTrain ?? 5;

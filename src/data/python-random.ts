@@ -1,5 +1,5 @@
 import MersenneTwister from 'mersenne-twister';
-import { ReptileError } from '../_utils/errors.js';
+import { InvalidOptionsError } from '../_utils/errors.js';
 
 /**
  * `random.seed(seed); random.shuffle(items)` exactly as CPython 3 does it, on a copy: the
@@ -10,7 +10,7 @@ import { ReptileError } from '../_utils/errors.js';
  * paper's exact characters.
  */
 export function pythonShuffle<T>(items: readonly T[], seed: number): T[] {
-  if (!Number.isSafeInteger(seed) || seed < 0) throw new ReptileError(`the split seed must be a non-negative integer, got ${seed}`);
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new InvalidOptionsError(`the split \`seed\` must be a whole number ≥ 0, got ${seed}`, { option: 'seed' });
   const key: number[] = [];
   for (let rest = seed; rest > 0; rest = Math.floor(rest / 2 ** 32)) key.push(rest % 2 ** 32);
   if (key.length === 0) key.push(0);

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { UsageError } from '../_utils/errors.js';
+import { checkChoice } from '../_utils/checks.js';
+import { InvalidOptionsError } from '../_utils/errors.js';
 import { registerWasmConvKernels } from './wasm-kernels.js';
 
 /** Backends a user can ask for; `auto` picks the fastest one that loads. */
@@ -13,6 +14,7 @@ let announced = false;
  * the backend's name; with `log`, says once which one runs and why.
  */
 export async function selectBackend(choice: BackendChoice = 'auto', log?: (line: string) => void): Promise<string> {
+  checkChoice('backend', choice, ['auto', 'tensorflow', 'wasm', 'cpu']);
   const order: Exclude<BackendChoice, 'auto'>[] = choice === 'auto' ? ['tensorflow', 'wasm', 'cpu'] : [choice];
   const failures: string[] = [];
   for (const name of order) {
@@ -28,7 +30,7 @@ export async function selectBackend(choice: BackendChoice = 'auto', log?: (line:
     }
     failures.push(`${name}: ${why}`);
   }
-  throw new UsageError(`tfjs backend '${choice}' is not available (${failures.join('; ')}): install it or use --backend auto`);
+  throw new InvalidOptionsError(`tfjs backend '${choice}' is not available (${failures.join('; ')}): install it, or set \`backend\` to 'auto'`, { option: 'backend' });
 }
 
 async function tryBackend(name: Exclude<BackendChoice, 'auto'>): Promise<string | undefined> {

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { UnsupportedModelError } from '../_utils/errors.js';
 
 type TensorInfo = tf.TensorInfo;
 
@@ -34,7 +35,7 @@ export interface ConvGeometry {
 }
 
 function geometry(xShape: number[], filterShape: number[], attrs: ConvAttrs): ConvGeometry {
-  if (attrs.dataFormat !== 'NHWC') throw new Error(`wasm conv gradient kernels support only NHWC, got ${attrs.dataFormat}`);
+  if (attrs.dataFormat !== 'NHWC') throw new UnsupportedModelError(`the wasm backend's convolution gradients support only NHWC (channelsLast) data, got ${attrs.dataFormat}: use channelsLast or another tfjs backend`);
   const info = tf.backend_util.computeConv2DInfo(
     xShape as [number, number, number, number],
     filterShape as [number, number, number, number],
@@ -116,6 +117,7 @@ export function col2im(col: Float32Array, g: ConvGeometry, x: Float32Array): voi
 }
 
 function batchMatMul(backend: WasmBackend, a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: boolean): TensorInfo {
+  // tfjs-backend-wasm registers BatchMatMul whenever it registers the backend: an invariant.
   const kernel = tf.getKernel('BatchMatMul', 'wasm');
   if (!kernel) throw new Error("the wasm backend has no 'BatchMatMul' kernel");
   return kernel.kernelFunc({ inputs: { a, b }, backend: backend as unknown as tf.KernelBackend, attrs: { transposeA, transposeB } }) as TensorInfo;

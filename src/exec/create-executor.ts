@@ -1,6 +1,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { UsageError } from '../_utils/errors.js';
+import { checkOptionsObject } from '../_utils/checks.js';
+import { InvalidOptionsError } from '../_utils/errors.js';
 import type { InnerStatePolicy } from '../learners/learner.js';
 import type { Executor } from './executor.js';
 import { InlineExecutor } from './inline.js';
@@ -40,9 +41,10 @@ export interface CreateExecutorOptions {
 
 /** Builds the executor `--executor` names; threads and redis are loaded only when asked for. */
 export async function createExecutor(options: CreateExecutorOptions): Promise<Executor> {
+  checkOptionsObject(options, 'createExecutor', "{ executor: 'threads' }");
   const name = options.executor ?? 'inline';
-  if (name !== 'redis' && options.redis !== undefined) throw new UsageError('--redis is for --executor redis: add --executor redis, or drop --redis');
-  if (name !== 'threads' && options.workers !== undefined) throw new UsageError('--workers is for --executor threads (redis workers are separate `reptile worker` processes)');
+  if (name !== 'redis' && options.redis !== undefined) throw new InvalidOptionsError("`redis` is for the redis executor: set `executor` to 'redis', or drop `redis`", { option: 'redis' });
+  if (name !== 'threads' && options.workers !== undefined) throw new InvalidOptionsError("`workers` is for the threads executor: set `executor` to 'threads', or drop `workers` (redis workers are separate `reptile worker` processes)", { option: 'workers' });
   const common = {
     ...(options.runId !== undefined ? { runId: options.runId } : {}),
     ...(options.checkpointDir !== undefined ? { runKey: `${os.hostname()}\0${path.resolve(options.checkpointDir)}` } : {}),
@@ -55,12 +57,12 @@ export async function createExecutor(options: CreateExecutorOptions): Promise<Ex
       return new ThreadsExecutor({ ...common, ...(options.workers !== undefined ? { workers: options.workers } : {}), ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}), ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}) });
     }
     case 'redis': {
-      if (options.redis === undefined) throw new UsageError('--executor redis needs --redis URL: the coordinator\'s Redis, e.g. --redis redis://localhost:6379');
+      if (options.redis === undefined) throw new InvalidOptionsError("the redis executor needs `redis`, the coordinator's Redis URL, e.g. 'redis://localhost:6379'", { option: 'redis' });
       const { RedisExecutor } = await import('./redis.js');
       return RedisExecutor.connect({ ...common, url: options.redis, ...(options.log ? { log: options.log } : {}) });
     }
     default:
-      throw new UsageError(`unknown executor '${String(name)}': use inline, threads or redis`);
+      throw new InvalidOptionsError(`unknown executor '${String(name)}': \`executor\` must be 'inline', 'threads' or 'redis'`, { option: 'executor' });
   }
 }
 

@@ -1,4 +1,4 @@
-import { UsageError } from '../_utils/errors.js';
+import { InvalidOptionsError } from '../_utils/errors.js';
 import { Rng } from '../core/rng.js';
 import type { AdaptResult, InnerOptions, InnerStatePolicy, Learner } from '../learners/learner.js';
 import type { TaskSource } from '../tasks/task.js';
@@ -54,8 +54,8 @@ export function taskStreams(seed: number, iteration: number, taskIndex: number):
 /** Refuses the `carry` policy on an executor that runs tasks side by side, with the way out. */
 export function checkPolicyFor(executor: Pick<Executor, 'name' | 'parallel'>, policy: InnerStatePolicy): void {
   if (executor.parallel && policy === 'carry') {
-    throw new UsageError(
-      `the ${executor.name} executor runs a meta-batch's tasks side by side, so it cannot carry the inner optimizer's state from task to task (--inner-state carry): use --inner-state shared or reset, or --executor inline`,
+    throw new InvalidOptionsError(
+      `the ${executor.name} executor runs a meta-batch's tasks side by side, so it cannot carry the inner optimizer's state from task to task (\`innerState\` 'carry'): set \`innerState\` to 'shared' or 'reset', or \`executor\` to 'inline'`,
     );
   }
 }

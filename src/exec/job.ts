@@ -5,6 +5,7 @@ import type { Layout } from '../core/params.js';
 import { learnerKind } from '../learners/create-learner.js';
 import { validateInnerOptions, type InnerOptions, type InnerStatePolicy, type Learner, type OptimizerState } from '../learners/learner.js';
 import type { TaskSource } from '../tasks/task.js';
+import { InvalidOptionsError } from '../_utils/errors.js';
 
 /**
  * How to rebuild the learner on a worker: the tfjs model's topology (JSON, never code), which
@@ -86,7 +87,7 @@ export const MAX_TASKS_PER_JOB = 10_000;
 /** The spec of a learner, for workers to rebuild it; throws when the learner has no tfjs model to describe. */
 export function describeLearner(learner: Learner): LearnerSpec {
   const model = (learner as { model?: { toJSON(unused: null, returnString: false): unknown } }).model;
-  if (model === undefined) throw new Error('this learner has no tfjs model to send to workers: use the inline executor, or a TfjsLearner or NativeLearner');
+  if (model === undefined) throw new InvalidOptionsError('this `learner` has no tfjs model to send to workers: use the inline executor, or a TfjsLearner or NativeLearner', { option: 'learner' });
   return {
     kind: learnerKind(learner),
     modelTopology: model.toJSON(null, false),

@@ -4,8 +4,10 @@ import { Params } from '../core/params.js';
 import type { AdaptResult, Learner, OptimizerState } from '../learners/learner.js';
 import type { TaskSource } from '../tasks/task.js';
 import { checkPolicyFor, type EvalRequest, type Executor, type MetaBatchRequest } from './executor.js';
-import { checkResult, jobDigest, runSpecOf, stateFromWire, stateToWire, type JobResult, type RunSpec, type TaskJob } from './job.js';
+import { MAX_TASKS_PER_JOB, checkResult, jobDigest, runSpecOf, stateFromWire, stateToWire, type JobResult, type RunSpec, type TaskJob } from './job.js';
 import { meanOptimizerState } from './shared-state.js';
+import { checkInteger, describeValue } from '../_utils/checks.js';
+import { InvalidOptionsError } from '../_utils/errors.js';
 
 /**
  * Why a result cannot be used for the job it answers, or undefined when it can: the executor's
@@ -65,6 +67,10 @@ export class ParallelExecutor implements Executor {
   private readonly runKey: string;
 
   constructor(name: string, transport: JobTransport, options: ParallelExecutorOptions = {}) {
+    if (options.runId !== undefined && (typeof options.runId !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(options.runId))) {
+      throw new InvalidOptionsError(`\`runId\` must be 1 to 64 letters, digits, '.', '_' or '-', got ${describeValue(options.runId)}`, { option: 'runId' });
+    }
+    if (options.evalChunk !== undefined) checkInteger('evalChunk', options.evalChunk, 1, MAX_TASKS_PER_JOB);
     this.name = name;
     this.transport = transport;
     this.options = options;
@@ -150,7 +156,8 @@ export class ParallelExecutor implements Executor {
   }
 }
 
-// Reptile's update does not read the last inner step, so it does not travel; reading it is a bug.
+// Reptile's update does not read the last inner step, so it does not travel; reading it is a bug
+// (an internal invariant, hence a plain Error).
 function notSent(): Params {
   return new Proxy({} as Params, {
     get() {

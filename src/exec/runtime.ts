@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { ReptileError } from '../_utils/errors.js';
+import { DataError, InvalidOptionsError } from '../_utils/errors.js';
 import { floatsToBytes, floatsView } from '../core/codec.js';
 import { Params } from '../core/params.js';
 import { openRecordedFewShotData, type FewShotData } from '../data/open.js';
@@ -40,7 +40,7 @@ export function sourceFromSpec(spec: Record<string, unknown>, context: SourceCon
     });
   } else if (spec['task'] === 'few-shot') {
     const origin = spec['data'] as Record<string, unknown> | undefined;
-    if (origin === undefined || typeof origin['dataset'] !== 'string') throw new ReptileError('the run\'s few-shot task source does not say which data it samples from: it cannot run on a worker');
+    if (origin === undefined || typeof origin['dataset'] !== 'string') throw new InvalidOptionsError('the run\'s few-shot task source does not say which data it samples from (its `origin`): give it one, or use the inline executor', { option: 'source' });
     const dataDir = context.dataDir ?? (origin['dataDir'] as string);
     const splitSeed = origin['splitSeed'] as number;
     const key = `${String(origin['dataset'])}|${dataDir}|${splitSeed}|${String(origin['classSplit'] ?? 'seeded')}`;
@@ -50,12 +50,12 @@ export function sourceFromSpec(spec: Record<string, unknown>, context: SourceCon
       opened?.set(key, data);
     }
     if (data.describe.fingerprint !== origin['fingerprint']) {
-      throw new ReptileError(
-        `the ${String(origin['dataset'])} data in '${dataDir}' is not the run's (fingerprint ${data.describe.fingerprint}, the run's ${String(origin['fingerprint'])}): point --data-dir at the same copy of the data`,
+      throw new DataError(
+        `the ${String(origin['dataset'])} data in '${dataDir}' is not the run's (fingerprint ${data.describe.fingerprint}, the run's ${String(origin['fingerprint'])}): point \`dataDir\` at the same copy of the data`,
       );
     }
     const split = origin['split'] === 'test' ? data.test : origin['split'] === 'val' ? data.val : data.train;
-    if (split === undefined) throw new ReptileError(`the ${String(origin['dataset'])} data has no '${String(origin['split'])}' split`);
+    if (split === undefined) throw new DataError(`the ${String(origin['dataset'])} data in '${dataDir}' has no '${String(origin['split'])}' split: point \`dataDir\` at a copy of the data that has it`);
     source = new FewShotTaskSource({
       dataset: split,
       classes: spec['classes'] as number,
@@ -65,10 +65,10 @@ export function sourceFromSpec(spec: Record<string, unknown>, context: SourceCon
       origin,
     });
   } else {
-    throw new ReptileError(`a task source of kind '${String(spec['task'])}' cannot be rebuilt on a worker: use the inline executor`);
+    throw new InvalidOptionsError(`a task source of kind '${String(spec['task'])}' cannot be rebuilt on a worker: use the inline executor`, { option: 'executor' });
   }
   if (JSON.stringify(source.describe()) !== JSON.stringify(spec)) {
-    throw new ReptileError(`the task source rebuilt on this worker (${JSON.stringify(source.describe())}) differs from the run's (${JSON.stringify(spec)})`);
+    throw new DataError(`the task source rebuilt on this worker (${JSON.stringify(source.describe())}) differs from the run's (${JSON.stringify(spec)}): run the same reptile-ml version with the same data on both sides`);
   }
   return source;
 }
@@ -99,7 +99,7 @@ export class JobRunner {
       if (learner.layout.hash !== spec.learner.layout.hash || learner.layout.size !== spec.learner.layout.size) {
         learner.dispose();
         model.dispose();
-        throw new ReptileError(`the run's model rebuilt here has layout ${learner.layout.hash} (${learner.layout.size} values), not ${spec.learner.layout.hash}: coordinator and worker run different versions`);
+        throw new DataError(`the run's model rebuilt here has layout ${learner.layout.hash} (${learner.layout.size} values), not ${spec.learner.layout.hash}: coordinator and worker run different versions`);
       }
       entry = { learner, model };
       this.learners.set(spec.runId, entry);

@@ -4,7 +4,8 @@ import type { OptimizerState } from '../learners/learner.js';
  * The `shared` policy's next state: the element-wise mean of the tasks' final optimizer states,
  * summed in task-index order in float64, so the result does not depend on which task finished
  * first or where it ran. Every task took the same number of steps from the same state, so the
- * step count is theirs.
+ * step count is theirs. Its plain Errors are invariants: every state it gets came from one learner's
+ * tasks of one meta-batch (remote ones checked by checkResult on arrival).
  */
 export function meanOptimizerState(states: readonly (OptimizerState | undefined)[]): OptimizerState | undefined {
   const present = states.filter((s): s is OptimizerState => s !== undefined);

@@ -3,6 +3,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { checkJob, type JobResult, type RunSpec, type TaskJob } from './job.js';
 import { JobRunner, type SourceContext } from './runtime.js';
+import { ReptileError } from '../_utils/errors.js';
 
 interface Request {
   id: number;
@@ -21,6 +22,8 @@ let chain: Promise<void> = Promise.resolve();
 parentPort!.on('message', (request: Request) => {
   chain = chain.then(async () => {
     try {
+      // The three plain Errors below are invariants of the protocol between this process's own
+      // threads (the pool sends a run's spec before its first job, and reuses only the φ it sent).
       if (request.spec) specs.set(request.spec.runId, request.spec);
       const spec = specs.get(request.job.runId);
       if (spec === undefined) throw new Error(`no spec for run ${request.job.runId}`);
@@ -37,7 +40,8 @@ parentPort!.on('message', (request: Request) => {
       const transfer = result.outcomes.flatMap((o) => [o.params, o.lastStep, o.state?.m, o.state?.v].filter((b): b is Uint8Array => b !== undefined).map((b) => b.buffer as ArrayBuffer));
       parentPort!.postMessage({ id: request.id, result }, transfer);
     } catch (e) {
-      parentPort!.postMessage({ id: request.id, error: (e as Error).message });
+      // The error's class travels with its message, so a usage mistake stays one (exit code 2).
+      parentPort!.postMessage({ id: request.id, error: (e as Error).message, ...(e instanceof ReptileError ? { errorName: e.name } : {}) });
     }
   });
 });

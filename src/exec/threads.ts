@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { ReptileError, UsageError } from '../_utils/errors.js';
+import { checkOptionsObject } from '../_utils/checks.js';
+import { CheckpointError, DataError, DivergenceError, InvalidOptionsError, ReptileError, UnsupportedModelError, UsageError } from '../_utils/errors.js';
 import type { JobResult, RunSpec, TaskJob } from './job.js';
 import { ParallelExecutor, type JobTransport, type ParallelExecutorOptions, type ResultCheck } from './parallel.js';
 import type { SourceContext } from './runtime.js';
@@ -23,12 +24,24 @@ export class ThreadsExecutor extends ParallelExecutor {
   readonly workers: number;
 
   constructor(options: ThreadsExecutorOptions = {}) {
+    checkOptionsObject(options, 'ThreadsExecutor', '{ workers: 4 }');
     const workers = options.workers ?? os.availableParallelism();
-    if (!Number.isInteger(workers) || workers < 1 || workers > 1024) throw new UsageError(`--workers must be a whole number from 1 to 1024, got ${workers}`);
+    if (!Number.isInteger(workers) || workers < 1 || workers > 1024) throw new InvalidOptionsError(`\`workers\` must be a whole number from 1 to 1024, got ${workers}`, { option: 'workers' });
+    for (const option of ['dataDir', 'cacheDir'] as const) {
+      if (options[option] !== undefined && typeof options[option] !== 'string') throw new InvalidOptionsError(`\`${option}\` must be a folder's path, got ${typeof options[option]}`, { option });
+    }
     const context: SourceContext = { ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}), ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}) };
     super('threads', new ThreadPool(workers, context), { scanValues: false, ...options });
     this.workers = workers;
   }
+}
+
+// A worker thread's error as this thread throws it: of the class the worker threw, when that was
+// one of the library's (the message names the problem and the fix), else a runtime failure.
+const ERROR_CLASSES: Record<string, new (message: string) => ReptileError> = { UsageError, InvalidOptionsError, UnsupportedModelError, DataError, CheckpointError, DivergenceError };
+function workerError(message: string, name: string | undefined): ReptileError {
+  const cls = name === undefined ? undefined : ERROR_CLASSES[name];
+  return cls !== undefined ? new cls(message) : new ReptileError(`a worker thread failed: ${message}`);
 }
 
 interface Slot {
@@ -73,7 +86,7 @@ class ThreadPool implements JobTransport {
   }
 
   submit(spec: RunSpec, job: TaskJob, check: ResultCheck): Promise<JobResult> {
-    if (this.closed) return Promise.reject(new Error('the threads executor is closed'));
+    if (this.closed) return Promise.reject(new UsageError('the threads executor is closed: create a new one to run more tasks'));
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
       this.queue.push({ spec, job, check, resolve, reject });
@@ -90,12 +103,12 @@ class ThreadPool implements JobTransport {
   private start(): Slot {
     const worker = startWorker({ workerData: this.context, env: { ...process.env, REPTILE_NATIVE_THREADS: '1' } });
     const slot: Slot = { worker, busy: false, specs: new Set(), digest: undefined };
-    worker.on('message', (msg: { id: number; result?: JobResult; error?: string }) => {
+    worker.on('message', (msg: { id: number; result?: JobResult; error?: string; errorName?: string }) => {
       const p = this.inFlight.get(msg.id);
       if (p === undefined) return;
       this.inFlight.delete(msg.id);
       slot.busy = false;
-      if (msg.error !== undefined) p.reject(new ReptileError(`a worker thread failed: ${msg.error}`));
+      if (msg.error !== undefined) p.reject(workerError(msg.error, msg.errorName));
       else {
         // This process's own threads: a result its check rejects is a bug, not an attack.
         const problem = p.check(msg.result!);

@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
-import { ReptileError } from '../_utils/errors.js';
+import { UnsupportedModelError } from '../_utils/errors.js';
 import { sizeOf } from '../core/params.js';
 import type { NativeActivation, NativeIsa, NativeOp, NativePlan } from '../engine/native.js';
 
@@ -48,19 +48,16 @@ export const NATIVE_LAYERS = [
   `Activation (linear, ${Object.keys(ACTIVATIONS).join(', ')})`,
 ] as const;
 
-/** A model the native engine cannot compile; the message names the layer and the way out. */
-export class UnsupportedModelError extends ReptileError {
-  constructor(message: string) {
-    super(`${message}; the native engine supports ${NATIVE_LAYERS.join(', ')}: use the tfjs learner (learner 'tfjs' or 'auto')`);
-    this.name = 'UnsupportedModelError';
-  }
+// A model the native engine cannot compile: the message names the layer, then the way out.
+function unsupported(message: string): UnsupportedModelError {
+  return new UnsupportedModelError(`${message}; the native engine supports ${NATIVE_LAYERS.join(', ')}: use the tfjs learner (set \`learner\` to 'tfjs' or 'auto')`);
 }
 
 type LayerVar = tf.LayersModel['trainableWeights'][number];
 
 function pair(v: unknown, what: string, layer: string): [number, number] {
   const a = Array.isArray(v) ? v : [v, v];
-  if (a.length !== 2 || !a.every((x) => Number.isInteger(x) && (x as number) > 0)) throw new UnsupportedModelError(`layer '${layer}' has an unsupported ${what} ${JSON.stringify(v)}`);
+  if (a.length !== 2 || !a.every((x) => Number.isInteger(x) && (x as number) > 0)) throw unsupported(`layer '${layer}' has an unsupported ${what} ${JSON.stringify(v)}`);
   return [a[0] as number, a[1] as number];
 }
 
@@ -81,7 +78,7 @@ function axis(inSize: number, k: number, s: number, padding: string): { out: num
  * the engine is given once and never changes.
  */
 export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): NativePlan {
-  if (model.getClassName() !== 'Sequential') throw new UnsupportedModelError(`model '${model.name}' is a ${model.getClassName()}, not a Sequential model`);
+  if (model.getClassName() !== 'Sequential') throw unsupported(`model '${model.name}' is a ${model.getClassName()}, not a Sequential model`);
   const offsets = new Map<LayerVar, number>();
   let paramSize = 0;
   for (const w of model.trainableWeights) {
@@ -89,9 +86,9 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
     paramSize += sizeOf(w.shape as number[]);
   }
   const inShape = model.inputs[0]!.shape.slice(1);
-  if (inShape.some((d) => d === null)) throw new UnsupportedModelError(`model input shape [${inShape.join(', ')}] must be fully known`);
+  if (inShape.some((d) => d === null)) throw unsupported(`model input shape [${inShape.join(', ')}] must be fully known`);
   let shape = inShape as number[];
-  if (shape.length !== 1 && shape.length !== 3) throw new UnsupportedModelError(`model input of rank ${shape.length + 1} (the native engine takes [batch, features] or [batch, height, width, channels])`);
+  if (shape.length !== 1 && shape.length !== 3) throw unsupported(`model input of rank ${shape.length + 1} (the native engine takes [batch, features] or [batch, height, width, channels])`);
   const inputSize = sizeOf(shape);
   const ops: NativeOp[] = [];
 
@@ -107,7 +104,7 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
     const vars = suffixes.map((s) => find(layer, s));
     const present = vars.filter((v): v is LayerVar => v !== undefined);
     const frozen = present.filter((v) => !offsets.has(v));
-    if (frozen.length > 0 && frozen.length < present.length) throw new UnsupportedModelError(`layer '${layer.name}' has both trainable and frozen weights (freeze the whole layer)`);
+    if (frozen.length > 0 && frozen.length < present.length) throw unsupported(`layer '${layer.name}' has both trainable and frozen weights (freeze the whole layer)`);
     if (frozen.length === 0) return { at: vars.map((v) => (v ? offsets.get(v) : undefined)) };
     const at = vars.map((v) => {
       if (!v) return undefined;
@@ -127,7 +124,7 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
     const size = sizeOf(shape);
     if (name === undefined || name === null || name === 'linear') return;
     const a = typeof name === 'string' ? ACTIVATIONS[name] : undefined;
-    if (a === undefined) throw new UnsupportedModelError(`layer '${layer.name}' uses activation '${String(name)}'`);
+    if (a === undefined) throw unsupported(`layer '${layer.name}' uses activation '${String(name)}'`);
     if (a === 'relu' || a === 'tanh') ops.push({ kind: a, inSize: size, outSize: size });
     else if (a === 'softmax') ops.push({ kind: 'softmax', inSize: size, outSize: size, channels: shape[shape.length - 1]! });
     else ops.push({ kind: 'act', inSize: size, outSize: size, ...a });
@@ -144,7 +141,7 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
         shape = [size];
         break;
       case 'Dense': {
-        if (shape.length !== 1) throw new UnsupportedModelError(`layer '${layer.name}' (Dense) gets an input of shape [${shape.join(', ')}]; put a Flatten layer before it`);
+        if (shape.length !== 1) throw unsupported(`layer '${layer.name}' (Dense) gets an input of shape [${shape.join(', ')}]; put a Flatten layer before it`);
         const units = cfg.units as number;
         const { at: [w, b], frozen } = weightsOf(layer, ['kernel', 'bias']);
         ops.push({ kind: 'dense', inSize: size, outSize: units, w: w!, ...(b === undefined ? {} : { b }), ...frozenFlag(frozen) });
@@ -157,26 +154,26 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
       case 'AveragePooling2D':
       case 'DepthwiseConv2D':
       case 'SeparableConv2D': {
-        if (shape.length !== 3) throw new UnsupportedModelError(`layer '${layer.name}' (${cls}) needs an image input [height, width, channels], got [${shape.join(', ')}]`);
-        if (cfg.dataFormat !== undefined && cfg.dataFormat !== 'channelsLast') throw new UnsupportedModelError(`layer '${layer.name}' uses dataFormat '${String(cfg.dataFormat)}' (only channelsLast)`);
+        if (shape.length !== 3) throw unsupported(`layer '${layer.name}' (${cls}) needs an image input [height, width, channels], got [${shape.join(', ')}]`);
+        if (cfg.dataFormat !== undefined && cfg.dataFormat !== 'channelsLast') throw unsupported(`layer '${layer.name}' uses dataFormat '${String(cfg.dataFormat)}' (only channelsLast)`);
         const padding = String(cfg.padding ?? 'valid');
-        if (padding !== 'same' && padding !== 'valid') throw new UnsupportedModelError(`layer '${layer.name}' uses padding '${padding}'`);
+        if (padding !== 'same' && padding !== 'valid') throw unsupported(`layer '${layer.name}' uses padding '${padding}'`);
         const [inH, inW, cin] = shape as [number, number, number];
         const isDepthwise = cls === 'DepthwiseConv2D' || cls === 'SeparableConv2D';
         const isConv = cls === 'Conv2D' || isDepthwise;
         if (isConv) {
           const dil = pair(cfg.dilationRate ?? 1, 'dilation rate', layer.name);
-          if (dil[0] !== 1 || dil[1] !== 1) throw new UnsupportedModelError(`layer '${layer.name}' uses dilation ${dil.join('x')}`);
+          if (dil[0] !== 1 || dil[1] !== 1) throw unsupported(`layer '${layer.name}' uses dilation ${dil.join('x')}`);
         }
         const [kh, kw] = pair(isConv ? cfg.kernelSize : cfg.poolSize, isConv ? 'kernel size' : 'pool size', layer.name);
         const [sh, sw] = pair(cfg.strides ?? (isConv ? 1 : [kh, kw]), 'stride', layer.name);
         const h = axis(inH, kh, sh, padding);
         const wd = axis(inW, kw, sw, padding);
-        if (h.out < 1 || wd.out < 1) throw new UnsupportedModelError(`layer '${layer.name}' leaves no output for an input of ${inH}x${inW}`);
+        if (h.out < 1 || wd.out < 1) throw unsupported(`layer '${layer.name}' leaves no output for an input of ${inH}x${inW}`);
         // tfjs averages a window that crosses the border over the pixels inside, but its gradient
         // divides by the whole window: no engine can match both, so those stay with tfjs.
         if (cls === 'AveragePooling2D' && ((h.out - 1) * sh + kh > inH || (wd.out - 1) * sw + kw > inW)) {
-          throw new UnsupportedModelError(`layer '${layer.name}' (AveragePooling2D) has windows crossing the border of its ${inH}x${inW} input with padding 'same' (tfjs's gradient counts the padding there); use padding 'valid' or a size its strides divide`);
+          throw unsupported(`layer '${layer.name}' (AveragePooling2D) has windows crossing the border of its ${inH}x${inW} input with padding 'same' (tfjs's gradient counts the padding there); use padding 'valid' or a size its strides divide`);
         }
         // The depth multiplier from the kernel's shape (kh, kw, cin, mul): SeparableConv2D's config leaves it out.
         const mul = isDepthwise ? (find(layer, 'depthwise_kernel')!.shape[3] as number) : 1;
@@ -207,8 +204,8 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
       }
       case 'GlobalMaxPooling2D':
       case 'GlobalAveragePooling2D': {
-        if (shape.length !== 3) throw new UnsupportedModelError(`layer '${layer.name}' (${cls}) needs an image input [height, width, channels], got [${shape.join(', ')}]`);
-        if (cfg.dataFormat !== undefined && cfg.dataFormat !== 'channelsLast') throw new UnsupportedModelError(`layer '${layer.name}' uses dataFormat '${String(cfg.dataFormat)}' (only channelsLast)`);
+        if (shape.length !== 3) throw unsupported(`layer '${layer.name}' (${cls}) needs an image input [height, width, channels], got [${shape.join(', ')}]`);
+        if (cfg.dataFormat !== undefined && cfg.dataFormat !== 'channelsLast') throw unsupported(`layer '${layer.name}' uses dataFormat '${String(cfg.dataFormat)}' (only channelsLast)`);
         // A window over the whole image.
         const [inH, inW, c] = shape as [number, number, number];
         const geom = { inH, inW, cin: c, outH: 1, outW: 1, cout: c, kh: inH, kw: inW, sh: inH, sw: inW, padT: 0, padL: 0 };
@@ -217,8 +214,8 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
         break;
       }
       case 'ZeroPadding2D': {
-        if (shape.length !== 3) throw new UnsupportedModelError(`layer '${layer.name}' (ZeroPadding2D) needs an image input [height, width, channels], got [${shape.join(', ')}]`);
-        if (cfg.dataFormat !== undefined && cfg.dataFormat !== 'channelsLast') throw new UnsupportedModelError(`layer '${layer.name}' uses dataFormat '${String(cfg.dataFormat)}' (only channelsLast)`);
+        if (shape.length !== 3) throw unsupported(`layer '${layer.name}' (ZeroPadding2D) needs an image input [height, width, channels], got [${shape.join(', ')}]`);
+        if (cfg.dataFormat !== undefined && cfg.dataFormat !== 'channelsLast') throw unsupported(`layer '${layer.name}' uses dataFormat '${String(cfg.dataFormat)}' (only channelsLast)`);
         const p = cfg.padding as [[number, number], [number, number]];
         const [[top, bottom], [left, right]] = p;
         const [inH, inW, c] = shape as [number, number, number];
@@ -234,14 +231,14 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
         const known = target.reduce<number>((a, d) => (d === null || d < 0 ? a : a * d), 1);
         const unknown = target.findIndex((d) => d === null || d < 0);
         if (unknown >= 0) target[unknown] = size / known;
-        if ((target.length !== 1 && target.length !== 3) || sizeOf(target as number[]) !== size) throw new UnsupportedModelError(`layer '${layer.name}' (Reshape) gives shape [${target.join(', ')}] (the native engine takes [features] or [height, width, channels])`);
+        if ((target.length !== 1 && target.length !== 3) || sizeOf(target as number[]) !== size) throw unsupported(`layer '${layer.name}' (Reshape) gives shape [${target.join(', ')}] (the native engine takes [features] or [height, width, channels])`);
         shape = target as number[];
         break;
       }
       case 'BatchNormalization': {
         const ax = cfg.axis as number | number[];
         const axes = Array.isArray(ax) ? ax : [ax];
-        if (axes.length !== 1 || (axes[0] !== -1 && axes[0] !== shape.length)) throw new UnsupportedModelError(`layer '${layer.name}' normalises axis ${JSON.stringify(ax)} (only the last axis)`);
+        if (axes.length !== 1 || (axes[0] !== -1 && axes[0] !== shape.length)) throw unsupported(`layer '${layer.name}' normalises axis ${JSON.stringify(ax)} (only the last axis)`);
         const channels = shape[shape.length - 1]!;
         const moving = (suffix: string): Float32Array => {
           const w = layer.weights.find((x) => (x.originalName ?? x.name).endsWith(suffix));
@@ -269,7 +266,7 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
       case 'LayerNormalization': {
         const ax = cfg.axis as number | number[];
         const axes = Array.isArray(ax) ? ax : [ax];
-        if (axes.length !== 1 || (axes[0] !== -1 && axes[0] !== shape.length)) throw new UnsupportedModelError(`layer '${layer.name}' (LayerNormalization) normalises axis ${JSON.stringify(ax)} (only the last axis)`);
+        if (axes.length !== 1 || (axes[0] !== -1 && axes[0] !== shape.length)) throw unsupported(`layer '${layer.name}' (LayerNormalization) normalises axis ${JSON.stringify(ax)} (only the last axis)`);
         const {
           at: [gamma, beta],
           frozen,
@@ -293,7 +290,7 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
       case 'Softmax': {
         const ax = cfg.axis as number | number[] | undefined;
         const axes = Array.isArray(ax) ? ax : [ax ?? -1];
-        if (axes.length !== 1 || (axes[0] !== -1 && axes[0] !== shape.length)) throw new UnsupportedModelError(`layer '${layer.name}' (Softmax) normalises axis ${JSON.stringify(ax)} (only the last axis)`);
+        if (axes.length !== 1 || (axes[0] !== -1 && axes[0] !== shape.length)) throw unsupported(`layer '${layer.name}' (Softmax) normalises axis ${JSON.stringify(ax)} (only the last axis)`);
         activation(layer, 'softmax');
         break;
       }
@@ -303,17 +300,17 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
       case 'Dropout': {
         // The layer's own seed is not used: masks come from the task's rng (NativeLearner), so that
         // runs are reproducible whichever thread or machine adapts a task.
-        if (cfg.noiseShape !== undefined && cfg.noiseShape !== null) throw new UnsupportedModelError(`layer '${layer.name}' (Dropout) has a noiseShape`);
+        if (cfg.noiseShape !== undefined && cfg.noiseShape !== null) throw unsupported(`layer '${layer.name}' (Dropout) has a noiseShape`);
         const rate = cfg.rate as number;
         if (rate > 0) ops.push({ kind: 'dropout', inSize: size, outSize: size, rate });
         break;
       }
       default:
-        throw new UnsupportedModelError(`layer '${layer.name}' (${cls}) is not supported`);
+        throw unsupported(`layer '${layer.name}' (${cls}) is not supported`);
     }
   }
-  if (shape.length !== 1) throw new UnsupportedModelError(`the model's output has shape [${shape.join(', ')}]; end it with Flatten and Dense`);
-  if (ops.length === 0) throw new UnsupportedModelError('the model has no layers');
+  if (shape.length !== 1) throw unsupported(`the model's output has shape [${shape.join(', ')}]; end it with Flatten and Dense`);
+  if (ops.length === 0) throw unsupported('the model has no layers');
   const frozen = new Float32Array(frozenSize);
   let at = 0;
   for (const part of frozenParts) {

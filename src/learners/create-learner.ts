@@ -1,10 +1,11 @@
 import type * as tf from '@tensorflow/tfjs';
-import { UsageError } from '../_utils/errors.js';
+import { checkChoice, checkOptionsObject } from '../_utils/checks.js';
+import { InvalidOptionsError, UnsupportedModelError } from '../_utils/errors.js';
 import { loadNative, type NativeIsa } from '../engine/native.js';
-import type { InnerStatePolicy, Learner } from './learner.js';
+import { INNER_STATE_POLICIES, type InnerStatePolicy, type Learner } from './learner.js';
 import { NativeLearner } from './native-learner.js';
-import { UnsupportedModelError } from './compile-model.js';
 import { TfjsLearner } from './tfjs.js';
+import { checkNoRegularizers } from './weights.js';
 
 /** Which learner runs the inner loop: `auto` takes the native engine when it can, else tfjs. */
 export type LearnerChoice = 'auto' | 'native' | 'tfjs';
@@ -30,8 +31,15 @@ let toldFallback = false;
  * insists on the engine and fails with a clear error; `tfjs` always uses TensorFlow.js.
  */
 export function createLearner(options: CreateLearnerOptions): Learner {
+  checkOptionsObject(options, 'createLearner', '{ model }');
+  // Not a model, or one with a regularizer: both learners refuse it, so refuse it before `auto` falls back.
+  checkNoRegularizers(options.model);
   const choice = options.learner ?? 'auto';
-  if (choice !== 'auto' && choice !== 'native' && choice !== 'tfjs') throw new UsageError(`unknown learner '${String(choice)}': use auto, native or tfjs`);
+  if (choice !== 'auto' && choice !== 'native' && choice !== 'tfjs') throw new InvalidOptionsError(`unknown learner '${String(choice)}': \`learner\` must be 'auto', 'native' or 'tfjs'`, { option: 'learner' });
+  if (options.innerState !== undefined) checkChoice('innerState', options.innerState, INNER_STATE_POLICIES);
+  if (options.isa !== undefined) checkChoice('isa', options.isa, ['auto', 'avx512', 'avx2', 'generic']);
+  if (options.threads !== undefined && options.threads !== 1 && options.threads !== 2) throw new InvalidOptionsError(`\`threads\` must be 1 or 2, got ${String(options.threads)}`, { option: 'threads' });
+  if (options.log !== undefined && typeof options.log !== 'function') throw new InvalidOptionsError('`log` must be a function that takes a line', { option: 'log' });
   const common = { model: options.model, ...(options.innerState ? { innerState: options.innerState } : {}), ...(options.batchStatsAtTest === undefined ? {} : { batchStatsAtTest: options.batchStatsAtTest }) };
   if (choice === 'tfjs') return new TfjsLearner(common);
   if (choice === 'native') return new NativeLearner({ ...common, ...(options.isa ? { isa: options.isa } : {}), ...(options.threads ? { threads: options.threads } : {}) });

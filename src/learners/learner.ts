@@ -1,6 +1,8 @@
 import type { Layout, Params } from '../core/params.js';
 import type { Rng } from '../core/rng.js';
 import type { Examples, Task } from '../tasks/task.js';
+import { checkOptionsObject, describeValue } from '../_utils/checks.js';
+import { InvalidOptionsError } from '../_utils/errors.js';
 
 /**
  * The inner loop's settings (paper §3, supervised-reptile's `--inner-iters`, `--inner-batch`,
@@ -56,6 +58,9 @@ export interface OptimizerState {
  * executor does the sharing.
  */
 export type InnerStatePolicy = 'carry' | 'shared' | 'reset';
+
+/** The inner-state policies, for checks and messages. */
+export const INNER_STATE_POLICIES: readonly InnerStatePolicy[] = ['carry', 'shared', 'reset'];
 
 /** What scoring a task needs of a learner: its outputs on examples. */
 export type Predictor = Pick<Learner, 'predict'>;
@@ -119,17 +124,22 @@ export interface Learner {
   dispose(): void;
 }
 
-/** Throws a clear error when inner-loop options are out of range. */
+/**
+ * Throws one {@link InvalidOptionsError} line when inner-loop options are missing or out of range;
+ * it names every bad option, and its `option` is the first of them.
+ */
 export function validateInnerOptions(inner: InnerOptions): void {
-  const problems: string[] = [];
-  if (inner.optimizer !== 'sgd' && inner.optimizer !== 'adam') problems.push(`unknown inner optimizer '${String(inner.optimizer)}' (use sgd or adam)`);
-  if (!(inner.learningRate > 0) || !Number.isFinite(inner.learningRate)) problems.push(`learning rate must be a positive number, got ${inner.learningRate}`);
-  if (!Number.isInteger(inner.innerIters) || inner.innerIters < 1) problems.push(`innerIters must be a positive integer, got ${inner.innerIters}`);
-  if (!Number.isInteger(inner.innerBatch) || inner.innerBatch < 1) problems.push(`innerBatch must be a positive integer, got ${inner.innerBatch}`);
+  checkOptionsObject(inner, 'the inner loop', "{ optimizer: 'adam', learningRate: 0.001, innerIters: 5, innerBatch: 10 }");
+  const problems: [string, string][] = [];
+  const bad = (option: string, text: string) => problems.push([option, `\`${option}\` ${text}`]);
+  if (inner.optimizer !== 'sgd' && inner.optimizer !== 'adam') bad('optimizer', `must be 'sgd' or 'adam', got ${describeValue(inner.optimizer)}`);
+  if (typeof inner.learningRate !== 'number' || !(inner.learningRate > 0) || !Number.isFinite(inner.learningRate)) bad('learningRate', `must be a positive number, got ${describeValue(inner.learningRate)}`);
+  if (!Number.isInteger(inner.innerIters) || inner.innerIters < 1) bad('innerIters', `must be a whole number ≥ 1, got ${describeValue(inner.innerIters)}`);
+  if (!Number.isInteger(inner.innerBatch) || inner.innerBatch < 1) bad('innerBatch', `must be a whole number ≥ 1, got ${describeValue(inner.innerBatch)}`);
   const b1 = inner.beta1 ?? 0;
   const b2 = inner.beta2 ?? 0.999;
-  if (!(b1 >= 0 && b1 < 1)) problems.push(`beta1 must be in [0, 1), got ${b1}`);
-  if (!(b2 >= 0 && b2 < 1)) problems.push(`beta2 must be in [0, 1), got ${b2}`);
-  if (inner.lossDivisor !== undefined && !(inner.lossDivisor > 0 && Number.isFinite(inner.lossDivisor))) problems.push(`lossDivisor must be a positive number, got ${inner.lossDivisor}`);
-  if (problems.length > 0) throw new Error(problems.join('; '));
+  if (typeof b1 !== 'number' || !(b1 >= 0 && b1 < 1)) bad('beta1', `must be in [0, 1), got ${describeValue(b1)}`);
+  if (typeof b2 !== 'number' || !(b2 >= 0 && b2 < 1)) bad('beta2', `must be in [0, 1), got ${describeValue(b2)}`);
+  if (inner.lossDivisor !== undefined && !(typeof inner.lossDivisor === 'number' && inner.lossDivisor > 0 && Number.isFinite(inner.lossDivisor))) bad('lossDivisor', `must be a positive number, got ${describeValue(inner.lossDivisor)}`);
+  if (problems.length > 0) throw new InvalidOptionsError(problems.map(([, text]) => text).join('; '), { option: problems[0]![0] });
 }

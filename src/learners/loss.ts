@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { ReptileError } from '../_utils/errors.js';
+import { DataError, InvalidOptionsError } from '../_utils/errors.js';
 import { sizeOf } from '../core/params.js';
 import type { Examples, Task } from '../tasks/task.js';
 
@@ -44,21 +44,21 @@ export function outputSize(model: tf.LayersModel): number {
  */
 export function lossTargets(loss: TaskLoss, task: Task, examples: Examples, outputs: number): Float32Array {
   if (loss === 'mse') {
-    if (sizeOf(examples.targetShape) !== outputs) throw new ReptileError(`targets of shape [${examples.targetShape.join(', ')}] do not fit the model's ${outputs} outputs`);
+    if (sizeOf(examples.targetShape) !== outputs) throw new InvalidOptionsError(`targets of shape [${examples.targetShape.join(', ')}] do not fit the model's ${outputs} outputs`);
     return examples.targets;
   }
   const classes = task.numClasses;
-  if (!classes) throw new Error('a classification task must say how many classes it has');
+  if (!classes) throw new InvalidOptionsError("a classification task must say how many classes it has: give the task source's tasks a `numClasses`");
   const binaryUnit = loss === 'binary-xent' && outputs === 1 && classes === 2;
   if (classes !== outputs && !binaryUnit) {
     const fix = loss === 'binary-xent' ? 'give the model one sigmoid output per class (or one for two classes)' : 'give the model one output per class';
-    throw new ReptileError(`the task has ${classes} classes but the model outputs ${outputs} values: ${fix}`);
+    throw new InvalidOptionsError(`the task has ${classes} classes but the model outputs ${outputs} values: ${fix}`);
   }
   if (loss !== 'binary-xent' || binaryUnit) return examples.targets;
   const oneHot = new Float32Array(examples.count * classes);
   for (let i = 0; i < examples.count; i++) {
     const label = examples.targets[i]!;
-    if (!(Number.isInteger(label) && label >= 0 && label < classes)) throw new ReptileError(`class label ${label} is not in 0..${classes - 1}`);
+    if (!(Number.isInteger(label) && label >= 0 && label < classes)) throw new DataError(`class label ${label} is not in 0..${classes - 1}`);
     oneHot[i * classes + label] = 1;
   }
   return oneHot;

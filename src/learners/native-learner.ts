@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { ReptileError } from '../_utils/errors.js';
+import { InvalidOptionsError, UnsupportedModelError, UsageError } from '../_utils/errors.js';
+import { checkChoice, checkOptionsObject } from '../_utils/checks.js';
 import { miniBatches } from '../core/batches.js';
 import { Params, sizeOf, type Layout } from '../core/params.js';
 import type { Rng } from '../core/rng.js';
@@ -17,7 +18,7 @@ import {
 } from '../engine/native.js';
 import type { Examples, Task } from '../tasks/task.js';
 import { checkNoRegularizers, modelLayout, modelWeights } from './weights.js';
-import { validateInnerOptions, type AdaptResult, type InnerOptions, type InnerStatePolicy, type Learner, type OptimizerState, type TaskScoring } from './learner.js';
+import { INNER_STATE_POLICIES, validateInnerOptions, type AdaptResult, type InnerOptions, type InnerStatePolicy, type Learner, type OptimizerState, type TaskScoring } from './learner.js';
 import { compileModel } from './compile-model.js';
 import { lossTargets, taskLoss } from './loss.js';
 
@@ -66,8 +67,11 @@ export class NativeLearner implements Learner {
   private disposed = false;
 
   constructor(options: NativeLearnerOptions) {
+    checkOptionsObject(options, 'NativeLearner', '{ model }');
+    if (options.innerState !== undefined) checkChoice('innerState', options.innerState, INNER_STATE_POLICIES);
+    if (options.threads !== undefined && options.threads !== 1 && options.threads !== 2) throw new InvalidOptionsError(`\`threads\` must be 1 or 2, got ${String(options.threads)}`, { option: 'threads' });
     const status = loadNative();
-    if (!status.ok) throw new ReptileError(`the native engine is unavailable: ${status.reason}; use the tfjs learner`);
+    if (!status.ok) throw new InvalidOptionsError(`the native engine is unavailable: ${status.reason}; set \`learner\` to 'tfjs' or 'auto'`, { option: 'learner' });
     checkNoRegularizers(options.model);
     this.model = options.model;
     this.innerState = options.innerState ?? 'carry';
@@ -78,7 +82,7 @@ export class NativeLearner implements Learner {
     try {
       this.engine = new status.addon.Engine(this.plan);
     } catch (e) {
-      throw new ReptileError(`the native engine rejected the model: ${(e as Error).message}`);
+      throw new UnsupportedModelError(`the native engine rejected the model: ${String((e as Error).message).split('\n')[0]}; set \`learner\` to 'tfjs' or 'auto'`, { cause: e });
     }
     this.isa = this.engine.isa();
     this.threads = this.engine.threads();
@@ -98,7 +102,7 @@ export class NativeLearner implements Learner {
 
   applyReptileUpdate(adapted: readonly Params[], epsilon: number): string | undefined {
     this.assertIdle();
-    if (adapted.length === 0) throw new Error('Reptile update needs at least one adapted parameter vector');
+    if (adapted.length === 0) throw new InvalidOptionsError('the Reptile update needs at least one adapted parameter vector in `adapted`', { option: 'adapted' });
     for (const p of adapted) this.assertFits(p, 'adapted weights');
     const bad = this.engine.reptileUpdate(adapted.map((p) => p.data), epsilon);
     return bad === undefined ? undefined : `value ${bad.index} is ${bad.value} (not finite)`;
@@ -213,7 +217,7 @@ export class NativeLearner implements Learner {
 
   // Calls run one at a time in call order; reads and writes of the learner wait for them (assertIdle).
   private enqueue<T>(run: () => Promise<T>): Promise<T> {
-    if (this.disposed) return Promise.reject(new Error('this NativeLearner has been disposed'));
+    if (this.disposed) return Promise.reject(new UsageError('this NativeLearner has been disposed: create a new one'));
     this.running += 1;
     const result = this.queue.then(run, run).finally(() => {
       this.running -= 1;
@@ -237,7 +241,7 @@ export class NativeLearner implements Learner {
     this.checkInputs(examples);
     const { loss, targets } = this.targetsOf(task, examples);
     const seed = options.dropoutSeed;
-    if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0 && seed < 2 ** 32)) throw new ReptileError(`dropoutSeed ${seed} is not an integer in [0, 2^32)`);
+    if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0 && seed < 2 ** 32)) throw new InvalidOptionsError(`\`dropoutSeed\` ${seed} is not an integer in [0, 2^32)`);
     const r = this.engine.gradients(examples.inputs, targets, examples.count, loss, seed);
     return { loss: r.loss, grad: new Params(this.layout, r.grad), inputGrad: r.inputGrad, output: r.output };
   }
@@ -252,7 +256,7 @@ export class NativeLearner implements Learner {
   setOptimizerState(state: OptimizerState | undefined): void {
     this.assertIdle();
     if (state?.kind === 'adam' && (!state.m || !state.v || state.m.length !== this.layout.size || state.v.length !== this.layout.size)) {
-      throw new Error(`Adam state does not fit this model (expected ${this.layout.size} values per moment)`);
+      throw new InvalidOptionsError(`the Adam state does not fit this model (expected ${this.layout.size} values per moment): pass the state of this model's optimizer`, { option: 'state' });
     }
     setEngineState(this.engine, state);
   }
@@ -296,20 +300,20 @@ export class NativeLearner implements Learner {
   }
 
   private assertFits(params: Params, what: string): void {
-    if (params.layout.hash !== this.layout.hash || params.data.length !== this.layout.size) {
-      throw new Error(`${what} of layout ${params.layout.hash} (${params.data.length} values) do not fit this model (${this.layout.hash}, ${this.layout.size} values)`);
+    if (params?.layout?.hash !== this.layout.hash || params.data?.length !== this.layout.size) {
+      throw new InvalidOptionsError(`${what} of layout ${params?.layout?.hash} (${params?.data?.length} values) do not fit this model (${this.layout.hash}, ${this.layout.size} values): pass the parameters of this model`, { option: 'params' });
     }
   }
 
   private assertIdle(): void {
-    if (this.disposed) throw new Error('this NativeLearner has been disposed');
-    if (this.running > 0) throw new Error('the native learner is adapting; await adapt() before reading or changing it');
+    if (this.disposed) throw new UsageError('this NativeLearner has been disposed: create a new one');
+    if (this.running > 0) throw new UsageError('the native learner is adapting: await adapt() before reading or changing it');
   }
 
   private checkInputs(examples: Examples): void {
     const size = sizeOf(examples.inputShape);
     if (size !== this.plan.inputSize || examples.inputs.length !== examples.count * size) {
-      throw new ReptileError(`examples of shape [${examples.inputShape.join(', ')}] do not fit the model's input (${this.plan.inputSize} values per example)`);
+      throw new InvalidOptionsError(`examples of shape [${examples.inputShape.join(', ')}] do not fit the model's input (${this.plan.inputSize} values per example): give the model the task source's input shape`);
     }
   }
 

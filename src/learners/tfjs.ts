@@ -5,7 +5,9 @@ import type { Rng } from '../core/rng.js';
 import type { Examples, Task } from '../tasks/task.js';
 import { checkNoRegularizers, flattenTensors, modelLayout } from './weights.js';
 import { lossTargetTensor, lossValue, outputSize, taskLoss } from './loss.js';
-import { validateInnerOptions, type AdaptResult, type InnerOptions, type InnerStatePolicy, type Learner, type OptimizerState } from './learner.js';
+import { INNER_STATE_POLICIES, validateInnerOptions, type AdaptResult, type InnerOptions, type InnerStatePolicy, type Learner, type OptimizerState } from './learner.js';
+import { checkChoice, checkOptionsObject } from '../_utils/checks.js';
+import { InvalidOptionsError } from '../_utils/errors.js';
 
 /** Options of `TfjsLearner`. */
 export interface TfjsLearnerOptions {
@@ -40,7 +42,9 @@ export class TfjsLearner implements Learner {
   private opt: { kind: 'sgd' | 'adam'; step: number; m?: tf.Variable[]; v?: tf.Variable[] } | undefined;
 
   constructor(options: TfjsLearnerOptions) {
+    checkOptionsObject(options, 'TfjsLearner', '{ model }');
     checkNoRegularizers(options.model);
+    if (options.innerState !== undefined) checkChoice('innerState', options.innerState, INNER_STATE_POLICIES);
     this.model = options.model;
     this.innerState = options.innerState ?? 'carry';
     this.batchStatsAtTest = options.batchStatsAtTest ?? true;
@@ -53,8 +57,8 @@ export class TfjsLearner implements Learner {
   }
 
   setParams(params: Params): void {
-    if (params.layout.hash !== this.layout.hash || params.data.length !== this.layout.size) {
-      throw new Error(`parameters of layout ${params.layout.hash} (${params.data.length} values) do not fit this model (${this.layout.hash}, ${this.layout.size} values)`);
+    if (params?.layout?.hash !== this.layout.hash || params.data?.length !== this.layout.size) {
+      throw new InvalidOptionsError(`parameters of layout ${params?.layout?.hash} (${params?.data?.length} values) do not fit this model (${this.layout.hash}, ${this.layout.size} values): pass the parameters of this model`, { option: 'params' });
     }
     let offset = 0;
     tf.tidy(() => {
@@ -119,7 +123,7 @@ export class TfjsLearner implements Learner {
       return;
     }
     if (!state.m || !state.v || state.m.length !== this.layout.size || state.v.length !== this.layout.size) {
-      throw new Error(`Adam state does not fit this model (expected ${this.layout.size} values per moment)`);
+      throw new InvalidOptionsError(`the Adam state does not fit this model (expected ${this.layout.size} values per moment): pass the state of this model's optimizer`, { option: 'state' });
     }
     this.opt = { kind: 'adam', step: state.step, m: this.unflattenToVariables(state.m), v: this.unflattenToVariables(state.v) };
   }

@@ -1,5 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
-import { ReptileError } from '../_utils/errors.js';
+import { describeValue } from '../_utils/checks.js';
+import { InvalidOptionsError, UnsupportedModelError } from '../_utils/errors.js';
 import { createLayout, sizeOf, type Layout } from '../core/params.js';
 
 /** The layout of a model's trainable weights, in `model.trainableWeights` order (docs/architecture.md, invariant 2). */
@@ -25,19 +26,33 @@ export function modelWeights(model: tf.LayersModel): Float32Array {
 }
 
 /**
+ * Throws an {@link InvalidOptionsError} naming `model` unless it is a tfjs `LayersModel` (what a
+ * JavaScript caller passes is not checked by the types): `{}` or a `tf.Tensor` gets one line, not a
+ * `TypeError` from deep inside.
+ */
+export function checkModel(model: unknown): asserts model is tf.LayersModel {
+  const m = model as Partial<tf.LayersModel> | null | undefined;
+  const ok = m !== null && typeof m === 'object' && typeof m.getClassName === 'function' && Array.isArray(m.layers) && Array.isArray(m.trainableWeights);
+  if (!ok) {
+    const got = m !== null && typeof m === 'object' ? 'an object that is not one' : describeValue(model);
+    throw new InvalidOptionsError(`\`model\` must be a tfjs LayersModel (tf.sequential() or tf.model()), got ${got}`, { option: 'model' });
+  }
+}
+
+/**
  * Refuses a model whose layers carry weight regularizers or constraints: the inner loops minimise
  * the task loss alone and step the weights directly (as the paper's Reptile does), so a penalty or
  * a projection would be silently skipped. Both learners call it, so the answer is the same on each.
  */
 export function checkNoRegularizers(model: tf.LayersModel): void {
+  checkModel(model);
   for (const layer of model.layers) {
     const config = layer.getConfig() as Record<string, unknown>;
     for (const [key, value] of Object.entries(config)) {
       if (value === null || value === undefined || !/(Regularizer|Constraint)$/.test(key)) continue;
       const kind = key.endsWith('Regularizer') ? 'regularizer' : 'constraint';
-      throw new ReptileError(
+      throw new UnsupportedModelError(
         `layer '${layer.name}' has a ${kind} (${key}): Reptile's inner loops minimise the task loss alone and would ignore it; build the model without ${kind}s`,
-        { exitCode: 2 },
       );
     }
   }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { ReptileError, UsageError } from '../_utils/errors.js';
+import { CheckpointError, InvalidOptionsError } from '../_utils/errors.js';
 
 /** A tensor with its name, as optimizers exchange gradients and weights (tfjs-core's NamedTensor). */
 type NamedTensor = { name: string; tensor: tf.Tensor };
@@ -89,7 +89,7 @@ export class Reptile extends tf.Optimizer {
     const registered = tf.engine().registeredVariables;
     const vars = entries.map(([name]) => {
       const v = registered[name];
-      if (v === undefined) throw new Error(`Reptile: no variable named '${name}' is registered`);
+      if (v === undefined) throw new InvalidOptionsError(`Reptile: no variable named '${name}' is registered: pass gradients of the model's trainable variables`, { option: 'variableGradients' });
       return v;
     });
     // φ starts at the weights as they are before the first inner step.
@@ -97,7 +97,7 @@ export class Reptile extends tf.Optimizer {
       const s = this.slow[i];
       if (s === undefined) this.slow[i] = tf.tidy(() => tf.variable(v.clone(), false));
       else if (!tf.util.arraysEqual(s.shape, v.shape)) {
-        throw new Error(`Reptile: slow weight ${i} has shape [${s.shape.join(', ')}] but variable '${v.name}' has [${v.shape.join(', ')}]; the optimizer state belongs to another model`);
+        throw new CheckpointError(`Reptile: slow weight ${i} has shape [${s.shape.join(', ')}] but variable '${v.name}' has [${v.shape.join(', ')}]: the optimizer state belongs to another model; load the state saved with this model`);
       }
     });
     this.inner.applyGradients(variableGradients);
@@ -125,8 +125,9 @@ export class Reptile extends tf.Optimizer {
       innerWeights = await this.inner.getWeights();
     } catch (e) {
       // Saving the slow weights alone would load back as a different optimizer: refuse instead.
-      throw new ReptileError(
-        `Reptile: the inner optimizer ${this.inner.getClassName()} cannot save its state (${(e as Error).message}): save the model without includeOptimizer, or use an inner optimizer that implements getWeights (e.g. 'sgd' or 'adam')`,
+      throw new InvalidOptionsError(
+        `Reptile: the inner optimizer ${this.inner.getClassName()} cannot save its state (${String((e as Error).message).split('\n')[0]}): save the model without includeOptimizer, or use an \`innerOptimizer\` that implements getWeights (e.g. 'sgd' or 'adam')`,
+        { option: 'innerOptimizer', cause: e },
       );
     }
     for (const w of innerWeights) out.push({ name: `${INNER}${w.name}`, tensor: w.tensor });
@@ -144,12 +145,12 @@ export class Reptile extends tf.Optimizer {
     const inner = rest.filter((w) => w.name.startsWith(INNER)).map((w) => ({ name: w.name.slice(INNER.length), tensor: w.tensor }));
     const acc = rest.filter((w) => w.name.startsWith(INNER_ACC));
     const unknown = rest.find((w) => !w.name.startsWith(SLOW) && !w.name.startsWith(INNER) && !w.name.startsWith(INNER_ACC));
-    if (unknown) throw new Error(`Reptile: unexpected optimizer weight '${unknown.name}'; the saved state was not written by Reptile`);
+    if (unknown) throw new CheckpointError(`Reptile: unexpected optimizer weight '${unknown.name}': the saved state was not written by Reptile; load a model saved with the Reptile optimizer`);
     tf.dispose(this.slow.filter((s): s is tf.Variable => s !== undefined));
     this.slow = [];
     for (const w of slow) {
       const i = Number(w.name.slice(SLOW.length));
-      if (!Number.isInteger(i) || i < 0) throw new Error(`Reptile: bad slow-weight name '${w.name}'`);
+      if (!Number.isInteger(i) || i < 0) throw new CheckpointError(`Reptile: bad slow-weight name '${w.name}': the saved optimizer state is damaged; save the model again`);
       this.slow[i] = tf.variable(w.tensor.clone(), false);
     }
     if (inner.length > 0) await this.inner.setWeights(inner);
@@ -182,7 +183,7 @@ export class Reptile extends tf.Optimizer {
     }
     const name = innerCfg.className;
     const entry = typeof name === 'string' ? tf.serialization.SerializationMap.getMap().classNameMap[name] : undefined;
-    if (entry === undefined) throw new Error(`Reptile: unknown inner optimizer class '${String(name)}': register it with tf.serialization.registerClass`);
+    if (entry === undefined) throw new CheckpointError(`Reptile: unknown inner optimizer class '${String(name)}' in the saved configuration: register it with tf.serialization.registerClass before loading`);
     const [innerCls, innerFromConfig] = entry;
     const inner = innerFromConfig(innerCls, (innerCfg.config ?? {}) as tf.serialization.ConfigDict) as unknown as tf.Optimizer;
     const made = make({ ...common, innerOptimizer: inner });
@@ -222,33 +223,33 @@ function adamAccumulators(opt: tf.Optimizer): { accBeta1: tf.Variable; accBeta2:
 
 type ValidOptions = Required<Omit<ReptileOptions, 'innerOptimizer'>> & { innerOptimizer: InnerOptimizerName | tf.Optimizer };
 
-/** Checks every option, throwing one {@link UsageError} line that names the option and the fix. */
+/** Checks every option, throwing one {@link InvalidOptionsError} line that names the option and the fix. */
 function validateOptions(options: ReptileOptions): ValidOptions {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new UsageError(`Reptile options must be an object such as { learningRate: 0.01 }, got ${describe(options)}`);
+    throw new InvalidOptionsError(`Reptile options must be an object such as { learningRate: 0.01 }, got ${describe(options)}`);
   }
   const known = new Set(['learningRate', 'innerOptimizer', 'syncPeriod', 'metaStepSize']);
   const extra = Object.keys(options).find((k) => !known.has(k));
-  if (extra !== undefined) throw new UsageError(`unknown Reptile option '${extra}': use learningRate, innerOptimizer, syncPeriod or metaStepSize`);
+  if (extra !== undefined) throw new InvalidOptionsError(`unknown Reptile option '${extra}': use learningRate, innerOptimizer, syncPeriod or metaStepSize`, { option: extra });
   const inner = options.innerOptimizer ?? REPTILE_DEFAULTS.innerOptimizer;
   const isInstance = typeof inner === 'object' && inner !== null && typeof (inner as tf.Optimizer).applyGradients === 'function';
   if (!isInstance && inner !== 'sgd' && inner !== 'adam') {
-    throw new UsageError(`Reptile innerOptimizer must be 'sgd', 'adam' or a tf.Optimizer instance, got ${describe(inner)}`);
+    throw new InvalidOptionsError(`Reptile \`innerOptimizer\` must be 'sgd', 'adam' or a tf.Optimizer instance, got ${describe(inner)}`, { option: 'innerOptimizer' });
   }
   if (isInstance && options.learningRate !== undefined) {
-    throw new UsageError('Reptile learningRate applies only to a named innerOptimizer: set the learning rate on the optimizer instance instead');
+    throw new InvalidOptionsError('Reptile `learningRate` applies only to a named `innerOptimizer`: set the learning rate on the optimizer instance instead', { option: 'learningRate' });
   }
   const learningRate = options.learningRate ?? REPTILE_DEFAULTS.learningRate;
   if (typeof learningRate !== 'number' || !Number.isFinite(learningRate) || learningRate <= 0) {
-    throw new UsageError(`Reptile learningRate must be a positive finite number, got ${describe(learningRate)}`);
+    throw new InvalidOptionsError(`Reptile \`learningRate\` must be a positive finite number, got ${describe(learningRate)}`, { option: 'learningRate' });
   }
   const syncPeriod = options.syncPeriod ?? REPTILE_DEFAULTS.syncPeriod;
   if (typeof syncPeriod !== 'number' || !Number.isInteger(syncPeriod) || syncPeriod < 1) {
-    throw new UsageError(`Reptile syncPeriod must be a whole number ≥ 1 (fast steps between syncs), got ${describe(syncPeriod)}`);
+    throw new InvalidOptionsError(`Reptile \`syncPeriod\` must be a whole number ≥ 1 (fast steps between syncs), got ${describe(syncPeriod)}`, { option: 'syncPeriod' });
   }
   const metaStepSize = options.metaStepSize ?? REPTILE_DEFAULTS.metaStepSize;
   if (typeof metaStepSize !== 'number' || !Number.isFinite(metaStepSize) || metaStepSize < 0 || metaStepSize > 1) {
-    throw new UsageError(`Reptile metaStepSize (ε) must be a number in [0, 1], got ${describe(metaStepSize)}`);
+    throw new InvalidOptionsError(`Reptile \`metaStepSize\` (ε) must be a number in [0, 1], got ${describe(metaStepSize)}`, { option: 'metaStepSize' });
   }
   return { learningRate, innerOptimizer: inner as InnerOptimizerName | tf.Optimizer, syncPeriod, metaStepSize };
 }

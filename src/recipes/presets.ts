@@ -1,4 +1,4 @@
-import { UsageError } from '../_utils/errors.js';
+import { InvalidOptionsError } from '../_utils/errors.js';
 import { DEFAULT_CONV_INIT, type ConvInit } from '../learners/models.js';
 import type { MetaConfig } from '../train/config.js';
 
@@ -111,10 +111,10 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
   },
 };
 
-/** The preset called `name`; an unknown name is one `UsageError` listing the known ones. */
+/** The preset called `name`; an unknown name is one `InvalidOptionsError` listing the known ones. */
 export function getPreset(name: string): Preset {
   if (!(PRESET_NAMES as readonly string[]).includes(name)) {
-    throw new UsageError(`unknown preset '${name}': use one of ${PRESET_NAMES.join(', ')}`);
+    throw new InvalidOptionsError(`unknown preset '${name}': \`preset\` must be one of ${PRESET_NAMES.join(', ')}`, { option: 'preset' });
   }
   return PRESETS[name as PresetName];
 }

@@ -3,8 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { writeFileAtomicSync } from '../_utils/atomic-write.js';
-import { makeDirs } from '../_utils/output-dir.js';
-import { ReptileError } from '../_utils/errors.js';
+import { makeDirectory } from '../_utils/make-dir.js';
+import { InvalidOptionsError, ReptileError } from '../_utils/errors.js';
 import { openFewShotData } from '../data/open.js';
 import type { OmniglotClassSplit } from '../data/omniglot.js';
 import { loadNative } from '../engine/native.js';
@@ -114,7 +114,7 @@ export type ReproduceResult = { stopped: true; iteration: number; checkpoint: st
  */
 export async function reproduce(options: ReproduceOptions): Promise<ReproduceResult> {
   const spec = REPRODUCTIONS[options.name as Reproduction['name']];
-  if (spec === undefined) throw new ReptileError(`unknown setting '${options.name}' for 'reptile reproduce': choose ${REPRODUCTION_NAMES.join(' or ')}`, { exitCode: 2 });
+  if (spec === undefined) throw new InvalidOptionsError(`unknown setting '${options.name}' to reproduce: \`name\` must be ${REPRODUCTION_NAMES.map((n) => `'${n}'`).join(' or ')}`, { option: 'name' });
   const log = options.log ?? (() => {});
   const dir = path.join(options.outDir, spec.name);
   const samples = options.samples ?? 10_000;
@@ -123,7 +123,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
   const run = resolveFewShotRun({ preset: spec.preset, seed: 0 });
   const data = openFewShotData({ dataset: 'omniglot', dataDir: options.dataDir, seed: 0, ...(options.classSplit !== undefined ? { classSplit: options.classSplit } : {}), ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}), log });
   try {
-    makeDirs(dir);
+    makeDirectory(dir);
   } catch (e) {
     throw new ReptileError(`cannot create the run folder '${dir}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable results folder`);
   }

@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import { renderPlots, type PlotSpec } from '../_utils/plot.js';
 import { writeFileAtomicSync } from '../_utils/atomic-write.js';
 import { ReptileError } from '../_utils/errors.js';
-import { makeDirs } from '../_utils/output-dir.js';
+import { makeDirectory } from '../_utils/make-dir.js';
 import type { InnerOptions, Learner } from '../learners/learner.js';
 import { createLearner, learnerKind, type LearnerChoice } from '../learners/create-learner.js';
 import { createSineModel } from '../learners/models.js';
@@ -214,7 +214,7 @@ function meanUnadaptedMse(learner: Learner, source: SineTaskSource, tasks: numbe
 
 function makeOutDir(dir: string): void {
   try {
-    makeDirs(dir);
+    makeDirectory(dir);
   } catch (e) {
     throw new ReptileError(`cannot create the output folder '${dir}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable folder`);
   }

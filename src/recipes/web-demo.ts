@@ -7,9 +7,9 @@ import { FewShotTaskSource } from '../tasks/labeled.js';
 import type { Task } from '../tasks/task.js';
 import { concatExamples, evalTaskStreams } from '../train/evaluate.js';
 import { selectExamples } from '../tasks/task.js';
-import { ReptileError } from '../_utils/errors.js';
+import { InvalidOptionsError, ReptileError } from '../_utils/errors.js';
 import { writeFileAtomicSync } from '../_utils/atomic-write.js';
-import { makeDirs } from '../_utils/output-dir.js';
+import { makeDirectory } from '../_utils/make-dir.js';
 import { createFewShotModel } from './few-shot/model.js';
 import { evalInnerOptions } from './few-shot/settings.js';
 import { loadFewShotCheckpoint } from './few-shot/checkpoint.js';
@@ -65,7 +65,7 @@ export interface FewShotDemoTasks {
 export async function writeFewShotDemoTasks(options: FewShotDemoTasksOptions): Promise<string> {
   const out = await fewShotDemoTasks(options);
   try {
-    makeDirs(options.outDir);
+    makeDirectory(options.outDir);
     const file = path.join(options.outDir, 'tasks.json');
     writeFileAtomicSync(file, `${JSON.stringify(out)}\n`);
     return file;
@@ -84,7 +84,7 @@ export async function fewShotDemoTasks(options: Omit<FewShotDemoTasksOptions, 'o
   const randomModel = createFewShotModel({ kind: info.kind, inputShape: info.inputShape, classes: info.settings.classes, seed: info.config.seed, ...(info.settings.init !== undefined ? { init: info.settings.init } : {}) });
   const random = createLearner({ model: randomModel, learner: options.learner ?? 'auto', innerState: info.config.innerState, log });
   try {
-    if (info.kind !== 'omniglot') throw new ReptileError(`the drawing page takes an Omniglot network, and the checkpoint in '${options.checkpointDir}' holds a ${info.kind} one: export an Omniglot run`);
+    if (info.kind !== 'omniglot') throw new InvalidOptionsError(`the drawing page takes an Omniglot network, and the checkpoint in '${options.checkpointDir}' holds a ${info.kind} one: point \`checkpointDir\` at an Omniglot run`, { option: 'checkpointDir' });
     const data = openRecordedFewShotData(info.data, { seed: info.config.seed, ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}), log });
     const classes = info.settings.classes;
     const source = new FewShotTaskSource({ dataset: data.test, classes, shots: 1 });

@@ -1,5 +1,7 @@
 import type { Rng } from '../core/rng.js';
 import type { Examples, Task, TaskSource } from './task.js';
+import { checkHasMethods, checkInteger, checkOptionsObject, describeValue } from '../_utils/checks.js';
+import { InvalidOptionsError } from '../_utils/errors.js';
 
 /**
  * A classification dataset seen as classes of examples: class `c` has `countOf(c)` examples, and
@@ -26,7 +28,7 @@ export interface Pick {
 
 /** Step 1 of a task: `n` distinct classes of the dataset, in random order. */
 export function chooseClasses(rng: Rng, dataset: LabeledDataset, n: number): number[] {
-  if (n > dataset.numClasses) throw new Error(`cannot draw ${n} classes from a dataset of ${dataset.numClasses}`);
+  if (!Number.isInteger(n) || n < 1 || n > dataset.numClasses) throw new InvalidOptionsError(`cannot draw ${n} classes from a dataset of ${dataset.numClasses}: \`classes\` must be a whole number from 1 to ${dataset.numClasses}`, { option: 'classes' });
   return rng.sample(dataset.numClasses, n);
 }
 
@@ -37,7 +39,7 @@ export function chooseClasses(rng: Rng, dataset: LabeledDataset, n: number): num
 export function chooseShots(rng: Rng, dataset: LabeledDataset, classes: readonly number[], k: number): Pick[][] {
   return classes.map((cls) => {
     const count = dataset.countOf(cls);
-    if (k > count) throw new Error(`class '${dataset.className(cls)}' has ${count} examples, fewer than the ${k} a task needs`);
+    if (k > count) throw new InvalidOptionsError(`class '${dataset.className(cls)}' has ${count} examples, fewer than the ${k} a task needs: lower \`shots\` or remove that class`, { option: 'shots' });
     return rng.sample(count, k).map((index) => ({ cls, index, label: cls }));
   });
 }
@@ -100,15 +102,17 @@ export class FewShotTaskSource implements TaskSource {
   readonly origin: Record<string, unknown> | undefined;
 
   constructor(options: FewShotOptions) {
+    checkOptionsObject(options, 'FewShotTaskSource', '{ dataset, classes: 5, shots: 1 }');
     const { dataset, classes, shots } = options;
+    checkDataset('dataset', dataset);
     const queries = options.trainShots !== undefined ? 0 : (options.queries ?? 1);
-    const positive = (name: string, v: number, min: number) => {
-      if (!Number.isInteger(v) || v < min) throw new Error(`${name} must be a whole number ≥ ${min}, got ${v}`);
-    };
-    positive('classes', classes, 1);
-    positive('shots', shots, 1);
-    if (options.trainShots !== undefined) positive('trainShots', options.trainShots, 1);
-    positive('queries', queries, 0);
+    checkInteger('classes', classes, 1);
+    checkInteger('shots', shots, 1);
+    if (options.trainShots !== undefined) checkInteger('trainShots', options.trainShots, 1);
+    checkInteger('queries', queries, 0);
+    if (classes > dataset.numClasses) {
+      throw new InvalidOptionsError(`\`classes\` is ${classes} but the dataset has ${dataset.numClasses} classes: lower \`classes\` or add classes to the dataset`, { option: 'classes' });
+    }
     this.dataset = dataset;
     this.classes = classes;
     this.shots = shots;
@@ -137,6 +141,15 @@ export class FewShotTaskSource implements TaskSource {
   }
 }
 
+// What the few-shot source needs of its dataset, checked once when it is built (a JS caller may pass anything).
+function checkDataset(option: string, dataset: unknown): asserts dataset is LabeledDataset {
+  checkHasMethods(option, dataset, ['countOf', 'load', 'className'], 'a LabeledDataset (countOf, load, className, numClasses, inputShape)');
+  const d = dataset as { numClasses?: unknown; inputShape?: unknown };
+  if (typeof d.numClasses !== 'number' || !Number.isInteger(d.numClasses) || d.numClasses < 0 || !Array.isArray(d.inputShape)) {
+    throw new InvalidOptionsError(`\`${option}\` must be a LabeledDataset with a whole \`numClasses\` and an \`inputShape\` list`, { option });
+  }
+}
+
 /** Options of `ArrayDataset`. */
 export interface ArrayDatasetOptions {
   inputShape: readonly number[];
@@ -161,6 +174,17 @@ export class ArrayDataset implements LabeledDataset {
   private readonly names: readonly string[] | undefined;
 
   constructor(options: ArrayDatasetOptions) {
+    checkOptionsObject(options, 'ArrayDataset', '{ inputShape, pixels, counts }');
+    if (!Array.isArray(options.inputShape) || !options.inputShape.every((d) => Number.isInteger(d) && d >= 1)) {
+      throw new InvalidOptionsError(`\`inputShape\` must be a list of whole numbers ≥ 1, got ${describeValue(options.inputShape)}`, { option: 'inputShape' });
+    }
+    if (!(options.pixels instanceof Uint8Array || options.pixels instanceof Float32Array)) {
+      throw new InvalidOptionsError(`\`pixels\` must be a Uint8Array or Float32Array, got ${describeValue(options.pixels)}`, { option: 'pixels' });
+    }
+    if (!Array.isArray(options.counts) || !options.counts.every((c) => Number.isInteger(c) && c >= 0)) {
+      throw new InvalidOptionsError(`\`counts\` must be a list of whole numbers ≥ 0 (examples per class), got ${describeValue(options.counts)}`, { option: 'counts' });
+    }
+    if (options.scale !== undefined && !Number.isFinite(options.scale)) throw new InvalidOptionsError(`\`scale\` must be a finite number, got ${describeValue(options.scale)}`, { option: 'scale' });
     this.inputShape = options.inputShape;
     this.size = options.inputShape.reduce((a, b) => a * b, 1);
     this.counts = options.counts;
@@ -172,7 +196,7 @@ export class ArrayDataset implements LabeledDataset {
       total += c;
     }
     if (options.pixels.length !== total * this.size) {
-      throw new Error(`dataset holds ${options.pixels.length} values, expected ${total} examples × ${this.size}`);
+      throw new InvalidOptionsError(`\`pixels\` holds ${options.pixels.length} values, but \`counts\` and \`inputShape\` need ${total} examples × ${this.size}: make them agree`, { option: 'pixels' });
     }
     this.pixels = options.pixels;
     this.scale = options.scale ?? 1;
@@ -184,7 +208,7 @@ export class ArrayDataset implements LabeledDataset {
   }
 
   load(cls: number, index: number, out: Float32Array, offset: number): void {
-    if (cls < 0 || cls >= this.numClasses || index < 0 || index >= this.countOf(cls)) throw new Error(`no example ${index} of class ${cls}`);
+    if (!(cls >= 0 && cls < this.numClasses && index >= 0 && index < this.countOf(cls))) throw new InvalidOptionsError(`no example ${index} of class ${cls}: the dataset has ${this.numClasses} classes, class ${cls} has ${this.countOf(cls)} examples`, { option: 'index' });
     const start = (this.starts[cls]! + index) * this.size;
     const src = this.pixels;
     const s = this.scale;
@@ -198,7 +222,7 @@ export class ArrayDataset implements LabeledDataset {
 
 /** The classes `indices` of `dataset`, renumbered 0..indices.length−1 (a train or test split). */
 export function subsetClasses(dataset: LabeledDataset, indices: readonly number[]): LabeledDataset {
-  for (const i of indices) if (!Number.isInteger(i) || i < 0 || i >= dataset.numClasses) throw new Error(`class ${i} is not in the dataset (0..${dataset.numClasses - 1})`);
+  for (const i of indices) if (!Number.isInteger(i) || i < 0 || i >= dataset.numClasses) throw new InvalidOptionsError(`class ${i} of \`indices\` is not in the dataset (0..${dataset.numClasses - 1})`, { option: 'indices' });
   return {
     inputShape: dataset.inputShape,
     numClasses: indices.length,
@@ -234,7 +258,7 @@ export function rotateSquare(src: Float32Array, srcOffset: number, side: number,
  */
 export function withRotations(dataset: LabeledDataset): LabeledDataset {
   const [h, w, ch] = dataset.inputShape;
-  if (h === undefined || h !== w || (ch ?? 1) !== 1) throw new Error(`rotation augmentation needs square single-channel images, got shape [${dataset.inputShape.join(', ')}]`);
+  if (h === undefined || h !== w || (ch ?? 1) !== 1) throw new InvalidOptionsError(`rotation augmentation needs square single-channel images, got shape [${dataset.inputShape.join(', ')}]: augment only such a \`dataset\``, { option: 'dataset' });
   const scratch = new Float32Array(h * h);
   return {
     inputShape: dataset.inputShape,

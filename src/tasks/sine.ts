@@ -1,5 +1,7 @@
 import type { Rng } from '../core/rng.js';
 import type { Examples, Task, TaskSource } from './task.js';
+import { checkInteger, checkOptionsObject, describeValue } from '../_utils/checks.js';
+import { InvalidOptionsError } from '../_utils/errors.js';
 
 /** Options of the sine-wave regression problem; defaults are the paper's (§5.1). */
 export interface SineOptions {
@@ -38,13 +40,19 @@ export class SineTaskSource implements TaskSource {
   readonly xRange: readonly [number, number];
 
   constructor(options: SineOptions = {}) {
+    checkOptionsObject(options, 'SineTaskSource', '{ shots: 10 }');
     this.shots = options.shots ?? 10;
     this.gridPoints = options.gridPoints ?? 50;
     this.amplitudeRange = options.amplitudeRange ?? [0.1, 5.0];
     this.phaseRange = options.phaseRange ?? [0, 2 * Math.PI];
     this.xRange = options.xRange ?? [-5, 5];
-    if (!Number.isInteger(this.shots) || this.shots < 1) throw new Error(`sine shots must be a positive integer, got ${this.shots}`);
-    if (!Number.isInteger(this.gridPoints) || this.gridPoints < 2) throw new Error(`sine grid needs at least 2 points, got ${this.gridPoints}`);
+    checkInteger('shots', this.shots, 1);
+    checkInteger('gridPoints', this.gridPoints, 2);
+    for (const [option, range] of [['amplitudeRange', this.amplitudeRange], ['phaseRange', this.phaseRange], ['xRange', this.xRange]] as const) {
+      if (!Array.isArray(range) || range.length !== 2 || !range.every((v) => Number.isFinite(v)) || !(range[0] <= range[1])) {
+        throw new InvalidOptionsError(`\`${option}\` must be two finite numbers [low, high] with low ≤ high, got ${Array.isArray(range) ? `[${range.join(', ')}]` : describeValue(range)}`, { option });
+      }
+    }
   }
 
   sample(rng: Rng): SineTask {

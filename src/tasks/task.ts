@@ -1,4 +1,5 @@
 import type { Rng } from '../core/rng.js';
+import { InvalidOptionsError } from '../_utils/errors.js';
 
 /**
  * A set of examples stored flat: `inputs` holds `count` examples of `inputShape` each, `targets`
@@ -48,7 +49,7 @@ export function selectExamples(set: Examples, indices: readonly number[]): Examp
   const inputs = new Float32Array(indices.length * inSize);
   const targets = new Float32Array(indices.length * outSize);
   indices.forEach((idx, k) => {
-    if (idx < 0 || idx >= set.count) throw new Error(`example index ${idx} out of range 0..${set.count - 1}`);
+    if (!Number.isInteger(idx) || idx < 0 || idx >= set.count) throw new InvalidOptionsError(`\`indices\` holds example ${idx}, outside 0..${set.count - 1}: pick examples of the set`, { option: 'indices' });
     inputs.set(set.inputs.subarray(idx * inSize, (idx + 1) * inSize), k * inSize);
     targets.set(set.targets.subarray(idx * outSize, (idx + 1) * outSize), k * outSize);
   });

@@ -4,8 +4,8 @@ import * as path from 'node:path';
 import { bytesToFloats, floatsToBytes } from '../core/codec.js';
 import { Params, createLayout, type Layout, type ParamSpec } from '../core/params.js';
 import { writeFileAtomicSync } from '../_utils/atomic-write.js';
-import { ReptileError } from '../_utils/errors.js';
-import { makeDirs } from '../_utils/output-dir.js';
+import { CheckpointError } from '../_utils/errors.js';
+import { makeDirectory } from '../_utils/make-dir.js';
 import type { OptimizerState } from '../learners/learner.js';
 import type { Checkpoint } from './meta-loop.js';
 
@@ -37,12 +37,12 @@ export function checkpointPath(dir: string): string {
  */
 export function ensureWritableDir(dir: string): void {
   try {
-    makeDirs(dir);
+    makeDirectory(dir);
     const probe = path.join(dir, `.write-test-${process.pid}`);
     fs.writeFileSync(probe, '');
     fs.rmSync(probe);
   } catch (e) {
-    throw new ReptileError(`cannot write checkpoints to '${dir}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable --checkpoint directory`);
+    throw new CheckpointError(`cannot write checkpoints to '${dir}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable \`checkpointDir\``, { cause: e });
   }
 }
 
@@ -71,9 +71,14 @@ export function writeCheckpoint(dir: string, ckpt: Checkpoint): string {
   for (const p of parts) hash.update(p);
   parts.push(hash.digest());
 
-  makeDirs(dir);
   const final = checkpointPath(dir);
-  writeFileAtomicSync(final, Buffer.concat(parts));
+  try {
+    makeDirectory(dir);
+    writeFileAtomicSync(final, Buffer.concat(parts));
+  } catch (e) {
+    // A full disk or a folder that went away mid-run: the previous checkpoint is still whole.
+    throw new CheckpointError(`cannot write the checkpoint '${final}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): free space or choose a writable \`checkpointDir\`; the previous checkpoint is untouched`, { cause: e });
+  }
   return final;
 }
 
@@ -82,23 +87,23 @@ export function hasCheckpoint(dir: string): boolean {
   return fs.existsSync(checkpointPath(dir));
 }
 
-/** Reads and verifies a checkpoint; throws a `ReptileError` naming the problem otherwise. */
+/** Reads and verifies a checkpoint; throws a `CheckpointError` naming the problem otherwise. */
 export function readCheckpoint(dir: string): Checkpoint {
   const file = checkpointPath(dir);
   let bytes: Buffer;
   try {
     bytes = fs.readFileSync(file);
   } catch (e) {
-    throw new ReptileError(`no checkpoint at '${file}' (${(e as NodeJS.ErrnoException).code}): train with --checkpoint ${dir} first, or point --checkpoint at a directory that has one`);
+    throw new CheckpointError(`no checkpoint at '${file}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): train with \`checkpointDir\` '${dir}' first, or point \`checkpointDir\` at a folder that has one`, { cause: e });
   }
   const corrupt = (why: string) =>
-    new ReptileError(`checkpoint '${file}' is corrupt (${why}): delete it to start afresh, or restore it from a backup`);
+    new CheckpointError(`checkpoint '${file}' is corrupt (${why}): delete it to start afresh, or restore it from a backup`);
   if (bytes.length < 16 + DIGEST_BYTES || bytes.toString('ascii', 0, 8) !== MAGIC) throw corrupt('not a reptile-ml checkpoint or truncated');
   const body = bytes.subarray(0, bytes.length - DIGEST_BYTES);
   const digest = bytes.subarray(bytes.length - DIGEST_BYTES);
   if (!createHash('sha256').update(body).digest().equals(digest)) throw corrupt('checksum mismatch: truncated or edited');
   const version = bytes.readUInt32LE(8);
-  if (version !== VERSION) throw new ReptileError(`checkpoint '${file}' has format version ${version}, this reptile-ml reads version ${VERSION}: use the matching reptile-ml version`);
+  if (version !== VERSION) throw new CheckpointError(`checkpoint '${file}' has format version ${version}, this reptile-ml reads version ${VERSION}: use the matching reptile-ml version`);
   const headerLength = bytes.readUInt32LE(12);
   let header: Header;
   try {
@@ -106,6 +111,8 @@ export function readCheckpoint(dir: string): Checkpoint {
   } catch {
     throw corrupt('unreadable header');
   }
+  const problem = checkHeader(header);
+  if (problem !== undefined) throw corrupt(problem);
   const layout: Layout = createLayout(header.layout.specs);
   const floats = (body.length - 16 - headerLength) / 4;
   const moments = header.optimizer?.moments === true;
@@ -119,4 +126,19 @@ export function readCheckpoint(dir: string): Checkpoint {
       : { kind: header.optimizer.kind, step: header.optimizer.step };
   }
   return { iteration: header.iteration, params, optimizer, meta: header.meta };
+}
+
+// The header's fields as readCheckpoint uses them; its checksum held, so a problem here is a file
+// written by something else under the same magic, or a bug: either way one line, not a TypeError.
+function checkHeader(header: Header): string | undefined {
+  if (header === null || typeof header !== 'object') return 'the header is not an object';
+  if (!Number.isInteger(header.iteration) || header.iteration < 0) return `bad iteration ${String(header.iteration)}`;
+  const specs = (header.layout as Partial<Header['layout']> | undefined)?.specs;
+  if (!Array.isArray(specs) || !specs.every((s) => s !== null && typeof s === 'object' && typeof s.name === 'string' && Array.isArray(s.shape) && s.shape.every((d) => Number.isInteger(d) && d >= 0))) {
+    return 'bad parameter layout';
+  }
+  const opt = header.optimizer;
+  if (opt !== null && (typeof opt !== 'object' || (opt.kind !== 'sgd' && opt.kind !== 'adam') || !Number.isInteger(opt.step))) return 'bad optimizer state';
+  if (header.meta === null || typeof header.meta !== 'object') return 'bad metadata';
+  return undefined;
 }

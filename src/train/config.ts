@@ -1,4 +1,5 @@
-import { UsageError } from '../_utils/errors.js';
+import { checkOptionsObject, describeValue } from '../_utils/checks.js';
+import { InvalidOptionsError } from '../_utils/errors.js';
 import type { InnerOptions, InnerStatePolicy } from '../learners/learner.js';
 
 /**
@@ -39,25 +40,37 @@ export const DEFAULT_META_CONFIG: MetaConfig = {
   seed: 0,
 };
 
-/** Fills in defaults and checks ranges; a bad value is one clear `UsageError`. */
+/**
+ * Fills in defaults and checks every setting; a bad value (out of range, of the wrong type, or a
+ * name that is not a setting) is one clear `InvalidOptionsError` naming it.
+ */
 export function resolveMetaConfig(partial: Partial<MetaConfig>): MetaConfig {
+  checkOptionsObject(partial, 'the meta-training `config`', '{ metaIters: 1000, metaStep: 0.1 }');
+  const unknown = Object.keys(partial).find((k) => !(k in DEFAULT_META_CONFIG));
+  if (unknown !== undefined) {
+    throw new InvalidOptionsError(`unknown meta-training setting '${unknown}': use ${Object.keys(DEFAULT_META_CONFIG).join(', ')}`, { option: unknown });
+  }
   const c: MetaConfig = { ...DEFAULT_META_CONFIG, ...definedOnly(partial) };
+  const bad = (option: string, text: string): never => {
+    throw new InvalidOptionsError(`\`${option}\` ${text}`, { option });
+  };
   const positiveInt = (name: string, v: number) => {
-    if (!Number.isInteger(v) || v < 1) throw new UsageError(`${name} must be a positive integer, got ${v}: pass a whole number ≥ 1`);
+    if (!Number.isInteger(v) || v < 1) bad(name, `must be a whole number ≥ 1, got ${describeValue(v)}`);
   };
   positiveInt('metaIters', c.metaIters);
   positiveInt('metaBatch', c.metaBatch);
   positiveInt('innerIters', c.innerIters);
   positiveInt('innerBatch', c.innerBatch);
   for (const [name, v] of [['metaStep', c.metaStep], ['metaStepFinal', c.metaStepFinal]] as const) {
-    if (!(v >= 0 && v <= 1)) throw new UsageError(`${name} (ε) must be in [0, 1], got ${v}: the meta step interpolates between φ and the adapted weights`);
+    if (typeof v !== 'number' || !(v >= 0 && v <= 1)) bad(name, `(ε) must be in [0, 1], got ${describeValue(v)}: the meta step interpolates between φ and the adapted weights`);
   }
-  if (!(c.learningRate > 0) || !Number.isFinite(c.learningRate)) throw new UsageError(`learningRate must be a positive number, got ${c.learningRate}`);
-  if (c.optimizer !== 'sgd' && c.optimizer !== 'adam') throw new UsageError(`optimizer must be sgd or adam, got '${String(c.optimizer)}'`);
-  if (!(c.beta1 >= 0 && c.beta1 < 1)) throw new UsageError(`beta1 must be in [0, 1), got ${c.beta1}`);
-  if (!(c.beta2 >= 0 && c.beta2 < 1)) throw new UsageError(`beta2 must be in [0, 1), got ${c.beta2}`);
-  if (c.innerState !== 'carry' && c.innerState !== 'shared' && c.innerState !== 'reset') throw new UsageError(`innerState must be carry, shared or reset, got '${String(c.innerState)}'`);
-  if (!Number.isInteger(c.seed) || c.seed < 0 || c.seed > 0xffffffff) throw new UsageError(`seed must be an integer in [0, 4294967295], got ${c.seed}`);
+  if (typeof c.learningRate !== 'number' || !(c.learningRate > 0) || !Number.isFinite(c.learningRate)) bad('learningRate', `must be a positive number, got ${describeValue(c.learningRate)}`);
+  if (c.optimizer !== 'sgd' && c.optimizer !== 'adam') bad('optimizer', `must be 'sgd' or 'adam', got ${describeValue(c.optimizer)}`);
+  if (typeof c.beta1 !== 'number' || !(c.beta1 >= 0 && c.beta1 < 1)) bad('beta1', `must be in [0, 1), got ${describeValue(c.beta1)}`);
+  if (typeof c.beta2 !== 'number' || !(c.beta2 >= 0 && c.beta2 < 1)) bad('beta2', `must be in [0, 1), got ${describeValue(c.beta2)}`);
+  if (typeof c.foml !== 'boolean') bad('foml', `must be true or false, got ${describeValue(c.foml)}`);
+  if (c.innerState !== 'carry' && c.innerState !== 'shared' && c.innerState !== 'reset') bad('innerState', `must be 'carry', 'shared' or 'reset', got ${describeValue(c.innerState)}`);
+  if (!Number.isInteger(c.seed) || c.seed < 0 || c.seed > 0xffffffff) bad('seed', `must be a whole number in [0, 4294967295], got ${describeValue(c.seed)}`);
   return c;
 }
 

@@ -1,7 +1,9 @@
 import type { Executor } from '../exec/executor.js';
 import { evalTaskStreams, scoreTask, taskScoring } from '../exec/score.js';
-import type { InnerOptions, Learner } from '../learners/learner.js';
+import { validateInnerOptions, type InnerOptions, type Learner } from '../learners/learner.js';
 import type { TaskSource } from '../tasks/task.js';
+import { checkHasMethods, checkInteger, checkOptionsObject } from '../_utils/checks.js';
+import { InvalidOptionsError } from '../_utils/errors.js';
 
 /** Test tasks handed to a learner's `scoreTasks` at a time: enough to keep every core busy, few enough for progress lines. */
 const SCORE_CHUNK = 32;
@@ -49,8 +51,12 @@ export interface EvaluateResult {
  * the other queries. `transductive` classifies all queries in one batch.
  */
 export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult> {
+  checkEvaluateOptions(options);
+  checkHasMethods('source', options.source, ['sample', 'describe'], 'a task source, e.g. new SineTaskSource() or new FewShotTaskSource({ dataset, classes, shots })');
+  checkInteger('samples', options.samples, 1);
+  checkInteger('seed', options.seed, 0, 0xffffffff);
+  if (options.onTask !== undefined && typeof options.onTask !== 'function') throw new InvalidOptionsError('`onTask` must be a function (done, total) => void', { option: 'onTask' });
   const { learner, source, inner, samples } = options;
-  if (!Number.isInteger(samples) || samples < 1) throw new Error(`samples must be a positive integer, got ${samples}`);
   if (options.executor?.evaluateTasks !== undefined) {
     return summarize(source, await options.executor.evaluateTasks({ learner, source, inner, seed: options.seed, samples, transductive: options.transductive ?? false, ...(options.onTask ? { onTask: options.onTask } : {}) }));
   }
@@ -108,8 +114,15 @@ export interface EvaluationSet {
  * one after the other on one engine.
  */
 export async function evaluateMany(options: Omit<EvaluateOptions, 'source' | 'seed' | 'samples' | 'onTask'> & { sets: readonly EvaluationSet[] }): Promise<EvaluateResult[]> {
+  checkEvaluateOptions(options);
+  if (!Array.isArray(options.sets)) throw new InvalidOptionsError('`sets` must be a list of { source, seed, samples }', { option: 'sets' });
+  for (const set of options.sets as readonly EvaluationSet[]) {
+    checkOptionsObject(set, 'each of `sets`', '{ source, seed, samples }');
+    checkHasMethods('source', set.source, ['sample', 'describe'], 'a task source');
+    checkInteger('samples', set.samples, 1);
+    checkInteger('seed', set.seed, 0, 0xffffffff);
+  }
   const { learner, inner, sets } = options;
-  for (const set of sets) if (!Number.isInteger(set.samples) || set.samples < 1) throw new Error(`samples must be a positive integer, got ${set.samples}`);
   const total = sets.reduce((a, s) => a + s.samples, 0);
   if (learner.scoreTasks === undefined || options.executor?.evaluateTasks !== undefined || total > SCORE_CHUNK) {
     const results: EvaluateResult[] = [];
@@ -125,6 +138,15 @@ export async function evaluateMany(options: Omit<EvaluateOptions, 'source' | 'se
   const scores = await learner.scoreTasks(items, inner, taskScoring(options.transductive ?? false));
   let at = 0;
   return sets.map((set) => summarize(set.source, scores.slice(at, (at += set.samples))));
+}
+
+// What evaluate and evaluateMany share, checked before any task runs.
+function checkEvaluateOptions(options: Omit<EvaluateOptions, 'source' | 'seed' | 'samples' | 'onTask'>): void {
+  checkOptionsObject(options, 'evaluate', '{ learner, source, inner, samples, seed }');
+  checkHasMethods('learner', options.learner, ['getParams', 'setParams', 'adapt', 'predict', 'getOptimizerState', 'setOptimizerState'], 'a Learner, e.g. createLearner({ model })');
+  validateInnerOptions(options.inner);
+  if (options.transductive !== undefined && typeof options.transductive !== 'boolean') throw new InvalidOptionsError('`transductive` must be true or false', { option: 'transductive' });
+  if (options.executor !== undefined) checkHasMethods('executor', options.executor, ['runMetaBatch'], 'an Executor, e.g. from createExecutor()');
 }
 
 function summarize(source: TaskSource, perTask: number[]): EvaluateResult {

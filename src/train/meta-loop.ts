@@ -1,7 +1,8 @@
 import { fomamlUpdate, reptileUpdate } from '../core/meta-update.js';
 import { checkParams, type Params } from '../core/params.js';
 import { linearSchedule } from '../core/schedule.js';
-import { ReptileError } from '../_utils/errors.js';
+import { checkHasMethods, checkInteger, checkOptionsObject } from '../_utils/checks.js';
+import { CheckpointError, DivergenceError, InvalidOptionsError } from '../_utils/errors.js';
 import { checkPolicyFor, type Executor } from '../exec/executor.js';
 import { InlineExecutor } from '../exec/inline.js';
 import type { AdaptResult, Learner, OptimizerState } from '../learners/learner.js';
@@ -96,20 +97,23 @@ export interface MetaTrainResult {
  * browser; with a `store` the run is resumable bit for bit.
  */
 export async function runMetaLoop(options: MetaLoopOptions): Promise<MetaTrainResult> {
+  checkLoopOptions(options);
   const { learner, source, store } = options;
   let config = resolveMetaConfig(options.config);
   const executor = options.executor ?? new InlineExecutor();
   const callbacks = options.callbacks === undefined ? [] : Array.isArray(options.callbacks) ? options.callbacks : [options.callbacks];
   const every = options.checkpointEvery ?? 100;
-  if (!Number.isInteger(every) || every < 1) throw new ReptileError(`checkpointEvery must be a positive integer, got ${every}`);
+  checkInteger('checkpointEvery', every, 1);
+  // Before the store is opened: a usage mistake leaves no checkpoint folder or log behind.
+  checkPolicyFor(executor, config.innerState);
 
   let start = 0;
   const ckpt = await store?.load();
   if (store !== undefined && ckpt !== undefined) {
     const problem = checkParams(ckpt.params, learner.layout);
     if (problem !== undefined) {
-      throw new ReptileError(
-        `${store.label} was written for a different model (${problem}): use the same architecture or a new --checkpoint directory`,
+      throw new CheckpointError(
+        `${store.label} was written for a different model (${problem}): use the same architecture, or a new \`checkpointDir\``,
       );
     }
     config = reconcileConfig(ckpt.meta['config'] as MetaConfig | undefined, config, store.label);
@@ -118,7 +122,6 @@ export async function runMetaLoop(options: MetaLoopOptions): Promise<MetaTrainRe
     start = ckpt.iteration;
   }
 
-  checkPolicyFor(executor, config.innerState);
   const schedule = linearSchedule(config.metaStep, config.metaStepFinal, config.metaIters);
   const inner = innerOptionsOf(config);
   for (const cb of callbacks) await cb.onTrainBegin?.({ startIteration: start, config });
@@ -146,8 +149,8 @@ export async function runMetaLoop(options: MetaLoopOptions): Promise<MetaTrainRe
     const results = await executor.runMetaBatch({ learner, source, seed: config.seed, iteration, metaBatch: config.metaBatch, inner, foml: config.foml });
     const problem = update(results);
     if (problem !== undefined) {
-      throw new ReptileError(
-        `training diverged at meta-iteration ${iteration} (${problem}): lower --learning-rate or --meta-step; the last good checkpoint is untouched`,
+      throw new DivergenceError(
+        `training diverged at meta-iteration ${iteration} (${problem}): lower \`learningRate\` or \`metaStep\`; the last good checkpoint is untouched`,
       );
     }
     const logs: MetaIterLogs = {
@@ -174,6 +177,23 @@ export async function runMetaLoop(options: MetaLoopOptions): Promise<MetaTrainRe
   return result;
 }
 
+// What a JavaScript caller hands the loop, checked before anything runs or is written: each
+// missing or wrong option is one line naming it, not a TypeError from deep inside.
+function checkLoopOptions(options: MetaLoopOptions): void {
+  checkOptionsObject(options, 'metaTrain', '{ learner, source, config }');
+  checkHasMethods('learner', options.learner, ['getParams', 'setParams', 'adapt', 'getOptimizerState', 'setOptimizerState'], 'a Learner, e.g. createLearner({ model })');
+  checkHasMethods('source', options.source, ['sample', 'describe'], 'a task source, e.g. new SineTaskSource() or new FewShotTaskSource({ dataset, classes, shots })');
+  if (options.executor !== undefined) checkHasMethods('executor', options.executor, ['runMetaBatch'], 'an Executor, e.g. from createExecutor()');
+  if (options.store !== undefined) checkHasMethods('store', options.store, ['load'], 'a MetaTrainStore with load()');
+  const callbacks = options.callbacks === undefined ? [] : Array.isArray(options.callbacks) ? options.callbacks : [options.callbacks];
+  for (const cb of callbacks) {
+    if (cb === null || typeof cb !== 'object') throw new InvalidOptionsError('`callbacks` must be an object of hooks (onMetaIterEnd, ...) or a list of them', { option: 'callbacks' });
+  }
+  if (options.signal !== undefined && (options.signal === null || typeof options.signal.aborted !== 'boolean')) {
+    throw new InvalidOptionsError('`signal` must be an AbortSignal, e.g. new AbortController().signal', { option: 'signal' });
+  }
+}
+
 // The meta-update of one meta-iteration, reading φ before its tasks run; applied to the results, it
 // sets the new φ and returns undefined, or returns what is wrong with it and leaves φ as it was. A
 // learner that applies the Reptile update to its own φ (the native engine) gives the same bits as
@@ -198,8 +218,9 @@ function reconcileConfig(saved: MetaConfig | undefined, asked: MetaConfig, label
   if (!saved) return asked;
   for (const key of Object.keys(saved) as (keyof MetaConfig)[]) {
     if (saved[key] !== asked[key]) {
-      throw new ReptileError(
-        `${label} was trained with ${key} = ${String(saved[key])}, not ${String(asked[key])}: resume with the same settings, or use a new --checkpoint directory`,
+      throw new InvalidOptionsError(
+        `${label} was trained with \`${key}\` = ${String(saved[key])}, not ${String(asked[key])}: resume with the same settings, or use a new \`checkpointDir\``,
+        { option: key },
       );
     }
   }

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
-import { ReptileError } from '../_utils/errors.js';
+import { checkOptionsObject, describeValue } from '../_utils/checks.js';
+import { InvalidOptionsError, ReptileError } from '../_utils/errors.js';
 import { checkpointPath, ensureWritableDir, hasCheckpoint, readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { runMetaLoop, type Checkpoint, type MetaLoopOptions, type MetaTrainResult, type MetaTrainStore } from './meta-loop.js';
 
@@ -22,7 +23,11 @@ export interface MetaTrainOptions extends MetaLoopOptions {
  * bit: the checkpoint holds φ, the inner optimizer's state, the iteration and the configuration.
  */
 export async function metaTrain(options: MetaTrainOptions): Promise<MetaTrainResult> {
+  checkOptionsObject(options, 'metaTrain', '{ learner, source, config }');
   const { checkpointDir, logFile, ...loop } = options;
+  for (const [option, value] of [['checkpointDir', checkpointDir], ['logFile', logFile]] as const) {
+    if (value !== undefined && (typeof value !== 'string' || value === '')) throw new InvalidOptionsError(`\`${option}\` must be a path, got ${describeValue(value)}`, { option });
+  }
   if (checkpointDir === undefined && logFile === undefined) return runMetaLoop(loop);
   return runMetaLoop({ ...loop, store: loop.store ?? fileStore(checkpointDir, logFile) });
 }
@@ -57,6 +62,7 @@ function prepareLogFile(file: string): void {
     fs.closeSync(fs.openSync(file, existed ? 'a' : 'wx'));
     if (!existed) fs.rmSync(file);
   } catch (e) {
-    throw new ReptileError(`cannot write the log file '${file}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable --log path`);
+    // A file that cannot be written is a failure at run time (exit code 1), as for the checkpoint folder.
+    throw new ReptileError(`cannot write the log file '${file}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable \`logFile\``, { cause: e });
   }
 }

@@ -70,7 +70,7 @@ describe('reptile train/eval/export on a few-shot dataset', () => {
 
   it('bad input: each is one line naming the problem and the fix, non-zero exit', () => {
     const missing = path.join(makeTemp(), 'absent');
-    expectOneLineError(runCli(['train', '--dataset', 'omniglot', '--data-dir', missing, '--backend', 'cpu']), /Omniglot directory '.*absent' does not exist: pass --data-dir/);
+    expectOneLineError(runCli(['train', '--dataset', 'omniglot', '--data-dir', missing, '--backend', 'cpu']), /Omniglot directory '.*absent' does not exist: point --data-dir at a folder with images_background.zip/);
     expectOneLineError(runCli(['train', '--dataset', 'folder', '--backend', 'cpu']), /missing --data-dir/);
     expectOneLineError(runCli(['train', '--dataset', 'folder', '--data-dir', folder, ...tiny, '--classes', '10', '--backend', 'cpu']), /the training split has 9 classes, fewer than --classes 10: lower --classes/);
     expectOneLineError(runCli(['train', '--dataset', 'folder', '--data-dir', folder, ...tiny, '--shots', '3', '--backend', 'cpu']), /has 3 examples, fewer than the 4 a task needs \(--shots \+ 1\)/);
@@ -116,7 +116,7 @@ describe('reptile train/eval/export on a few-shot dataset', () => {
     const cls = fs.readdirSync(other).sort()[0]!;
     const first = fs.readdirSync(path.join(other, cls)).sort()[0]!;
     fs.writeFileSync(path.join(other, cls, first), pngBytes(28, 28, (x) => (x < 14 ? [255, 255, 255] : [0, 0, 0])));
-    expectOneLineError(resume([], other), /trained with the data \(fingerprint\) [0-9a-f]{16}, not [0-9a-f]{16}/);
+    expectOneLineError(resume([], other), /trained on other data \(fingerprint [0-9a-f]{16}, not [0-9a-f]{16}\): resume with the same settings and data, or use a new --checkpoint$/);
     expect(fs.readFileSync(path.join(ck, 'reptile.ckpt')).equals(before)).toBe(true);
     // The same settings and data resume.
     const ok = runCli(['train', '--dataset', 'folder', '--data-dir', folder, ...tiny, '--meta-iters', '1', '--checkpoint', ck, '--backend', 'cpu']);

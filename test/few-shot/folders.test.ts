@@ -43,7 +43,7 @@ describe('class-per-folder images', () => {
   });
 
   it('bad input: missing folder, no classes, corrupt PNG, corrupt JPEG, mixed sizes — one clear line each', () => {
-    expect(() => loadImageFolder({ dir: path.join(makeTemp(), 'none') })).toThrow(/image directory '.*none' does not exist: pass --data-dir/);
+    expect(() => loadImageFolder({ dir: path.join(makeTemp(), 'none') })).toThrow(/image directory '.*none' does not exist: point `dir` at a folder with one sub-folder of images per class/);
     expect(() => loadImageFolder({ dir: makeTemp() })).toThrow(/has no class folders with PNG or JPEG images/);
     const badPng = writeImageFolder(makeTemp(), { classes: 2, perClass: 2, size: 4 });
     fs.writeFileSync(path.join(badPng, 'class_01', 'img_1.png'), pngBytes(4, 4, () => [1, 2, 3]).subarray(0, 40));

@@ -83,7 +83,7 @@ describe('Omniglot loader', () => {
 
   it('bad input: missing directory, missing archive, corrupt zip, corrupt PNG, wrong image size — one clear line each', () => {
     const missing = path.join(makeTemp(), 'nope');
-    expect(() => loadOmniglot({ dir: missing, cacheDir: false })).toThrow(/Omniglot directory '.*nope' does not exist: pass --data-dir/);
+    expect(() => loadOmniglot({ dir: missing, cacheDir: false })).toThrow(/Omniglot directory '.*nope' does not exist: point `dir` at a folder with images_background.zip/);
 
     const half = makeTemp();
     writeOmniglotZips(half, { alphabets: 1, characters: 1, drawings: 1 });
@@ -150,7 +150,7 @@ describe('Omniglot split', () => {
     const input = range(5);
     pythonShuffle(input, 1);
     expect(input).toEqual([0, 1, 2, 3, 4]);
-    expect(() => pythonShuffle(input, -1)).toThrow(/split seed must be a non-negative integer/);
+    expect(() => pythonShuffle(input, -1)).toThrow(/split `seed` must be a whole number ≥ 0/);
   });
 
   it("the supervised-reptile split takes supervised-reptile's characters: sorted by alphabet and name, then Python's shuffle", () => {
@@ -174,8 +174,8 @@ describe('Omniglot split', () => {
   });
 
   it('openFewShotData takes the class split for Omniglot only and records it; other datasets and unknown splits are refused', () => {
-    expect(() => openFewShotData({ dataset: 'mnist', dataDir: '.', seed: 0, classSplit: 'supervised-reptile' })).toThrow(/Omniglot's, not mnist's: drop --class-split/);
-    expect(() => openFewShotData({ dataset: 'omniglot', dataDir: '.', seed: 0, classSplit: 'python' as never })).toThrow(/unknown class split 'python': use seeded or supervised-reptile/);
+    expect(() => openFewShotData({ dataset: 'mnist', dataDir: '.', seed: 0, classSplit: 'supervised-reptile' })).toThrow(/Omniglot's, not mnist's: drop `classSplit`/);
+    expect(() => openFewShotData({ dataset: 'omniglot', dataDir: '.', seed: 0, classSplit: 'python' as never })).toThrow(/unknown class split 'python': `classSplit` must be 'seeded' or 'supervised-reptile'/);
     const describe = { dataset: 'omniglot', dataDir: '/d', splitSeed: 0, classSplit: 'supervised-reptile', fingerprint: 'f' };
     expect(dataOrigin(describe, 'test', 0)).toEqual({ dataset: 'omniglot', dataDir: '/d', split: 'test', splitSeed: 0, classSplit: 'supervised-reptile', fingerprint: 'f' });
     expect(dataOrigin({ ...describe, classSplit: undefined }, 'train', 0)).not.toHaveProperty('classSplit');

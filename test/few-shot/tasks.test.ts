@@ -79,9 +79,11 @@ describe('N-way K-shot tasks', () => {
   });
 
   it('refuses tasks the dataset cannot supply', () => {
-    expect(() => new FewShotTaskSource({ dataset: codedDataset(4, 5), classes: 5, shots: 1 }).sample(Rng.derive(0))).toThrow(/cannot draw 5 classes from a dataset of 4/);
+    // Too many classes is caught when the source is built, before any task is drawn.
+    expect(() => new FewShotTaskSource({ dataset: codedDataset(4, 5), classes: 5, shots: 1 })).toThrow(/`classes` is 5 but the dataset has 4 classes/);
+    expect(() => chooseClasses(Rng.derive(0), codedDataset(4, 5), 5)).toThrow(/cannot draw 5 classes from a dataset of 4/);
     expect(() => new FewShotTaskSource({ dataset: codedDataset(5, [6, 6, 6, 2, 6]), classes: 5, shots: 2 }).sample(Rng.derive(0))).toThrow(/has 2 examples, fewer than the 3/);
-    expect(() => new FewShotTaskSource({ dataset: codedDataset(5, 5), classes: 0, shots: 1 })).toThrow(/classes must be a whole number/);
+    expect(() => new FewShotTaskSource({ dataset: codedDataset(5, 5), classes: 0, shots: 1 })).toThrow(/`classes` must be a whole number/);
   });
 });
 
@@ -93,7 +95,7 @@ describe('class subsets and rotations', () => {
     expect(out[0]).toBe(401);
     sub.load(1, 0, out, 0);
     expect(out[0]).toBe(100);
-    expect(() => subsetClasses(codedDataset(2, 2), [2])).toThrow(/class 2 is not in the dataset/);
+    expect(() => subsetClasses(codedDataset(2, 2), [2])).toThrow(/class 2 of `indices` is not in the dataset/);
   });
 
   it('rotations are exact counter-clockwise quarter turns', () => {

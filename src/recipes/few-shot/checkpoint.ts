@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 import { Params } from '../../core/params.js';
-import { ReptileError } from '../../_utils/errors.js';
+import { CheckpointError } from '../../_utils/errors.js';
 import { createLearner, type LearnerChoice } from '../../learners/create-learner.js';
 import { TfjsLearner } from '../../learners/tfjs.js';
 import type { Learner } from '../../learners/learner.js';
@@ -29,7 +29,7 @@ export function loadFewShotCheckpoint(
   const ckpt = readCheckpoint(dir);
   const meta = ckpt.meta;
   if (meta['fewShot'] === undefined || meta['data'] === undefined || meta['modelKind'] === undefined) {
-    throw new ReptileError(`checkpoint in '${dir}' is not from a few-shot run ('reptile train --dataset ...'): pass the --checkpoint directory of a few-shot training run`);
+    throw new CheckpointError(`checkpoint in '${dir}' is not from a few-shot run ('reptile train --dataset ...'): pass the \`checkpoint\` folder of a few-shot training run`);
   }
   const info: FewShotCheckpointInfo = {
     settings: meta['fewShot'] as FewShotCheckpointInfo['settings'],
@@ -41,7 +41,7 @@ export function loadFewShotCheckpoint(
   const model = createFewShotModel({ kind: info.kind, inputShape: info.inputShape, classes: info.settings.classes, seed: info.config.seed, ...(info.settings.init !== undefined ? { init: info.settings.init } : {}) });
   const learner = createLearner({ model, learner: options.learner ?? 'auto', innerState: info.config.innerState, ...(options.log ? { log: options.log } : {}) });
   if (ckpt.params.layout.hash !== learner.layout.hash) {
-    throw new ReptileError(`checkpoint in '${dir}' does not fit the ${info.kind} network it names (layout ${ckpt.params.layout.hash} vs ${learner.layout.hash}): the checkpoint is damaged or from another version`);
+    throw new CheckpointError(`checkpoint in '${dir}' does not fit the ${info.kind} network it names (layout ${ckpt.params.layout.hash} vs ${learner.layout.hash}): the checkpoint is damaged or from another version`);
   }
   const params = new Params(learner.layout, ckpt.params.data);
   learner.setParams(params);

@@ -1,4 +1,4 @@
-import { ReptileError } from '../../_utils/errors.js';
+import { InvalidOptionsError } from '../../_utils/errors.js';
 import { definedOnly } from '../../_utils/objects.js';
 import type { Executor } from '../../exec/executor.js';
 import { openRecordedFewShotData } from '../../data/open.js';
@@ -35,7 +35,7 @@ export interface FewShotEvaluateOptions {
  */
 export async function fewShotEvaluate(options: FewShotEvaluateOptions): Promise<EvaluateResult> {
   const { settings } = options;
-  checkTaskFits(options.dataset, 'test split', settings.classes, settings.shots + 1, '--shots + 1');
+  checkTaskFits(options.dataset, 'test split', settings.classes, settings.shots + 1, '`shots` + 1');
   return evaluate({
     learner: options.learner,
     source: new FewShotTaskSource({ dataset: options.dataset, classes: settings.classes, shots: settings.shots, ...(options.origin ? { origin: options.origin } : {}) }),
@@ -125,7 +125,7 @@ export async function evaluateFewShotCheckpoint(options: CheckpointEvaluationOpt
     const splitSeed = typeof ck.data['splitSeed'] === 'number' ? (ck.data['splitSeed'] as number) : ck.config.seed;
     const data = openRecordedFewShotData(ck.data, { seed: splitSeed, dataDir, ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}), ...(options.log ? { log: options.log } : {}) });
     const dataset = split === 'train' ? data.train : split === 'val' ? data.val : data.test;
-    if (dataset === undefined) throw new ReptileError(`the ${ck.data.dataset} dataset has no '${split}' split: use --split test or train`, { exitCode: 2 });
+    if (dataset === undefined) throw new InvalidOptionsError(`the ${ck.data.dataset} dataset has no '${split}' split: set \`split\` to 'test' or 'train'`, { option: 'split' });
     const settings: FewShotSettings = {
       ...ck.settings,
       ...definedOnly({ shots: options.shots, evalIters: options.evalIters, evalBatch: options.evalBatch, transductive: options.transductive, loss: options.loss }),

@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { writeFileAtomicSync } from '../../_utils/atomic-write.js';
 import { ReptileError } from '../../_utils/errors.js';
-import { makeDirs } from '../../_utils/output-dir.js';
+import { makeDirectory } from '../../_utils/make-dir.js';
 
 /**
  * Writes `model` as a TensorFlow.js LayersModel — `model.json` (topology and weights manifest)
@@ -12,9 +12,9 @@ import { makeDirs } from '../../_utils/output-dir.js';
  */
 export async function exportLayersModel(model: tf.LayersModel, outDir: string): Promise<string[]> {
   try {
-    makeDirs(outDir);
+    makeDirectory(outDir);
   } catch (e) {
-    throw new ReptileError(`cannot create the export directory '${outDir}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable --out directory`);
+    throw new ReptileError(`cannot create the export directory '${outDir}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable \`outDir\``);
   }
   const files = [path.join(outDir, 'model.json'), path.join(outDir, 'weights.bin')];
   await model.save(
@@ -41,6 +41,6 @@ function writeAtomic(file: string, bytes: Uint8Array): void {
   try {
     writeFileAtomicSync(file, bytes);
   } catch (e) {
-    throw new ReptileError(`cannot write '${file}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable --out directory`);
+    throw new ReptileError(`cannot write '${file}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose a writable \`outDir\``);
   }
 }

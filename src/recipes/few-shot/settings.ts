@@ -1,4 +1,4 @@
-import { ReptileError } from '../../_utils/errors.js';
+import { InvalidOptionsError } from '../../_utils/errors.js';
 import { definedOnly } from '../../_utils/objects.js';
 import type { ConvInit } from '../../learners/models.js';
 import type { InnerOptions } from '../../learners/learner.js';
@@ -47,7 +47,7 @@ export interface FewShotRun {
 export function resolveFewShotRun(options: { preset?: string; meta?: Partial<MetaConfig>; fewShot?: Partial<FewShotDefaults>; seed: number }): FewShotRun {
   const preset = options.preset === undefined ? undefined : getPreset(options.preset);
   if (preset !== undefined && preset.task !== 'few-shot') {
-    throw new ReptileError(`preset '${preset.name}' is not a few-shot setting: use it with --task sine, or name a few-shot preset`, { exitCode: 2 });
+    throw new InvalidOptionsError(`preset '${preset.name}' is not a few-shot setting: train it as a sine run, or name a few-shot \`preset\``, { option: 'preset' });
   }
   const f: FewShotDefaults = { ...FEW_SHOT_DEFAULTS, ...(preset?.fewShot ?? {}), ...definedOnly(options.fewShot ?? {}) };
   const meta: Partial<MetaConfig> = { ...(preset?.meta ?? {}), ...definedOnly(options.meta ?? {}) };
@@ -61,14 +61,14 @@ export function resolveFewShotRun(options: { preset?: string; meta?: Partial<Met
 }
 
 /** Checks that every task the settings ask for can be drawn from `dataset`; one clear line if not. */
-export function checkTaskFits(dataset: LabeledDataset, what: string, classes: number, perClass: number, perClassFlag: string): void {
+export function checkTaskFits(dataset: LabeledDataset, what: string, classes: number, perClass: number, perClassOption: string): void {
   if (dataset.numClasses < classes) {
-    throw new ReptileError(`the ${what} has ${dataset.numClasses} classes, fewer than --classes ${classes}: lower --classes or add classes to the dataset`, { exitCode: 2 });
+    throw new InvalidOptionsError(`the ${what} has ${dataset.numClasses} classes, fewer than \`classes\` ${classes}: lower \`classes\` or add classes to the dataset`, { option: 'classes' });
   }
   for (let c = 0; c < dataset.numClasses; c++) {
     const n = dataset.countOf(c);
     if (n < perClass) {
-      throw new ReptileError(`class '${dataset.className(c)}' of the ${what} has ${n} examples, fewer than the ${perClass} a task needs (${perClassFlag}): lower it or remove that class`, { exitCode: 2 });
+      throw new InvalidOptionsError(`class '${dataset.className(c)}' of the ${what} has ${n} examples, fewer than the ${perClass} a task needs (${perClassOption}): lower it or remove that class`, { option: perClassOption.replace(/`/g, '').split(' ')[0]! });
     }
   }
 }

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
-import { ReptileError } from '../../_utils/errors.js';
+import { CheckpointError, InvalidOptionsError } from '../../_utils/errors.js';
 import { definedOnly } from '../../_utils/objects.js';
 import type { Executor } from '../../exec/executor.js';
 import { innerStateFor } from '../../exec/create-executor.js';
@@ -73,9 +73,9 @@ export async function fewShotTrain(options: FewShotTrainOptions): Promise<{ resu
   const trainShots = settings.trainShots !== undefined && settings.trainShots > 0 ? settings.trainShots : settings.shots;
   const init = settings.init ?? DEFAULT_CONV_INIT;
   const config = resolveMetaConfig({ ...definedOnly(options.config ?? {}), ...definedOnly({ innerState: innerStateFor(options.executor, options.config?.innerState) }) });
-  checkTaskFits(data.train, 'training split', settings.classes, trainShots, '--train-shots');
-  checkTaskFits(data.train, 'training split', settings.classes, settings.shots + 1, '--shots + 1');
-  checkTaskFits(data.test, 'test split', settings.classes, settings.shots + 1, '--shots + 1');
+  checkTaskFits(data.train, 'training split', settings.classes, trainShots, '`trainShots`');
+  checkTaskFits(data.train, 'training split', settings.classes, settings.shots + 1, '`shots` + 1');
+  checkTaskFits(data.test, 'test split', settings.classes, settings.shots + 1, '`shots` + 1');
   if (options.checkpointDir !== undefined) checkResumable(options.checkpointDir, { ...settings, trainShots }, data.describe);
   const kind = modelKindFor(data.train.inputShape);
   const model = createFewShotModel({ kind, inputShape: data.train.inputShape, classes: settings.classes, seed: config.seed, init });
@@ -165,21 +165,22 @@ function checkResumable(dir: string, settings: FewShotSettings & { trainShots: n
   const saved = meta['fewShot'] as Partial<FewShotSettings> | undefined;
   const savedData = meta['data'] as Record<string, unknown> | undefined;
   if (saved === undefined || savedData === undefined) {
-    throw new ReptileError(`checkpoint in '${dir}' is not from a few-shot run: use a new --checkpoint directory`);
+    throw new CheckpointError(`checkpoint in '${dir}' is not from a few-shot run: use a new \`checkpointDir\``);
   }
   const pairs: [string, unknown, unknown][] = [
-    ['--classes', saved.classes, settings.classes],
-    ['--shots', saved.shots, settings.shots],
-    ['--train-shots', saved.trainShots, settings.trainShots],
-    ['--init', saved.init ?? DEFAULT_CONV_INIT, settings.init ?? DEFAULT_CONV_INIT],
-    ['--dataset', savedData['dataset'], data['dataset']],
-    ['--class-split', savedData['classSplit'] ?? 'seeded', data['classSplit'] ?? 'seeded'],
+    ['classes', saved.classes, settings.classes],
+    ['shots', saved.shots, settings.shots],
+    ['trainShots', saved.trainShots, settings.trainShots],
+    ['init', saved.init ?? DEFAULT_CONV_INIT, settings.init ?? DEFAULT_CONV_INIT],
+    ['dataset', savedData['dataset'], data['dataset']],
+    ['classSplit', savedData['classSplit'] ?? 'seeded', data['classSplit'] ?? 'seeded'],
   ];
   // Checkpoints written before fingerprints existed are resumed on the dataset name alone.
-  if (savedData['fingerprint'] !== undefined) pairs.push(['the data (fingerprint)', savedData['fingerprint'], data['fingerprint']]);
+  if (savedData['fingerprint'] !== undefined) pairs.push(['dataDir', savedData['fingerprint'], data['fingerprint']]);
   for (const [what, was, now] of pairs) {
     if (was !== now) {
-      throw new ReptileError(`checkpoint in '${dir}' was trained with ${what} ${String(was)}, not ${String(now)}: resume with the same settings and data, or use a new --checkpoint directory`, { exitCode: 2 });
+      const said = what === 'dataDir' ? `on other data (fingerprint ${String(was)}, not ${String(now)})` : `with \`${what}\` ${String(was)}, not ${String(now)}`;
+      throw new InvalidOptionsError(`checkpoint in '${dir}' was trained ${said}: resume with the same settings and data, or use a new \`checkpointDir\``, { option: what });
     }
   }
 }
