@@ -12,19 +12,21 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** The Node entry's runtime names (functions, classes, constants). */
 const INDEX_VALUES = [
-  'ArrayDataset', 'DEFAULT_META_CONFIG', 'EXECUTOR_NAMES', 'FewShotTaskSource', 'InlineExecutor',
-  'NATIVE_LAYERS', 'NativeLearner', 'OMNIGLOT_CLASS_SPLITS', 'PRESET_NAMES', 'Params',
-  'REPTILE_DEFAULTS', 'RedisExecutor', 'Reptile', 'ReptileError', 'Rng', 'SineTaskSource',
-  'TfjsLearner', 'ThreadsExecutor', 'UnsupportedModelError', 'UsageError', 'concatExamples',
-  'createExecutor', 'createFewShotModel', 'createLayout', 'createLearner', 'createMiniImageNetModel',
+  'ArrayDataset', 'CheckpointError', 'DEFAULT_META_CONFIG', 'DataError', 'DivergenceError',
+  'EXECUTOR_NAMES', 'FewShotTaskSource', 'InlineExecutor', 'InvalidOptionsError', 'NATIVE_LAYERS',
+  'NativeLearner', 'OMNIGLOT_CLASS_SPLITS', 'PRESET_NAMES', 'Params', 'REPTILE_DEFAULTS',
+  'RedisExecutor', 'Reptile', 'ReptileError', 'Rng', 'SineTaskSource', 'TfjsLearner',
+  'ThreadsExecutor', 'UnsupportedModelError', 'UsageError', 'concatExamples', 'createExecutor',
+  'createFewShotModel', 'createLayout', 'createLearner', 'createMiniImageNetModel',
   'createOmniglotModel', 'createSineModel', 'defaultCacheDir', 'downloadOmniglot', 'evaluate',
-  'evaluateFewShotCheckpoint', 'evaluateMany', 'exportLayersModel', 'fewShotEvaluate', 'fewShotTrain',
-  'fomamlUpdate', 'getPreset', 'hasCheckpoint', 'linearSchedule', 'loadFewShotCheckpoint',
-  'loadImageFolder', 'loadMiniImageNet', 'loadMnist', 'loadMnistFewShot', 'loadNative',
-  'loadOmniglot', 'metaTrain', 'mnistExamples', 'mse', 'openFewShotData', 'readCheckpoint',
-  'registerWasmConvKernels', 'reptileSerialUpdate', 'reptileUpdate', 'resolveFewShotRun',
-  'resolveMetaConfig', 'runRedisWorker', 'runSineDemo', 'selectBackend', 'sizeOf', 'splitFolder',
-  'splitOmniglot', 'subsetClasses', 'taskScoring', 'trainMnistMlp', 'withRotations', 'writeCheckpoint',
+  'evaluateFewShotCheckpoint', 'evaluateMany', 'exportLayersModel', 'fewShotEvaluate',
+  'fewShotTrain', 'fomamlUpdate', 'getPreset', 'hasCheckpoint', 'linearSchedule',
+  'loadFewShotCheckpoint', 'loadImageFolder', 'loadMiniImageNet', 'loadMnist', 'loadMnistFewShot',
+  'loadNative', 'loadOmniglot', 'metaTrain', 'mnistExamples', 'mse', 'openFewShotData',
+  'readCheckpoint', 'registerWasmConvKernels', 'reptileSerialUpdate', 'reptileUpdate',
+  'resolveFewShotRun', 'resolveMetaConfig', 'runRedisWorker', 'runSineDemo', 'selectBackend',
+  'sizeOf', 'splitFolder', 'splitOmniglot', 'subsetClasses', 'taskScoring', 'trainMnistMlp',
+  'withRotations', 'writeCheckpoint',
 ];
 
 /** The Node entry's type-only names (interfaces and type aliases). */
@@ -49,12 +51,13 @@ const INDEX_TYPES = [
 
 /** The universal entry's runtime names. */
 const UNIVERSAL_VALUES = [
-  'ArrayDataset', 'DEFAULT_META_CONFIG', 'FewShotTaskSource', 'InlineExecutor', 'Params',
-  'REPTILE_DEFAULTS', 'Reptile', 'ReptileError', 'Rng', 'SineTaskSource', 'TfjsLearner', 'UsageError',
-  'concatExamples', 'createLayout', 'createMiniImageNetModel', 'createOmniglotModel',
-  'createSineModel', 'evaluate', 'evaluateMany', 'fomamlUpdate', 'linearSchedule', 'metaTrain', 'mse',
-  'registerWasmConvKernels', 'reptileSerialUpdate', 'reptileUpdate', 'resolveMetaConfig', 'sizeOf',
-  'subsetClasses', 'taskScoring', 'withRotations',
+  'ArrayDataset', 'CheckpointError', 'DEFAULT_META_CONFIG', 'DataError', 'DivergenceError',
+  'FewShotTaskSource', 'InlineExecutor', 'InvalidOptionsError', 'Params', 'REPTILE_DEFAULTS',
+  'Reptile', 'ReptileError', 'Rng', 'SineTaskSource', 'TfjsLearner', 'UnsupportedModelError',
+  'UsageError', 'concatExamples', 'createLayout', 'createMiniImageNetModel', 'createOmniglotModel',
+  'createSineModel', 'evaluate', 'evaluateMany', 'fomamlUpdate', 'linearSchedule', 'metaTrain',
+  'mse', 'registerWasmConvKernels', 'reptileSerialUpdate', 'reptileUpdate', 'resolveMetaConfig',
+  'sizeOf', 'subsetClasses', 'taskScoring', 'withRotations',
 ];
 
 /** The universal entry's type-only names. */
