@@ -4,10 +4,10 @@
 # shared and reset, each evaluated on 1,000 test tasks. Runs JOBS trainings at a time, each on one engine
 # thread; a finished run's JSON is kept, so the script resumes. Then prints the table.
 #
-#   DATA=../shared/data/omniglot JOBS=2 bash scripts/policy-table.sh
+#   DATA=data/omniglot JOBS=2 bash scripts/policy-table.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${DATA:-../shared/data/omniglot}
+DATA=${DATA:-data/omniglot}
 OUT=${OUT:-docs/results/policy}
 JOBS=${JOBS:-2}
 mkdir -p "$OUT"
