@@ -32,22 +32,8 @@ import {
   splitFolder,
   type InnerOptions,
 } from '../src/index.js';
+import { readFlags, runScript } from './flags.js';
 
-const args = process.argv.slice(2);
-const arg = (name: string, dflt: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : dflt;
-};
-/** A flag's value as a positive integer; anything else exits with one line naming the flag. */
-const count = (name: string, dflt: string): number => {
-  const text = arg(name, dflt);
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) {
-    console.error(`--${name} must be a positive integer, got '${text}'`);
-    process.exit(2);
-  }
-  return value;
-};
 
 /**
  * Twenty classes of twelve 28×28 PNGs: each class a stripe pattern of its own angle and
@@ -84,21 +70,20 @@ function makeFixture(dir: string): void {
 }
 
 async function main(): Promise<void> {
-  const fixture = args.indexOf('--make-fixture');
-  if (fixture >= 0) {
-    const dir = args[fixture + 1];
-    if (dir === undefined) throw new UsageError('--make-fixture needs a folder: --make-fixture DIR');
-    makeFixture(dir);
+  const flags = readFlags({ classes: '5', shots: '1', 'meta-iters': '500', 'eval-tasks': '100', 'make-fixture': '' });
+  const fixture = flags.text('make-fixture');
+  if (fixture !== '') {
+    makeFixture(fixture);
     return;
   }
-  const dir = args[0];
+  const dir = flags.positionals[0];
   if (dir === undefined || dir.startsWith('--')) {
     throw new UsageError('usage: few-shot-folder.ts DIR [--classes 5] [--shots 1] [--meta-iters 500] [--eval-tasks 100] (or --make-fixture DIR)');
   }
-  const classes = count('classes', '5');
-  const shots = count('shots', '1');
-  const metaIters = count('meta-iters', '500');
-  const evalTasks = count('eval-tasks', '100');
+  const classes = flags.count('classes');
+  const shots = flags.count('shots');
+  const metaIters = flags.count('meta-iters');
+  const evalTasks = flags.count('eval-tasks');
   await selectBackend('cpu', (line) => console.error(line));
   const began = performance.now();
 
@@ -137,10 +122,4 @@ async function main(): Promise<void> {
   }
 }
 
-try {
-  await main();
-} catch (error) {
-  if (!(error instanceof ReptileError)) throw error;
-  console.error(error.message);
-  process.exitCode = error.exitCode;
-}
+await runScript(main);

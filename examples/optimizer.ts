@@ -11,23 +11,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Reptile, Rng, selectBackend } from '../src/index.js';
+import { readFlags } from './flags.js';
 
-const arg = (name: string, dflt: string): string => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : dflt;
-};
-/** A flag's value as a positive integer; anything else exits with one line naming the flag. */
-const count = (name: string, dflt: string): number => {
-  const text = arg(name, dflt);
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) {
-    console.error(`--${name} must be a positive integer, got '${text}'`);
-    process.exit(2);
-  }
-  return value;
-};
-const epochs = count('epochs', '20');
-const points = count('points', '600');
+const flags = readFlags({ epochs: '20', points: '600' });
+const epochs = flags.count('epochs');
+const points = flags.count('points');
 
 await selectBackend('cpu', (line) => console.error(line));
 

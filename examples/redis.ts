@@ -12,7 +12,6 @@
  */
 import {
   RedisExecutor,
-  ReptileError,
   UsageError,
   SineTaskSource,
   createLearner,
@@ -23,29 +22,16 @@ import {
   type Executor,
   type MetaConfig,
 } from '../src/index.js';
+import { readFlags, runScript } from './flags.js';
 
-const args = process.argv.slice(2);
-const arg = (name: string, dflt: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : dflt;
-};
-/** A flag's value as a positive integer; anything else exits with one line naming the flag. */
-const count = (name: string, dflt: string): number => {
-  const text = arg(name, dflt);
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) {
-    console.error(`--${name} must be a positive integer, got '${text}'`);
-    process.exit(2);
-  }
-  return value;
-};
 
 async function main(): Promise<void> {
-  const url = args[0];
+  const flags = readFlags({ 'meta-iters': '20', 'meta-batch': '4' });
+  const url = flags.positionals[0];
   if (url === undefined || url.startsWith('--')) throw new UsageError('usage: redis.ts REDIS_URL [--meta-iters 20] [--meta-batch 4], e.g. redis://127.0.0.1:6379');
   const config: Partial<MetaConfig> = {
-    metaIters: count('meta-iters', '20'),
-    metaBatch: count('meta-batch', '4'),
+    metaIters: flags.count('meta-iters'),
+    metaBatch: flags.count('meta-batch'),
     innerIters: 5,
     innerBatch: 10,
     learningRate: 0.03,
@@ -94,10 +80,4 @@ async function main(): Promise<void> {
   if (!same) process.exitCode = 1;
 }
 
-try {
-  await main();
-} catch (error) {
-  if (!(error instanceof ReptileError)) throw error;
-  console.error(error.message);
-  process.exitCode = error.exitCode;
-}
+await runScript(main);

@@ -9,24 +9,12 @@
  * instead of '../src/index.js'.
  */
 import { ReptileError, SineTaskSource, createLearner, createSineModel, evaluate, metaTrain, selectBackend, type InnerOptions, type LearnerChoice } from '../src/index.js';
+import { readFlags } from './flags.js';
 
-const arg = (name: string, dflt: string): string => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : dflt;
-};
-/** A flag's value as a positive integer; anything else exits with one line naming the flag. */
-const count = (name: string, dflt: string): number => {
-  const text = arg(name, dflt);
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) {
-    console.error(`--${name} must be a positive integer, got '${text}'`);
-    process.exit(2);
-  }
-  return value;
-};
-const metaIters = count('meta-iters', '5000');
-const evalTasks = count('eval-tasks', '50');
-const learnerChoice = arg('learner', 'auto') as LearnerChoice;
+const flags = readFlags({ 'meta-iters': '5000', 'eval-tasks': '50', learner: 'auto' });
+const metaIters = flags.count('meta-iters');
+const evalTasks = flags.count('eval-tasks');
+const learnerChoice = flags.text('learner') as LearnerChoice;
 if (!['auto', 'native', 'tfjs'].includes(learnerChoice)) {
   console.error(`--learner must be auto, native or tfjs, got '${learnerChoice}'`);
   process.exit(2);
