@@ -9,6 +9,7 @@ import { JobRunner } from '../src/exec/runtime.js';
 import { ThreadsExecutor } from '../src/exec/threads.js';
 import { createLearner } from '../src/learners/create-learner.js';
 import { SineTaskSource } from '../src/tasks/sine.js';
+import { evaluate } from '../src/train/evaluate.js';
 import { metaTrain } from '../src/train/meta-train.js';
 import { redisSkipReason, startRedis, type TestRedis } from './helpers/redis.js';
 import { nativeSkipReason } from './native-helpers.js';
@@ -51,6 +52,15 @@ function separableModel(): tf.LayersModel {
   });
 }
 
+/** Sine regression through a BatchNormalization whose moving statistics are far from a fresh layer's (0 and 1). */
+function batchNormModel(): tf.LayersModel {
+  const bn = tf.layers.batchNormalization({});
+  const model = tf.sequential({ layers: [tf.layers.dense({ units: 4, activation: 'tanh', inputShape: [1], kernelInitializer: init(31) }), bn, tf.layers.dense({ units: 1, kernelInitializer: init(32) })] });
+  const [gamma, beta] = bn.getWeights();
+  bn.setWeights([gamma!, beta!, tf.tensor1d([0.5, -0.25, 0.125, 1]), tf.tensor1d([4, 0.5, 2, 0.25])]);
+  return model;
+}
+
 const config = { seed: 3, metaIters: 4, metaBatch: 3, innerIters: 3, innerBatch: 5, learningRate: 0.02, optimizer: 'adam' as const, innerState: 'shared' as const };
 
 async function trainedParams(make: () => tf.LayersModel, kind: 'tfjs' | 'native', executor?: Executor): Promise<Buffer> {
@@ -88,6 +98,22 @@ describe('frozen weights and separable convolutions on the parallel executors', 
       const inline = await trainedParams(separableModel, kind);
       const parallel = await trainedParams(separableModel, kind, threads);
       expect(parallel.equals(inline)).toBe(true);
+    }, 120_000);
+  }
+
+  for (const kind of kinds) {
+    // Adaptation moves the statistics on (in tfjs and in the engine alike) and nothing restores
+    // them between tasks, so only a learner's first task starts from the model's very statistics.
+    it(`batch normalisation's moving statistics: a worker's first task scores as inline (${kind}, moving statistics at test)`, async () => {
+      const scores = async (executor?: Executor) => {
+        const model = batchNormModel();
+        const learner = createLearner({ model, learner: kind, innerState: 'shared', batchStatsAtTest: false });
+        const r = await evaluate({ learner, source: new SineTaskSource({ shots: 5 }), inner: { optimizer: 'sgd', learningRate: 0.01, innerIters: 2, innerBatch: 5 }, samples: 1, seed: 4, ...(executor ? { executor } : {}) });
+        learner.dispose();
+        model.dispose();
+        return r.perTask;
+      };
+      expect(await scores(threads)).toEqual(await scores());
     }, 120_000);
   }
 
