@@ -1,7 +1,10 @@
+import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Params } from '../src/core/params.js';
 import type { Rng } from '../src/core/rng.js';
 import { selectBackend } from '../src/engine/backend.js';
+import { InlineExecutor } from '../src/exec/inline.js';
+import { createLearner } from '../src/learners/create-learner.js';
 import type { AdaptResult, InnerOptions, Learner, OptimizerState } from '../src/learners/learner.js';
 import { createSineModel } from '../src/learners/models.js';
 import { TfjsLearner } from '../src/learners/tfjs.js';
@@ -10,6 +13,7 @@ import type { Examples, Task, TaskSource } from '../src/tasks/task.js';
 import { evalTaskStreams, evaluate, mse } from '../src/train/evaluate.js';
 import { metaTrain } from '../src/train/meta-train.js';
 import { scalarModel } from './helpers/fixtures.js';
+import { nativeSkipReason } from './native-helpers.js';
 
 beforeAll(async () => {
   await selectBackend('cpu');
@@ -139,4 +143,51 @@ describe('evaluate', () => {
     expect(r.ci95).toBe(0);
     expect(r.perTask).toHaveLength(1);
   });
+});
+
+/** Two-way tasks on two features: class 1 where the first is positive. */
+class TwoWay implements TaskSource {
+  readonly kind = 'classification' as const;
+  readonly inputShape = [2];
+  readonly outputSize = 2;
+  sample(rng: Rng): Task {
+    const set = (perClass: number): Examples => {
+      const inputs: number[] = [];
+      const targets: number[] = [];
+      for (let i = 0; i < 2 * perClass; i++) {
+        const c = i % 2;
+        inputs.push((c === 1 ? 1 : -1) * rng.uniform(0.5, 1.5), rng.uniform(-0.5, 0.5));
+        targets.push(c);
+      }
+      return { count: 2 * perClass, inputs: Float32Array.from(inputs), inputShape: [2], targets: Float32Array.from(targets), targetShape: [] };
+    };
+    return { kind: 'classification', numClasses: 2, support: set(2), query: set(3) };
+  }
+  describe(): Record<string, unknown> {
+    return { task: 'two-way' };
+  }
+}
+
+describe('a one-unit sigmoid head on two-way tasks', () => {
+  const inner: InnerOptions = { optimizer: 'sgd', learningRate: 1e-4, innerIters: 1, innerBatch: 4 };
+  /** One sigmoid unit whose output is above 0.5 where the first feature is positive (`sign` 1) or negative (-1). */
+  const head = (sign: number) => {
+    const model = tf.sequential({ layers: [tf.layers.dense({ units: 1, activation: 'sigmoid', inputShape: [2] })] });
+    model.setWeights([tf.tensor2d([[5 * sign], [0]]), tf.tensor1d([0])]);
+    return model;
+  };
+
+  for (const kind of (['tfjs', 'native'] as const).filter((k) => k === 'tfjs' || nativeSkipReason === undefined)) {
+    for (const transductive of [false, true]) {
+      it(`predicts class 1 where the output is above 0.5 (${kind}${transductive ? ', transductive' : ''})`, async () => {
+        for (const [sign, expected] of [[1, 1], [-1, 0]] as const) {
+          const learner = createLearner({ model: head(sign), learner: kind });
+          const r = await evaluate({ learner, source: new TwoWay(), inner, samples: 4, seed: 1, transductive, executor: new InlineExecutor() });
+          learner.dispose();
+          expect(r.metric).toBe('accuracy');
+          expect(r.perTask).toEqual([expected, expected, expected, expected]);
+        }
+      });
+    }
+  }
 });

@@ -1,20 +1,38 @@
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
-import { firstNonFinite, floatsToBytes, floatsView } from '../core/codec.js';
+import { bytesToFloats, firstNonFinite, floatsToBytes, floatsView } from '../core/codec.js';
 import type { Layout } from '../core/params.js';
 import { learnerKind } from '../learners/create-learner.js';
 import { validateInnerOptions, type InnerOptions, type InnerStatePolicy, type Learner, type OptimizerState } from '../learners/learner.js';
 import type { TaskSource } from '../tasks/task.js';
-import { InvalidOptionsError } from '../_utils/errors.js';
+import { DataError, InvalidOptionsError, UnsupportedModelError } from '../_utils/errors.js';
+
+/**
+ * A model's non-trainable weights (frozen layers' weights, batch normalisation's moving
+ * statistics), which are not in φ and which a model rebuilt from its topology would get freshly
+ * initialised: in `model.nonTrainableWeights` order, their names and shapes, their float32 bytes
+ * one after another in base64, and the SHA-256 (hex) of those bytes.
+ */
+export interface FixedWeights {
+  readonly names: readonly string[];
+  readonly shapes: readonly (readonly number[])[];
+  readonly data: string;
+  readonly digest: string;
+}
+
+/** Bytes of fixed weights a run spec carries at most (64 MiB); a larger model trains with the inline executor. */
+export const MAX_FIXED_WEIGHT_BYTES = 64 << 20;
 
 /**
  * How to rebuild the learner on a worker: the tfjs model's topology (JSON, never code), which
- * engine runs it and its options, and the layout its parameters must have. The worker's weights
- * come from each job's φ.
+ * engine runs it and its options, the layout its parameters must have, and the model's
+ * non-trainable weights when it has any. The worker's trainable weights come from each job's φ.
  */
 export interface LearnerSpec {
   readonly kind: 'native' | 'tfjs';
   readonly modelTopology: unknown;
+  /** The model's non-trainable weights; absent when it has none. */
+  readonly fixedWeights?: FixedWeights;
   readonly innerState: InnerStatePolicy;
   readonly batchStatsAtTest: boolean;
   readonly layout: { readonly hash: string; readonly size: number };
@@ -86,11 +104,13 @@ export const MAX_TASKS_PER_JOB = 10_000;
 
 /** The spec of a learner, for workers to rebuild it; throws when the learner has no tfjs model to describe. */
 export function describeLearner(learner: Learner): LearnerSpec {
-  const model = (learner as { model?: { toJSON(unused: null, returnString: false): unknown } }).model;
+  const model = (learner as { model?: tf.LayersModel }).model;
   if (model === undefined) throw new InvalidOptionsError('this `learner` has no tfjs model to send to workers: use the inline executor, or a TfjsLearner or NativeLearner', { option: 'learner' });
+  const fixedWeights = fixedWeightsOf(model);
   return {
     kind: learnerKind(learner),
-    modelTopology: model.toJSON(null, false),
+    modelTopology: patchTopology(model, model.toJSON(null, false)),
+    ...(fixedWeights ? { fixedWeights } : {}),
     innerState: learner.innerState,
     batchStatsAtTest: (learner as { batchStatsAtTest?: boolean }).batchStatsAtTest ?? true,
     layout: { hash: learner.layout.hash, size: learner.layout.size },
@@ -98,10 +118,105 @@ export function describeLearner(learner: Learner): LearnerSpec {
   };
 }
 
-/** The run spec of a learner and a task source, with an id that is a hash of both unless one is given. */
+/**
+ * The run spec of a learner and a task source, with an id that is a hash of both unless one is
+ * given (of the fixed weights, their names, shapes and digest, not their bytes).
+ */
 export function runSpecOf(learner: Learner, source: TaskSource, runId?: string): RunSpec {
   const spec = { learner: describeLearner(learner), source: source.describe() };
-  return { runId: runId ?? `r${createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 12)}`, ...spec };
+  const fixed = spec.learner.fixedWeights;
+  const hashed = fixed ? { ...spec, learner: { ...spec.learner, fixedWeights: { ...fixed, data: undefined } } } : spec;
+  return { runId: runId ?? `r${createHash('sha256').update(JSON.stringify(hashed)).digest('hex').slice(0, 12)}`, ...spec };
+}
+
+/** A model's non-trainable weights (see {@link FixedWeights}), or undefined when it has none. */
+export function fixedWeightsOf(model: tf.LayersModel): FixedWeights | undefined {
+  const vars = model.nonTrainableWeights;
+  if (vars.length === 0) return undefined;
+  const shapes = vars.map((v) => v.shape as number[]);
+  const bytes = shapes.reduce((n, s) => n + 4 * s.reduce((a, b) => a * b, 1), 0);
+  if (bytes > MAX_FIXED_WEIGHT_BYTES) {
+    throw new UnsupportedModelError(
+      `the model's non-trainable weights (frozen layers, batch normalisation statistics) take ${mib(bytes)}, more than the ${mib(MAX_FIXED_WEIGHT_BYTES)} a parallel executor sends to its workers: use the inline executor`,
+    );
+  }
+  const data = Buffer.alloc(bytes);
+  let at = 0;
+  for (const v of vars) {
+    const values = v.read().dataSync() as Float32Array;
+    data.set(floatsToBytes(values), at);
+    at += values.byteLength;
+  }
+  return { names: vars.map((v, i) => v.originalName ?? v.name ?? `f${i}`), shapes, data: data.toString('base64'), digest: createHash('sha256').update(data).digest('hex') };
+}
+
+/**
+ * Puts a run's fixed weights into a model rebuilt from its topology, after checking that they
+ * are the model's (names, shapes) and that their bytes are the ones the digest names; throws a
+ * one-line reason otherwise.
+ */
+export function setFixedWeights(model: tf.LayersModel, fixed: FixedWeights | undefined): void {
+  const vars = model.nonTrainableWeights;
+  if (fixed === undefined) {
+    if (vars.length > 0) throw new DataError(`the run's model rebuilt here has ${vars.length} non-trainable weights, but the run's spec carries none: coordinator and worker run different versions`);
+    return;
+  }
+  if (typeof fixed !== 'object' || fixed === null || !Array.isArray(fixed.names) || !Array.isArray(fixed.shapes) || typeof fixed.data !== 'string' || typeof fixed.digest !== 'string') {
+    throw new DataError("the run's fixed weights are malformed");
+  }
+  const names = vars.map((v, i) => v.originalName ?? v.name ?? `f${i}`);
+  if (JSON.stringify(names) !== JSON.stringify(fixed.names) || JSON.stringify(vars.map((v) => v.shape)) !== JSON.stringify(fixed.shapes)) {
+    throw new DataError(`the run's fixed weights (${fixed.names.join(', ')}) are not those of its model rebuilt here (${names.join(', ')})`);
+  }
+  const bytes = Buffer.from(fixed.data, 'base64');
+  const digest = createHash('sha256').update(bytes).digest('hex');
+  if (digest !== fixed.digest) throw new DataError(`the run's fixed weights do not match their digest (${digest.slice(0, 16)}…, the spec says ${fixed.digest.slice(0, 16)}…): corrupted or forged`);
+  const values = bytesToFloats(bytes, vars.reduce((n, v) => n + (v.shape as number[]).reduce((a, b) => a * b, 1), 0));
+  let at = 0;
+  for (const v of vars) {
+    const n = (v.shape as number[]).reduce((a, b) => a * b, 1);
+    const t = tf.tensor(values.subarray(at, at + n), v.shape as number[], 'float32');
+    v.write(t);
+    t.dispose();
+    at += n;
+  }
+}
+
+/**
+ * The model's topology with what tfjs leaves out of it put back: `SeparableConv2D.getConfig()`
+ * drops `depth_multiplier`, which is read here from the layer's depthwise kernel
+ * ([kh, kw, in, multiplier]), so a worker rebuilds the very same shapes.
+ */
+function patchTopology(model: tf.LayersModel, topology: unknown): unknown {
+  const layers = new Map<string, tf.layers.Layer>();
+  const collect = (m: { layers: tf.layers.Layer[] }): void => {
+    for (const l of m.layers) {
+      layers.set(l.name, l);
+      if ((l as unknown as { layers?: unknown }).layers !== undefined) collect(l as unknown as { layers: tf.layers.Layer[] });
+    }
+  };
+  collect(model);
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) {
+      for (const n of node) walk(n);
+      return;
+    }
+    if (typeof node !== 'object' || node === null) return;
+    const o = node as Record<string, unknown>;
+    const config = o['config'] as Record<string, unknown> | undefined;
+    if (o['class_name'] === 'SeparableConv2D' && typeof config === 'object' && config !== null && config['depth_multiplier'] === undefined) {
+      const kernel = layers.get(String(config['name']))?.weights.find((w) => /depthwise_kernel/.test(w.originalName ?? w.name));
+      if (kernel !== undefined && kernel.shape.length === 4) config['depth_multiplier'] = kernel.shape[3];
+    }
+    for (const v of Object.values(o)) walk(v);
+  };
+  walk(topology);
+  return topology;
+}
+
+function mib(bytes: number): string {
+  const m = bytes / (1 << 20);
+  return `${Number.isInteger(m) ? m : m.toFixed(1)} MiB`;
 }
 
 /** The wire form of an optimizer state. */

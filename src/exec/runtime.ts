@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { DataError, InvalidOptionsError } from '../_utils/errors.js';
+import { DataError, InvalidOptionsError, ReptileError } from '../_utils/errors.js';
 import { floatsToBytes, floatsView } from '../core/codec.js';
 import { Params } from '../core/params.js';
 import { openRecordedFewShotData, type FewShotData } from '../data/open.js';
@@ -10,7 +10,7 @@ import { FewShotTaskSource } from '../tasks/labeled.js';
 import { SineTaskSource } from '../tasks/sine.js';
 import type { TaskSource } from '../tasks/task.js';
 import { taskStreams } from './executor.js';
-import { stateFromWire, stateToWire, type JobResult, type RunSpec, type TaskJob, type TaskOutcome } from './job.js';
+import { setFixedWeights, stateFromWire, stateToWire, type JobResult, type RunSpec, type TaskJob, type TaskOutcome } from './job.js';
 import { evalTaskStreams, scoreTask } from './score.js';
 
 /** Where a worker finds its data. */
@@ -95,6 +95,13 @@ export class JobRunner {
     if (entry === undefined) {
       await selectBackend(spec.learner.kind === 'tfjs' ? (spec.learner.backend as BackendChoice) : 'cpu');
       const model = await tf.models.modelFromJSON({ modelTopology: spec.learner.modelTopology as tf.io.ModelJSON['modelTopology'] });
+      // Before the learner is built: the native engine copies frozen layers' weights into its plan.
+      try {
+        setFixedWeights(model, spec.learner.fixedWeights);
+      } catch (e) {
+        model.dispose();
+        throw e instanceof ReptileError ? e : new DataError((e as Error).message);
+      }
       const learner = createLearner({ model, learner: spec.learner.kind, innerState: spec.learner.innerState, batchStatsAtTest: spec.learner.batchStatsAtTest, threads: 1 });
       if (learner.layout.hash !== spec.learner.layout.hash || learner.layout.size !== spec.learner.layout.size) {
         learner.dispose();

@@ -49,11 +49,20 @@ export function classifyQueries(learner: Predictor, task: Task, transductive: bo
   return classesFromOutputs(task, transductive, queryBatches(task, transductive).map((b) => learner.predict(b)));
 }
 
+/**
+ * The class of each query from the outputs: the argmax of its `numClasses` outputs or, for a
+ * two-way task and a model with one (sigmoid) output, as the binary cross-entropy trains it
+ * (see `taskLoss`), class 1 when that output is above 0.5.
+ */
 function classesFromOutputs(task: Task, transductive: boolean, outputs: readonly Float32Array[]): number[] {
   const classes = task.numClasses ?? 0;
-  if (transductive) return Array.from({ length: task.query.count }, (_, q) => argmax(outputs[0]!, q * classes, classes));
+  // Outputs per example: the batches hold all queries (transductive) or the support set and one query.
+  const perExample = transductive ? outputs[0]!.length / task.query.count : (outputs[0]?.length ?? 0) / (task.support.count + 1);
+  const width = classes === 2 && perExample === 1 ? 1 : classes;
+  const classOf = (values: Float32Array, offset: number): number => (width === 1 ? (values[offset]! > 0.5 ? 1 : 0) : argmax(values, offset, classes));
+  if (transductive) return Array.from({ length: task.query.count }, (_, q) => classOf(outputs[0]!, q * width));
   // Each query is the last example of its batch.
-  return outputs.map((logits) => argmax(logits, logits.length - classes, classes));
+  return outputs.map((logits) => classOf(logits, logits.length - width));
 }
 
 /** Mean squared error between two equally long vectors. */

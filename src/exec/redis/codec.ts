@@ -1,7 +1,10 @@
-import type { JobResult, RunSpec, TaskJob, TaskOutcome } from '../job.js';
+import { MAX_FIXED_WEIGHT_BYTES, type JobResult, type RunSpec, type TaskJob, type TaskOutcome } from '../job.js';
 
-/** Largest run spec (model topology and task source) a worker reads. */
-export const MAX_SPEC_BYTES = 4 << 20;
+/**
+ * Largest run spec a worker reads: 4 MiB for the model topology and the task source, and room
+ * for the model's fixed weights in base64 (at most 64 MiB of floats, 4/3 as many characters).
+ */
+export const MAX_SPEC_BYTES = (4 << 20) + Math.ceil(MAX_FIXED_WEIGHT_BYTES / 3) * 4;
 /** Words a worker fails a job with when φ or the state it names is not in Redis. */
 export const BLOBS_MISSING = 'not in redis (it restarted empty?)';
 
@@ -97,7 +100,7 @@ export function decodeResult(bytes: Buffer, size: number): JobResult | string {
 
 /** Why a worker will not work on the run `spec` describes, or undefined. */
 export function checkSpec(spec: RunSpec | undefined, runId: string): string | undefined {
-  if (typeof spec !== 'object' || spec === null) return 'its spec is not readable JSON (or larger than 4 MiB)';
+  if (typeof spec !== 'object' || spec === null) return `its spec is not readable JSON (or larger than ${MAX_SPEC_BYTES >> 20} MiB)`;
   if (spec.runId !== runId) return `its spec names run '${String(spec.runId)}'`;
   const l = spec.learner as Partial<RunSpec['learner']> | undefined;
   if (typeof l !== 'object' || l === null) return 'its spec has no learner';
