@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../src/core/rng.js';
 import { loadNative } from '../src/engine/native.js';
+import { lossTargetTensor, lossValue, outputSize, taskLoss } from '../src/learners/loss.js';
 import type { Examples, Task } from '../src/tasks/task.js';
 
 /**
@@ -50,16 +51,13 @@ export function randomTask(options: { rng: Rng; count: number; shape: number[]; 
     : { kind: 'regression', support, query: make(2) };
 }
 
-/** Loss, flat parameter gradient, input gradient and output of a tfjs model in training mode. */
+/** Loss (the one the learners train for this model and task), flat parameter gradient, input gradient and output of a tfjs model in training mode. */
 export function tfjsGradients(model: tf.LayersModel, task: Task, set: Examples): { loss: number; grad: Float32Array; inputGrad: Float32Array; output: Float32Array } {
   return tf.tidy(() => {
     const x = tf.tensor(set.inputs, [set.count, ...set.inputShape]);
-    const y =
-      task.kind === 'classification'
-        ? tf.oneHot(tf.tensor1d(Int32Array.from(set.targets), 'int32'), task.numClasses!).toFloat()
-        : tf.tensor(set.targets, [set.count, ...set.targetShape]);
-    const lossOf = (out: tf.Tensor): tf.Scalar =>
-      task.kind === 'classification' ? tf.losses.softmaxCrossEntropy(y, out) : tf.losses.meanSquaredError(y, out);
+    const kind = taskLoss(model, task);
+    const y = lossTargetTensor(kind, task, set, outputSize(model));
+    const lossOf = (out: tf.Tensor): tf.Scalar => lossValue(kind, y, out);
     const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
     const output = (model.apply(x, { training: true }) as tf.Tensor).dataSync() as Float32Array;
     const flat = new Float32Array(vars.reduce((s, v) => s + v.size, 0));

@@ -208,6 +208,107 @@ const activationCases: Case[] = [
   { name: 'Flatten then tanh', inputShape: [2, 3, 2], layers: () => [tf.layers.flatten({ inputShape: [2, 3, 2] }), tf.layers.activation({ activation: 'tanh' })] },
 ];
 
+/** A wider initializer, so that pre-activations reach every piece of each activation (relu6's ceiling, softplus's thresholds). */
+function wide(seed: number, range = 4): ReturnType<typeof tf.initializers.randomUniform> {
+  return tf.initializers.randomUniform({ minval: -range, maxval: range, seed });
+}
+
+/** Every activation the compiler maps, by its tfjs name (softmax as a hidden layer here). */
+const ACTIVATION_NAMES = ['relu', 'tanh', 'sigmoid', 'elu', 'selu', 'relu6', 'softplus', 'softsign', 'swish', 'hardSigmoid', 'gelu', 'gelu_new', 'mish', 'softmax', 'linear'] as const;
+
+/**
+ * Each activation fused in Dense (then a dense head, so that the loss reads it through a layer)
+ * and in Conv2D, and as an Activation layer on an image: forward, input and weight gradients.
+ */
+function activationOfCase(name: (typeof ACTIVATION_NAMES)[number], where: 'dense' | 'conv' | 'layer'): Case {
+  const act = name as Parameters<typeof tf.layers.dense>[0]['activation'];
+  if (where === 'dense') {
+    return {
+      name: `dense 8 → 6 ${name} → dense 3`,
+      inputShape: [8],
+      count: 7,
+      layers: (s) => [tf.layers.dense({ inputShape: [8], units: 6, activation: act, kernelInitializer: wide(s), biasInitializer: wide(s + 1, 1) }), tf.layers.dense({ units: 3, kernelInitializer: init(s + 2) })],
+    };
+  }
+  if (where === 'conv') {
+    return {
+      name: `conv 3x3 → 4 ${name}, flatten`,
+      inputShape: [5, 4, 2],
+      count: 3,
+      layers: (s) => [tf.layers.conv2d({ inputShape: [5, 4, 2], filters: 4, kernelSize: 3, padding: 'same', activation: act, kernelInitializer: wide(s, 2), biasInitializer: wide(s + 1, 1) }), tf.layers.flatten()],
+    };
+  }
+  return {
+    name: `Activation ${name} on 3x4x5 (scaled input)`,
+    inputShape: [3, 4, 5],
+    count: 4,
+    layers: (s) => [
+      tf.layers.conv2d({ inputShape: [3, 4, 5], filters: 5, kernelSize: 1, kernelInitializer: wide(s, 3) }),
+      tf.layers.activation({ activation: act! }),
+      tf.layers.flatten(),
+    ],
+  };
+}
+
+/** The activation layers with a parameter, over random values of it. */
+function activationLayerCase(seed: number): Case {
+  const r = Rng.derive(seed, 6);
+  const alpha = Math.round(r.uniform(0.01, 0.9) * 100) / 100;
+  const layer = [
+    { name: `LeakyReLU alpha ${alpha}`, make: () => tf.layers.leakyReLU({ alpha }) },
+    { name: 'LeakyReLU (default alpha)', make: () => tf.layers.leakyReLU() },
+    { name: 'ELU', make: () => tf.layers.elu() },
+    { name: `ReLU maxValue ${alpha * 5}`, make: () => tf.layers.reLU({ maxValue: alpha * 5 }) },
+    { name: 'Softmax layer', make: () => tf.layers.softmax() },
+  ][seed % 5]!;
+  return {
+    name: `dense 6 → 5, ${layer.name}, dense 2`,
+    inputShape: [6],
+    count: 5,
+    layers: (s) => [tf.layers.dense({ inputShape: [6], units: 5, kernelInitializer: wide(s, 2) }), layer.make(), tf.layers.dense({ units: 2, kernelInitializer: init(s + 1) })],
+  };
+}
+
+/**
+ * Output heads: the loss follows the last activation (learners/loss.ts). A softmax output takes
+ * tfjs's categorical cross-entropy (the engine: from the logits, fused with the softmax); sigmoid
+ * outputs take the binary cross-entropy (one unit for two classes, or one per class against the
+ * one-hot label; the engine: from the logits); a sigmoid regression output the squared error.
+ */
+const headCases: Case[] = [
+  { name: 'dense 6 → 4 softmax, categorical cross-entropy', inputShape: [6], classes: 4, count: 9, layers: (s) => [tf.layers.dense({ inputShape: [6], units: 4, activation: 'softmax', kernelInitializer: wide(s, 1) })] },
+  {
+    name: 'dense relu → dense 5 softmax, Softmax layer on the last',
+    inputShape: [7],
+    classes: 5,
+    count: 8,
+    layers: (s) => [tf.layers.dense({ inputShape: [7], units: 10, activation: 'relu', kernelInitializer: init(s) }), tf.layers.dense({ units: 5, kernelInitializer: wide(s + 1, 1) }), tf.layers.softmax()],
+  },
+  {
+    name: "the seed's MLP: dense 10 relu → dense 3 sigmoid, binary cross-entropy per class",
+    inputShape: [12],
+    classes: 3,
+    count: 7,
+    layers: (s) => [tf.layers.dense({ inputShape: [12], units: 10, activation: 'relu', kernelInitializer: init(s) }), tf.layers.dense({ units: 3, activation: 'sigmoid', kernelInitializer: wide(s + 1, 1) })],
+  },
+  { name: 'dense 5 → 1 sigmoid, two classes, binary cross-entropy', inputShape: [5], classes: 2, count: 6, layers: (s) => [tf.layers.dense({ inputShape: [5], units: 1, activation: 'sigmoid', kernelInitializer: wide(s, 1) })] },
+  {
+    name: 'conv + bn + relu + flatten + dense softmax',
+    inputShape: [6, 5, 1],
+    classes: 3,
+    count: 5,
+    layers: (s) => [
+      tf.layers.conv2d({ inputShape: [6, 5, 1], filters: 4, kernelSize: 3, strides: 2, padding: 'same', kernelInitializer: init(s) }),
+      tf.layers.batchNormalization({ gammaInitializer: init(s + 1), betaInitializer: init(s + 2) }),
+      tf.layers.reLU(),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: init(s + 3) }),
+    ],
+  },
+  { name: 'dense 4 → 3 sigmoid, regression (squared error through the sigmoid)', inputShape: [4], count: 6, layers: (s) => [tf.layers.dense({ inputShape: [4], units: 3, activation: 'sigmoid', kernelInitializer: wide(s, 1) })] },
+  { name: 'dense 4 → 3 softmax, regression (squared error through the softmax)', inputShape: [4], count: 6, layers: (s) => [tf.layers.dense({ inputShape: [4], units: 3, activation: 'softmax', kernelInitializer: wide(s, 1) })] },
+];
+
 const softmaxCases: Case[] = [
   { name: 'softmax cross-entropy, dense 6 → 4', inputShape: [6], classes: 4, count: 9, layers: (s) => [tf.layers.dense({ inputShape: [6], units: 4, kernelInitializer: init(s) })] },
   {
@@ -285,6 +386,15 @@ describe.skipIf(nativeSkipReason !== undefined)('native layers equal tfjs (forwa
       });
       it('ReLU, Tanh and Flatten', () => {
         for (const c of activationCases) checkCase(c, 3, isa);
+      });
+      it('every activation, fused in Dense and Conv2D and as an Activation layer', () => {
+        for (const name of ACTIVATION_NAMES) for (const where of ['dense', 'conv', 'layer'] as const) checkCase(activationOfCase(name, where), 3, isa);
+      });
+      it('LeakyReLU, ELU, ReLU with maxValue and Softmax layers', () => {
+        for (let seed = 1; seed <= 12; seed++) checkCase(activationLayerCase(seed), seed, isa);
+      });
+      it('output heads: softmax with categorical cross-entropy, sigmoid with binary cross-entropy, sigmoid and softmax under squared error', () => {
+        for (const c of headCases) for (const seed of [1, 2]) checkCase(c, seed, isa);
       });
       it('softmax cross-entropy, stacks of layers, batch 1', () => {
         for (const c of softmaxCases) for (const seed of [1, 2]) checkCase(c, seed, isa);

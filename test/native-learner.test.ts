@@ -48,6 +48,30 @@ function convNet(seed: number, options: { convBias?: boolean; classes?: number }
   });
 }
 
+/**
+ * Model shapes that used to fall back to tfjs: a Keras-style softmax classifier, the seed's MLP
+ * (dense relu → dense sigmoid, binary cross-entropy per class), a one-unit sigmoid for two
+ * classes, and ELU / LeakyReLU / selu / swish / relu6 layers; on 12 inputs, 4 classes (2 for one unit).
+ */
+const headModels: ((seed: number) => tf.Sequential)[] = [
+  (seed) => tf.sequential({ layers: [tf.layers.dense({ inputShape: [12], units: 16, activation: 'relu', kernelInitializer: init(seed) }), tf.layers.dense({ units: 4, activation: 'softmax', kernelInitializer: init(seed + 1) })] }),
+  (seed) => tf.sequential({ layers: [tf.layers.dense({ inputShape: [12], units: 10, activation: 'relu', kernelInitializer: init(seed) }), tf.layers.dense({ units: 4, activation: 'sigmoid', kernelInitializer: init(seed + 1) })] }),
+  (seed) => tf.sequential({ layers: [tf.layers.dense({ inputShape: [12], units: 8, activation: 'tanh', kernelInitializer: init(seed) }), tf.layers.dense({ units: 1, activation: 'sigmoid', kernelInitializer: init(seed + 1) })] }),
+  (seed) =>
+    tf.sequential({
+      layers: [
+        tf.layers.dense({ inputShape: [12], units: 12, kernelInitializer: init(seed) }),
+        tf.layers.elu(),
+        tf.layers.dense({ units: 10, kernelInitializer: init(seed + 1) }),
+        tf.layers.leakyReLU({ alpha: 0.1 }),
+        tf.layers.dense({ units: 8, activation: 'selu', kernelInitializer: init(seed + 2) }),
+        tf.layers.dense({ units: 8, activation: 'swish', kernelInitializer: init(seed + 3) }),
+        tf.layers.dense({ units: 4, activation: 'relu6', kernelInitializer: init(seed + 4) }),
+        tf.layers.dense({ units: 4, kernelInitializer: init(seed + 5) }),
+      ],
+    }),
+];
+
 function sineNet(seed: number): tf.Sequential {
   return tf.sequential({
     layers: [
@@ -183,6 +207,16 @@ describe.skipIf(nativeSkipReason !== undefined)('NativeLearner equals TfjsLearne
     await compareInnerLoops({ model: () => sineNet(6), tasks, inner: { optimizer: 'adam', learningRate: 0.01, innerIters: 8, innerBatch: 10 }, seed: 6 });
   });
 
+  it('heads and activations people bring: softmax and sigmoid outputs, elu, leakyReLU, selu, swish (20 Adam steps)', async () => {
+    const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.01, innerIters: 20, innerBatch: 5 };
+    const flat = (seed: number, classes: number): Task[] => Array.from({ length: 2 }, (_, t) => randomTask({ rng: Rng.derive(seed, 200 + t), count: 12, shape: [12], classes }));
+    for (const [i, model] of headModels.entries()) {
+      const seed = 30 + i;
+      const classes = model(seed).outputs[0]!.shape[1] === 1 ? 2 : 4;
+      await compareInnerLoops({ model: () => model(seed), tasks: flat(seed, classes), inner, seed });
+    }
+  });
+
   it('optimizer state and parameters round-trip between the learners', async () => {
     const nl = new NativeLearner({ model: convNet(7) });
     const tl = new TfjsLearner({ model: convNet(7) });
@@ -250,8 +284,13 @@ describe.skipIf(nativeSkipReason !== undefined)('NativeLearner equals TfjsLearne
     const dropout = tf.sequential({ layers: [tf.layers.dense({ inputShape: [3], units: 2 }), tf.layers.dropout({ rate: 0.5, name: 'my_dropout' })] });
     expect(() => new NativeLearner({ model: dropout })).toThrow(UnsupportedModelError);
     expect(() => new NativeLearner({ model: dropout })).toThrow(/layer 'my_dropout' \(Dropout\) is not supported/);
-    const softmax = tf.sequential({ layers: [tf.layers.dense({ inputShape: [3], units: 2, activation: 'softmax', name: 'probs' })] });
-    expect(() => new NativeLearner({ model: softmax })).toThrow(/layer 'probs' uses activation 'softmax'/);
+    // tfjs runs logSoftmax (its types leave it out); the engine does not.
+    const logSoftmax = tf.sequential({ layers: [tf.layers.dense({ inputShape: [3], units: 2, activation: 'logSoftmax' as 'linear', name: 'probs' })] });
+    expect(() => new NativeLearner({ model: logSoftmax })).toThrow(/layer 'probs' uses activation 'logSoftmax'/);
+    // Softmax and sigmoid heads, ELU and LeakyReLU layers compile now: auto picks the engine.
+    for (const make of headModels) expect(createLearner({ model: make(1), learner: 'auto' })).toBeInstanceOf(NativeLearner);
+    const wrongHead = randomTask({ rng: Rng.fromSeed(4), count: 4, shape: [12], classes: 3 });
+    await expect(new NativeLearner({ model: headModels[1]!(1) }).adapt(wrongHead, { optimizer: 'sgd', learningRate: 0.1, innerIters: 1, innerBatch: 2 }, Rng.fromSeed(1))).rejects.toThrow(/3 classes but the model outputs 4 values: give the model one sigmoid output per class/);
     const lines: string[] = [];
     const fallback = createLearner({ model: dropout, learner: 'auto', log: (l) => lines.push(l) });
     expect(fallback).toBeInstanceOf(TfjsLearner);
@@ -433,6 +472,26 @@ describe.skipIf(nativeSkipReason !== undefined)('two threads', () => {
     const set = randomTask({ rng: Rng.fromSeed(46), count: 13, shape: [11, 8, 1], classes: 3 }).support;
     expect(conv2.predict(set)).toEqual(conv1.predict(set));
     for (const l of [one, two, conv1, conv2]) l.dispose();
+  });
+
+  it('softmax and sigmoid heads and the new activations give the same bits too', async () => {
+    const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.01, innerIters: 6, innerBatch: 7 };
+    for (const [i, make] of headModels.entries()) {
+      const classes = make(1).outputs[0]!.shape[1] === 1 ? 2 : 4;
+      const task = randomTask({ rng: Rng.derive(47, i), count: 15, shape: [12], classes });
+      const one = new NativeLearner({ model: make(47), threads: 1 });
+      const two = new NativeLearner({ model: make(47), threads: 2 });
+      const a = await one.adapt(task, inner, Rng.derive(48, i));
+      const b = await two.adapt(task, inner, Rng.derive(48, i));
+      expect(b.params.data).toEqual(a.params.data);
+      expect(b.loss).toBe(a.loss);
+      expect(two.predict(task.support)).toEqual(one.predict(task.support));
+      const g1 = one.gradients(task, task.support);
+      const g2 = two.gradients(task, task.support);
+      expect(g2.grad.data).toEqual(g1.grad.data);
+      expect(g2.inputGrad).toEqual(g1.inputGrad);
+      for (const l of [one, two]) l.dispose();
+    }
   });
 });
 

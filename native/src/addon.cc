@@ -125,7 +125,23 @@ LossKind lossOf(Napi::Env env, const Napi::Value& v) {
   const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
   if (s == "softmax-xent") return LossKind::SoftmaxXent;
   if (s == "mse") return LossKind::Mse;
-  throw Napi::TypeError::New(env, "loss must be 'softmax-xent' or 'mse'");
+  if (s == "sigmoid-bce") return LossKind::SigmoidBce;
+  throw Napi::TypeError::New(env, "loss must be 'softmax-xent', 'sigmoid-bce' or 'mse'");
+}
+
+// The activations of an "act" op, by the names the plan gives them.
+ActKind actOf(Napi::Env env, const std::string& name) {
+  static const std::pair<const char*, ActKind> names[] = {
+      {"sigmoid", ActKind::Sigmoid},         {"elu", ActKind::Elu},
+      {"selu", ActKind::Selu},               {"clipRelu", ActKind::ClipRelu},
+      {"softplus", ActKind::Softplus},       {"softsign", ActKind::Softsign},
+      {"swish", ActKind::Swish},             {"leakyRelu", ActKind::LeakyRelu},
+      {"hardSigmoid", ActKind::HardSigmoid}, {"gelu", ActKind::Gelu},
+      {"geluTanh", ActKind::GeluTanh},       {"mish", ActKind::Mish},
+  };
+  for (const auto& p : names)
+    if (name == p.first) return p.second;
+  throw Napi::Error::New(env, "unknown activation '" + name + "'");
 }
 
 class EngineWrap;
@@ -230,6 +246,15 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         op.kind = OpKind::Relu;
       } else if (kind == "tanh") {
         op.kind = OpKind::Tanh;
+      } else if (kind == "act") {
+        op.kind = OpKind::Act;
+        op.act = actOf(env, o.Get("act").IsString() ? o.Get("act").As<Napi::String>().Utf8Value() : "");
+        op.alpha = (float)numOf(o, "alpha", 0);
+      } else if (kind == "softmax") {
+        op.kind = OpKind::Softmax;
+        op.channels = intOf(o, "channels");
+        if (op.channels <= 0 || op.inSize % op.channels != 0)
+          throw Napi::Error::New(env, "a softmax's channels must divide its input size");
       } else {
         throw Napi::Error::New(env, "unknown op kind '" + kind + "'");
       }

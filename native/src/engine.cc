@@ -122,6 +122,14 @@ class Pool {
   std::thread helper_;
 };
 
+bool lossFusesLastOp(const std::vector<OpSpec>& ops, LossKind loss) {
+  if (ops.empty()) return false;
+  const OpSpec& last = ops.back();
+  if (loss == LossKind::SoftmaxXent) return last.kind == OpKind::Softmax;
+  if (loss == LossKind::SigmoidBce) return last.kind == OpKind::Act && last.act == ActKind::Sigmoid;
+  return false;
+}
+
 void Engine::rest() {
   if (pool_) pool_->rest();
 }
@@ -595,13 +603,24 @@ void Engine::runLoss(int s) {
   const int n = count_[s], b = begin_[s];
   const size_t last = ops_.size() - 1;
   const int tsize = targetSize(lossKind_);
-  const float* out = outputOf(act_, ops_, last).data() + (size_t)b * outputSize_;
+  // Fused with a last softmax or sigmoid: from that op's input, the logits (as many values).
+  const float* out = lossFusesLastOp(ops_, lossKind_) ? shardInput(last, s)
+                                                      : outputOf(act_, ops_, last).data() + (size_t)b * outputSize_;
   const float* t = targets_ + (size_t)b * tsize;
   float* d = g0_.data() + (size_t)b * actStride_;
   const double div = lossDivisor_ > 0 ? lossDivisor_ : (double)n_;
-  lossPart_[s] = lossKind_ == LossKind::SoftmaxXent
-                     ? k_->softmax_xent(n, outputSize_, out, t, d, 1.f / (float)div)
-                     : k_->mse(n, outputSize_, out, t, d, 2.f / (float)(div * outputSize_));
+  switch (lossKind_) {
+    case LossKind::SoftmaxXent:
+      lossPart_[s] = k_->softmax_xent(n, outputSize_, out, t, d, 1.f / (float)div);
+      break;
+    case LossKind::Mse:
+      lossPart_[s] = k_->mse(n, outputSize_, out, t, d, 2.f / (float)(div * outputSize_));
+      break;
+    case LossKind::SigmoidBce:
+      // The mean over each example's outputs, as tfjs's binaryCrossentropy takes it.
+      lossPart_[s] = k_->sigmoid_bce(n, outputSize_, out, t, d, 1.f / (float)(div * outputSize_));
+      break;
+  }
 }
 
 // Pack: a convolution's weights packed as the forward product (which 0) or dx's (which 1) reads them.
@@ -670,6 +689,12 @@ void Engine::runForward(const Item& it, int s) {
       break;
     case OpKind::Tanh:
       k_->tanh_forward((size_t)n * op.inSize, x, y);
+      break;
+    case OpKind::Act:
+      k_->act_forward((int)op.act, op.alpha, (size_t)n * op.inSize, x, y);
+      break;
+    case OpKind::Softmax:
+      k_->softmax_forward(n * (op.inSize / op.channels), op.channels, x, y);
       break;
     case OpKind::MaxPool:
       k_->maxpool_forward(op.g, n, x, y, arg_[i].data() + (size_t)b * op.outSize);
@@ -821,6 +846,12 @@ void Engine::runBackward(const Item& it, int s) {
     case OpKind::Tanh:
       if (dx) k_->tanh_backward((size_t)n * op.inSize, y, dy, dx);
       break;
+    case OpKind::Act:
+      if (dx) k_->act_backward((int)op.act, op.alpha, (size_t)n * op.inSize, x, y, dy, dx);
+      break;
+    case OpKind::Softmax:
+      if (dx) k_->softmax_backward(n * (op.inSize / op.channels), op.channels, y, dy, dx);
+      break;
     case OpKind::MaxPool:
       if (dx) k_->maxpool_backward(op.g, n, dy, arg_[i].data() + (size_t)b * op.outSize, dx);
       break;
@@ -934,7 +965,9 @@ void Engine::forward(bool training, bool backwardFollows) {
 float* Engine::backward(bool inputGrad) {
   float* dy = g0_.data();
   float* dx = g1_.data();
-  for (size_t ii = ops_.size(); ii-- > 0;) {
+  // A last op fused with the loss: the loss wrote the gradient with respect to its input.
+  const size_t top = ops_.size() - (lossFusesLastOp(ops_, lossKind_) ? 1 : 0);
+  for (size_t ii = top; ii-- > 0;) {
     const OpSpec& op = ops_[ii];
     if (op.skip) continue;
     const bool needDx = ii > 0 || inputGrad;

@@ -12,8 +12,11 @@
 
 namespace reptile {
 
-enum class OpKind { Conv, Dense, BatchNorm, Relu, Tanh, MaxPool };
-enum class LossKind { SoftmaxXent, Mse };
+enum class OpKind { Conv, Dense, BatchNorm, Relu, Tanh, MaxPool, Act, Softmax };
+// SoftmaxXent: against class labels, from the output as logits or, when the last op is a Softmax,
+// from that op's input (the loss fused with it). SigmoidBce: against one target in [0, 1] per
+// output, from the input of a last Sigmoid activation (fused) or from the output as logits.
+enum class LossKind { SoftmaxXent, Mse, SigmoidBce };
 enum class OptKind { None, Sgd, Adam };
 
 struct OpSpec {
@@ -22,13 +25,19 @@ struct OpSpec {
   int inSize = 0;            // per-example input floats
   int outSize = 0;           // per-example output floats
   int64_t w = -1, b = -1;    // Conv / Dense parameter offsets (b = -1: no bias)
-  int channels = 0;          // BatchNorm: size of the last axis
+  int channels = 0;          // BatchNorm, Softmax: size of the last axis
+  ActKind act = ActKind::Sigmoid;  // Act: which activation, and its parameter (see ActKind)
+  float alpha = 0;
   float eps = 1e-3f, momentum = 0.99f;
   int64_t gamma = -1, beta = -1;
   std::vector<float> movingMean, movingVar;
   bool fusedRelu = false;    // BatchNorm followed by a ReLU that this op applies itself
   bool skip = false;         // a ReLU folded into the BatchNorm before it
 };
+
+// Whether a loss is computed from the last op's input, the last op itself left out of the
+// backward pass (a softmax with the cross-entropy, a sigmoid with the binary cross-entropy).
+bool lossFusesLastOp(const std::vector<OpSpec>& ops, LossKind loss);
 
 struct AdaptArgs {
   std::vector<float> inputs, targets;

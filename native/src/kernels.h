@@ -8,6 +8,23 @@
 
 namespace reptile {
 
+// Elementwise activations of act_forward and act_backward, as tfjs-layers defines them; alpha is
+// ELU's and LeakyReLU's slope, or a clipped ReLU's ceiling (6 for relu6).
+enum class ActKind : int {
+  Sigmoid,
+  Elu,
+  Selu,
+  ClipRelu,
+  Softplus,
+  Softsign,
+  Swish,
+  LeakyRelu,
+  HardSigmoid,
+  Gelu,
+  GeluTanh,
+  Mish,
+};
+
 // Geometry of a 2-D convolution or pooling window over NHWC data.
 struct WindowGeom {
   int inH, inW, cin;
@@ -116,6 +133,17 @@ struct Kernels {
   // float. Returns the first index whose value is not finite, or −1.
   int64_t (*reptile_update)(int64_t lo, int64_t hi, const float* const* a, int n, double eps, const float* phi,
                             float* out);
+  // An elementwise activation (ActKind) on n values, and its backward pass from its input x and
+  // output y: dx = dy · f'(x).
+  void (*act_forward)(int kind, float alpha, size_t n, const float* x, float* y);
+  void (*act_backward)(int kind, float alpha, size_t n, const float* x, const float* y, const float* dy, float* dx);
+  // Softmax over each row of c values, and its backward pass from the output: dx = y·(dy − Σ dy·y).
+  void (*softmax_forward)(int rows, int c, const float* x, float* y);
+  void (*softmax_backward)(int rows, int c, const float* y, const float* dy, float* dx);
+  // Binary cross-entropy of sigmoid(logits) against targets in [0, 1], computed from the logits
+  // (max(z, 0) − z·t + log(1 + e^−|z|)): returns the sum over these rows' elements and writes
+  // d(loss)/d(logits) = (sigmoid(z) − t) · scale (1 / elements of the whole batch, for the mean).
+  double (*sigmoid_bce)(int rows, int c, const float* logits, const float* target, float* dlogits, float scale);
 };
 
 // Whether this CPU runs a variant: "avx512", "avx2" or "generic".

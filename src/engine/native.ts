@@ -22,7 +22,14 @@ export type NativeOp =
       movingMean: Float32Array;
       movingVariance: Float32Array;
     }
-  | { kind: 'relu' | 'tanh'; inSize: number; outSize: number };
+  | { kind: 'relu' | 'tanh'; inSize: number; outSize: number }
+  /** An elementwise activation; `alpha`: ELU's and LeakyReLU's slope, a clipped ReLU's ceiling. */
+  | { kind: 'act'; act: NativeActivation; alpha?: number; inSize: number; outSize: number }
+  /** Softmax over the last axis (`channels` values), fused with a cross-entropy loss when it is the last op. */
+  | { kind: 'softmax'; inSize: number; outSize: number; channels: number };
+
+/** The elementwise activations of an `act` op (tfjs-layers' definitions; `clipRelu` is relu6 and ReLU's maxValue, `geluTanh` is gelu_new). */
+export type NativeActivation = 'sigmoid' | 'elu' | 'selu' | 'clipRelu' | 'softplus' | 'softsign' | 'swish' | 'leakyRelu' | 'hardSigmoid' | 'gelu' | 'geluTanh' | 'mish';
 
 /** Geometry of a convolution or pooling window; padT/padL follow TensorFlow's 'same' rule. */
 export interface NativeWindow {
@@ -51,8 +58,13 @@ export interface NativePlan {
   threads?: 1 | 2;
 }
 
-/** The loss the addon computes: mean softmax cross-entropy over integer labels, or mean squared error. */
-export type NativeLoss = 'softmax-xent' | 'mse';
+/**
+ * The loss the addon computes: mean softmax cross-entropy over integer labels, mean binary
+ * cross-entropy of sigmoid outputs against one 0/1 target per output, or mean squared error. The
+ * two cross-entropies are computed from the logits: the input of a last softmax or sigmoid op
+ * (fused with it), or else the output itself.
+ */
+export type NativeLoss = 'softmax-xent' | 'sigmoid-bce' | 'mse';
 
 /** Arguments of one native inner loop: the whole support set and every minibatch's indices. */
 export interface NativeAdaptArgs {

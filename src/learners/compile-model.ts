@@ -1,10 +1,43 @@
 import type * as tf from '@tensorflow/tfjs';
 import { ReptileError } from '../_utils/errors.js';
 import { sizeOf } from '../core/params.js';
-import type { NativeIsa, NativeOp, NativePlan } from '../engine/native.js';
+import type { NativeActivation, NativeIsa, NativeOp, NativePlan } from '../engine/native.js';
+
+/**
+ * The activations the native engine runs, by their tfjs names, as elementwise ops (`relu` and
+ * `tanh` have ops of their own; `softmax` runs over the last axis and, ending a classifier, is
+ * fused with the cross-entropy).
+ */
+const ACTIVATIONS: Record<string, { act: NativeActivation; alpha?: number } | 'relu' | 'tanh' | 'softmax'> = {
+  relu: 'relu',
+  tanh: 'tanh',
+  softmax: 'softmax',
+  sigmoid: { act: 'sigmoid' },
+  elu: { act: 'elu', alpha: 1 },
+  selu: { act: 'selu' },
+  relu6: { act: 'clipRelu', alpha: 6 },
+  softplus: { act: 'softplus' },
+  softsign: { act: 'softsign' },
+  swish: { act: 'swish' },
+  hardSigmoid: { act: 'hardSigmoid' },
+  gelu: { act: 'gelu' },
+  gelu_new: { act: 'geluTanh' },
+  mish: { act: 'mish' },
+};
 
 /** Layers the native engine compiles. */
-export const NATIVE_LAYERS = ['Dense', 'Conv2D', 'BatchNormalization', 'ReLU', 'Activation (relu, tanh, linear)', 'MaxPooling2D', 'Flatten'] as const;
+export const NATIVE_LAYERS = [
+  'Dense',
+  'Conv2D',
+  'BatchNormalization',
+  'MaxPooling2D',
+  'Flatten',
+  'ReLU',
+  'LeakyReLU',
+  'ELU',
+  'Softmax',
+  `Activation (linear, ${Object.keys(ACTIVATIONS).join(', ')})`,
+] as const;
 
 /** A model the native engine cannot compile; the message names the layer and the way out. */
 export class UnsupportedModelError extends ReptileError {
@@ -61,11 +94,11 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
   const activation = (layer: tf.layers.Layer, name: unknown): void => {
     const size = sizeOf(shape);
     if (name === undefined || name === null || name === 'linear') return;
-    if (name === 'relu' || name === 'tanh') {
-      ops.push({ kind: name, inSize: size, outSize: size });
-      return;
-    }
-    throw new UnsupportedModelError(`layer '${layer.name}' uses activation '${String(name)}'`);
+    const a = typeof name === 'string' ? ACTIVATIONS[name] : undefined;
+    if (a === undefined) throw new UnsupportedModelError(`layer '${layer.name}' uses activation '${String(name)}'`);
+    if (a === 'relu' || a === 'tanh') ops.push({ kind: a, inSize: size, outSize: size });
+    else if (a === 'softmax') ops.push({ kind: 'softmax', inSize: size, outSize: size, channels: shape[shape.length - 1]! });
+    else ops.push({ kind: 'act', inSize: size, outSize: size, ...a });
   };
 
   for (const layer of model.layers) {
@@ -145,8 +178,22 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
         break;
       }
       case 'ReLU': {
-        if (cfg.maxValue !== undefined && cfg.maxValue !== null) throw new UnsupportedModelError(`layer '${layer.name}' (ReLU) has maxValue ${String(cfg.maxValue)}`);
-        ops.push({ kind: 'relu', inSize: size, outSize: size });
+        const maxValue = cfg.maxValue;
+        if (maxValue === undefined || maxValue === null) ops.push({ kind: 'relu', inSize: size, outSize: size });
+        else ops.push({ kind: 'act', act: 'clipRelu', alpha: maxValue as number, inSize: size, outSize: size });
+        break;
+      }
+      case 'LeakyReLU':
+        ops.push({ kind: 'act', act: 'leakyRelu', alpha: (cfg.alpha as number | undefined) ?? 0.3, inSize: size, outSize: size });
+        break;
+      case 'ELU':
+        ops.push({ kind: 'act', act: 'elu', alpha: (cfg.alpha as number | undefined) ?? 1, inSize: size, outSize: size });
+        break;
+      case 'Softmax': {
+        const ax = cfg.axis as number | number[] | undefined;
+        const axes = Array.isArray(ax) ? ax : [ax ?? -1];
+        if (axes.length !== 1 || (axes[0] !== -1 && axes[0] !== shape.length)) throw new UnsupportedModelError(`layer '${layer.name}' (Softmax) normalises axis ${JSON.stringify(ax)} (only the last axis)`);
+        activation(layer, 'softmax');
         break;
       }
       case 'Activation':

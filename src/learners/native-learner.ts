@@ -19,6 +19,7 @@ import type { Examples, Task } from '../tasks/task.js';
 import { checkNoRegularizers, modelLayout, modelWeights } from './weights.js';
 import { validateInnerOptions, type AdaptResult, type InnerOptions, type InnerStatePolicy, type Learner, type OptimizerState, type TaskScoring } from './learner.js';
 import { compileModel } from './compile-model.js';
+import { lossTargets, taskLoss } from './loss.js';
 
 /** Options of `NativeLearner`. */
 export interface NativeLearnerOptions {
@@ -304,17 +305,12 @@ export class NativeLearner implements Learner {
     }
   }
 
+  // The loss follows the model's output (see taskLoss); the engine fuses a last softmax with the
+  // cross-entropy and a last sigmoid with the binary cross-entropy, as the plan ends with that op.
   private targetsOf(task: Task, examples: Examples): { loss: NativeLoss; targets: Float32Array } {
-    if (task.kind === 'classification') {
-      const classes = task.numClasses;
-      if (!classes) throw new Error('a classification task must say how many classes it has');
-      if (classes !== this.plan.outputSize) throw new ReptileError(`the task has ${classes} classes but the model outputs ${this.plan.outputSize} values: give the model one output per class`);
-      return { loss: 'softmax-xent', targets: examples.targets };
-    }
-    if (sizeOf(examples.targetShape) !== this.plan.outputSize) {
-      throw new ReptileError(`targets of shape [${examples.targetShape.join(', ')}] do not fit the model's ${this.plan.outputSize} outputs`);
-    }
-    return { loss: 'mse', targets: examples.targets };
+    const loss = taskLoss(this.model, task);
+    const targets = lossTargets(loss, task, examples, this.plan.outputSize);
+    return { loss: loss === 'mse' ? 'mse' : loss === 'binary-xent' ? 'sigmoid-bce' : 'softmax-xent', targets };
   }
 }
 

@@ -4,6 +4,7 @@ import { Params, sizeOf, sub, type Layout } from '../core/params.js';
 import type { Rng } from '../core/rng.js';
 import type { Examples, Task } from '../tasks/task.js';
 import { checkNoRegularizers, flattenTensors, modelLayout } from './weights.js';
+import { lossTargetTensor, lossValue, outputSize, taskLoss } from './loss.js';
 import { validateInnerOptions, type AdaptResult, type InnerOptions, type InnerStatePolicy, type Learner, type OptimizerState } from './learner.js';
 
 /** Options of `TfjsLearner`. */
@@ -95,12 +96,12 @@ export class TfjsLearner implements Learner {
     });
   }
 
-  /** Mean loss of the current parameters on `examples` (MSE or softmax cross-entropy). */
+  /** Mean loss of the current parameters on `examples` (the task's loss for this model, see `taskLoss`). */
   evaluateLoss(task: Task, examples: Examples): number {
     return tf.tidy(() => {
       const { x, y } = this.toTensors(task, examples);
       const out = this.model.apply(x, { training: this.batchStatsAtTest }) as tf.Tensor;
-      return lossOf(task, y, out).dataSync()[0]!;
+      return lossValue(taskLoss(this.model, task), y, out).dataSync()[0]!;
     });
   }
 
@@ -131,6 +132,7 @@ export class TfjsLearner implements Learner {
     const opt = this.opt!;
     opt.step += 1;
     const t = opt.step;
+    const loss = taskLoss(this.model, task);
     return tf.tidy(() => {
       const idx = tf.tensor1d(Int32Array.from(batch), 'int32');
       const xb = tf.gather(x, idx);
@@ -138,7 +140,7 @@ export class TfjsLearner implements Learner {
       // The mean, or the sum divided by inner.lossDivisor (the mean times batch / divisor).
       const scale = inner.lossDivisor === undefined ? 1 : batch.length / inner.lossDivisor;
       const { value, grads } = tf.variableGrads(() => {
-        const mean = lossOf(task, yb, this.model.apply(xb, { training: true }) as tf.Tensor) as tf.Scalar;
+        const mean = lossValue(loss, yb, this.model.apply(xb, { training: true }) as tf.Tensor);
         return scale === 1 ? mean : tf.mul(mean, scale);
       }, this.vars);
       const lr = inner.learningRate;
@@ -167,13 +169,7 @@ export class TfjsLearner implements Learner {
   private toTensors(task: Task, examples: Examples): { x: tf.Tensor; y: tf.Tensor } {
     return tf.tidy(() => {
       const x = tf.tensor(examples.inputs, [examples.count, ...examples.inputShape], 'float32');
-      if (task.kind === 'classification') {
-        const classes = task.numClasses;
-        if (!classes) throw new Error('a classification task must say how many classes it has');
-        const labels = tf.tensor1d(Int32Array.from(examples.targets), 'int32');
-        return { x, y: tf.oneHot(labels, classes).toFloat() };
-      }
-      return { x, y: tf.tensor(examples.targets, [examples.count, ...examples.targetShape], 'float32') };
+      return { x, y: lossTargetTensor(taskLoss(this.model, task), task, examples, outputSize(this.model)) };
     });
   }
 
@@ -202,8 +198,4 @@ export class TfjsLearner implements Learner {
     this.opt?.v?.forEach((t) => t.dispose());
     this.opt = undefined;
   }
-}
-
-function lossOf(task: Task, y: tf.Tensor, out: tf.Tensor): tf.Scalar {
-  return task.kind === 'classification' ? tf.losses.softmaxCrossEntropy(y, out) : tf.losses.meanSquaredError(y, out);
 }
