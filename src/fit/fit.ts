@@ -98,7 +98,8 @@ export async function fit(model: tf.LayersModel, x: tf.Tensor | tf.Tensor[], y: 
   try {
     prepared = prepare(model, x, y, options);
   } catch (e) {
-    if (!(e instanceof Unsupported) && !(e instanceof ReptileError)) throw e;
+    // Bad data is the caller's to fix on either engine; what the engine lacks goes to model.fit.
+    if (e instanceof InvalidOptionsError || (!(e instanceof Unsupported) && !(e instanceof ReptileError))) throw e;
     if (engineChoice === 'native') throw e instanceof ReptileError ? e : new UnsupportedModelError(`the native engine cannot run this fit: ${e.message}`);
     (options.log ?? console.warn)(`reptile-ml: fit runs on tfjs's model.fit because ${e.message.replace(/;.*$/, '')}`);
     return model.fit(x, y, tfArgs);
@@ -156,7 +157,8 @@ function prepare(model: tf.LayersModel, x: tf.Tensor | tf.Tensor[], y: tf.Tensor
   const names = m.metricsNames ?? ['loss'];
   (m.metricsTensors ?? []).forEach(([fn], i) => {
     const name = names[i + 1] ?? '';
-    const fnName = (fn as { name?: string }).name ?? '';
+    // tfjs's bundle may rename the functions (categoricalAccuracy$1).
+    const fnName = ((fn as { name?: string }).name ?? '').replace(/\$\d+$/, '');
     if (fnName !== 'binaryAccuracy' && fnName !== 'categoricalAccuracy' && fnName !== 'sparseCategoricalAccuracy') {
       throw new Unsupported(`the metric '${name}' is not one the engine computes (accuracy and its variants)`);
     }
@@ -164,8 +166,9 @@ function prepare(model: tf.LayersModel, x: tf.Tensor | tf.Tensor[], y: tf.Tensor
   });
   let reptile: Reptile | undefined;
   let innerOpt = m.optimizer;
-  if (m.optimizer instanceof Reptile) {
-    reptile = m.optimizer;
+  // Not instanceof: tf.Optimizer's Symbol.hasInstance answers true for every optimizer.
+  if (m.optimizer.getClassName() === Reptile.className) {
+    reptile = m.optimizer as Reptile;
     innerOpt = reptile.inner;
   }
   const cls = innerOpt.getClassName();
@@ -176,12 +179,12 @@ function prepare(model: tf.LayersModel, x: tf.Tensor | tf.Tensor[], y: tf.Tensor
   else throw new Unsupported(`the optimizer ${reptile ? `Reptile over ${cls}` : cls} is not one the engine runs (Reptile over Adam or SGD, adam, sgd)`);
   const n = x.shape[0];
   if (x.shape.length < 2 || sizeOf(x.shape.slice(1)) !== sizeOf(model.inputs[0]!.shape.slice(1) as number[])) {
-    throw new ReptileError(`x of shape [${x.shape.join(', ')}] does not fit the model's input [null, ${model.inputs[0]!.shape.slice(1).join(', ')}]`);
+    throw new InvalidOptionsError(`x of shape [${x.shape.join(', ')}] does not fit the model's input [null, ${model.inputs[0]!.shape.slice(1).join(', ')}]`);
   }
-  if (y.shape[0] !== n) throw new ReptileError(`x has ${n} examples but y has ${y.shape[0]}: give one target per example`);
+  if (y.shape[0] !== n) throw new InvalidOptionsError(`x has ${n} examples but y has ${y.shape[0]}: give one target per example`);
   const ySize = sizeOf(y.shape.slice(1));
   const expect = lossName === 'sparseCategoricalCrossentropy' ? 1 : outputs;
-  if (ySize !== expect) throw new ReptileError(`y of shape [${y.shape.join(', ')}] does not fit ${lossName} on ${outputs} outputs (expected ${expect} value${expect === 1 ? '' : 's'} per example)`);
+  if (ySize !== expect) throw new InvalidOptionsError(`y of shape [${y.shape.join(', ')}] does not fit ${lossName} on ${outputs} outputs (expected ${expect} value${expect === 1 ? '' : 's'} per example)`);
   return { loss: lossName, nativeLoss, metrics, inner, reptile, outputs };
 }
 
@@ -266,7 +269,10 @@ interface LayerVar {
 }
 
 async function runOnEngine(model: tf.LayersModel, xT: tf.Tensor, yT: tf.Tensor, o: FitOptions, p: Prepared): Promise<tf.History> {
-  const m = model as unknown as { isTraining: boolean; stopTraining_: boolean; history: tf.History; optimizer: tf.Optimizer };
+  // A Sequential trains through the LayersModel inside it (its fit, its flags, what callbacks see).
+  const inner = (model as unknown as { model?: tf.LayersModel }).model;
+  const core = model.getClassName() === 'Sequential' && inner ? inner : model;
+  const m = core as unknown as { isTraining: boolean; stopTraining: boolean; history: tf.History };
   if (m.isTraining) throw new Error('Cannot start training because another fit() call is ongoing.');
   const epochs = o.epochs ?? 1;
   const batchSize = o.batchSize ?? 32;
@@ -310,7 +316,8 @@ async function runOnEngine(model: tf.LayersModel, xT: tf.Tensor, yT: tf.Tensor, 
     engine.setParams(modelWeights(model));
     if (p.inner.kind === 'adam') {
       const [m1, v1] = await adamMoments(p.inner.optimizer, weights.length);
-      engine.setOptimizerState('adam', innerStep, m1, v1);
+      const size = engine.getParams().length;
+      engine.setOptimizerState('adam', innerStep, m1 ?? new Float32Array(size), v1 ?? new Float32Array(size));
     } else {
       engine.setOptimizerState('sgd', innerStep);
     }
@@ -326,11 +333,11 @@ async function runOnEngine(model: tf.LayersModel, xT: tf.Tensor, yT: tf.Tensor, 
     const outLabels = ['loss', ...p.metrics.map((q) => q.name)];
     const callbackMetrics = [...outLabels, ...(val ? outLabels.map((l) => `val_${l}`) : [])];
     list.setParams({ epochs, initialEpoch, samples: train, steps: null, batchSize, verbose: o.verbose ?? 1, doValidation: val !== undefined, metrics: callbackMetrics } as unknown as tf.CustomCallbackArgs as never);
-    list.setModel(model);
+    list.setModel(core);
     m.history = history;
     m.isTraining = true;
     await list.onTrainBegin();
-    m.stopTraining_ = false;
+    m.stopTraining = false;
     const verbose = o.verbose !== undefined && o.verbose >= 1;
 
     const base = { inputs: x, targets, count: train, loss: p.nativeLoss, optimizer: p.inner.kind, learningRate: p.inner.learningRate, beta1: p.inner.beta1, beta2: p.inner.beta2, epsilon: p.inner.epsilon };
@@ -385,13 +392,15 @@ async function runOnEngine(model: tf.LayersModel, xT: tf.Tensor, yT: tf.Tensor, 
       };
       if (batchMode) {
         for (let b = 0; b < numBatches; b++) {
-          await list.onBatchBegin(b, { batch: b, size: sizes[b]! });
+          // One logs object, empty at onBatchBegin and filled for onBatchEnd, as tfjs hands it over.
+          const logs: Record<string, number> = {};
+          await list.onBatchBegin(b, logs);
           await run(b, b + 1);
           done = b + 1;
-          const logs = batchLogs(b);
+          Object.assign(logs, batchLogs(b));
           account(logs);
           await list.onBatchEnd(b, logs);
-          if (m.stopTraining_) break;
+          if (m.stopTraining) break;
         }
       } else if (numBatches > 0) {
         await run(0, numBatches);
@@ -403,7 +412,7 @@ async function runOnEngine(model: tf.LayersModel, xT: tf.Tensor, yT: tf.Tensor, 
       if (seen > 0) outLabels.forEach((l, k) => (epochLogs[l] = sums[k]! / seen));
       if (verbose) console.log(`Epoch ${epoch + 1}/${epochs} - ${((Date.now() - started) / 1000).toFixed(2)}s - ${Object.entries(epochLogs).map(([k, v]) => `${k}: ${v.toPrecision(4)}`).join(' - ')}`);
       await list.onEpochEnd(epoch, epochLogs);
-      if (m.stopTraining_) break;
+      if (m.stopTraining) break;
     }
     await writeBack(model, engine, p, { innerStep, reptileIter, slow, stepsRun });
     await list.onTrainEnd();
