@@ -206,6 +206,18 @@ function engineTargets(loss: Loss, y: Float32Array, n: number, outputs: number):
   return labels;
 }
 
+/** Each example's class as the accuracies read it: the label itself (sparse targets), else the first largest target value (tf.argMax). */
+function labelsOf(loss: Loss, y: Float32Array, n: number, ySize: number): Float32Array {
+  if (loss === 'sparseCategoricalCrossentropy') return y;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    for (let j = 1; j < ySize; j++) if (y[i * ySize + j]! > y[i * ySize + best]!) best = j;
+    out[i] = best;
+  }
+  return out;
+}
+
 /** The metric of one example's output (`out`, `outputs` values) against its target row. */
 function metricOf(fn: Metric, out: Float32Array, o: number, t: Float32Array, tOff: number, outputs: number, label: number): number {
   if (fn === 'binaryAccuracy') {
@@ -301,8 +313,8 @@ async function runOnEngine(model: tf.LayersModel, xT: tf.Tensor, yT: tf.Tensor, 
   const x = xAll.subarray(0, train * inSize);
   const yRaw = yAll.subarray(0, train * ySize);
   const targets = engineTargets(p.loss, yRaw, train, p.outputs);
-  const labelsOf = (t: Float32Array, n: number): Float32Array => (p.loss === 'categoricalCrossentropy' ? engineTargets(p.loss, t, n, p.outputs) : t);
-  const valLabels = val ? labelsOf(val.y, val.n) : undefined;
+  const labels = labelsOf(p.loss, yRaw, train, ySize);
+  const valLabels = val ? labelsOf(p.loss, val.y, val.n, ySize) : undefined;
 
   const engine: NativeEngine = new status.addon.Engine(plan);
   const weights = model.trainableWeights as unknown as LayerVar[];
@@ -380,7 +392,7 @@ async function runOnEngine(model: tf.LayersModel, xT: tf.Tensor, yT: tf.Tensor, 
         for (let r = b * batchSize; r < b * batchSize + size; r++) {
           const e = order[r]!;
           p.metrics.forEach((q, k) => {
-            acc[k]! += metricOf(q.fn, outputs, r * p.outputs, yRaw, e * p.outputs, p.outputs, targets[e]!);
+            acc[k]! += metricOf(q.fn, outputs, r * p.outputs, yRaw, e * ySize, p.outputs, labels[e]!);
           });
         }
         p.metrics.forEach((q, k) => (logs[q.name] = acc[k]! / size));
@@ -399,6 +411,8 @@ async function runOnEngine(model: tf.LayersModel, xT: tf.Tensor, yT: tf.Tensor, 
           done = b + 1;
           Object.assign(logs, batchLogs(b));
           account(logs);
+          // Callbacks see the model as it is now (weights; the optimizer state follows at epoch end).
+          writeWeights(model, engine.getParams());
           await list.onBatchEnd(b, logs);
           if (m.stopTraining) break;
         }
@@ -411,6 +425,7 @@ async function runOnEngine(model: tf.LayersModel, xT: tf.Tensor, yT: tf.Tensor, 
       if (val && done === numBatches) Object.assign(epochLogs, validate(engine, val, valLabels!, p, batchSize));
       if (seen > 0) outLabels.forEach((l, k) => (epochLogs[l] = sums[k]! / seen));
       if (verbose) console.log(`Epoch ${epoch + 1}/${epochs} - ${((Date.now() - started) / 1000).toFixed(2)}s - ${Object.entries(epochLogs).map(([k, v]) => `${k}: ${v.toPrecision(4)}`).join(' - ')}`);
+      await writeBack(model, engine, p, { innerStep, reptileIter, slow, stepsRun });
       await list.onEpochEnd(epoch, epochLogs);
       if (m.stopTraining) break;
     }
@@ -463,6 +478,19 @@ function flatten(ts: readonly tf.Tensor[]): Float32Array {
   return out;
 }
 
+/** Writes flat weights into `model.trainableWeights`, in order. */
+function writeWeights(model: tf.LayersModel, flat: Float32Array): void {
+  const weights = model.trainableWeights as unknown as LayerVar[];
+  tf.tidy(() => {
+    let off = 0;
+    for (const w of weights) {
+      const n = sizeOf(w.shape);
+      w.write(tf.tensor(flat.subarray(off, off + n), w.shape, 'float32'));
+      off += n;
+    }
+  });
+}
+
 interface AdamInternals {
   accumulatedFirstMoment: { originalName: string; variable: tf.Variable }[];
   accumulatedSecondMoment: { originalName: string; variable: tf.Variable }[];
@@ -484,8 +512,8 @@ async function adamMoments(opt: tf.Optimizer, count: number): Promise<[Float32Ar
 
 /** Writes the engine's weights, batch-norm statistics and optimizer state back into the model and its optimizer. */
 async function writeBack(model: tf.LayersModel, engine: NativeEngine, p: Prepared, s: { innerStep: number; reptileIter: number; slow: Float32Array | undefined; stepsRun: number }): Promise<void> {
-  const params = engine.getParams();
   const weights = model.trainableWeights as unknown as LayerVar[];
+  writeWeights(model, engine.getParams());
   const pieces = (flat: Float32Array): tf.Tensor[] => {
     let off = 0;
     return weights.map((w) => {
@@ -495,7 +523,6 @@ async function writeBack(model: tf.LayersModel, engine: NativeEngine, p: Prepare
       return t;
     });
   };
-  tf.tidy(() => pieces(params).forEach((t, i) => weights[i]!.write(t)));
   const stats = engine.getMovingStats();
   let k = 0;
   tf.tidy(() => {
