@@ -25,11 +25,15 @@ interface Case {
   classes?: number;
   outputs?: number;
   count?: number;
+  /** Indices of layers to freeze. */
+  frozen?: number[];
 }
 
 function checkCase(c: Case, seed: number, isa: NativeIsa): void {
   const layers = c.layers(seed);
   const model = tf.sequential({ layers });
+  // Layers frozen after the model is built, as users do (layer.trainable = false).
+  for (const i of c.frozen ?? []) model.layers[i]!.trainable = false;
   const outSize = (model.outputs[0]!.shape[1] as number) ?? 1;
   const rng = Rng.derive(seed, 77);
   const count = c.count ?? 2 + rng.int(5);
@@ -309,6 +313,62 @@ const headCases: Case[] = [
   { name: 'dense 4 → 3 softmax, regression (squared error through the softmax)', inputShape: [4], count: 6, layers: (s) => [tf.layers.dense({ inputShape: [4], units: 3, activation: 'softmax', kernelInitializer: wide(s, 1) })] },
 ];
 
+/**
+ * Frozen layers: their weights are fixed (not in φ, no gradient), and the gradient still flows
+ * through them to the trainable layers below and to the input.
+ */
+const frozenCases: Case[] = [
+  {
+    name: 'frozen conv + bn + relu + pool extractor, trainable dense head',
+    inputShape: [7, 6, 2],
+    classes: 3,
+    count: 6,
+    frozen: [0, 1],
+    layers: (s) => [
+      tf.layers.conv2d({ inputShape: [7, 6, 2], filters: 5, kernelSize: 3, padding: 'same', kernelInitializer: init(s), biasInitializer: init(s + 1) }),
+      tf.layers.batchNormalization({ gammaInitializer: init(s + 2), betaInitializer: init(s + 3) }),
+      tf.layers.reLU(),
+      tf.layers.maxPooling2d({ poolSize: 2 }),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 3, kernelInitializer: init(s + 4) }),
+    ],
+  },
+  {
+    name: 'trainable conv, frozen bn and conv, trainable dense',
+    inputShape: [6, 6, 1],
+    classes: 2,
+    count: 5,
+    frozen: [1, 3],
+    layers: (s) => [
+      tf.layers.conv2d({ inputShape: [6, 6, 1], filters: 4, kernelSize: 3, strides: 2, padding: 'same', kernelInitializer: init(s) }),
+      tf.layers.batchNormalization({ gammaInitializer: init(s + 1), betaInitializer: init(s + 2) }),
+      tf.layers.reLU(),
+      tf.layers.conv2d({ filters: 3, kernelSize: 2, kernelInitializer: init(s + 3), biasInitializer: init(s + 4) }),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 2, kernelInitializer: init(s + 5) }),
+    ],
+  },
+  {
+    name: 'dense, frozen dense in the middle, dense softmax',
+    inputShape: [6],
+    classes: 3,
+    count: 7,
+    frozen: [1],
+    layers: (s) => [
+      tf.layers.dense({ inputShape: [6], units: 8, activation: 'tanh', kernelInitializer: init(s) }),
+      tf.layers.dense({ units: 7, activation: 'relu', kernelInitializer: init(s + 1), biasInitializer: init(s + 2) }),
+      tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: init(s + 3) }),
+    ],
+  },
+  {
+    name: 'everything frozen (no parameters): the input gradient only',
+    inputShape: [5],
+    count: 4,
+    frozen: [0, 1],
+    layers: (s) => [tf.layers.dense({ inputShape: [5], units: 4, activation: 'elu', kernelInitializer: init(s) }), tf.layers.dense({ units: 2, kernelInitializer: init(s + 1) })],
+  },
+];
+
 const softmaxCases: Case[] = [
   { name: 'softmax cross-entropy, dense 6 → 4', inputShape: [6], classes: 4, count: 9, layers: (s) => [tf.layers.dense({ inputShape: [6], units: 4, kernelInitializer: init(s) })] },
   {
@@ -395,6 +455,9 @@ describe.skipIf(nativeSkipReason !== undefined)('native layers equal tfjs (forwa
       });
       it('output heads: softmax with categorical cross-entropy, sigmoid with binary cross-entropy, sigmoid and softmax under squared error', () => {
         for (const c of headCases) for (const seed of [1, 2]) checkCase(c, seed, isa);
+      });
+      it('frozen layers: fixed weights, no gradient for them, gradients through them', () => {
+        for (const c of frozenCases) for (const seed of [1, 2]) checkCase(c, seed, isa);
       });
       it('softmax cross-entropy, stacks of layers, batch 1', () => {
         for (const c of softmaxCases) for (const seed of [1, 2]) checkCase(c, seed, isa);

@@ -281,9 +281,9 @@ describe.skipIf(nativeSkipReason !== undefined)('NativeLearner equals TfjsLearne
     await expect(nl.adapt(badLabel, { optimizer: 'sgd', learningRate: 0.1, innerIters: 1, innerBatch: 2 }, Rng.fromSeed(1))).rejects.toThrow(/class label 3 is not in 0..2/);
     // The engine is still usable after rejected calls.
     expect(nl.predict(randomTask({ rng: Rng.fromSeed(2), count: 3, shape: [11, 8, 1], classes: 3 }).support)).toHaveLength(9);
-    const dropout = tf.sequential({ layers: [tf.layers.dense({ inputShape: [3], units: 2 }), tf.layers.dropout({ rate: 0.5, name: 'my_dropout' })] });
-    expect(() => new NativeLearner({ model: dropout })).toThrow(UnsupportedModelError);
-    expect(() => new NativeLearner({ model: dropout })).toThrow(/layer 'my_dropout' \(Dropout\) is not supported/);
+    const noisy = tf.sequential({ layers: [tf.layers.dense({ inputShape: [3], units: 2 }), tf.layers.gaussianNoise({ stddev: 0.5, name: 'my_noise' })] });
+    expect(() => new NativeLearner({ model: noisy })).toThrow(UnsupportedModelError);
+    expect(() => new NativeLearner({ model: noisy })).toThrow(/layer 'my_noise' \(GaussianNoise\) is not supported/);
     // tfjs runs logSoftmax (its types leave it out); the engine does not.
     const logSoftmax = tf.sequential({ layers: [tf.layers.dense({ inputShape: [3], units: 2, activation: 'logSoftmax' as 'linear', name: 'probs' })] });
     expect(() => new NativeLearner({ model: logSoftmax })).toThrow(/layer 'probs' uses activation 'logSoftmax'/);
@@ -292,10 +292,10 @@ describe.skipIf(nativeSkipReason !== undefined)('NativeLearner equals TfjsLearne
     const wrongHead = randomTask({ rng: Rng.fromSeed(4), count: 4, shape: [12], classes: 3 });
     await expect(new NativeLearner({ model: headModels[1]!(1) }).adapt(wrongHead, { optimizer: 'sgd', learningRate: 0.1, innerIters: 1, innerBatch: 2 }, Rng.fromSeed(1))).rejects.toThrow(/3 classes but the model outputs 4 values: give the model one sigmoid output per class/);
     const lines: string[] = [];
-    const fallback = createLearner({ model: dropout, learner: 'auto', log: (l) => lines.push(l) });
+    const fallback = createLearner({ model: noisy, learner: 'auto', log: (l) => lines.push(l) });
     expect(fallback).toBeInstanceOf(TfjsLearner);
-    expect(lines.join('\n')).toMatch(/tfjs learner \(slower\) because layer 'my_dropout'/);
-    expect(() => createLearner({ model: dropout, learner: 'native' })).toThrow(/my_dropout/);
+    expect(lines.join('\n')).toMatch(/tfjs learner \(slower\) because layer 'my_noise'/);
+    expect(() => createLearner({ model: noisy, learner: 'native' })).toThrow(/my_noise/);
     expect(createLearner({ model: convNet(10), learner: 'auto' })).toBeInstanceOf(NativeLearner);
     expect(createLearner({ model: convNet(10), learner: 'tfjs' })).toBeInstanceOf(TfjsLearner);
     nl.dispose();
@@ -492,6 +492,137 @@ describe.skipIf(nativeSkipReason !== undefined)('two threads', () => {
       expect(g2.inputGrad).toEqual(g1.inputGrad);
       for (const l of [one, two]) l.dispose();
     }
+  });
+});
+
+describe.skipIf(nativeSkipReason !== undefined)('Dropout', () => {
+  const F = 20;
+  const dropoutNet = (seed: number, rate: number): tf.Sequential =>
+    tf.sequential({ layers: [tf.layers.dense({ inputShape: [F], units: 16, activation: 'relu', kernelInitializer: init(seed) }), tf.layers.dropout({ rate }), tf.layers.dense({ units: 4, kernelInitializer: init(seed + 1) })] });
+  const task = (seed: number, count = 24): Task => randomTask({ rng: Rng.derive(seed, 300), count, shape: [F], classes: 4 });
+  const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.01, innerIters: 20, innerBatch: 6 };
+
+  it('rate 0 equals the tfjs learner over 20 Adam steps', async () => {
+    await compareInnerLoops({ model: () => dropoutNet(51, 0), tasks: [task(51), task(52)], inner, seed: 51 });
+  });
+
+  it('masks follow the task: the same rng gives the same bits (1 and 2 threads), another seed other gradients; prediction drops nothing', async () => {
+    // Adam's state reset before each task, so that adapting twice starts from the same state.
+    const one = new NativeLearner({ model: dropoutNet(53, 0.4), threads: 1, innerState: 'reset' });
+    const two = new NativeLearner({ model: dropoutNet(53, 0.4), threads: 2, innerState: 'reset' });
+    const t = task(53);
+    const a = await one.adapt(t, inner, Rng.derive(53, 1));
+    const b = await two.adapt(t, inner, Rng.derive(53, 1));
+    const again = await one.adapt(t, inner, Rng.derive(53, 1));
+    expect(b.params.data).toEqual(a.params.data);
+    expect(again.params.data).toEqual(a.params.data);
+    expect(b.loss).toBe(a.loss);
+    const g1 = one.gradients(t, t.support, { dropoutSeed: 7 });
+    const g2 = one.gradients(t, t.support, { dropoutSeed: 8 });
+    expect(two.gradients(t, t.support, { dropoutSeed: 7 }).grad.data).toEqual(g1.grad.data);
+    expect(g2.grad.data).not.toEqual(g1.grad.data);
+    // Prediction (and gradients without a seed) run the network without dropout: as tfjs in inference.
+    const plain = tf.sequential({ layers: [tf.layers.dense({ inputShape: [F], units: 16, activation: 'relu', kernelInitializer: init(53) }), tf.layers.dense({ units: 4, kernelInitializer: init(54) })] });
+    const withDropout = dropoutNet(53, 0.4);
+    const nl = new NativeLearner({ model: withDropout });
+    expect(relErr(nl.predict(t.support), (plain.predict(tf.tensor(t.support.inputs, [t.support.count, F])) as tf.Tensor).dataSync())).toBeLessThanOrEqual(TOL);
+    expect(nl.gradients(t, t.support).output).toEqual(nl.predict(t.support));
+    for (const l of [one, two, nl]) l.dispose();
+  });
+
+  it('drops values at the rate and scales the rest by 1 / (1 − rate); gradients equal tfjs autograd given the same mask', () => {
+    for (const rate of [0.1, 0.5, 0.8]) {
+      const rng = Rng.derive(55, rate * 10);
+      const set = randomTask({ rng, count: 60, shape: [F], outputs: F }).support;
+      const regression: Task = { kind: 'regression', support: set, query: set };
+      // Dropout alone: its output is the input times the mask.
+      const alone = new NativeLearner({ model: tf.sequential({ layers: [tf.layers.dropout({ inputShape: [F], rate })] }) });
+      const masked = alone.gradients(regression, set, { dropoutSeed: 99 }).output;
+      let dropped = 0;
+      const mask = new Float32Array(masked.length);
+      for (let i = 0; i < masked.length; i++) {
+        mask[i] = masked[i]! / set.inputs[i]!;
+        if (masked[i] === 0) dropped++;
+        else expect(Math.abs(mask[i]! - 1 / (1 - rate))).toBeLessThan(1e-5);
+      }
+      // 1200 draws: within 4.5 standard deviations of the rate.
+      const sd = Math.sqrt((rate * (1 - rate)) / masked.length);
+      expect(Math.abs(dropped / masked.length - rate)).toBeLessThan(4.5 * sd);
+      // The same seed, op and rows in a network: tfjs with that mask fed in gives the same gradients.
+      const model = tf.sequential({ layers: [tf.layers.dropout({ inputShape: [F], rate }), tf.layers.dense({ units: 3, kernelInitializer: init(56) })] });
+      const three = randomTask({ rng, count: 60, shape: [F], outputs: 3 });
+      const nl = new NativeLearner({ model });
+      const got = nl.gradients(three, { ...three.support, inputs: set.inputs }, { dropoutSeed: 99 });
+      const dense = model.layers[1]!;
+      const [W, b] = dense.trainableWeights.map((w) => w.read());
+      const x = tf.tensor(set.inputs, [60, F]);
+      const m = tf.tensor(mask, [60, F]);
+      const y = tf.tensor(three.support.targets, [60, 3]);
+      const f = (xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor): tf.Scalar => tf.losses.meanSquaredError(y, tf.add(tf.matMul(tf.mul(xx, m), ww), bb)) as tf.Scalar;
+      const [gx, gw, gb] = tf.grads(f)([x, W!, b!]);
+      expect(relErr(got.inputGrad, gx!.dataSync())).toBeLessThanOrEqual(TOL);
+      expect(relErr(got.grad.data, [...gw!.dataSync(), ...gb!.dataSync()])).toBeLessThanOrEqual(TOL);
+      expect(Math.abs(got.loss - f(x, W!, b!).dataSync()[0]!)).toBeLessThanOrEqual(TOL * got.loss);
+      alone.dispose();
+      nl.dispose();
+    }
+  });
+});
+
+describe.skipIf(nativeSkipReason !== undefined)('frozen layers', () => {
+  /** A frozen conv + BN extractor, a trainable conv + BN block, a dense head (convNet's shapes). */
+  const frozenNet = (seed: number): tf.Sequential => {
+    const model = tf.sequential({
+      layers: [
+        tf.layers.conv2d({ inputShape: [11, 8, 1], filters: 6, kernelSize: 3, strides: 2, padding: 'same', kernelInitializer: init(seed), biasInitializer: init(seed + 1) }),
+        tf.layers.batchNormalization({ gammaInitializer: init(seed + 2), betaInitializer: init(seed + 3) }),
+        tf.layers.reLU(),
+        tf.layers.conv2d({ filters: 5, kernelSize: 3, strides: 2, padding: 'same', kernelInitializer: init(seed + 4), biasInitializer: init(seed + 5) }),
+        tf.layers.batchNormalization({ gammaInitializer: init(seed + 6), betaInitializer: init(seed + 7) }),
+        tf.layers.reLU(),
+        tf.layers.flatten(),
+        tf.layers.dense({ units: 3, kernelInitializer: init(seed + 8) }),
+      ],
+    });
+    model.layers[0]!.trainable = false;
+    model.layers[1]!.trainable = false;
+    return model;
+  };
+  const headOnly = (seed: number): tf.Sequential => {
+    const model = frozenNet(seed);
+    for (const i of [3, 4]) model.layers[i]!.trainable = false;
+    return model;
+  };
+  const tasks = (seed: number): Task[] => Array.from({ length: 2 }, (_, t) => randomTask({ rng: Rng.derive(seed, 400 + t), count: 12, shape: [11, 8, 1], classes: 3 }));
+  const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.01, innerIters: 20, innerBatch: 5 };
+
+  it('equal the tfjs learner over 20 Adam steps (frozen extractor under a trainable block; frozen all but the head)', async () => {
+    await compareInnerLoops({ model: () => frozenNet(61), tasks: tasks(61), inner, seed: 61 });
+    await compareInnerLoops({ model: () => headOnly(62), tasks: tasks(62), inner, seed: 62 });
+  });
+
+  it('are not in φ, stay as they were, and give the same bits on one and two threads', async () => {
+    const model = frozenNet(63);
+    const frozenBefore = model.layers[0]!.getWeights().map((w) => w.dataSync().slice());
+    const one = new NativeLearner({ model, threads: 1 });
+    const two = new NativeLearner({ model: frozenNet(63), threads: 2 });
+    // φ: the trainable block and the head only.
+    expect(one.layout.size).toBe(model.trainableWeights.reduce((n, w) => n + w.read().size, 0));
+    expect(one.layout.specs.map((s) => s.name).some((n) => n.startsWith(model.layers[0]!.name))).toBe(false);
+    for (const innerBatch of [5, 1]) {
+      for (const [t, task] of tasks(63).entries()) {
+        const a = await one.adapt(task, { ...inner, innerBatch }, Rng.derive(63, t, innerBatch));
+        const b = await two.adapt(task, { ...inner, innerBatch }, Rng.derive(63, t, innerBatch));
+        expect(b.params.data).toEqual(a.params.data);
+        expect(b.loss).toBe(a.loss);
+        one.setParams(a.params);
+        two.setParams(a.params);
+      }
+    }
+    one.writeToModel();
+    model.layers[0]!.getWeights().forEach((w, i) => expect(w.dataSync()).toEqual(frozenBefore[i]));
+    one.dispose();
+    two.dispose();
   });
 });
 

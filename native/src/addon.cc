@@ -250,6 +250,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         op.kind = OpKind::Act;
         op.act = actOf(env, o.Get("act").IsString() ? o.Get("act").As<Napi::String>().Utf8Value() : "");
         op.alpha = (float)numOf(o, "alpha", 0);
+      } else if (kind == "dropout") {
+        op.kind = OpKind::Dropout;
+        op.alpha = (float)numOf(o, "rate", 0);
+        if (!(op.alpha >= 0.f && op.alpha < 1.f) || op.inSize != op.outSize)
+          throw Napi::Error::New(env, "a dropout's rate must be in [0, 1)");
       } else if (kind == "softmax") {
         op.kind = OpKind::Softmax;
         op.channels = intOf(o, "channels");
@@ -258,11 +263,22 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       } else {
         throw Napi::Error::New(env, "unknown op kind '" + kind + "'");
       }
+      op.frozen = o.Get("frozen").ToBoolean();
       ops.push_back(std::move(op));
     }
     if (ops.empty()) throw Napi::Error::New(env, "a plan needs at least one op");
+    // The frozen ops' weights (plan.frozen), given once.
+    std::vector<float> frozen;
+    if (!plan.Get("frozen").IsUndefined()) {
+      Napi::Float32Array f = f32Of(plan.Get("frozen"), "frozen");
+      frozen.assign(f.Data(), f.Data() + f.ElementLength());
+    }
+    for (const OpSpec& op : ops)
+      for (int64_t at : {op.w, op.b, op.gamma, op.beta})
+        if (op.frozen && at >= (int64_t)frozen.size())
+          throw Napi::Error::New(env, "a frozen op's weights lie outside plan.frozen");
     engine_ = std::make_unique<Engine>(std::move(ops), intOf(plan, "inputSize"), intOf(plan, "outputSize"),
-                                       (int64_t)numOf(plan, "paramSize", 0), k);
+                                       (int64_t)numOf(plan, "paramSize", 0), k, std::move(frozen));
     const int threads = (int)numOf(plan, "threads", 1);
     if (threads != 1 && threads != 2) throw Napi::Error::New(env, "threads must be 1 or 2");
     engine_->setThreads(threads);
@@ -439,6 +455,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     a.beta2 = numOf(o, "beta2", 0.999);
     a.eps = numOf(o, "epsilon", 1e-8);
     a.reset = o.Get("reset").ToBoolean();
+    a.dropoutSeed = (uint64_t)numOf(o, "dropoutSeed", 0);
     a.lossDivisor = numOf(o, "lossDivisor", 0);
     if (!(a.lossDivisor >= 0) || !std::isfinite(a.lossDivisor))
       throw Napi::Error::New(env, "lossDivisor must be a positive number (or 0: the batch's size)");
@@ -673,7 +690,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Float32Array grad = Napi::Float32Array::New(env, (size_t)engine_->paramSize());
     Napi::Float32Array ig = Napi::Float32Array::New(env, x.ElementLength());
     Napi::Float32Array out = Napi::Float32Array::New(env, (size_t)n * engine_->outputSize());
-    const double l = engine_->gradients(x.Data(), t.Data(), n, loss, grad.Data(), ig.Data(), out.Data());
+    // An optional fifth argument: the seed of the dropout masks (none: no dropout).
+    const bool dropout = info.Length() > 4 && info[4].IsNumber();
+    const uint64_t seed = dropout ? (uint64_t)info[4].As<Napi::Number>().DoubleValue() : 0;
+    const double l =
+        engine_->gradients(x.Data(), t.Data(), n, loss, grad.Data(), ig.Data(), out.Data(), dropout ? &seed : nullptr);
     Napi::Object o = Napi::Object::New(env);
     o.Set("loss", l);
     o.Set("grad", grad);

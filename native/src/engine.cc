@@ -146,8 +146,15 @@ void Engine::setThreads(int threads) {
   if (threads <= 1) pool_.reset();
 }
 
-Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t paramSize, const Kernels* k)
-    : ops_(std::move(ops)), inputSize_(inputSize), outputSize_(outputSize), P_(paramSize), k_(k) {
+Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t paramSize, const Kernels* k,
+               std::vector<float> frozen)
+    : ops_(std::move(ops)), inputSize_(inputSize), outputSize_(outputSize), P_(paramSize), k_(k),
+      frozen_(std::move(frozen)) {
+  lowest_ = ops_.size();
+  for (size_t i = 0; i < ops_.size() && lowest_ == ops_.size(); i++) {
+    const OpSpec& op = ops_[i];
+    if (!op.frozen && (op.w >= 0 || op.b >= 0 || op.gamma >= 0 || op.beta >= 0)) lowest_ = i;
+  }
   // Fold a ReLU that directly follows a batch norm into it: the ReLU's output then lives in the
   // batch norm's output buffer and its backward pass reads it from there.
   hasBatchNorm_ = std::any_of(ops_.begin(), ops_.end(), [](const OpSpec& o) { return o.kind == OpKind::BatchNorm; });
@@ -243,6 +250,7 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
 // Where an op's parameters lie in the parameter vector: {offset, size} for each of its two
 // parameter arrays (weights and bias, or γ and β), offset −1 for an absent one.
 static std::array<std::array<int64_t, 2>, 2> paramRanges(const OpSpec& op) {
+  if (op.frozen) return {{{-1, 0}, {-1, 0}}};
   switch (op.kind) {
     case OpKind::Conv:
       return {{{op.w, (int64_t)op.g.kh * op.g.kw * op.g.cin * op.g.cout}, {op.b, op.g.cout}}};
@@ -261,7 +269,7 @@ static std::array<std::array<int64_t, 2>, 2> paramRanges(const OpSpec& op) {
 // before that point and every other op's lie after it; otherwise P_ (no early optimizer step).
 int64_t Engine::lateParamsEnd() const {
   size_t first = ops_.size();
-  for (size_t i = 0; i < ops_.size(); i++)
+  for (size_t i = lowest_; i < ops_.size(); i++)
     if (ops_[i].kind == OpKind::BatchNorm) {
       first = i;
       break;
@@ -378,6 +386,8 @@ void Engine::ensure(int n) {
       aux_[i].assign(col, 0.f);
     } else if (op.kind == OpKind::MaxPool) {
       arg_[i].assign((size_t)n * op.outSize, 0);
+    } else if (op.kind == OpKind::Dropout) {
+      aux_[i].assign((size_t)n * op.outSize, 0.f);
     }
   }
   // Gradient buffers are shared by all layers: each example owns a slot as large as the largest
@@ -409,7 +419,7 @@ void Engine::push(Stage stage, int op, float* dy, float* dx, const float* packed
 
 const float* Engine::packedFor(size_t op, int which) const {
   // (runItem reads a plain forward packing from the shard's own weights.)
-  if (which == 0 && plainPack_[op]) return w_ + ops_[op].w;
+  if (which == 0 && plainPack_[op]) return (ops_[op].frozen ? frozen_.data() : w_) + ops_[op].w;
   const Packed& p = packs_[which][op];
   return p.data && p.done == version_ ? p.data : nullptr;
 }
@@ -419,7 +429,7 @@ const float* Engine::packedFor(size_t op, int which) const {
 void Engine::queuePacks(bool dx) {
   for (size_t i = 0; i < ops_.size(); i++) {
     if (ops_[i].kind != OpKind::Conv) continue;
-    for (int which = 0; which < (dx && i > 0 ? 2 : 1); which++) {
+    for (int which = 0; which < (dx && i > lowest_ ? 2 : 1); which++) {
       if (which == 0 && plainPack_[i]) continue;
       Packed& p = packs_[which][i];
       if (p.done == version_ || p.queued == version_) continue;
@@ -627,7 +637,7 @@ void Engine::runLoss(int s) {
 void Engine::runPack(const Item& it, int s) {
   const size_t i = (size_t)it.op;
   const OpSpec& op = ops_[i];
-  const float* P = shardW_[s];
+  const float* P = weightsOf(i, s);
   const WindowGeom& g = op.g;
   const int K = g.kh * g.kw * g.cin;
   // On two threads each shard packs the whole matrix into its own copy, which only its own core
@@ -647,7 +657,7 @@ void Engine::runPack(const Item& it, int s) {
 const float* Engine::shardPacking(const Item& it, int s) const {
   const size_t i = (size_t)it.op;
   if (!it.packed) return nullptr;
-  if (it.stage == Stage::Fwd && plainPack_[i]) return shardW_[s] + ops_[i].w;
+  if (it.stage == Stage::Fwd && plainPack_[i]) return weightsOf(i, s) + ops_[i].w;
   return shardCopy(packs_[it.stage == Stage::Fwd ? 0 : 1][i], s);
 }
 
@@ -661,7 +671,7 @@ float* Engine::shardOutput(size_t i, int s) { return act_[i + 1].data() + (size_
 // Fwd: op it.op's forward pass on the shard's rows.
 void Engine::runForward(const Item& it, int s) {
   const int n = count_[s], b = begin_[s];
-  const float* P = shardW_[s];
+  const float* P = weightsOf((size_t)it.op, s);
   const size_t i = (size_t)it.op;
   const OpSpec& op = ops_[i];
   const float* x = shardInput(i, s);
@@ -699,6 +709,43 @@ void Engine::runForward(const Item& it, int s) {
     case OpKind::MaxPool:
       k_->maxpool_forward(op.g, n, x, y, arg_[i].data() + (size_t)b * op.outSize);
       break;
+    case OpKind::Dropout:
+      if (dropoutOn_) {
+        dropoutMask(i, s);
+        const float* mask = aux_[i].data() + (size_t)b * op.inSize;
+        for (size_t j = 0, m = (size_t)n * op.inSize; j < m; j++) y[j] = x[j] * mask[j];
+      } else {
+        std::memcpy(y, x, sizeof(float) * (size_t)n * op.inSize);
+      }
+      break;
+  }
+}
+
+namespace {
+inline uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+}  // namespace
+
+// A dropout mask is a pure function of the seed, the step of the inner loop, the op and the row of
+// the minibatch (never of the shard or thread that draws it): each row's values come from a
+// splitmix64 stream keyed by those four numbers. A value is kept (scaled by 1 / (1 − rate), as
+// tfjs's inverted dropout) when its uniform draw, 24 bits in [0, 1), is at least the rate.
+void Engine::dropoutMask(size_t i, int s) {
+  const OpSpec& op = ops_[i];
+  const float rate = op.alpha, scale = 1.f / (1.f - rate);
+  for (int r = begin_[s]; r < begin_[s] + count_[s]; r++) {
+    uint64_t key = dropoutSeed_;
+    uint64_t state = splitmix64(key) ^ ((uint64_t)step_ << 40) ^ ((uint64_t)i << 24) ^ (uint64_t)r;
+    splitmix64(state);
+    float* mask = aux_[i].data() + (size_t)r * op.inSize;
+    for (int j = 0; j < op.inSize; j++) {
+      const float u = (float)(splitmix64(state) >> 40) * (1.f / 16777216.f);
+      mask[j] = u >= rate ? scale : 0.f;
+    }
   }
 }
 
@@ -706,7 +753,7 @@ void Engine::runForward(const Item& it, int s) {
 // im2col matrix; shardPacked: its weights packed beforehand (or null).
 void Engine::convForward(size_t i, int s, const float* x, float* y, const float* shardPacked) {
   const int n = count_[s], b = begin_[s];
-  const float* P = shardW_[s];
+  const float* P = weightsOf(i, s);
   const OpSpec& op = ops_[i];
   const WindowGeom& g = op.g;
   const int M = n * g.outH * g.outW, K = g.kh * g.kw * g.cin;
@@ -776,7 +823,7 @@ void Engine::runBnMoments(const Item& it, int s) {
 
 // BnApply: a batch norm with the batch's statistics (stats_), on the shard's rows.
 void Engine::runBnApply(const Item& it, int s) {
-  const float* P = shardW_[s];
+  const float* P = weightsOf((size_t)it.op, s);
   const size_t i = (size_t)it.op;
   const OpSpec& op = ops_[i];
   const int c = op.channels;
@@ -795,8 +842,8 @@ void Engine::runBnBackwardSums(const Item& it, int s) {
   const int c = op.channels;
   const float* stats = stats_[i].data();
   float* G = grads_[s].data();
-  float* dgamma = op.gamma >= 0 ? G + op.gamma : partOf(s);
-  float* dbeta = op.beta >= 0 ? G + op.beta : partOf(s) + c;
+  float* dgamma = op.gamma >= 0 && !op.frozen ? G + op.gamma : partOf(s);
+  float* dbeta = op.beta >= 0 && !op.frozen ? G + op.beta : partOf(s) + c;
   k_->bn_backward_sums(bnRows(op, count_[s]), c, shardInput(i, s), shardOutput(i, s), it.dy + (size_t)b * actStride_,
                        stats, stats + 2 * c, dgamma, dbeta, op.fusedRelu);
 }
@@ -805,7 +852,7 @@ void Engine::runBnBackwardSums(const Item& it, int s) {
 // of both shards (bnTotal_).
 void Engine::runBnBackwardDx(const Item& it, int s) {
   const int b = begin_[s];
-  const float* P = shardW_[s];
+  const float* P = weightsOf((size_t)it.op, s);
   const size_t i = (size_t)it.op;
   const OpSpec& op = ops_[i];
   const int c = op.channels;
@@ -820,7 +867,7 @@ void Engine::runBnBackwardDx(const Item& it, int s) {
 // shard's grads_) and, when it.dx is given, the gradient with respect to its input.
 void Engine::runBackward(const Item& it, int s) {
   const int n = count_[s], b = begin_[s];
-  const float* P = shardW_[s];
+  const float* P = weightsOf((size_t)it.op, s);
   const size_t i = (size_t)it.op;
   const OpSpec& op = ops_[i];
   const float* x = shardInput(i, s);
@@ -833,9 +880,11 @@ void Engine::runBackward(const Item& it, int s) {
       convBackward(i, s, dy, dx, shardPacking(it, s));
       break;
     case OpKind::Dense:
-      k_->gemm(op.inSize, op.outSize, n, x, op.inSize, true, dy, op.outSize, false, G + op.w, op.outSize, false,
-               work_[s]);
-      if (op.b >= 0) k_->col_sums(n, op.outSize, dy, G + op.b);
+      if (!op.frozen) {
+        k_->gemm(op.inSize, op.outSize, n, x, op.inSize, true, dy, op.outSize, false, G + op.w, op.outSize, false,
+                 work_[s]);
+        if (op.b >= 0) k_->col_sums(n, op.outSize, dy, G + op.b);
+      }
       if (dx)
         k_->gemm(n, op.inSize, op.outSize, dy, op.outSize, false, P + op.w, op.outSize, true, dx, op.inSize, false,
                  work_[s]);
@@ -852,6 +901,14 @@ void Engine::runBackward(const Item& it, int s) {
     case OpKind::Softmax:
       if (dx) k_->softmax_backward(n * (op.inSize / op.channels), op.channels, y, dy, dx);
       break;
+    case OpKind::Dropout:
+      if (dx && dropoutOn_) {
+        const float* mask = aux_[i].data() + (size_t)b * op.inSize;
+        for (size_t j = 0, m = (size_t)n * op.inSize; j < m; j++) dx[j] = dy[j] * mask[j];
+      } else if (dx) {
+        std::memcpy(dx, dy, sizeof(float) * (size_t)n * op.inSize);
+      }
+      break;
     case OpKind::MaxPool:
       if (dx) k_->maxpool_backward(op.g, n, dy, arg_[i].data() + (size_t)b * op.outSize, dx);
       break;
@@ -864,13 +921,15 @@ void Engine::runBackward(const Item& it, int s) {
 // wanted); shardPacked: its weights packed as dx's product reads them (or null).
 void Engine::convBackward(size_t i, int s, const float* dy, float* dx, const float* shardPacked) {
   const int n = count_[s], b = begin_[s];
-  const float* P = shardW_[s];
+  const float* P = weightsOf(i, s);
   const OpSpec& op = ops_[i];
   float* G = grads_[s].data();
   const WindowGeom& g = op.g;
   const int M = n * g.outH * g.outW, K = g.kh * g.kw * g.cin;
   const size_t colOffset = (size_t)b * g.outH * g.outW * K;
-  if (implicit_[i]) {
+  if (op.frozen) {
+    // Fixed weights: no gradient for them, only dx below.
+  } else if (implicit_[i]) {
     k_->conv_weight_grad_implicit(g, M, tapsOf(i, b), tapStride(g), zeroPixel_.data(), dy, G + op.w, work_[s]);
     if (op.b >= 0) k_->col_sums(M, g.cout, dy, G + op.b);
   } else if (k_->conv_small(g)) {
@@ -968,17 +1027,21 @@ float* Engine::backward(bool inputGrad) {
   // A last op fused with the loss: the loss wrote the gradient with respect to its input.
   const size_t top = ops_.size() - (lossFusesLastOp(ops_, lossKind_) ? 1 : 0);
   for (size_t ii = top; ii-- > 0;) {
+    // Below the lowest op with trainable weights nothing has a gradient to compute, unless the
+    // caller wants the input's.
+    if (ii < lowest_ && !inputGrad) break;
     const OpSpec& op = ops_[ii];
     if (op.skip) continue;
-    const bool needDx = ii > 0 || inputGrad;
+    const bool needDx = ii > lowest_ || inputGrad;
     if (op.kind == OpKind::BatchNorm) {
       const int c = op.channels;
       push(Stage::BnBwdSum, (int)ii, dy, nullptr);
       flush();
-      const float* dg0 = op.gamma >= 0 ? grads_[0].data() + op.gamma : partOf(0);
-      const float* dg1 = op.gamma >= 0 ? grads_[1].data() + op.gamma : partOf(1);
-      const float* db0 = op.beta >= 0 ? grads_[0].data() + op.beta : partOf(0) + c;
-      const float* db1 = op.beta >= 0 ? grads_[1].data() + op.beta : partOf(1) + c;
+      const bool own = !op.frozen;  // a frozen batch norm's sums are in the stand-ins
+      const float* dg0 = op.gamma >= 0 && own ? grads_[0].data() + op.gamma : partOf(0);
+      const float* dg1 = op.gamma >= 0 && own ? grads_[1].data() + op.gamma : partOf(1);
+      const float* db0 = op.beta >= 0 && own ? grads_[0].data() + op.beta : partOf(0) + c;
+      const float* db1 = op.beta >= 0 && own ? grads_[1].data() + op.beta : partOf(1) + c;
       for (int j = 0; j < c; j++) {
         bnTotal_[j] = dg0[j] + dg1[j];
         bnTotal_[c + j] = db0[j] + db1[j];
@@ -1022,6 +1085,8 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
   args_ = &a;
   lossKind_ = a.loss;
   lossDivisor_ = a.lossDivisor;
+  dropoutOn_ = true;
+  dropoutSeed_ = a.dropoutSeed;
   targets_ = batchTargets_.data();
   adaptedOut_ = adapted;
   lastStepOut_ = lastStep;
@@ -1032,6 +1097,7 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
       e->useWeights(e->params_.data(), e->params_.data());
       e->abandonQueue();
       e->args_ = nullptr;
+      e->dropoutOn_ = false;
       e->weightsChanged();
     }
   } restore{this};
@@ -1171,6 +1237,7 @@ void Engine::predict(const float* x, int n, bool batchStats, float* out) {
 }
 
 void Engine::predictOnce(const float* x, int n, bool batchStats, float* out) {
+  dropoutOn_ = false;
   ensure(n);
   split(n);
   std::memcpy(act_[0].data(), x, sizeof(float) * (size_t)n * inputSize_);
@@ -1196,8 +1263,11 @@ void Engine::predictWith(const float* weights, const float* x, int n, bool batch
 }
 
 double Engine::gradients(const float* x, const float* targets, int n, LossKind loss, float* grad, float* inputGrad,
-                         float* output) {
+                         float* output, const uint64_t* dropoutSeed) {
   weightsChanged();
+  dropoutOn_ = dropoutSeed != nullptr;
+  dropoutSeed_ = dropoutSeed ? *dropoutSeed : 0;
+  step_ = 0;
   ensure(n);
   split(n);
   std::memcpy(act_[0].data(), x, sizeof(float) * (size_t)n * inputSize_);
@@ -1209,6 +1279,7 @@ double Engine::gradients(const float* x, const float* targets, int n, LossKind l
   float* dIn = backward(true);
   flush();
   targets_ = nullptr;
+  dropoutOn_ = false;
   std::memcpy(output, outputOf(act_, ops_, ops_.size() - 1).data(), sizeof(float) * (size_t)n * outputSize_);
   for (int64_t i = 0; i < P_; i++) grad[i] = grads_[0][i] + grads_[1][i];
   for (int s = 0; s < kShards; s++)

@@ -12,7 +12,7 @@
 
 namespace reptile {
 
-enum class OpKind { Conv, Dense, BatchNorm, Relu, Tanh, MaxPool, Act, Softmax };
+enum class OpKind { Conv, Dense, BatchNorm, Relu, Tanh, MaxPool, Act, Softmax, Dropout };
 // SoftmaxXent: against class labels, from the output as logits or, when the last op is a Softmax,
 // from that op's input (the loss fused with it). SigmoidBce: against one target in [0, 1] per
 // output, from the input of a last Sigmoid activation (fused) or from the output as logits.
@@ -27,12 +27,14 @@ struct OpSpec {
   int64_t w = -1, b = -1;    // Conv / Dense parameter offsets (b = -1: no bias)
   int channels = 0;          // BatchNorm, Softmax: size of the last axis
   ActKind act = ActKind::Sigmoid;  // Act: which activation, and its parameter (see ActKind)
-  float alpha = 0;
+  float alpha = 0;                 // Dropout: the rate
   float eps = 1e-3f, momentum = 0.99f;
   int64_t gamma = -1, beta = -1;
   std::vector<float> movingMean, movingVar;
   bool fusedRelu = false;    // BatchNorm followed by a ReLU that this op applies itself
   bool skip = false;         // a ReLU folded into the BatchNorm before it
+  // Weights held fixed: w, b, gamma, beta are offsets in the engine's frozen weights, not in φ.
+  bool frozen = false;
 };
 
 // Whether a loss is computed from the last op's input, the last op itself left out of the
@@ -46,6 +48,8 @@ struct AdaptArgs {
   OptKind opt = OptKind::Adam;
   double lr = 1e-3, beta1 = 0, beta2 = 0.999, eps = 1e-8;
   bool reset = false;
+  // Where the dropout masks of this inner loop come from (see Engine::dropoutMask).
+  uint64_t dropoutSeed = 0;
   LossKind loss = LossKind::SoftmaxXent;
   // The per-example losses of a minibatch are summed and divided by this (0: the minibatch's size,
   // i.e. their mean).
@@ -116,7 +120,9 @@ class Engine {
   void wake();
   int threads() const { return pool_ ? 2 : 1; }
 
-  Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t paramSize, const Kernels* k);
+  // frozen: the weights of the frozen ops (OpSpec::frozen), given once and never changed.
+  Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t paramSize, const Kernels* k,
+         std::vector<float> frozen = {});
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -156,8 +162,9 @@ class Engine {
   // predict with the given weights in place of φ (which stays as it is).
   // reuse: the same weights, unchanged, as the previous call's (their packing is kept).
   void predictWith(const float* weights, const float* x, int n, bool batchStats, float* out, bool reuse = false);
+  // dropoutSeed: dropout is applied with the masks of that seed at step 0 (null: no dropout).
   double gradients(const float* x, const float* targets, int n, LossKind loss, float* grad, float* inputGrad,
-                   float* output);
+                   float* output, const uint64_t* dropoutSeed = nullptr);
 
   // Runs the queued items of one shard (called by flush, on either thread).
   void runShard(int s);
@@ -185,6 +192,8 @@ class Engine {
   void runPack(const Item& it, int s);
   void runForward(const Item& it, int s);
   void convForward(size_t i, int s, const float* x, float* y, const float* shardPacked);
+  // Writes the shard's rows of dropout op i's mask (0 or 1 / (1 − rate) per value) to aux_[i].
+  void dropoutMask(size_t i, int s);
   void runBnMoments(const Item& it, int s);
   void runBnApply(const Item& it, int s);
   void runBnBackwardSums(const Item& it, int s);
@@ -201,6 +210,8 @@ class Engine {
   void runParamRange(Stage stage, int64_t lo, int64_t hi, int s);
   void ownParams();
   void optimizerStep(float* w, int64_t lo, int64_t hi, int remote);
+  // Where op i's weights are for shard s: the frozen weights, or the shard's φ or W.
+  const float* weightsOf(size_t i, int s) const { return ops_[i].frozen ? frozen_.data() : shardW_[s]; }
   // The weights the kernels read: w for both shards, or w and a copy of its own for the second.
   void useWeights(float* w, float* second) {
     w_ = w;
@@ -219,6 +230,10 @@ class Engine {
   int inputSize_, outputSize_;
   int64_t P_;
   const Kernels* k_;
+  std::vector<float> frozen_;
+  // The lowest op with trainable weights (ops.size() if none): the backward pass of an inner loop
+  // stops there.
+  size_t lowest_ = 0;
   int cap_ = 0;
   size_t actStride_ = 0;  // floats per example in g0_ and g1_
   size_t maxK_ = 0;       // the widest convolution window (kh·kw·cin): a row of dcol_
@@ -323,6 +338,9 @@ class Engine {
   const AdaptArgs* args_ = nullptr;
   int step_ = 0;
   LossKind lossKind_ = LossKind::SoftmaxXent;
+  // Whether the forward pass applies dropout (adapt, gradients with a seed), and its seed.
+  bool dropoutOn_ = false;
+  uint64_t dropoutSeed_ = 0;
   double lossDivisor_ = 0;  // 0: the batch's size (see AdaptArgs::lossDivisor)
   const float* targets_ = nullptr;
   float coef_[8] = {};

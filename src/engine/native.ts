@@ -8,8 +8,8 @@ export type NativeIsa = 'auto' | 'avx512' | 'avx2' | 'generic';
 
 /** One step of a compiled plan (NHWC, per-example sizes); built by `learners/compile-model`. */
 export type NativeOp =
-  | ({ kind: 'conv' | 'maxpool'; inSize: number; outSize: number; w?: number; b?: number } & NativeWindow)
-  | { kind: 'dense'; inSize: number; outSize: number; w: number; b?: number }
+  | ({ kind: 'conv' | 'maxpool'; inSize: number; outSize: number; w?: number; b?: number; frozen?: boolean } & NativeWindow)
+  | { kind: 'dense'; inSize: number; outSize: number; w: number; b?: number; frozen?: boolean }
   | {
       kind: 'batchnorm';
       inSize: number;
@@ -19,6 +19,7 @@ export type NativeOp =
       momentum: number;
       gamma?: number;
       beta?: number;
+      frozen?: boolean;
       movingMean: Float32Array;
       movingVariance: Float32Array;
     }
@@ -26,7 +27,9 @@ export type NativeOp =
   /** An elementwise activation; `alpha`: ELU's and LeakyReLU's slope, a clipped ReLU's ceiling. */
   | { kind: 'act'; act: NativeActivation; alpha?: number; inSize: number; outSize: number }
   /** Softmax over the last axis (`channels` values), fused with a cross-entropy loss when it is the last op. */
-  | { kind: 'softmax'; inSize: number; outSize: number; channels: number };
+  | { kind: 'softmax'; inSize: number; outSize: number; channels: number }
+  /** Inverted dropout at `rate` while adapting (masks from the task's seed, see `NativeAdaptArgs.dropoutSeed`); the identity when predicting. */
+  | { kind: 'dropout'; inSize: number; outSize: number; rate: number };
 
 /** The elementwise activations of an `act` op (tfjs-layers' definitions; `clipRelu` is relu6 and ReLU's maxValue, `geluTanh` is gelu_new). */
 export type NativeActivation = 'sigmoid' | 'elu' | 'selu' | 'clipRelu' | 'softplus' | 'softsign' | 'swish' | 'leakyRelu' | 'hardSigmoid' | 'gelu' | 'geluTanh' | 'mish';
@@ -53,6 +56,11 @@ export interface NativePlan {
   inputSize: number;
   outputSize: number;
   paramSize: number;
+  /**
+   * The weights of frozen layers (`trainable = false`), which ops marked `frozen` index instead of
+   * φ: held fixed, given to the engine once, never part of the parameters that travel.
+   */
+  frozen?: Float32Array;
   isa?: NativeIsa;
   /** 1 (default) or 2: large matrix products shared with a helper thread. */
   threads?: 1 | 2;
@@ -79,6 +87,11 @@ export interface NativeAdaptArgs {
   beta2: number;
   epsilon: number;
   reset: boolean;
+  /**
+   * The seed of the inner loop's dropout masks (an integer in [0, 2³²)): each mask is a pure
+   * function of it, the step, the layer and the row of the minibatch, whatever thread draws it.
+   */
+  dropoutSeed?: number;
   loss: NativeLoss;
   /** The minibatch's per-example losses are summed and divided by this (default: its size). */
   lossDivisor?: number;
@@ -153,6 +166,8 @@ export interface NativeEngine {
     targets: Float32Array,
     count: number,
     loss: NativeLoss,
+    /** Applies dropout with the masks of this seed at step 0 (default: no dropout). */
+    dropoutSeed?: number,
   ): { loss: number; grad: Float32Array; inputGrad: Float32Array; output: Float32Array };
 }
 

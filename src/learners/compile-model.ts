@@ -36,6 +36,7 @@ export const NATIVE_LAYERS = [
   'LeakyReLU',
   'ELU',
   'Softmax',
+  'Dropout',
   `Activation (linear, ${Object.keys(ACTIVATIONS).join(', ')})`,
 ] as const;
 
@@ -67,7 +68,9 @@ function axis(inSize: number, k: number, s: number, padding: string): { out: num
 
 /**
  * Compiles a tfjs Sequential model into the native plan: per-example shapes are tracked in NHWC,
- * weights are referenced by their offset in the flat vector of `model.trainableWeights`.
+ * weights are referenced by their offset in the flat vector of `model.trainableWeights` (φ), and
+ * those of frozen layers (`trainable = false`) by their offset in the plan's `frozen` vector, which
+ * the engine is given once and never changes.
  */
 export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): NativePlan {
   if (model.getClassName() !== 'Sequential') throw new UnsupportedModelError(`model '${model.name}' is a ${model.getClassName()}, not a Sequential model`);
@@ -84,13 +87,34 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
   const inputSize = sizeOf(shape);
   const ops: NativeOp[] = [];
 
-  const weightOf = (layer: tf.layers.Layer, suffix: string): number | undefined => {
-    const w = layer.weights.find((x) => (x.originalName ?? x.name).endsWith(`/${suffix}`) || (x.originalName ?? x.name) === suffix);
-    if (!w) return undefined;
-    const off = offsets.get(w);
-    if (off === undefined) throw new UnsupportedModelError(`layer '${layer.name}' has a frozen weight '${suffix}' (layer.trainable = false)`);
-    return off;
+  // Frozen layers' weights (layer.trainable = false) are not in φ: they go, once, into the plan's
+  // frozen vector, which their ops index instead.
+  const frozenParts: Float32Array[] = [];
+  const frozenOffsets = new Map<LayerVar, number>();
+  let frozenSize = 0;
+  const find = (layer: tf.layers.Layer, suffix: string): LayerVar | undefined =>
+    layer.weights.find((x) => (x.originalName ?? x.name).endsWith(`/${suffix}`) || (x.originalName ?? x.name) === suffix);
+  /** Offsets of a layer's weights (undefined where absent), in φ or, for a frozen layer, in the frozen vector. */
+  const weightsOf = (layer: tf.layers.Layer, suffixes: string[]): { at: (number | undefined)[]; frozen?: true } => {
+    const vars = suffixes.map((s) => find(layer, s));
+    const present = vars.filter((v): v is LayerVar => v !== undefined);
+    const frozen = present.filter((v) => !offsets.has(v));
+    if (frozen.length > 0 && frozen.length < present.length) throw new UnsupportedModelError(`layer '${layer.name}' has both trainable and frozen weights (freeze the whole layer)`);
+    if (frozen.length === 0) return { at: vars.map((v) => (v ? offsets.get(v) : undefined)) };
+    const at = vars.map((v) => {
+      if (!v) return undefined;
+      let off = frozenOffsets.get(v);
+      if (off === undefined) {
+        off = frozenSize;
+        frozenOffsets.set(v, off);
+        frozenParts.push((v.read().dataSync() as Float32Array).slice());
+        frozenSize += sizeOf(v.shape as number[]);
+      }
+      return off;
+    });
+    return { at, frozen: true };
   };
+  const frozenFlag = (f: true | undefined): { frozen?: true } => (f ? { frozen: f } : {});
   const activation = (layer: tf.layers.Layer, name: unknown): void => {
     const size = sizeOf(shape);
     if (name === undefined || name === null || name === 'linear') return;
@@ -114,9 +138,8 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
       case 'Dense': {
         if (shape.length !== 1) throw new UnsupportedModelError(`layer '${layer.name}' (Dense) gets an input of shape [${shape.join(', ')}]; put a Flatten layer before it`);
         const units = cfg.units as number;
-        const w = weightOf(layer, 'kernel')!;
-        const b = weightOf(layer, 'bias');
-        ops.push({ kind: 'dense', inSize: size, outSize: units, w, ...(b === undefined ? {} : { b }) });
+        const { at: [w, b], frozen } = weightsOf(layer, ['kernel', 'bias']);
+        ops.push({ kind: 'dense', inSize: size, outSize: units, w: w!, ...(b === undefined ? {} : { b }), ...frozenFlag(frozen) });
         shape = [units];
         activation(layer, cfg.activation);
         break;
@@ -142,9 +165,8 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
         const geom = { inH, inW, cin, outH: h.out, outW: wd.out, cout, kh, kw, sh, sw, padT: h.lo, padL: wd.lo };
         const outSize = h.out * wd.out * cout;
         if (isConv) {
-          const w = weightOf(layer, 'kernel')!;
-          const b = weightOf(layer, 'bias');
-          ops.push({ kind: 'conv', inSize: size, outSize, ...geom, w, ...(b === undefined ? {} : { b }) });
+          const { at: [w, b], frozen } = weightsOf(layer, ['kernel', 'bias']);
+          ops.push({ kind: 'conv', inSize: size, outSize, ...geom, w: w!, ...(b === undefined ? {} : { b }), ...frozenFlag(frozen) });
         } else {
           ops.push({ kind: 'maxpool', inSize: size, outSize, ...geom });
         }
@@ -161,8 +183,10 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
           const w = layer.weights.find((x) => (x.originalName ?? x.name).endsWith(suffix));
           return w ? (w.read().dataSync() as Float32Array).slice() : new Float32Array(channels).fill(suffix === 'moving_variance' ? 1 : 0);
         };
-        const gamma = weightOf(layer, 'gamma');
-        const beta = weightOf(layer, 'beta');
+        const {
+          at: [gamma, beta],
+          frozen,
+        } = weightsOf(layer, ['gamma', 'beta']);
         ops.push({
           kind: 'batchnorm',
           inSize: size,
@@ -172,6 +196,7 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
           momentum: (cfg.momentum as number | undefined) ?? 0.99,
           ...(gamma === undefined ? {} : { gamma }),
           ...(beta === undefined ? {} : { beta }),
+          ...frozenFlag(frozen),
           movingMean: moving('moving_mean'),
           movingVariance: moving('moving_variance'),
         });
@@ -199,11 +224,25 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
       case 'Activation':
         activation(layer, cfg.activation);
         break;
+      case 'Dropout': {
+        // The layer's own seed is not used: masks come from the task's rng (NativeLearner), so that
+        // runs are reproducible whichever thread or machine adapts a task.
+        if (cfg.noiseShape !== undefined && cfg.noiseShape !== null) throw new UnsupportedModelError(`layer '${layer.name}' (Dropout) has a noiseShape`);
+        const rate = cfg.rate as number;
+        if (rate > 0) ops.push({ kind: 'dropout', inSize: size, outSize: size, rate });
+        break;
+      }
       default:
         throw new UnsupportedModelError(`layer '${layer.name}' (${cls}) is not supported`);
     }
   }
   if (shape.length !== 1) throw new UnsupportedModelError(`the model's output has shape [${shape.join(', ')}]; end it with Flatten and Dense`);
   if (ops.length === 0) throw new UnsupportedModelError('the model has no layers');
-  return { ops, inputSize, outputSize: shape[0]!, paramSize, isa };
+  const frozen = new Float32Array(frozenSize);
+  let at = 0;
+  for (const part of frozenParts) {
+    frozen.set(part, at);
+    at += part.length;
+  }
+  return { ops, inputSize, outputSize: shape[0]!, paramSize, ...(frozenSize > 0 ? { frozen } : {}), isa };
 }

@@ -187,7 +187,10 @@ export class NativeLearner implements Learner {
     batches.forEach((b, k) => flat.set(b, k * inner.innerBatch));
     const { loss, targets } = this.targetsOf(task, task.support);
     this.checkInputs(task.support);
+    // Dropout masks from the same rng, after the minibatches: a pure function of the task.
+    const dropout = this.plan.ops.some((op) => op.kind === 'dropout') ? { dropoutSeed: rng.nextUint32() } : {};
     return {
+      ...dropout,
       inputs: task.support.inputs,
       targets,
       count: task.support.count,
@@ -225,12 +228,17 @@ export class NativeLearner implements Learner {
     return this.engine.predict(examples.inputs, examples.count, this.batchStatsAtTest);
   }
 
-  /** Loss, parameter gradient, input gradient and output on `examples` (training mode); for gradient checks. */
-  gradients(task: Task, examples: Examples): { loss: number; grad: Params; inputGrad: Float32Array; output: Float32Array } {
+  /**
+   * Loss, parameter gradient, input gradient and output on `examples` (training mode); for gradient
+   * checks. Dropout layers apply the masks of `dropoutSeed` when it is given, else none.
+   */
+  gradients(task: Task, examples: Examples, options: { dropoutSeed?: number } = {}): { loss: number; grad: Params; inputGrad: Float32Array; output: Float32Array } {
     this.assertIdle();
     this.checkInputs(examples);
     const { loss, targets } = this.targetsOf(task, examples);
-    const r = this.engine.gradients(examples.inputs, targets, examples.count, loss);
+    const seed = options.dropoutSeed;
+    if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0 && seed < 2 ** 32)) throw new ReptileError(`dropoutSeed ${seed} is not an integer in [0, 2^32)`);
+    const r = this.engine.gradients(examples.inputs, targets, examples.count, loss, seed);
     return { loss: r.loss, grad: new Params(this.layout, r.grad), inputGrad: r.inputGrad, output: r.output };
   }
 
