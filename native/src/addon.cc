@@ -578,6 +578,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     f.period = (int)numOf(o, "period", 0);
     f.alpha = numOf(o, "alpha", 0);
     f.counter = (int)numOf(o, "counter", 0);
+    f.dropoutSeed = (uint64_t)numOf(o, "dropoutSeed", 0);
+    f.firstStep = (int64_t)numOf(o, "firstStep", 0);
     if (f.period < 0 || f.counter < 0 || (f.period > 0 && f.counter >= f.period))
       throw Napi::Error::New(env, "period and counter must satisfy 0 ≤ counter < period");
     if (f.period > 0) {

@@ -1174,6 +1174,8 @@ int Engine::fitSteps(const FitArgs& f) {
     a.batchesData = f.order + pos;
     a.stepLosses = f.losses ? f.losses + k : nullptr;
     a.stepOutputs = f.outputs ? f.outputs + pos * (size_t)outputSize_ : nullptr;
+    uint64_t key = (uint64_t)(f.firstStep + k) * 0x9E3779B97F4A7C15ull;
+    a.dropoutSeed = f.dropoutSeed ^ splitmix64(key);
     adapt(a, params_.data(), fitLast_.data());
     k += n;
     pos += (size_t)n * size;

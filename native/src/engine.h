@@ -84,6 +84,9 @@ struct FitArgs {
   int period = 0;         // 0: no lookahead
   double alpha = 0;
   int counter = 0;        // fast steps taken since the last synchronisation
+  // Dropout masks: a function of this seed and the optimizer step a run of batches starts at.
+  uint64_t dropoutSeed = 0;
+  int64_t firstStep = 0;
   double* losses = nullptr;   // out: each batch's loss
   float* outputs = nullptr;   // out: each example's training output, in order
 };

@@ -133,6 +133,9 @@ export interface NativeFitArgs {
   alpha: number;
   counter: number;
   slow?: Float32Array;
+  /** Dropout masks are a function of this seed and the step each run of batches starts at (`firstStep` counts earlier steps). */
+  dropoutSeed?: number;
+  firstStep?: number;
   /** Out: each batch's mean loss. */
   losses: Float64Array;
   /** Out: each example's output in the training forward pass, in `order`. */

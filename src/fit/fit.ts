@@ -378,6 +378,8 @@ async function runOnEngine(model: tf.LayersModel, xT: tf.Tensor, yT: tf.Tensor, 
           alpha,
           counter,
           ...(slow ? { slow } : {}),
+          dropoutSeed: seed,
+          firstStep: innerStep,
           losses: losses.subarray(from, to),
           outputs: outputs.subarray(lo * p.outputs, hi * p.outputs),
         });
