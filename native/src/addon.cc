@@ -561,13 +561,16 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if (total != (int64_t)order.ElementLength()) throw Napi::Error::New(env, "the batch sizes do not add up to the order's length");
     for (size_t k = 0; k < order.ElementLength(); k++)
       if (order[k] < 0 || order[k] >= count) throw Napi::Error::New(env, "batch index out of range");
+    // Only the labels this call reads are checked: a caller running one batch per call pays for one batch.
     if (f.loss == LossKind::SoftmaxXent)
-      for (size_t k = 0; k < t.ElementLength(); k++)
-        if (!(t[k] >= 0 && t[k] < e.outputSize() && (float)(int)t[k] == t[k])) {
+      for (size_t k = 0; k < order.ElementLength(); k++) {
+        const float label = t[(size_t)order[k]];
+        if (!(label >= 0 && label < e.outputSize() && (float)(int)label == label)) {
           std::ostringstream msg;
-          msg << "class label " << t[k] << " is not in 0.." << e.outputSize() - 1;
+          msg << "class label " << label << " is not in 0.." << e.outputSize() - 1;
           throw Napi::Error::New(env, msg.str());
         }
+      }
     const std::string opt = o.Get("optimizer").IsString() ? o.Get("optimizer").As<Napi::String>().Utf8Value() : "";
     if (opt != "sgd" && opt != "adam") throw Napi::Error::New(env, "optimizer must be sgd or adam");
     f.opt = opt == "sgd" ? OptKind::Sgd : OptKind::Adam;
