@@ -284,7 +284,17 @@ describe('fit: fallback and bad options', () => {
     expect(m.optimizer.iterations).toBe(2);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^reptile-ml: fit runs on tfjs's model\.fit because (the optimizer RMSProp is not one the engine runs|the native engine is unavailable)/);
-    if (nativeSkipReason === undefined) await expect(fit(m, x, y, { epochs: 1, engine: 'native' })).rejects.toThrow(/optimizer RMSProp is not one the engine runs/);
+    if (nativeSkipReason === undefined) {
+      await expect(fit(m, x, y, { epochs: 1, engine: 'native' })).rejects.toThrow(/optimizer RMSProp is not one the engine runs/);
+      // Soft labels: categoricalCrossentropy on targets that are not one-hot is not the engine's loss.
+      const soft = compiled('adam', 'softmax');
+      const ys = tf.fill([64, 10], 0.1);
+      await fit(soft, x, ys, { epochs: 1, verbose: 0, log: (l) => lines.push(l) });
+      expect(lines[1]).toMatch(/^reptile-ml: fit runs on tfjs's model\.fit because the targets of example 0 are not one-hot/);
+      expect(soft.optimizer.iterations).toBe(2);
+      ys.dispose();
+      dispose(soft);
+    }
     tf.dispose([x, y]);
     dispose(m);
   });

@@ -185,6 +185,21 @@ function prepare(model: tf.LayersModel, x: tf.Tensor | tf.Tensor[], y: tf.Tensor
   const ySize = sizeOf(y.shape.slice(1));
   const expect = lossName === 'sparseCategoricalCrossentropy' ? 1 : outputs;
   if (ySize !== expect) throw new InvalidOptionsError(`y of shape [${y.shape.join(', ')}] does not fit ${lossName} on ${outputs} outputs (expected ${expect} value${expect === 1 ? '' : 's'} per example)`);
+  if (o.validationData) {
+    const [vx, vy, extraData] = o.validationData as unknown[];
+    if (!(vx instanceof tf.Tensor) || !(vy instanceof tf.Tensor) || extraData !== undefined) throw new Unsupported('the engine takes validationData as [x, y] tensors (no sample weights)');
+    if (sizeOf(vx.shape.slice(1)) !== sizeOf(x.shape.slice(1)) || vy.shape[0] !== vx.shape[0] || sizeOf(vy.shape.slice(1)) !== ySize) {
+      throw new InvalidOptionsError(`validationData of shapes [${vx.shape.join(', ')}] and [${vy.shape.join(', ')}] do not match x and y`, { option: 'validationData' });
+    }
+  }
+  // Soft labels would train another loss than the engine's; found here, they go to model.fit.
+  if (lossName === 'categoricalCrossentropy') {
+    engineTargets(lossName, valuesOf(y), n, outputs);
+    if (o.validationData) {
+      const vy = (o.validationData as tf.Tensor[])[1]!;
+      engineTargets(lossName, valuesOf(vy), vy.shape[0], outputs);
+    }
+  }
   return { loss: lossName, nativeLoss, metrics, inner, reptile, outputs };
 }
 
@@ -292,7 +307,7 @@ async function runOnEngine(model: tf.LayersModel, xT: tf.Tensor, yT: tf.Tensor, 
   const shuffle = o.shuffle ?? true;
   const seed = o.seed ?? 0;
   const status = loadNative();
-  if (!status.ok) throw new Unsupported(status.reason);
+  if (!status.ok) throw new ReptileError(`the native engine is unavailable: ${status.reason}`); // prepare checked it
   const plan = { ...compileModel(model, requestedIsa()), threads: o.threads ?? requestedThreads() };
 
   const xAll = valuesOf(xT);
@@ -304,7 +319,6 @@ async function runOnEngine(model: tf.LayersModel, xT: tf.Tensor, yT: tf.Tensor, 
   let val: { x: Float32Array; y: Float32Array; n: number } | undefined;
   if (o.validationData) {
     const [vx, vy] = o.validationData as [tf.Tensor, tf.Tensor];
-    if (!(vx instanceof tf.Tensor) || !(vy instanceof tf.Tensor)) throw new Unsupported('validationData must be [x, y] tensors on the engine');
     val = { x: valuesOf(vx), y: valuesOf(vy), n: vx.shape[0] };
   } else if (o.validationSplit !== undefined && o.validationSplit > 0) {
     train = Math.floor(total * (1 - o.validationSplit));
