@@ -172,6 +172,104 @@ function poolCase(seed: number): Case {
   };
 }
 
+/**
+ * Average pooling over random windows that stay inside the image ('valid', or 'same' where it adds
+ * no padding): where a window crosses the border, tfjs's forward pass averages the pixels inside
+ * but its gradient divides by the whole window, so the engine refuses those (see below).
+ */
+function avgPoolCase(seed: number): Case {
+  const r = Rng.derive(seed, 7);
+  const ph = 1 + r.int(3);
+  const pw = 1 + r.int(3);
+  const sh = 1 + r.int(3);
+  const sw = 1 + r.int(3);
+  const h = ph + r.int(6);
+  const w = pw + r.int(6);
+  const c = 1 + r.int(4);
+  const padding = r.next() < 0.5 && (h - ph) % sh === 0 && (w - pw) % sw === 0 && sh >= ph && sw >= pw ? 'same' : 'valid';
+  return {
+    name: `avgpool ${ph}x${pw} stride ${sh}x${sw} ${padding} on ${h}x${w}x${c}`,
+    inputShape: [h, w, c],
+    layers: () => [tf.layers.averagePooling2d({ inputShape: [h, w, c], poolSize: [ph, pw], strides: [sh, sw], padding }), tf.layers.flatten()],
+  };
+}
+
+/** Conv, then zero padding, global pooling or a reshape, then a dense head; random sizes. */
+function shapeCase(seed: number): Case {
+  const r = Rng.derive(seed, 8);
+  const h = 2 + r.int(5);
+  const w = 2 + r.int(5);
+  const c = 1 + r.int(5);
+  const pads: [[number, number], [number, number]] = [
+    [r.int(3), r.int(3)],
+    [r.int(3), r.int(3)],
+  ];
+  const conv = (s: number): tf.layers.Layer => tf.layers.conv2d({ inputShape: [h, w, 2], filters: c, kernelSize: 2, padding: 'same', kernelInitializer: init(s), biasInitializer: init(s + 1) });
+  const head = (s: number): tf.layers.Layer => tf.layers.dense({ units: 3, kernelInitializer: init(s + 2) });
+  const variants: Case[] = [
+    { name: `GlobalAveragePooling2D on ${h}x${w}x${c}`, inputShape: [h, w, 2], layers: (s) => [conv(s), tf.layers.globalAveragePooling2d({}), head(s)] },
+    { name: `GlobalMaxPooling2D on ${h}x${w}x${c}`, inputShape: [h, w, 2], layers: (s) => [conv(s), tf.layers.globalMaxPooling2d({}), head(s)] },
+    { name: `ZeroPadding2D ${JSON.stringify(pads)} on ${h}x${w}x${c}, conv`, inputShape: [h, w, 2], layers: (s) => [conv(s), tf.layers.zeroPadding2d({ padding: pads }), tf.layers.conv2d({ filters: 2, kernelSize: 3, kernelInitializer: init(s + 3) }), tf.layers.flatten(), head(s)] },
+    { name: `Reshape ${h}x${w}x${c} → [${h * w * c}] and back to [${w}, ${h}, ${c}]`, inputShape: [h, w, 2], layers: (s) => [conv(s), tf.layers.reshape({ targetShape: [-1] }), tf.layers.reshape({ targetShape: [w, h, c] }), tf.layers.conv2d({ filters: 2, kernelSize: 2, kernelInitializer: init(s + 3) }), tf.layers.flatten(), head(s)] },
+  ];
+  return variants[seed % variants.length]!;
+}
+
+/** DepthwiseConv2D and SeparableConv2D over random kernels, strides, paddings, depth multipliers. */
+function depthwiseCase(seed: number): Case {
+  const r = Rng.derive(seed, 10);
+  const kh = 1 + r.int(4);
+  const kw = r.next() < 0.5 ? kh : 1 + r.int(4);
+  const s = 1 + r.int(3);
+  const padding = r.next() < 0.5 ? 'same' : 'valid';
+  const h = kh + r.int(6);
+  const w = kw + r.int(6);
+  const cin = 1 + r.int(5);
+  const depthMultiplier = 1 + r.int(3);
+  const useBias = r.next() < 0.7;
+  const separable = seed % 2 === 0;
+  const filters = 1 + r.int(6);
+  const activation = (['linear', 'relu', 'relu6'] as const)[r.int(3)]!;
+  const common = { inputShape: [h, w, cin], kernelSize: [kh, kw] as [number, number], strides: s, padding: padding as 'same' | 'valid', depthMultiplier, useBias, activation };
+  return {
+    name: `${separable ? `separable → ${filters}` : 'depthwise'} ${kh}x${kw} stride ${s} ${padding} on ${h}x${w}x${cin} × ${depthMultiplier} bias ${useBias} ${activation}`,
+    inputShape: [h, w, cin],
+    layers: (sd) => [
+      separable
+        ? tf.layers.separableConv2d({ ...common, filters, depthwiseInitializer: init(sd), pointwiseInitializer: init(sd + 1), biasInitializer: init(sd + 2) })
+        : tf.layers.depthwiseConv2d({ ...common, depthwiseInitializer: init(sd), biasInitializer: init(sd + 2) }),
+      tf.layers.flatten(),
+    ],
+  };
+}
+
+/** LayerNormalization over the last axis of flat and image inputs, frozen or not. */
+function layerNormCase(seed: number): Case {
+  const r = Rng.derive(seed, 11);
+  const image = r.next() < 0.5;
+  const shape = image ? [1 + r.int(4), 1 + r.int(4), 2 + r.int(6)] : [2 + r.int(10)];
+  const epsilon = [1e-3, 1e-5, 0.1][r.int(3)]!;
+  // tfjs cannot differentiate a layer normalisation without center or scale (it tiles the missing
+  // gamma/beta), so the oracle covers center = scale = true, as for batch norm.
+  const center = true;
+  const scale = true;
+  const frozen = r.next() < 0.25;
+  return {
+    name: `layerNormalization on [${shape.join(', ')}] center ${center} scale ${scale} epsilon ${epsilon}${frozen ? ' frozen' : ''} → dense 3`,
+    inputShape: shape,
+    count: 1 + r.int(6),
+    ...(frozen ? { frozen: [1] } : {}),
+    layers: (s) => [
+      image
+        ? tf.layers.conv2d({ inputShape: shape, filters: shape[2]!, kernelSize: 1, kernelInitializer: wide(s, 1) })
+        : tf.layers.dense({ inputShape: shape, units: shape[0]!, kernelInitializer: wide(s, 1) }),
+      tf.layers.layerNormalization({ epsilon, center, scale, gammaInitializer: init(s + 1), betaInitializer: init(s + 2) }),
+      ...(image ? [tf.layers.flatten()] : []),
+      tf.layers.dense({ units: 3, kernelInitializer: init(s + 3) }),
+    ],
+  };
+}
+
 function denseCase(seed: number): Case {
   const r = Rng.derive(seed, 3);
   const inF = 1 + r.int(12);
@@ -437,6 +535,18 @@ describe.skipIf(nativeSkipReason !== undefined)('native layers equal tfjs (forwa
       });
       it('MaxPooling2D over random windows, strides and paddings', () => {
         for (let seed = 1; seed <= 10; seed++) checkCase(poolCase(seed), seed, isa);
+      });
+      it('AveragePooling2D over random windows, strides and paddings', () => {
+        for (let seed = 1; seed <= 10; seed++) checkCase(avgPoolCase(seed), seed, isa);
+      });
+      it('GlobalAveragePooling2D, GlobalMaxPooling2D, ZeroPadding2D and Reshape', () => {
+        for (let seed = 1; seed <= 12; seed++) checkCase(shapeCase(seed), seed, isa);
+      });
+      it('DepthwiseConv2D and SeparableConv2D over random geometries and depth multipliers', () => {
+        for (let seed = 1; seed <= 12; seed++) checkCase(depthwiseCase(seed), seed, isa);
+      });
+      it('LayerNormalization over random shapes and settings', () => {
+        for (let seed = 1; seed <= 12; seed++) checkCase(layerNormCase(seed), seed, isa);
       });
       it('Dense over random sizes, with and without bias and activation', () => {
         for (let seed = 1; seed <= 10; seed++) checkCase(denseCase(seed), seed, isa);

@@ -51,7 +51,8 @@ function convNet(seed: number, options: { convBias?: boolean; classes?: number }
 /**
  * Model shapes that used to fall back to tfjs: a Keras-style softmax classifier, the seed's MLP
  * (dense relu → dense sigmoid, binary cross-entropy per class), a one-unit sigmoid for two
- * classes, and ELU / LeakyReLU / selu / swish / relu6 layers; on 12 inputs, 4 classes (2 for one unit).
+ * classes, ELU / LeakyReLU / selu / swish / relu6 layers, and a layer-normalised gelu MLP; on 12 inputs, 4
+ * classes (2 for one unit).
  */
 const headModels: ((seed: number) => tf.Sequential)[] = [
   (seed) => tf.sequential({ layers: [tf.layers.dense({ inputShape: [12], units: 16, activation: 'relu', kernelInitializer: init(seed) }), tf.layers.dense({ units: 4, activation: 'softmax', kernelInitializer: init(seed + 1) })] }),
@@ -68,6 +69,16 @@ const headModels: ((seed: number) => tf.Sequential)[] = [
         tf.layers.dense({ units: 8, activation: 'swish', kernelInitializer: init(seed + 3) }),
         tf.layers.dense({ units: 4, activation: 'relu6', kernelInitializer: init(seed + 4) }),
         tf.layers.dense({ units: 4, kernelInitializer: init(seed + 5) }),
+      ],
+    }),
+  (seed) =>
+    tf.sequential({
+      layers: [
+        tf.layers.dense({ inputShape: [12], units: 16, kernelInitializer: init(seed) }),
+        tf.layers.layerNormalization({ gammaInitializer: init(seed + 1), betaInitializer: init(seed + 2) }),
+        tf.layers.dense({ units: 8, activation: 'gelu', kernelInitializer: init(seed + 3) }),
+        tf.layers.dropout({ rate: 0 }),
+        tf.layers.dense({ units: 4, kernelInitializer: init(seed + 4) }),
       ],
     }),
 ];
@@ -207,7 +218,7 @@ describe.skipIf(nativeSkipReason !== undefined)('NativeLearner equals TfjsLearne
     await compareInnerLoops({ model: () => sineNet(6), tasks, inner: { optimizer: 'adam', learningRate: 0.01, innerIters: 8, innerBatch: 10 }, seed: 6 });
   });
 
-  it('heads and activations people bring: softmax and sigmoid outputs, elu, leakyReLU, selu, swish (20 Adam steps)', async () => {
+  it('heads and activations people bring: softmax and sigmoid outputs, elu, leakyReLU, selu, swish, layer norm, gelu (20 Adam steps)', async () => {
     const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.01, innerIters: 20, innerBatch: 5 };
     const flat = (seed: number, classes: number): Task[] => Array.from({ length: 2 }, (_, t) => randomTask({ rng: Rng.derive(seed, 200 + t), count: 12, shape: [12], classes }));
     for (const [i, model] of headModels.entries()) {
@@ -215,6 +226,55 @@ describe.skipIf(nativeSkipReason !== undefined)('NativeLearner equals TfjsLearne
       const classes = model(seed).outputs[0]!.shape[1] === 1 ? 2 : 4;
       await compareInnerLoops({ model: () => model(seed), tasks: flat(seed, classes), inner, seed });
     }
+  });
+
+  it('a Keras-style convnet (zero padding, conv elu, average pooling, dropout 0, global average pooling, softmax) over 20 Adam steps', async () => {
+    const keras = (seed: number): tf.Sequential =>
+      tf.sequential({
+        layers: [
+          tf.layers.zeroPadding2d({ inputShape: [11, 8, 1], padding: [[1, 0], [0, 1]] }),
+          tf.layers.conv2d({ filters: 6, kernelSize: 3, activation: 'elu', kernelInitializer: init(seed) }),
+          tf.layers.averagePooling2d({ poolSize: 2 }),
+          tf.layers.dropout({ rate: 0 }),
+          tf.layers.conv2d({ filters: 8, kernelSize: 2, padding: 'same', kernelInitializer: init(seed + 1) }),
+          tf.layers.leakyReLU({ alpha: 0.1 }),
+          tf.layers.globalAveragePooling2d({}),
+          tf.layers.reshape({ targetShape: [8] }),
+          tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: init(seed + 2) }),
+        ],
+      });
+    expect(createLearner({ model: keras(1), learner: 'auto' })).toBeInstanceOf(NativeLearner);
+    await compareInnerLoops({ model: () => keras(71), tasks: classTasks(71, 12), inner: { optimizer: 'adam', learningRate: 0.01, innerIters: 20, innerBatch: 5 }, seed: 71 });
+  });
+
+  it('a MobileNet-style stack (depthwise and separable convolutions, batch norm, relu6) over 20 Adam steps', async () => {
+    const mobile = (seed: number): tf.Sequential =>
+      tf.sequential({
+        layers: [
+          tf.layers.conv2d({ inputShape: [11, 8, 1], filters: 8, kernelSize: 3, strides: 2, padding: 'same', useBias: false, kernelInitializer: init(seed) }),
+          tf.layers.batchNormalization({}),
+          tf.layers.reLU({ maxValue: 6 }),
+          tf.layers.depthwiseConv2d({ kernelSize: 3, padding: 'same', useBias: false, depthwiseInitializer: init(seed + 1) }),
+          tf.layers.batchNormalization({}),
+          tf.layers.reLU({ maxValue: 6 }),
+          tf.layers.conv2d({ filters: 12, kernelSize: 1, useBias: false, kernelInitializer: init(seed + 2) }),
+          tf.layers.separableConv2d({ filters: 10, kernelSize: 3, strides: 2, padding: 'same', depthMultiplier: 2, activation: 'relu6', depthwiseInitializer: init(seed + 3), pointwiseInitializer: init(seed + 4) }),
+          tf.layers.globalAveragePooling2d({}),
+          tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: init(seed + 5) }),
+        ],
+      });
+    expect(createLearner({ model: mobile(1), learner: 'auto' })).toBeInstanceOf(NativeLearner);
+    await compareInnerLoops({ model: () => mobile(72), tasks: classTasks(72, 12), inner: { optimizer: 'adam', learningRate: 0.01, innerIters: 20, innerBatch: 5 }, seed: 72 });
+    // One and two threads: the same bits.
+    const one = new NativeLearner({ model: mobile(73), threads: 1 });
+    const two = new NativeLearner({ model: mobile(73), threads: 2 });
+    const task = classTasks(73, 12)[0]!;
+    const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.01, innerIters: 6, innerBatch: 7 };
+    const [a, b] = [await one.adapt(task, inner, Rng.derive(73, 1)), await two.adapt(task, inner, Rng.derive(73, 1))];
+    expect(b.params.data).toEqual(a.params.data);
+    expect(two.gradients(task, task.support).inputGrad).toEqual(one.gradients(task, task.support).inputGrad);
+    one.dispose();
+    two.dispose();
   });
 
   it('optimizer state and parameters round-trip between the learners', async () => {
@@ -289,6 +349,8 @@ describe.skipIf(nativeSkipReason !== undefined)('NativeLearner equals TfjsLearne
     expect(() => new NativeLearner({ model: logSoftmax })).toThrow(/layer 'probs' uses activation 'logSoftmax'/);
     // Softmax and sigmoid heads, ELU and LeakyReLU layers compile now: auto picks the engine.
     for (const make of headModels) expect(createLearner({ model: make(1), learner: 'auto' })).toBeInstanceOf(NativeLearner);
+    const border = tf.sequential({ layers: [tf.layers.averagePooling2d({ inputShape: [5, 5, 1], poolSize: 2, padding: 'same', name: 'avg' }), tf.layers.flatten()] });
+    expect(() => new NativeLearner({ model: border })).toThrow(/layer 'avg' \(AveragePooling2D\) has windows crossing the border of its 5x5 input with padding 'same'/);
     const wrongHead = randomTask({ rng: Rng.fromSeed(4), count: 4, shape: [12], classes: 3 });
     await expect(new NativeLearner({ model: headModels[1]!(1) }).adapt(wrongHead, { optimizer: 'sgd', learningRate: 0.1, innerIters: 1, innerBatch: 2 }, Rng.fromSeed(1))).rejects.toThrow(/3 classes but the model outputs 4 values: give the model one sigmoid output per class/);
     const lines: string[] = [];

@@ -220,9 +220,16 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       OpSpec op;
       op.inSize = intOf(o, "inSize");
       op.outSize = intOf(o, "outSize");
-      if (kind == "conv" || kind == "maxpool") {
-        op.kind = kind == "conv" ? OpKind::Conv : OpKind::MaxPool;
+      if (kind == "conv" || kind == "maxpool" || kind == "avgpool" || kind == "pad" || kind == "depthwise") {
+        op.kind = kind == "conv"      ? OpKind::Conv
+                  : kind == "maxpool" ? OpKind::MaxPool
+                  : kind == "avgpool" ? OpKind::AvgPool
+                  : kind == "pad"     ? OpKind::Pad
+                                      : OpKind::Depthwise;
         op.g = geomOf(o);
+        op.depthMul = (int)numOf(o, "depthMultiplier", 1);
+        if (op.kind == OpKind::Depthwise && (op.depthMul < 1 || op.g.cout != op.g.cin * op.depthMul))
+          throw Napi::Error::New(env, "a depthwise convolution's output channels must be its input channels times the depth multiplier");
         op.w = (int64_t)numOf(o, "w", -1);
         op.b = (int64_t)numOf(o, "b", -1);
       } else if (kind == "dense") {
@@ -250,6 +257,14 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         op.kind = OpKind::Act;
         op.act = actOf(env, o.Get("act").IsString() ? o.Get("act").As<Napi::String>().Utf8Value() : "");
         op.alpha = (float)numOf(o, "alpha", 0);
+      } else if (kind == "layernorm") {
+        op.kind = OpKind::LayerNorm;
+        op.channels = intOf(o, "channels");
+        op.eps = (float)numOf(o, "epsilon", 1e-3);
+        op.gamma = (int64_t)numOf(o, "gamma", -1);
+        op.beta = (int64_t)numOf(o, "beta", -1);
+        if (op.channels <= 0 || op.inSize % op.channels != 0 || op.inSize != op.outSize)
+          throw Napi::Error::New(env, "a layer normalisation's channels must divide its input size");
       } else if (kind == "dropout") {
         op.kind = OpKind::Dropout;
         op.alpha = (float)numOf(o, "rate", 0);

@@ -256,7 +256,10 @@ static std::array<std::array<int64_t, 2>, 2> paramRanges(const OpSpec& op) {
       return {{{op.w, (int64_t)op.g.kh * op.g.kw * op.g.cin * op.g.cout}, {op.b, op.g.cout}}};
     case OpKind::Dense:
       return {{{op.w, (int64_t)op.inSize * op.outSize}, {op.b, op.outSize}}};
+    case OpKind::Depthwise:
+      return {{{op.w, (int64_t)op.g.kh * op.g.kw * op.g.cout}, {op.b, op.g.cout}}};
     case OpKind::BatchNorm:
+    case OpKind::LayerNorm:
       return {{{op.gamma, op.channels}, {op.beta, op.channels}}};
     default:
       return {{{-1, 0}, {-1, 0}}};
@@ -388,6 +391,8 @@ void Engine::ensure(int n) {
       arg_[i].assign((size_t)n * op.outSize, 0);
     } else if (op.kind == OpKind::Dropout) {
       aux_[i].assign((size_t)n * op.outSize, 0.f);
+    } else if (op.kind == OpKind::LayerNorm) {
+      aux_[i].assign((size_t)n * (op.inSize / op.channels) * 2, 0.f);  // each row's mean and 1/σ
     }
   }
   // Gradient buffers are shared by all layers: each example owns a slot as large as the largest
@@ -709,6 +714,19 @@ void Engine::runForward(const Item& it, int s) {
     case OpKind::MaxPool:
       k_->maxpool_forward(op.g, n, x, y, arg_[i].data() + (size_t)b * op.outSize);
       break;
+    case OpKind::AvgPool:
+      k_->avgpool_forward(op.g, n, x, y);
+      break;
+    case OpKind::LayerNorm:
+      layerNormForward(i, s, x, y);
+      break;
+    case OpKind::Depthwise:
+      k_->depthwise_forward(op.g, op.depthMul, n, x, P + op.w, y);
+      if (op.b >= 0) k_->add_bias(n * op.g.outH * op.g.outW, op.g.cout, P + op.b, y);
+      break;
+    case OpKind::Pad:
+      k_->pad_forward(op.g, n, x, y);
+      break;
     case OpKind::Dropout:
       if (dropoutOn_) {
         dropoutMask(i, s);
@@ -718,6 +736,70 @@ void Engine::runForward(const Item& it, int s) {
         std::memcpy(y, x, sizeof(float) * (size_t)n * op.inSize);
       }
       break;
+  }
+}
+
+// Each row (the last axis of one position of one example) normalised by its own mean and variance
+// (as tf.moments: the mean of squared deviations), then scaled by γ and shifted by β.
+void Engine::layerNormForward(size_t i, int s, const float* x, float* y) {
+  const OpSpec& op = ops_[i];
+  const float* P = weightsOf(i, s);
+  const int c = op.channels, perExample = op.inSize / c;
+  const int rows = count_[s] * perExample, first = begin_[s] * perExample;
+  float* st = aux_[i].data() + (size_t)first * 2;
+  for (int r = 0; r < rows; r++) {
+    const float* xr = x + (size_t)r * c;
+    float* yr = y + (size_t)r * c;
+    float mean = 0.f;
+    for (int j = 0; j < c; j++) mean += xr[j];
+    mean /= (float)c;
+    float var = 0.f;
+    for (int j = 0; j < c; j++) var += (xr[j] - mean) * (xr[j] - mean);
+    var /= (float)c;
+    const float inv = 1.f / std::sqrt(var + op.eps);
+    st[2 * r] = mean;
+    st[2 * r + 1] = inv;
+    for (int j = 0; j < c; j++) {
+      const float xh = (xr[j] - mean) * inv;
+      yr[j] = xh * (op.gamma >= 0 ? P[op.gamma + j] : 1.f) + (op.beta >= 0 ? P[op.beta + j] : 0.f);
+    }
+  }
+}
+
+// dγ = Σ dy·x̂ and dβ = Σ dy over the shard's rows (partial sums, in grads_), and per row
+// dx = (1/σ)·(g − mean(g) − x̂·mean(g·x̂)) with g = dy·γ.
+void Engine::layerNormBackward(size_t i, int s, const float* dy, float* dx) {
+  const OpSpec& op = ops_[i];
+  const float* P = weightsOf(i, s);
+  const int c = op.channels, perExample = op.inSize / c;
+  const int rows = count_[s] * perExample, first = begin_[s] * perExample;
+  const float* x = shardInput(i, s);
+  const float* st = aux_[i].data() + (size_t)first * 2;
+  float* G = grads_[s].data();
+  float* dgamma = op.gamma >= 0 && !op.frozen ? G + op.gamma : nullptr;
+  float* dbeta = op.beta >= 0 && !op.frozen ? G + op.beta : nullptr;
+  if (dgamma) std::fill(dgamma, dgamma + c, 0.f);
+  if (dbeta) std::fill(dbeta, dbeta + c, 0.f);
+  for (int r = 0; r < rows; r++) {
+    const float* xr = x + (size_t)r * c;
+    const float* d = dy + (size_t)r * c;
+    const float mean = st[2 * r], inv = st[2 * r + 1];
+    float sumG = 0.f, sumGx = 0.f;
+    for (int j = 0; j < c; j++) {
+      const float xh = (xr[j] - mean) * inv;
+      const float g = d[j] * (op.gamma >= 0 ? P[op.gamma + j] : 1.f);
+      sumG += g;
+      sumGx += g * xh;
+      if (dgamma) dgamma[j] += d[j] * xh;
+      if (dbeta) dbeta[j] += d[j];
+    }
+    if (!dx) continue;
+    float* o = dx + (size_t)r * c;
+    const float mG = sumG / (float)c, mGx = sumGx / (float)c;
+    for (int j = 0; j < c; j++) {
+      const float xh = (xr[j] - mean) * inv;
+      o[j] = inv * (d[j] * (op.gamma >= 0 ? P[op.gamma + j] : 1.f) - mG - xh * mGx);
+    }
   }
 }
 
@@ -900,6 +982,19 @@ void Engine::runBackward(const Item& it, int s) {
       break;
     case OpKind::Softmax:
       if (dx) k_->softmax_backward(n * (op.inSize / op.channels), op.channels, y, dy, dx);
+      break;
+    case OpKind::AvgPool:
+      if (dx) k_->avgpool_backward(op.g, n, dy, dx);
+      break;
+    case OpKind::LayerNorm:
+      layerNormBackward(i, s, dy, dx);
+      break;
+    case OpKind::Depthwise:
+      k_->depthwise_backward(op.g, op.depthMul, n, x, P + op.w, dy, op.frozen ? nullptr : G + op.w, dx);
+      if (op.b >= 0 && !op.frozen) k_->col_sums(n * op.g.outH * op.g.outW, op.g.cout, dy, G + op.b);
+      break;
+    case OpKind::Pad:
+      if (dx) k_->pad_backward(op.g, n, dy, dx);
       break;
     case OpKind::Dropout:
       if (dx && dropoutOn_) {

@@ -12,7 +12,7 @@
 
 namespace reptile {
 
-enum class OpKind { Conv, Dense, BatchNorm, Relu, Tanh, MaxPool, Act, Softmax, Dropout };
+enum class OpKind { Conv, Dense, BatchNorm, Relu, Tanh, MaxPool, Act, Softmax, Dropout, AvgPool, Pad, Depthwise, LayerNorm };
 // SoftmaxXent: against class labels, from the output as logits or, when the last op is a Softmax,
 // from that op's input (the loss fused with it). SigmoidBce: against one target in [0, 1] per
 // output, from the input of a last Sigmoid activation (fused) or from the output as logits.
@@ -21,11 +21,12 @@ enum class OptKind { None, Sgd, Adam };
 
 struct OpSpec {
   OpKind kind;
-  WindowGeom g{};            // Conv, MaxPool
+  WindowGeom g{};            // Conv, MaxPool, AvgPool, Pad, Depthwise
+  int depthMul = 1;          // Depthwise: filters per input channel
   int inSize = 0;            // per-example input floats
   int outSize = 0;           // per-example output floats
-  int64_t w = -1, b = -1;    // Conv / Dense parameter offsets (b = -1: no bias)
-  int channels = 0;          // BatchNorm, Softmax: size of the last axis
+  int64_t w = -1, b = -1;    // Conv / Dense / Depthwise parameter offsets (b = -1: no bias)
+  int channels = 0;          // BatchNorm, Softmax, LayerNorm: size of the last axis
   ActKind act = ActKind::Sigmoid;  // Act: which activation, and its parameter (see ActKind)
   float alpha = 0;                 // Dropout: the rate
   float eps = 1e-3f, momentum = 0.99f;
@@ -197,6 +198,9 @@ class Engine {
   void convForward(size_t i, int s, const float* x, float* y, const float* shardPacked);
   // Writes the shard's rows of dropout op i's mask (0 or 1 / (1 − rate) per value) to aux_[i].
   void dropoutMask(size_t i, int s);
+  // A layer normalisation over the last axis of the shard's rows, and its backward pass.
+  void layerNormForward(size_t i, int s, const float* x, float* y);
+  void layerNormBackward(size_t i, int s, const float* dy, float* dx);
   void runBnMoments(const Item& it, int s);
   void runBnApply(const Item& it, int s);
   void runBnBackwardSums(const Item& it, int s);

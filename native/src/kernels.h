@@ -144,6 +144,20 @@ struct Kernels {
   // (max(z, 0) − z·t + log(1 + e^−|z|)): returns the sum over these rows' elements and writes
   // d(loss)/d(logits) = (sigmoid(z) − t) · scale (1 / elements of the whole batch, for the mean).
   double (*sigmoid_bce)(int rows, int c, const float* logits, const float* target, float* dlogits, float scale);
+  // Average pooling over n examples: each output the mean of its window's pixels inside the input
+  // (padding does not count, as TensorFlow's), and its backward pass (dx written whole).
+  void (*avgpool_forward)(const WindowGeom& g, int n, const float* x, float* y);
+  void (*avgpool_backward)(const WindowGeom& g, int n, const float* dy, float* dx);
+  // Zero padding (g.padT, g.padL before, the rest of outH × outW after) and its backward pass, the crop.
+  void (*pad_forward)(const WindowGeom& g, int n, const float* x, float* y);
+  void (*pad_backward)(const WindowGeom& g, int n, const float* dy, float* dx);
+  // Depthwise convolution over n examples: each input channel c has its own g.kh × g.kw filters,
+  // mul of them (the depth multiplier), giving output channels c·mul … c·mul + mul − 1 (g.cout =
+  // g.cin · mul); W is kh × kw × cin × mul, as tfjs stores it. The backward pass writes dW (when
+  // not null) and dx (when not null) whole.
+  void (*depthwise_forward)(const WindowGeom& g, int mul, int n, const float* x, const float* W, float* y);
+  void (*depthwise_backward)(const WindowGeom& g, int mul, int n, const float* x, const float* W, const float* dy,
+                             float* dW, float* dx);
 };
 
 // Whether this CPU runs a variant: "avx512", "avx2" or "generic".

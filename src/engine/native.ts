@@ -8,7 +8,9 @@ export type NativeIsa = 'auto' | 'avx512' | 'avx2' | 'generic';
 
 /** One step of a compiled plan (NHWC, per-example sizes); built by `learners/compile-model`. */
 export type NativeOp =
-  | ({ kind: 'conv' | 'maxpool'; inSize: number; outSize: number; w?: number; b?: number; frozen?: boolean } & NativeWindow)
+  | ({ kind: 'conv' | 'maxpool' | 'avgpool' | 'pad'; inSize: number; outSize: number; w?: number; b?: number; frozen?: boolean } & NativeWindow)
+  /** A depthwise convolution: `depthMultiplier` filters per input channel (cout = cin · depthMultiplier). */
+  | ({ kind: 'depthwise'; inSize: number; outSize: number; w: number; b?: number; depthMultiplier: number; frozen?: boolean } & NativeWindow)
   | { kind: 'dense'; inSize: number; outSize: number; w: number; b?: number; frozen?: boolean }
   | {
       kind: 'batchnorm';
@@ -24,6 +26,8 @@ export type NativeOp =
       movingVariance: Float32Array;
     }
   | { kind: 'relu' | 'tanh'; inSize: number; outSize: number }
+  /** Layer normalisation over the last axis (`channels` values), with optional γ and β. */
+  | { kind: 'layernorm'; inSize: number; outSize: number; channels: number; epsilon: number; gamma?: number; beta?: number; frozen?: boolean }
   /** An elementwise activation; `alpha`: ELU's and LeakyReLU's slope, a clipped ReLU's ceiling. */
   | { kind: 'act'; act: NativeActivation; alpha?: number; inSize: number; outSize: number }
   /** Softmax over the last axis (`channels` values), fused with a cross-entropy loss when it is the last op. */

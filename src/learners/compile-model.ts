@@ -30,8 +30,16 @@ export const NATIVE_LAYERS = [
   'Dense',
   'Conv2D',
   'BatchNormalization',
+  'LayerNormalization',
   'MaxPooling2D',
+  'AveragePooling2D',
+  'GlobalMaxPooling2D',
+  'GlobalAveragePooling2D',
+  'ZeroPadding2D',
+  'DepthwiseConv2D',
+  'SeparableConv2D',
   'Flatten',
+  'Reshape',
   'ReLU',
   'LeakyReLU',
   'ELU',
@@ -145,13 +153,17 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
         break;
       }
       case 'Conv2D':
-      case 'MaxPooling2D': {
+      case 'MaxPooling2D':
+      case 'AveragePooling2D':
+      case 'DepthwiseConv2D':
+      case 'SeparableConv2D': {
         if (shape.length !== 3) throw new UnsupportedModelError(`layer '${layer.name}' (${cls}) needs an image input [height, width, channels], got [${shape.join(', ')}]`);
         if (cfg.dataFormat !== undefined && cfg.dataFormat !== 'channelsLast') throw new UnsupportedModelError(`layer '${layer.name}' uses dataFormat '${String(cfg.dataFormat)}' (only channelsLast)`);
         const padding = String(cfg.padding ?? 'valid');
         if (padding !== 'same' && padding !== 'valid') throw new UnsupportedModelError(`layer '${layer.name}' uses padding '${padding}'`);
         const [inH, inW, cin] = shape as [number, number, number];
-        const isConv = cls === 'Conv2D';
+        const isDepthwise = cls === 'DepthwiseConv2D' || cls === 'SeparableConv2D';
+        const isConv = cls === 'Conv2D' || isDepthwise;
         if (isConv) {
           const dil = pair(cfg.dilationRate ?? 1, 'dilation rate', layer.name);
           if (dil[0] !== 1 || dil[1] !== 1) throw new UnsupportedModelError(`layer '${layer.name}' uses dilation ${dil.join('x')}`);
@@ -161,17 +173,69 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
         const h = axis(inH, kh, sh, padding);
         const wd = axis(inW, kw, sw, padding);
         if (h.out < 1 || wd.out < 1) throw new UnsupportedModelError(`layer '${layer.name}' leaves no output for an input of ${inH}x${inW}`);
-        const cout = isConv ? (cfg.filters as number) : cin;
+        // tfjs averages a window that crosses the border over the pixels inside, but its gradient
+        // divides by the whole window: no engine can match both, so those stay with tfjs.
+        if (cls === 'AveragePooling2D' && ((h.out - 1) * sh + kh > inH || (wd.out - 1) * sw + kw > inW)) {
+          throw new UnsupportedModelError(`layer '${layer.name}' (AveragePooling2D) has windows crossing the border of its ${inH}x${inW} input with padding 'same' (tfjs's gradient counts the padding there); use padding 'valid' or a size its strides divide`);
+        }
+        // The depth multiplier from the kernel's shape (kh, kw, cin, mul): SeparableConv2D's config leaves it out.
+        const mul = isDepthwise ? (find(layer, 'depthwise_kernel')!.shape[3] as number) : 1;
+        const cout = isDepthwise ? (cls === 'SeparableConv2D' ? (cfg.filters as number) : cin * mul) : isConv ? (cfg.filters as number) : cin;
         const geom = { inH, inW, cin, outH: h.out, outW: wd.out, cout, kh, kw, sh, sw, padT: h.lo, padL: wd.lo };
         const outSize = h.out * wd.out * cout;
-        if (isConv) {
+        if (isDepthwise) {
+          // SeparableConv2D: the depthwise convolution (no bias), then a 1 × 1 convolution with the bias.
+          const separable = cls === 'SeparableConv2D';
+          const { at, frozen } = weightsOf(layer, separable ? ['depthwise_kernel', 'pointwise_kernel', 'bias'] : ['depthwise_kernel', 'bias']);
+          const [dw, second, third] = at;
+          const b = separable ? third : second;
+          const mid = h.out * wd.out * cin * mul;
+          ops.push({ kind: 'depthwise', inSize: size, outSize: separable ? mid : outSize, ...geom, cout: cin * mul, depthMultiplier: mul, w: dw!, ...(b !== undefined && !separable ? { b } : {}), ...frozenFlag(frozen) });
+          if (separable) {
+            const pointGeom = { inH: h.out, inW: wd.out, cin: cin * mul, outH: h.out, outW: wd.out, cout, kh: 1, kw: 1, sh: 1, sw: 1, padT: 0, padL: 0 };
+            ops.push({ kind: 'conv', inSize: mid, outSize, ...pointGeom, w: second!, ...(b === undefined ? {} : { b }), ...frozenFlag(frozen) });
+          }
+        } else if (isConv) {
           const { at: [w, b], frozen } = weightsOf(layer, ['kernel', 'bias']);
           ops.push({ kind: 'conv', inSize: size, outSize, ...geom, w: w!, ...(b === undefined ? {} : { b }), ...frozenFlag(frozen) });
         } else {
-          ops.push({ kind: 'maxpool', inSize: size, outSize, ...geom });
+          ops.push({ kind: cls === 'MaxPooling2D' ? 'maxpool' : 'avgpool', inSize: size, outSize, ...geom });
         }
         shape = [h.out, wd.out, cout];
         if (isConv) activation(layer, cfg.activation);
+        break;
+      }
+      case 'GlobalMaxPooling2D':
+      case 'GlobalAveragePooling2D': {
+        if (shape.length !== 3) throw new UnsupportedModelError(`layer '${layer.name}' (${cls}) needs an image input [height, width, channels], got [${shape.join(', ')}]`);
+        if (cfg.dataFormat !== undefined && cfg.dataFormat !== 'channelsLast') throw new UnsupportedModelError(`layer '${layer.name}' uses dataFormat '${String(cfg.dataFormat)}' (only channelsLast)`);
+        // A window over the whole image.
+        const [inH, inW, c] = shape as [number, number, number];
+        const geom = { inH, inW, cin: c, outH: 1, outW: 1, cout: c, kh: inH, kw: inW, sh: inH, sw: inW, padT: 0, padL: 0 };
+        ops.push({ kind: cls === 'GlobalMaxPooling2D' ? 'maxpool' : 'avgpool', inSize: size, outSize: c, ...geom });
+        shape = [c];
+        break;
+      }
+      case 'ZeroPadding2D': {
+        if (shape.length !== 3) throw new UnsupportedModelError(`layer '${layer.name}' (ZeroPadding2D) needs an image input [height, width, channels], got [${shape.join(', ')}]`);
+        if (cfg.dataFormat !== undefined && cfg.dataFormat !== 'channelsLast') throw new UnsupportedModelError(`layer '${layer.name}' uses dataFormat '${String(cfg.dataFormat)}' (only channelsLast)`);
+        const p = cfg.padding as [[number, number], [number, number]];
+        const [[top, bottom], [left, right]] = p;
+        const [inH, inW, c] = shape as [number, number, number];
+        const outH = inH + top + bottom;
+        const outW = inW + left + right;
+        ops.push({ kind: 'pad', inSize: size, outSize: outH * outW * c, inH, inW, cin: c, outH, outW, cout: c, kh: 1, kw: 1, sh: 1, sw: 1, padT: top, padL: left });
+        shape = [outH, outW, c];
+        break;
+      }
+      case 'Reshape': {
+        // NHWC is row-major, as tfjs's tensors: a reshape moves no value.
+        const target = (cfg.targetShape as (number | null)[]).slice();
+        const known = target.reduce<number>((a, d) => (d === null || d < 0 ? a : a * d), 1);
+        const unknown = target.findIndex((d) => d === null || d < 0);
+        if (unknown >= 0) target[unknown] = size / known;
+        if ((target.length !== 1 && target.length !== 3) || sizeOf(target as number[]) !== size) throw new UnsupportedModelError(`layer '${layer.name}' (Reshape) gives shape [${target.join(', ')}] (the native engine takes [features] or [height, width, channels])`);
+        shape = target as number[];
         break;
       }
       case 'BatchNormalization': {
@@ -200,6 +264,18 @@ export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): Na
           movingMean: moving('moving_mean'),
           movingVariance: moving('moving_variance'),
         });
+        break;
+      }
+      case 'LayerNormalization': {
+        const ax = cfg.axis as number | number[];
+        const axes = Array.isArray(ax) ? ax : [ax];
+        if (axes.length !== 1 || (axes[0] !== -1 && axes[0] !== shape.length)) throw new UnsupportedModelError(`layer '${layer.name}' (LayerNormalization) normalises axis ${JSON.stringify(ax)} (only the last axis)`);
+        const {
+          at: [gamma, beta],
+          frozen,
+        } = weightsOf(layer, ['gamma', 'beta']);
+        const channels = shape[shape.length - 1]!;
+        ops.push({ kind: 'layernorm', inSize: size, outSize: size, channels, epsilon: (cfg.epsilon as number | undefined) ?? 1e-3, ...(gamma === undefined ? {} : { gamma }), ...(beta === undefined ? {} : { beta }), ...frozenFlag(frozen) });
         break;
       }
       case 'ReLU': {
