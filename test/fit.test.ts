@@ -205,6 +205,18 @@ describe.skipIf(nativeSkipReason !== undefined)('fit: write-back and continuatio
     dispose(a, b, ref);
   });
 
+  it('one and two engine threads give the same bits', async () => {
+    const { x, y } = data(200, 'softmax', true);
+    const a = compiled('reptile-adam', 'softmax', true);
+    const b = compiled('reptile-adam', 'softmax', true);
+    await fit(a, x, y, { ...quiet, epochs: 2, batchSize: 32, threads: 1 });
+    await fit(b, x, y, { ...quiet, epochs: 2, batchSize: 32, threads: 2 });
+    expect(flatWeights(a)).toEqual(flatWeights(b));
+    expect(slowOf(a)).toEqual(slowOf(b));
+    tf.dispose([x, y]);
+    dispose(a, b);
+  });
+
   it('leaks no tensors over repeated fits', async () => {
     const { x, y } = data(96, 'softmax');
     const a = compiled('reptile-adam', 'softmax');
