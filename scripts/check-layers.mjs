@@ -16,10 +16,11 @@ export const LAYERS = {
   engine: ['core'],
   learners: ['core', 'tasks', 'engine'],
   optim: ['core', 'engine'],
-  exec: ['core', 'tasks', 'data', 'engine', 'learners', 'optim'],
-  train: ['core', 'tasks', 'data', 'engine', 'learners', 'optim', 'exec'],
-  recipes: ['core', 'tasks', 'data', 'engine', 'learners', 'optim', 'exec', 'train'],
-  cli: ['core', 'tasks', 'data', 'engine', 'learners', 'optim', 'exec', 'train', 'recipes'],
+  fit: ['core', 'engine', 'learners', 'optim'],
+  exec: ['core', 'tasks', 'data', 'engine', 'learners', 'optim', 'fit'],
+  train: ['core', 'tasks', 'data', 'engine', 'learners', 'optim', 'fit', 'exec'],
+  recipes: ['core', 'tasks', 'data', 'engine', 'learners', 'optim', 'fit', 'exec', 'train'],
+  cli: ['core', 'tasks', 'data', 'engine', 'learners', 'optim', 'fit', 'exec', 'train', 'recipes'],
 };
 
 const IMPORT = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;

@@ -52,6 +52,7 @@ export {
   type ConvInit,
 } from './learners/models.js';
 export { Reptile, REPTILE_DEFAULTS, type ReptileOptions, type InnerOptimizerName } from './optim/reptile.js';
+export { fit, epochOrder, type FitOptions, type FitEngine } from './fit/fit.js';
 
 // Backends and the native engine.
 export { selectBackend, type BackendChoice } from './engine/backend.js';

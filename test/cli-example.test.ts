@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encodeIdxUint8 } from '../src/data/idx.js';
+import { nativeSkipReason } from './native-helpers.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const cli = path.join(root, 'dist', 'cli', 'main.js');
@@ -47,6 +48,11 @@ describe('reptile example mnist', () => {
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout) as Record<string, number>;
     expect(out).toMatchObject({ epochs: 3, trainExamples: 150, testExamples: 50 });
+    // The native engine trains where the addon loads; --backend asks for tfjs's model.fit.
+    expect(out['engine']).toBe(nativeSkipReason === undefined ? 'native' : 'tfjs');
+    const t = run(['example', 'mnist', '--data', dir, '--epochs', '1', '--limit', '64', '--backend', 'cpu', '--json']);
+    expect(t.code, t.stderr).toBe(0);
+    expect(JSON.parse(t.stdout)).toMatchObject({ engine: 'tfjs', backend: 'cpu' });
     expect(out['testAccuracy']).toBeGreaterThanOrEqual(0);
     expect(out['testAccuracy']).toBeLessThanOrEqual(1);
     expect(Number.isFinite(out['testLoss'])).toBe(true);

@@ -146,6 +146,27 @@ ActKind actOf(Napi::Env env, const std::string& name) {
 
 class EngineWrap;
 
+// Runs Engine::fitSteps on a worker thread; options (and the arrays it names) stay referenced
+// until it settles, since the engine reads and writes them in place.
+class FitWorker : public Napi::AsyncWorker {
+ public:
+  FitWorker(Napi::Env env, EngineWrap* owner, Napi::Object options, const FitArgs& args)
+      : Napi::AsyncWorker(env, "reptile.fit"), owner_(owner), args_(args), deferred_(Napi::Promise::Deferred::New(env)) {
+    keep_ = Napi::Persistent(options);
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override;
+  void OnOK() override;
+  void OnError(const Napi::Error& e) override;
+
+ private:
+  EngineWrap* owner_;
+  FitArgs args_;
+  int counter_ = 0;
+  Napi::ObjectReference keep_;
+  Napi::Promise::Deferred deferred_;
+};
+
 class AdaptWorker : public Napi::AsyncWorker {
  public:
   AdaptWorker(Napi::Env env, EngineWrap* owner, Napi::Object keepAlive);
@@ -175,6 +196,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                            InstanceMethod<&EngineWrap::GetOptimizerState>("getOptimizerState"),
                            InstanceMethod<&EngineWrap::GetMovingStats>("getMovingStats"),
                            InstanceMethod<&EngineWrap::Adapt>("adapt"),
+                           InstanceMethod<&EngineWrap::Fit>("fit"),
                            InstanceMethod<&EngineWrap::Predict>("predict"),
                            InstanceMethod<&EngineWrap::Gradients>("gradients"),
                            InstanceMethod<&EngineWrap::Release>("release"),
@@ -521,8 +543,100 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return p;
   }
 
+  // fit(options): Keras-style steps on φ in place (Engine::fitSteps); resolves to the fast steps
+  // since the last synchronisation. Options: { inputs, targets, count, order, sizes, loss,
+  // optimizer, learningRate, beta1, beta2, epsilon, period, alpha, counter, slow, losses, outputs }.
+  Napi::Value Fit(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    checkIdle(env);
+    if (!info[0].IsObject()) throw Napi::TypeError::New(env, "fit needs an options object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    Engine& e = *engine_;
+    FitArgs f;
+    const int count = intOf(o, "count");
+    Napi::Float32Array x = f32Of(o.Get("inputs"), "inputs");
+    Napi::Float32Array t = f32Of(o.Get("targets"), "targets");
+    auto i32 = [&](const char* key) {
+      Napi::Value v = o.Get(key);
+      if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+        throw Napi::TypeError::New(env, std::string(key) + " must be an Int32Array");
+      return v.As<Napi::Int32Array>();
+    };
+    Napi::Int32Array order = i32("order"), sizes = i32("sizes");
+    f.loss = lossOf(env, o.Get("loss"));
+    const int tsize = e.targetSize(f.loss);
+    if (count <= 0) throw Napi::Error::New(env, "count must be positive");
+    if ((int64_t)x.ElementLength() != (int64_t)count * e.inputSize()) throw Napi::Error::New(env, "inputs do not match count × input size");
+    if ((int64_t)t.ElementLength() != (int64_t)count * tsize) throw Napi::Error::New(env, "targets do not match count × target size");
+    int64_t total = 0;
+    for (size_t k = 0; k < sizes.ElementLength(); k++) {
+      if (sizes[k] <= 0) throw Napi::Error::New(env, "batch sizes must be positive");
+      total += sizes[k];
+    }
+    if (total != (int64_t)order.ElementLength()) throw Napi::Error::New(env, "the batch sizes do not add up to the order's length");
+    for (size_t k = 0; k < order.ElementLength(); k++)
+      if (order[k] < 0 || order[k] >= count) throw Napi::Error::New(env, "batch index out of range");
+    // Only the labels this call reads are checked: a caller running one batch per call pays for one batch.
+    if (f.loss == LossKind::SoftmaxXent)
+      for (size_t k = 0; k < order.ElementLength(); k++) {
+        const float label = t[(size_t)order[k]];
+        if (!(label >= 0 && label < e.outputSize() && (float)(int)label == label)) {
+          std::ostringstream msg;
+          msg << "class label " << label << " is not in 0.." << e.outputSize() - 1;
+          throw Napi::Error::New(env, msg.str());
+        }
+      }
+    const std::string opt = o.Get("optimizer").IsString() ? o.Get("optimizer").As<Napi::String>().Utf8Value() : "";
+    if (opt != "sgd" && opt != "adam") throw Napi::Error::New(env, "optimizer must be sgd or adam");
+    f.opt = opt == "sgd" ? OptKind::Sgd : OptKind::Adam;
+    f.lr = numOf(o, "learningRate", 1e-3);
+    f.beta1 = numOf(o, "beta1", 0.9);
+    f.beta2 = numOf(o, "beta2", 0.999);
+    f.eps = numOf(o, "epsilon", 1e-7);
+    f.period = (int)numOf(o, "period", 0);
+    f.alpha = numOf(o, "alpha", 0);
+    f.counter = (int)numOf(o, "counter", 0);
+    f.dropoutSeed = (uint64_t)numOf(o, "dropoutSeed", 0);
+    f.firstStep = (int64_t)numOf(o, "firstStep", 0);
+    if (f.period < 0 || f.counter < 0 || (f.period > 0 && f.counter >= f.period))
+      throw Napi::Error::New(env, "period and counter must satisfy 0 ≤ counter < period");
+    if (f.period > 0) {
+      Napi::Float32Array slow = f32Of(o.Get("slow"), "slow");
+      if ((int64_t)slow.ElementLength() != e.paramSize()) throw Napi::Error::New(env, "slow weights do not fit this model");
+      f.slow = slow.Data();
+    }
+    Napi::Value lv = o.Get("losses");
+    if (!lv.IsTypedArray() || lv.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+        lv.As<Napi::TypedArray>().ElementLength() != sizes.ElementLength())
+      throw Napi::TypeError::New(env, "losses must be a Float64Array with one value per batch");
+    Napi::Float32Array out = f32Of(o.Get("outputs"), "outputs");
+    if ((int64_t)out.ElementLength() != (int64_t)order.ElementLength() * e.outputSize())
+      throw Napi::Error::New(env, "outputs must hold one output per example of the order");
+    f.inputs = x.Data();
+    f.targets = t.Data();
+    f.order = order.Data();
+    f.sizes = sizes.Data();
+    f.numBatches = (int)sizes.ElementLength();
+    f.losses = lv.As<Napi::Float64Array>().Data();
+    f.outputs = out.Data();
+    // The optimizer state carries over: only a change of kind starts it afresh.
+    if (e.optKind != f.opt) e.resetOptimizer(f.opt);
+    busy = true;
+    engine_->wake();
+    FitWorker* w = new FitWorker(env, this, o, f);
+    Napi::Promise p = w->promise();
+    w->Queue();
+    return p;
+  }
+
   // Runs on the worker thread.
  public:
+  int runFit(const FitArgs& f) {
+    const int c = engine_->fitSteps(f);
+    engine_->rest();
+    return c;
+  }
+
   void runAdapt() {
     Engine& e = *engine_;
     for (size_t i = 0; i < args_.size(); i++) {
@@ -618,6 +732,24 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   std::vector<std::vector<float*>> predictedOut_;     // ... and their data, per task
   bool many_ = false;
 };
+
+void FitWorker::Execute() {
+  try {
+    counter_ = owner_->runFit(args_);
+  } catch (const std::exception& e) {
+    SetError(e.what());
+  }
+}
+
+void FitWorker::OnOK() {
+  owner_->busy = false;
+  deferred_.Resolve(Napi::Number::New(Env(), counter_));
+}
+
+void FitWorker::OnError(const Napi::Error& err) {
+  owner_->busy = false;
+  deferred_.Reject(err.Value());
+}
 
 AdaptWorker::AdaptWorker(Napi::Env env, EngineWrap* owner, Napi::Object keepAlive)
     : Napi::AsyncWorker(env, "reptile.adapt"), owner_(owner), deferred_(Napi::Promise::Deferred::New(env)) {

@@ -602,11 +602,13 @@ void Engine::runCopy(int s) {
   const int n = count_[s], b = begin_[s];
   const AdaptArgs& a = *args_;
   const int tsize = targetSize(a.loss);
-  const int32_t* idx = a.batches.data() + (size_t)step_ * a.batchSize;
+  const float* inputs = a.inputsData ? a.inputsData : a.inputs.data();
+  const float* targets = a.targetsData ? a.targetsData : a.targets.data();
+  const int32_t* idx = (a.batchesData ? a.batchesData : a.batches.data()) + (size_t)step_ * a.batchSize;
   for (int r = b; r < b + n; r++) {
-    std::memcpy(act_[0].data() + (size_t)r * inputSize_, a.inputs.data() + (size_t)idx[r] * inputSize_,
+    std::memcpy(act_[0].data() + (size_t)r * inputSize_, inputs + (size_t)idx[r] * inputSize_,
                 sizeof(float) * inputSize_);
-    std::memcpy(batchTargets_.data() + (size_t)r * tsize, a.targets.data() + (size_t)idx[r] * tsize,
+    std::memcpy(batchTargets_.data() + (size_t)r * tsize, targets + (size_t)idx[r] * tsize,
                 sizeof(float) * tsize);
   }
 }
@@ -1230,11 +1232,61 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
       syncFrom_ = 0;
     }
     lossSum += meanLoss();
+    if (a.stepLosses) a.stepLosses[k] = meanLoss();
+    if (a.stepOutputs)
+      std::memcpy(a.stepOutputs + (size_t)k * a.batchSize * outputSize_, outputOf(act_, ops_, ops_.size() - 1).data(),
+                  sizeof(float) * (size_t)a.batchSize * outputSize_);
     weightsChanged();
   }
   push(Stage::Finish, -1);
   flush();
   return a.numBatches > 0 ? lossSum / a.numBatches : 0;
+}
+
+int Engine::fitSteps(const FitArgs& f) {
+  AdaptArgs a;
+  a.opt = f.opt;
+  a.lr = f.lr;
+  a.beta1 = f.beta1;
+  a.beta2 = f.beta2;
+  a.eps = f.eps;
+  a.loss = f.loss;
+  a.inputsData = f.inputs;
+  a.targetsData = f.targets;
+  fitLast_.resize((size_t)P_);
+  const float keep = (float)(1 - f.alpha), move = (float)f.alpha;
+  int counter = f.counter;
+  size_t pos = 0;
+  for (int k = 0; k < f.numBatches;) {
+    // One adapt call per run of equal-sized batches that does not pass a synchronisation; it
+    // writes the adapted weights over φ (adapt reads φ only before its first step).
+    const int size = f.sizes[k];
+    const int limit = f.period > 0 ? f.period - counter : f.numBatches;
+    int n = 1;
+    while (k + n < f.numBatches && n < limit && f.sizes[k + n] == size) n++;
+    a.batchSize = size;
+    a.numBatches = n;
+    a.batchesData = f.order + pos;
+    a.stepLosses = f.losses ? f.losses + k : nullptr;
+    a.stepOutputs = f.outputs ? f.outputs + pos * (size_t)outputSize_ : nullptr;
+    uint64_t key = (uint64_t)(f.firstStep + k) * 0x9E3779B97F4A7C15ull;
+    a.dropoutSeed = f.dropoutSeed ^ splitmix64(key);
+    adapt(a, params_.data(), fitLast_.data());
+    k += n;
+    pos += (size_t)n * size;
+    counter += n;
+    if (f.period > 0 && counter >= f.period) {
+      float* p = params_.data();
+      for (int64_t i = 0; i < P_; i++) {
+        const float s = keep * f.slow[i] + move * p[i];
+        f.slow[i] = s;
+        p[i] = s;
+      }
+      counter = 0;
+    }
+  }
+  weightsChanged();
+  return counter;
 }
 
 // Computes reptileUpdate's values for [lo, hi) into nextParams_; returns the first index there

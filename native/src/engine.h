@@ -59,6 +59,37 @@ struct AdaptArgs {
   std::vector<std::vector<float>> predictInputs;
   std::vector<int> predictCounts;
   bool predictBatchStats = true;
+  // fit (Engine::fitSteps): the examples and minibatch indices are read in place instead of from
+  // inputs, targets and batches, and each step's loss and training outputs are recorded.
+  const float* inputsData = nullptr;
+  const float* targetsData = nullptr;
+  const int32_t* batchesData = nullptr;
+  double* stepLosses = nullptr;  // numBatches values
+  float* stepOutputs = nullptr;  // numBatches × batchSize × outputSize values
+};
+
+// Keras-style training (the fit/ layer): minibatches of varying size, taken in the given order from
+// examples the caller keeps, stepped on φ itself; with lookahead (period > 0) every period-th step
+// moves the slow weights toward the fast ones, slow ← (1 − alpha)·slow + alpha·fast, and the fast
+// weights restart from them (Reptile used as an optimizer).
+struct FitArgs {
+  const float* inputs = nullptr;
+  const float* targets = nullptr;
+  const int32_t* order = nullptr;  // the examples of every batch, one batch after the other
+  const int32_t* sizes = nullptr;  // each batch's size
+  int numBatches = 0;
+  OptKind opt = OptKind::Adam;
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-7;
+  LossKind loss = LossKind::SoftmaxXent;
+  float* slow = nullptr;  // paramSize() floats, updated in place (lookahead only)
+  int period = 0;         // 0: no lookahead
+  double alpha = 0;
+  int counter = 0;        // fast steps taken since the last synchronisation
+  // Dropout masks: a function of this seed and the optimizer step a run of batches starts at.
+  uint64_t dropoutSeed = 0;
+  int64_t firstStep = 0;
+  double* losses = nullptr;   // out: each batch's loss
+  float* outputs = nullptr;   // out: each example's training output, in order
 };
 
 class Pool;
@@ -118,6 +149,10 @@ class Engine {
   // adapted weights W to adapted and W − W_{k−1} to lastStep (paramSize() floats each). Returns
   // the mean loss over the steps.
   double adapt(const AdaptArgs& args, float* adapted, float* lastStep);
+
+  // Runs the batches of f on φ in place (see FitArgs); returns the fast steps taken since the
+  // last synchronisation.
+  int fitSteps(const FitArgs& f);
 
   // The Reptile meta-update (paper, Algorithm 2) on φ in place: φ ← φ + ε·(mean of the n adapted
   // weight vectors − φ), with the bits of the library's reptileUpdate (core/meta-update.ts): the mean
@@ -253,6 +288,7 @@ class Engine {
   std::unique_ptr<Pool> pool_;
   // φ; the weights an inner loop is moving (cur_) and their value before its last step.
   std::vector<float> params_, cur_, before_, batchTargets_;
+  std::vector<float> fitLast_;     // fitSteps: the last steps adapt writes, unused
   std::vector<float> nextParams_;  // reptileUpdate's result, copied to φ once every value is finite
   float* w_ = nullptr;  // the weights the kernels read: params_, or cur_ during adapt
   // The weights each shard reads and writes: w_ for both, except in adapt on two threads, where the

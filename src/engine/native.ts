@@ -114,6 +114,38 @@ export interface NativeAdaptResult {
   outputs?: Float32Array[];
 }
 
+/**
+ * Arguments of `NativeEngine.fit`: Keras-style steps on φ in place. The examples are read where
+ * they are (the arrays stay referenced until the call settles); `order` lists every batch's
+ * examples one batch after the other and `sizes` each batch's size. With `period` > 0, every
+ * `period`-th step (counting `counter` steps already taken) moves `slow` in place toward the fast
+ * weights, slow ← (1 − alpha)·slow + alpha·fast, and the fast weights restart from it (Lookahead).
+ */
+export interface NativeFitArgs {
+  inputs: Float32Array;
+  targets: Float32Array;
+  count: number;
+  order: Int32Array;
+  sizes: Int32Array;
+  loss: NativeLoss;
+  optimizer: 'sgd' | 'adam';
+  learningRate: number;
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  period: number;
+  alpha: number;
+  counter: number;
+  slow?: Float32Array;
+  /** Dropout masks are a function of this seed and the step each run of batches starts at (`firstStep` counts earlier steps). */
+  dropoutSeed?: number;
+  firstStep?: number;
+  /** Out: each batch's mean loss. */
+  losses: Float64Array;
+  /** Out: each example's output in the training forward pass, in `order`. */
+  outputs: Float32Array;
+}
+
 /** A compiled native model: parameters, optimizer state and reusable buffers live in C++. */
 export interface NativeEngine {
   isa(): string;
@@ -131,6 +163,8 @@ export interface NativeEngine {
   adapt(args: NativeAdaptArgs): Promise<NativeAdaptResult>;
   /** Several tasks one after the other in one worker job: the same results as separate calls. */
   adapt(args: NativeAdaptArgs[]): Promise<NativeAdaptResult[]>;
+  /** Runs `args`' batches on φ in place; resolves to the fast steps taken since the last synchronisation. */
+  fit(args: NativeFitArgs): Promise<number>;
   predict(inputs: Float32Array, count: number, batchStats: boolean): Float32Array;
   /** Frees the native buffers (and the helper thread) now; the engine cannot be used afterwards. */
   release(): void;

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../core/rng.js';
 import type { MnistData, MnistSplit } from '../data/mnist.js';
+import { epochOrder, fit } from '../fit/fit.js';
 
 /** Per-epoch figures of {@link trainMnistMlp}, as Keras prints them. */
 export interface MnistEpochLogs {
@@ -24,6 +25,8 @@ export interface MnistMlpResult {
   history: MnistEpochLogs[];
   /** True when the loss became NaN or infinite and training stopped early. */
   diverged: boolean;
+  /** Where the network trained: the native engine, or tfjs's `model.fit`. */
+  engine: 'native' | 'tfjs';
 }
 
 /** Options of {@link trainMnistMlp}. */
@@ -42,11 +45,20 @@ export interface MnistMlpOptions {
   hiddenUnits?: number;
   /** Called after each epoch with its loss and test accuracy. */
   onEpochEnd?: (logs: MnistEpochLogs) => void;
+  /**
+   * `'native'` (default): the engine's {@link fit}, or tfjs's `model.fit` with one line to
+   * `onInfo` saying why where the engine cannot run; `'tfjs'`: `model.fit` on the current tfjs
+   * backend. Both take the same seeded order of examples in every epoch.
+   */
+  engine?: 'native' | 'tfjs';
+  /** Where a line about falling back to tfjs goes (default `console.warn`). */
+  onInfo?: (line: string) => void;
 }
 
 /**
  * Trains the documentation's MNIST network (784 inputs → 10 ReLU units → 10 outputs) with the
- * given optimizer through `model.compile` / `model.fit`, exactly as a Keras user would, and
+ * given optimizer through `model.compile` and `fit` — the native engine's `model.fit`, or tfjs's
+ * own with `engine: 'tfjs'` — exactly as a Keras user would, and
  * measures loss and accuracy on the test split after every epoch. Shuffling and initialisation
  * come from the seeded {@link Rng}, so a run is a function of its options; a loss that turns NaN
  * or infinite stops the run and is reported as `diverged`.
@@ -70,29 +82,57 @@ export async function trainMnistMlp(options: MnistMlpOptions): Promise<MnistMlpR
   const test = splitTensors(data.test);
   const history: MnistEpochLogs[] = [];
   let diverged = false;
+  let engine: 'native' | 'tfjs' = options.engine ?? 'native';
+  let t0 = performance.now();
+  const endEpoch = (epoch: number, loss: number, accuracy: number): boolean => {
+    const seconds = (performance.now() - t0) / 1000;
+    const [testLoss, testAccuracy] = evaluate(model, test, head);
+    const logs = { epoch: epoch + 1, epochs, loss, accuracy, testLoss, testAccuracy, seconds };
+    history.push(logs);
+    options.onEpochEnd?.(logs);
+    diverged = !Number.isFinite(loss);
+    return diverged;
+  };
+  const accuracyOf = (logs: Record<string, unknown>): number => {
+    const v = logs['acc'] ?? logs['categoricalAccuracy'] ?? logs['accuracy'];
+    return typeof v === 'number' ? v : Number.NaN;
+  };
   try {
-    for (let epoch = 0; epoch < epochs; epoch++) {
-      const t0 = performance.now();
-      const order = Rng.derive(seed, 1, epoch).shuffle(Array.from({ length: data.train.count }, (_, i) => i));
-      const idx = tf.tensor1d(Int32Array.from(order), 'int32');
-      const xs = tf.gather(train.x, idx);
-      const ys = tf.gather(train.y, idx);
-      idx.dispose();
-      let h: tf.History;
-      try {
-        h = await model.fit(xs, ys, { epochs: 1, batchSize, shuffle: false, verbose: 0 });
-      } finally {
-        tf.dispose([xs, ys]);
-      }
-      const loss = lastOf(h.history['loss']);
-      const accuracy = lastOf(h.history['acc'] ?? h.history['categoricalAccuracy'] ?? h.history['accuracy']);
-      const [testLoss, testAccuracy] = evaluate(model, test, head);
-      const logs = { epoch: epoch + 1, epochs, loss, accuracy, testLoss, testAccuracy, seconds: (performance.now() - t0) / 1000 };
-      history.push(logs);
-      options.onEpochEnd?.(logs);
-      if (!Number.isFinite(loss)) {
-        diverged = true;
-        break;
+    if (engine === 'native') {
+      // One fit for all epochs: the engine keeps its buffers, and epoch e's order is epochOrder(seed, e).
+      await fit(model, train.x, train.y, {
+        epochs,
+        batchSize,
+        seed,
+        verbose: 0,
+        log: (line) => {
+          engine = 'tfjs';
+          (options.onInfo ?? console.warn)(line);
+        },
+        callbacks: {
+          onEpochBegin: () => {
+            t0 = performance.now();
+          },
+          onEpochEnd: (epoch, logs) => {
+            if (endEpoch(epoch, typeof logs?.['loss'] === 'number' ? logs['loss'] : Number.NaN, accuracyOf(logs ?? {}))) model.stopTraining = true;
+          },
+        },
+      });
+    } else {
+      for (let epoch = 0; epoch < epochs; epoch++) {
+        t0 = performance.now();
+        const idx = tf.tensor1d(epochOrder(data.train.count, seed, epoch), 'int32');
+        const xs = tf.gather(train.x, idx);
+        const ys = tf.gather(train.y, idx);
+        idx.dispose();
+        let h: tf.History;
+        try {
+          h = await model.fit(xs, ys, { epochs: 1, batchSize, shuffle: false, verbose: 0 });
+        } finally {
+          tf.dispose([xs, ys]);
+        }
+        const logs = Object.fromEntries(Object.entries(h.history).map(([k, v]) => [k, v[v.length - 1]]));
+        if (endEpoch(epoch, lastOf(h.history['loss']), accuracyOf(logs))) break;
       }
     }
   } finally {
@@ -110,6 +150,7 @@ export async function trainMnistMlp(options: MnistMlpOptions): Promise<MnistMlpR
     seconds: (performance.now() - began) / 1000,
     history,
     diverged,
+    engine,
   };
 }
 
