@@ -42,7 +42,7 @@ describe('reproduce', () => {
   });
 
   it('an unknown setting is one clear error', async () => {
-    await expect(reproduce({ name: 'omniglot-9w', dataDir: '.', outDir: '.', command: '' })).rejects.toThrow(/unknown setting 'omniglot-9w' for 'reptile reproduce': choose omniglot-5w or omniglot-20w/);
+    await expect(reproduce({ name: 'omniglot-9w', dataDir: '.', outDir: '.', command: '' })).rejects.toThrow(/^unknown setting 'omniglot-9w' to reproduce: `name` must be 'omniglot-5w' or 'omniglot-20w'$/);
   });
 
   // On the committed 5-way checkpoint and the real archives (where ../shared/data/omniglot exists):
