@@ -12,6 +12,10 @@ export interface Flags {
   text(name: string): string;
   /** A flag's value as a positive integer. */
   count(name: string): number;
+  /** A flag's value, or undefined when it was not given and has no default (''). */
+  optional(name: string): string | undefined;
+  /** Whether a switch (a flag without a value, named in `switches`) was given. */
+  on(name: string): boolean;
   /** The arguments that are not flags, in order. */
   positionals: string[];
 }
@@ -21,16 +25,23 @@ function usage(line: string): never {
   process.exit(2);
 }
 
-/** Reads `process.argv` against `defaults`, the script's flags (without `--`) and their defaults. */
-export function readFlags(defaults: Record<string, string>): Flags {
+/**
+ * Reads `process.argv` against `defaults`, the script's flags (without `--`) and their defaults
+ * ('' for none), and `switches`, its flags without a value.
+ */
+export function readFlags(defaults: Record<string, string>, switches: readonly string[] = []): Flags {
   let parsed;
   try {
-    parsed = parseArgs({ options: Object.fromEntries(Object.keys(defaults).map((name) => [name, { type: 'string' as const }])), allowPositionals: true, strict: true });
+    const options = {
+      ...Object.fromEntries(Object.keys(defaults).map((name) => [name, { type: 'string' as const }])),
+      ...Object.fromEntries(switches.map((name) => [name, { type: 'boolean' as const }])),
+    };
+    parsed = parseArgs({ options, allowPositionals: true, strict: true });
   } catch (e) {
     usage((e as Error).message.split('\n')[0]!.replace(/\. To specify .*$/, ''));
   }
-  const values = parsed.values as Record<string, string | undefined>;
-  const text = (name: string): string => values[name] ?? defaults[name]!;
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  const text = (name: string): string => (values[name] as string | undefined) ?? defaults[name]!;
   return {
     text,
     count(name) {
@@ -38,6 +49,8 @@ export function readFlags(defaults: Record<string, string>): Flags {
       if (!Number.isInteger(value) || value < 1) usage(`--${name} must be a positive integer, got '${text(name)}'`);
       return value;
     },
+    optional: (name) => (text(name) === '' ? undefined : text(name)),
+    on: (name) => values[name] === true,
     positionals: parsed.positionals,
   };
 }

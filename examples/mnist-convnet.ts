@@ -8,16 +8,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Reptile, fit, loadMnist, selectBackend, type BackendChoice } from '../src/index.js';
+import { readFlags } from './flags.js';
 
-const arg = (name: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-};
-const epochs = Number(arg('epochs') ?? 2);
-const batchSize = Number(arg('batch-size') ?? 128);
-const limit = arg('limit') === undefined ? undefined : Number(arg('limit'));
-const json = process.argv.includes('--json');
-const backend = arg('backend') as BackendChoice | undefined;
+const flags = readFlags({ epochs: '2', 'batch-size': '128', limit: '', backend: '' }, ['json']);
+const epochs = flags.count('epochs');
+const batchSize = flags.count('batch-size');
+const limit = flags.optional('limit') === undefined ? undefined : flags.count('limit');
+const json = flags.on('json');
+const backend = flags.optional('backend') as BackendChoice | undefined;
 const log = (line: string) => (json ? process.stderr : process.stdout).write(`${line}\n`);
 
 // tfjs evaluates the model (and, with --backend, trains it too).

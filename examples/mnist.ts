@@ -12,16 +12,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Reptile, fit, loadMnist, selectBackend, type BackendChoice } from '../src/index.js';
+import { readFlags } from './flags.js';
 
-const arg = (name: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-};
-const epochs = Number(arg('epochs') ?? 10);
-const limit = arg('limit') === undefined ? undefined : Number(arg('limit'));
-const json = process.argv.includes('--json');
-const oneVsRest = process.argv.includes('--one-vs-rest');
-const backend = arg('backend') as BackendChoice | undefined;
+const flags = readFlags({ epochs: '10', limit: '', backend: '' }, ['json', 'one-vs-rest']);
+const epochs = flags.count('epochs');
+const limit = flags.optional('limit') === undefined ? undefined : flags.count('limit');
+const json = flags.on('json');
+const oneVsRest = flags.on('one-vs-rest');
+const backend = flags.optional('backend') as BackendChoice | undefined;
 const log = (line: string) => (json ? process.stderr : process.stdout).write(`${line}\n`);
 
 // tfjs evaluates the model (and, with --backend, trains it too).
