@@ -7,8 +7,9 @@
  *   npx tsx examples/mnist-convnet.ts [--epochs 2] [--batch-size 128] [--limit N] [--json] [--backend wasm|cpu]
  */
 import * as tf from '@tensorflow/tfjs';
-import { Reptile, fit, loadMnist, selectBackend, type BackendChoice } from '../src/index.js';
+import { Reptile, fit, type BackendChoice } from '../src/index.js';
 import { readFlags } from './flags.js';
+import { mnistTensors } from './mnist-data.js';
 
 const flags = readFlags({ epochs: '2', 'batch-size': '128', limit: '', backend: '' }, ['json']);
 const epochs = flags.count('epochs');
@@ -19,16 +20,7 @@ const backend = flags.optional('backend') as BackendChoice | undefined;
 const log = (line: string) => (json ? process.stderr : process.stdout).write(`${line}\n`);
 
 // tfjs evaluates the model (and, with --backend, trains it too).
-await selectBackend(backend ?? 'auto', (l) => process.stderr.write(`${l}\n`));
-const mnist = await loadMnist({ trainLimit: limit });
-// 28×28 bytes → [28, 28, 1] floats in [0, 1]; digit labels → one-hot rows of 10.
-const toTensors = (s: typeof mnist.train) =>
-  tf.tidy(() => ({
-    x: tf.div(tf.tensor4d(s.images, [s.count, 28, 28, 1], 'float32'), 255),
-    y: tf.oneHot(tf.tensor1d(s.labels, 'int32'), 10).toFloat(),
-  }));
-const { x: xTrain, y: yTrain } = toTensors(mnist.train);
-const { x: xTest, y: yTest } = toTensors(mnist.test);
+const { xTrain, yTrain, xTest, yTest } = await mnistTensors({ limit, backend, images: 'grid' });
 
 const model = tf.sequential({
   layers: [

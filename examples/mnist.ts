@@ -11,8 +11,9 @@
  * The same run, with seeded shuffling, is `reptile example mnist`.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Reptile, fit, loadMnist, selectBackend, type BackendChoice } from '../src/index.js';
+import { Reptile, fit, type BackendChoice } from '../src/index.js';
 import { readFlags } from './flags.js';
+import { mnistTensors } from './mnist-data.js';
 
 const flags = readFlags({ epochs: '10', limit: '', backend: '' }, ['json', 'one-vs-rest']);
 const epochs = flags.count('epochs');
@@ -23,16 +24,7 @@ const backend = flags.optional('backend') as BackendChoice | undefined;
 const log = (line: string) => (json ? process.stderr : process.stdout).write(`${line}\n`);
 
 // tfjs evaluates the model (and, with --backend, trains it too).
-await selectBackend(backend ?? 'auto', (l) => process.stderr.write(`${l}\n`));
-const mnist = await loadMnist({ trainLimit: limit });
-// 28×28 bytes → 784 floats in [0, 1]; digit labels → one-hot rows of 10.
-const toTensors = (s: typeof mnist.train) =>
-  tf.tidy(() => ({
-    x: tf.div(tf.tensor2d(s.images, [s.count, 784], 'float32'), 255),
-    y: tf.oneHot(tf.tensor1d(s.labels, 'int32'), 10).toFloat(),
-  }));
-const { x: xTrain, y: yTrain } = toTensors(mnist.train);
-const { x: xTest, y: yTest } = toTensors(mnist.test);
+const { xTrain, yTrain, xTest, yTest } = await mnistTensors({ limit, backend, images: 'flat' });
 
 const model = tf.sequential({
   layers: [

@@ -146,40 +146,54 @@ ActKind actOf(Napi::Env env, const std::string& name) {
 
 class EngineWrap;
 
-// Runs Engine::fitSteps on a worker thread; options (and the arrays it names) stay referenced
-// until it settles, since the engine reads and writes them in place.
-class FitWorker : public Napi::AsyncWorker {
+// An engine call on a worker thread that settles a promise: the object it was given (and the
+// arrays it names) stays referenced until then, since the engine reads and writes them in place.
+// The engine is marked free again whether the call succeeds or fails.
+class EngineTask : public Napi::AsyncWorker {
  public:
-  FitWorker(Napi::Env env, EngineWrap* owner, Napi::Object options, const FitArgs& args)
-      : Napi::AsyncWorker(env, "reptile.fit"), owner_(owner), args_(args), deferred_(Napi::Promise::Deferred::New(env)) {
-    keep_ = Napi::Persistent(options);
+  EngineTask(Napi::Env env, const char* name, EngineWrap* owner, Napi::Object keepAlive)
+      : Napi::AsyncWorker(env, name), owner_(owner), deferred_(Napi::Promise::Deferred::New(env)) {
+    keep_ = Napi::Persistent(keepAlive);
   }
   Napi::Promise promise() { return deferred_.Promise(); }
   void Execute() override;
   void OnOK() override;
   void OnError(const Napi::Error& e) override;
 
- private:
+ protected:
+  virtual void run() = 0;                    // on the worker thread
+  virtual Napi::Value result(Napi::Env env) = 0;
+  virtual void failed() {}                   // on the main thread, before the promise rejects
   EngineWrap* owner_;
-  FitArgs args_;
-  int counter_ = 0;
+
+ private:
   Napi::ObjectReference keep_;
   Napi::Promise::Deferred deferred_;
 };
 
-class AdaptWorker : public Napi::AsyncWorker {
+// Engine::fitSteps: batches in a given order on the weights in place; resolves to the sync counter.
+class FitWorker : public EngineTask {
  public:
-  AdaptWorker(Napi::Env env, EngineWrap* owner, Napi::Object keepAlive);
-  ~AdaptWorker() override {}
-  Napi::Promise promise() { return deferred_.Promise(); }
-  void Execute() override;
-  void OnOK() override;
-  void OnError(const Napi::Error& e) override;
+  FitWorker(Napi::Env env, EngineWrap* owner, Napi::Object options, const FitArgs& args) : EngineTask(env, "reptile.fit", owner, options), args_(args) {}
+
+ protected:
+  void run() override;
+  Napi::Value result(Napi::Env env) override { return Napi::Number::New(env, counter_); }
 
  private:
-  EngineWrap* owner_;
-  Napi::ObjectReference keep_;
-  Napi::Promise::Deferred deferred_;
+  FitArgs args_;
+  int counter_ = 0;
+};
+
+// The queued adapt calls; resolves to their results.
+class AdaptWorker : public EngineTask {
+ public:
+  AdaptWorker(Napi::Env env, EngineWrap* owner, Napi::Object keepAlive) : EngineTask(env, "reptile.adapt", owner, keepAlive) {}
+
+ protected:
+  void run() override;
+  Napi::Value result(Napi::Env env) override;
+  void failed() override;
 };
 
 class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
@@ -733,47 +747,32 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   bool many_ = false;
 };
 
-void FitWorker::Execute() {
+void EngineTask::Execute() {
   try {
-    counter_ = owner_->runFit(args_);
+    run();
   } catch (const std::exception& e) {
     SetError(e.what());
   }
 }
 
-void FitWorker::OnOK() {
+void EngineTask::OnOK() {
   owner_->busy = false;
-  deferred_.Resolve(Napi::Number::New(Env(), counter_));
+  deferred_.Resolve(result(Env()));
 }
 
-void FitWorker::OnError(const Napi::Error& err) {
+void EngineTask::OnError(const Napi::Error& err) {
   owner_->busy = false;
+  failed();
   deferred_.Reject(err.Value());
 }
 
-AdaptWorker::AdaptWorker(Napi::Env env, EngineWrap* owner, Napi::Object keepAlive)
-    : Napi::AsyncWorker(env, "reptile.adapt"), owner_(owner), deferred_(Napi::Promise::Deferred::New(env)) {
-  keep_ = Napi::Persistent(keepAlive);
-}
+void FitWorker::run() { counter_ = owner_->runFit(args_); }
 
-void AdaptWorker::Execute() {
-  try {
-    owner_->runAdapt();
-  } catch (const std::exception& e) {
-    SetError(e.what());
-  }
-}
+void AdaptWorker::run() { owner_->runAdapt(); }
 
-void AdaptWorker::OnOK() {
-  owner_->busy = false;
-  deferred_.Resolve(owner_->results(Env()));
-}
+Napi::Value AdaptWorker::result(Napi::Env env) { return owner_->results(env); }
 
-void AdaptWorker::OnError(const Napi::Error& err) {
-  owner_->busy = false;
-  owner_->dropOutputs();
-  deferred_.Reject(err.Value());
-}
+void AdaptWorker::failed() { owner_->dropOutputs(); }
 
 Napi::Value Supported(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
