@@ -3,10 +3,10 @@ import { InvalidOptionsError, ReptileError, UnsupportedModelError } from '../_ut
 import { Rng } from '../core/rng.js';
 import { loadNative, requestedIsa, requestedThreads, type NativeEngine } from '../engine/native.js';
 import { compileModel } from '../learners/compile-model.js';
-import { modelWeights } from '../learners/weights.js';
+import { flattenTensors, modelWeights, writeModelWeights } from '../learners/weights.js';
 import { labelsOf, metricOf, validate } from './metrics.js';
 import { checkOptions, engineTargets, OWN_OPTIONS, prepare, Unsupported, valuesOf, type FitOptions, type Prepared } from './prepare.js';
-import { adamMoments, flatten, writeBack, writeWeights, type LayerVar } from './write-back.js';
+import { adamMoments, writeBack, type LayerVar } from './write-back.js';
 
 export type { FitEngine, FitOptions } from './prepare.js';
 
@@ -122,7 +122,7 @@ async function runOnEngine(model: tf.LayersModel, xT: tf.Tensor, yT: tf.Tensor, 
     }
     if (p.reptile) {
       const s = p.reptile.getSlowWeights();
-      slow = s.length === weights.length && s.every((t) => t !== undefined) ? flatten(s as tf.Tensor[]) : modelWeights(model);
+      slow = s.length === weights.length && s.every((t) => t !== undefined) ? flattenTensors(s as tf.Tensor[]) : modelWeights(model);
     }
 
     const userCallbacks = standardize(o.callbacks, o.yieldEvery);
@@ -201,7 +201,7 @@ async function runOnEngine(model: tf.LayersModel, xT: tf.Tensor, yT: tf.Tensor, 
           Object.assign(logs, batchLogs(b));
           account(logs);
           // Callbacks see the model as it is now (weights; the optimizer state follows at epoch end).
-          writeWeights(model, engine.getParams());
+          writeModelWeights(model, engine.getParams());
           await list.onBatchEnd(b, logs);
           if (m.stopTraining) break;
         }

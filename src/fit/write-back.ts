@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { sizeOf } from '../core/params.js';
+import { flattenTensors, writeModelWeights } from '../learners/weights.js';
 import type { NativeEngine } from '../engine/native.js';
 import type { Prepared } from './prepare.js';
 
@@ -11,29 +12,6 @@ export interface LayerVar {
   shape: number[];
   read(): tf.Tensor;
   write(t: tf.Tensor): void;
-}
-
-export function flatten(ts: readonly tf.Tensor[]): Float32Array {
-  const out = new Float32Array(ts.reduce((s, t) => s + t.size, 0));
-  let off = 0;
-  for (const t of ts) {
-    out.set(t.dataSync() as Float32Array, off);
-    off += t.size;
-  }
-  return out;
-}
-
-/** Writes flat weights into `model.trainableWeights`, in order. */
-export function writeWeights(model: tf.LayersModel, flat: Float32Array): void {
-  const weights = model.trainableWeights as unknown as LayerVar[];
-  tf.tidy(() => {
-    let off = 0;
-    for (const w of weights) {
-      const n = sizeOf(w.shape);
-      w.write(tf.tensor(flat.subarray(off, off + n), w.shape, 'float32'));
-      off += n;
-    }
-  });
 }
 
 interface AdamInternals {
@@ -52,13 +30,13 @@ export async function adamMoments(opt: tf.Optimizer, count: number): Promise<[Fl
   const m = a.accumulatedFirstMoment ?? [];
   const v = a.accumulatedSecondMoment ?? [];
   if (m.length !== count || v.length !== count) return [undefined, undefined];
-  return [flatten(m.map((x) => x.variable)), flatten(v.map((x) => x.variable))];
+  return [flattenTensors(m.map((x) => x.variable)), flattenTensors(v.map((x) => x.variable))];
 }
 
 /** Writes the engine's weights, batch-norm statistics and optimizer state back into the model and its optimizer. */
 export async function writeBack(model: tf.LayersModel, engine: NativeEngine, p: Prepared, s: { innerStep: number; reptileIter: number; slow: Float32Array | undefined; stepsRun: number }): Promise<void> {
   const weights = model.trainableWeights as unknown as LayerVar[];
-  writeWeights(model, engine.getParams());
+  writeModelWeights(model, engine.getParams(), engine.getMovingStats());
   const pieces = (flat: Float32Array): tf.Tensor[] => {
     let off = 0;
     return weights.map((w) => {
@@ -68,19 +46,6 @@ export async function writeBack(model: tf.LayersModel, engine: NativeEngine, p: 
       return t;
     });
   };
-  const stats = engine.getMovingStats();
-  let k = 0;
-  tf.tidy(() => {
-    for (const layer of model.layers) {
-      if (layer.getClassName() !== 'BatchNormalization') continue;
-      const st = stats[k++]!;
-      for (const w of layer.weights) {
-        const name = w.originalName ?? w.name;
-        if (name.endsWith('moving_mean')) w.write(tf.tensor(st.mean, w.shape as number[], 'float32'));
-        if (name.endsWith('moving_variance')) w.write(tf.tensor(st.variance, w.shape as number[], 'float32'));
-      }
-    }
-  });
   if (s.stepsRun === 0) return;
   const inner = p.inner.optimizer as unknown as AdamInternals;
   inner.iterations_ = s.innerStep;

@@ -17,7 +17,7 @@ import {
   type NativePlan,
 } from '../engine/native.js';
 import type { Examples, Task } from '../tasks/task.js';
-import { checkNoRegularizers, modelLayout, modelWeights } from './weights.js';
+import { checkNoRegularizers, modelLayout, modelWeights, writeModelWeights } from './weights.js';
 import { INNER_STATE_POLICIES, validateInnerOptions, type AdaptResult, type InnerOptions, type InnerStatePolicy, type Learner, type OptimizerState, type TaskScoring } from './learner.js';
 import { compileModel } from './compile-model.js';
 import { lossTargets, taskLoss } from './loss.js';
@@ -267,26 +267,7 @@ export class NativeLearner implements Learner {
    */
   writeToModel(): void {
     this.assertIdle();
-    const data = this.engine.getParams();
-    const stats = this.engine.getMovingStats();
-    tf.tidy(() => {
-      let offset = 0;
-      for (const w of this.model.trainableWeights) {
-        const n = sizeOf(w.shape as number[]);
-        w.write(tf.tensor(data.slice(offset, offset + n), w.shape as number[], 'float32'));
-        offset += n;
-      }
-      let k = 0;
-      for (const layer of this.model.layers) {
-        if (layer.getClassName() !== 'BatchNormalization') continue;
-        const s = stats[k++]!;
-        for (const w of layer.weights) {
-          const name = w.originalName ?? w.name;
-          if (name.endsWith('moving_mean')) w.write(tf.tensor(s.mean, w.shape as number[], 'float32'));
-          if (name.endsWith('moving_variance')) w.write(tf.tensor(s.variance, w.shape as number[], 'float32'));
-        }
-      }
-    });
+    writeModelWeights(this.model, this.engine.getParams(), this.engine.getMovingStats());
   }
 
   /** Frees the native engine's memory (after any adapt still running); the learner cannot be used afterwards. */

@@ -1,4 +1,4 @@
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 import { describeValue } from '../_utils/checks.js';
 import { InvalidOptionsError, UnsupportedModelError } from '../_utils/errors.js';
 import { createLayout, sizeOf, type Layout } from '../core/params.js';
@@ -23,6 +23,33 @@ export function flattenTensors(tensors: readonly tf.Tensor[]): Float32Array {
 /** A model's trainable weights as one flat vector, laid out by `modelLayout`. */
 export function modelWeights(model: tf.LayersModel): Float32Array {
   return flattenTensors(model.trainableWeights.map((w) => w.read()));
+}
+
+/**
+ * Writes a flat vector into `model.trainableWeights` (in `modelLayout` order) and, when given,
+ * batch normalisation's moving statistics into its BatchNormalization layers, in layer order:
+ * how the engine's state goes back into the tfjs model.
+ */
+export function writeModelWeights(model: tf.LayersModel, params: Float32Array, movingStats?: readonly { mean: Float32Array; variance: Float32Array }[]): void {
+  tf.tidy(() => {
+    let offset = 0;
+    for (const w of model.trainableWeights) {
+      const n = sizeOf(w.shape as number[]);
+      w.write(tf.tensor(params.slice(offset, offset + n), w.shape as number[], 'float32'));
+      offset += n;
+    }
+    if (movingStats === undefined) return;
+    let k = 0;
+    for (const layer of model.layers) {
+      if (layer.getClassName() !== 'BatchNormalization') continue;
+      const s = movingStats[k++]!;
+      for (const w of layer.weights) {
+        const name = w.originalName ?? w.name;
+        if (name.endsWith('moving_mean')) w.write(tf.tensor(s.mean, w.shape as number[], 'float32'));
+        if (name.endsWith('moving_variance')) w.write(tf.tensor(s.variance, w.shape as number[], 'float32'));
+      }
+    }
+  });
 }
 
 /**
