@@ -16,6 +16,22 @@ const sine = (iters: number, extra: string[] = []) => ['train', '--task', 'sine'
 // Tasks of 2,000 inner steps: a worker stopped at random is almost surely in the middle of one.
 const slow = (iters: number, extra: string[] = []) => sine(iters, ['--inner-iters', '2000', ...extra]);
 
+/** CPU time (user + system, clock ticks) a process has used so far, from /proc. */
+function cpuTicks(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+/** Waits until process `pid` is computing (its CPU time rose by 3+ ticks within 60 ms), at most `ms`. */
+async function busy(pid: number, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const before = cpuTicks(pid);
+    await sleep(60);
+    if (cpuTicks(pid) - before >= 3) return;
+  }
+}
+
 /** Meta-iterations a run has finished: the lines of its checkpoint's log. */
 function iterationsDone(dir: string): number {
   try {
@@ -152,12 +168,15 @@ describe.skipIf(redisSkipReason !== undefined)('the redis executor under the fau
     const late = await worker();
     const other = await worker();
     const dir = path.join(root, 'late');
-    const coordinator = spawn([...slow(40, ['--run-id', 'late']), '--executor', 'redis', '--redis', redis.url, '--checkpoint', dir]);
+    // Long enough that the run cannot end while the worker is frozen and thawed a few times, on a quiet machine.
+    const coordinator = spawn([...slow(400, ['--run-id', 'late']), '--executor', 'redis', '--redis', redis.url, '--checkpoint', dir]);
     const runId = await runIdOf(client, 'late');
-    await coordinator.waitFor(/train sine: 4\/40/, 120_000);
+    await coordinator.waitFor(/train sine: \d+\/400/, 120_000);
     // Cut off (frozen) mid-task for three locks' time: its job goes to the other worker; then it finishes it.
     let left: string[] = [];
-    for (let tries = 0; tries < 3 && !/dropped/.test(late.log()); tries++) {
+    for (let tries = 0; tries < 5 && !/dropped/.test(late.log()); tries++) {
+      // Freeze it while it computes (its CPU time rising), so that it is in the middle of a task.
+      await busy(late.child.pid!, 10_000);
       late.child.kill('SIGSTOP');
       await sleep(3000);
       late.child.kill('SIGCONT');
@@ -169,8 +188,8 @@ describe.skipIf(redisSkipReason !== undefined)('the redis executor under the fau
     }
     expect(left).toEqual([]);
     expect(late.log()).toMatch(/reptile worker: job adapt-\S+ of run \S+ was handed to another worker while this one ran it \(its lock expired\); its result is dropped/);
-    await coordinator.waitFor(/"iterations": 40/, 120_000);
-    expect(coordinator.log()).toMatch(/reptile coordinator: job adapt-\S+ stalled \(its worker went silent for longer than its lock\); another worker runs it again/);
+    await coordinator.waitFor(/reptile coordinator: job adapt-\S+ stalled \(its worker went silent for longer than its lock\); another worker runs it again/, 60_000);
+    await coordinator.stop();
     await late.stop();
     await other.stop();
   }, 240_000);
