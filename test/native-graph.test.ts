@@ -142,3 +142,68 @@ describe.skipIf(nativeSkipReason !== undefined)('merge layers against tfjs autog
     ]);
   });
 });
+
+/** A dilated conv's kernel [kh, kw, cin, cout] spread out to [(kh − 1)·dh + 1, (kw − 1)·dw + 1, cin, cout] with zeros between its taps. */
+function spread(k: Float32Array, [kh, kw, cin, cout]: number[], dh: number, dw: number): Float32Array {
+  const eh = (kh! - 1) * dh + 1;
+  const ew = (kw! - 1) * dw + 1;
+  const out = new Float32Array(eh * ew * cin! * cout!);
+  const inner = cin! * cout!;
+  for (let i = 0; i < kh!; i++) for (let j = 0; j < kw!; j++) out.set(k.subarray((i * kw! + j) * inner, (i * kw! + j + 1) * inner), (i * dh * ew + j * dw) * inner);
+  return out;
+}
+
+describe.skipIf(nativeSkipReason !== undefined)('Conv2D with dilation', () => {
+  // tfjs has no gradient for a dilated convolution: the oracle is the same convolution with its
+  // kernel spread out (zeros between the taps), whose kernel gradient at the taps is the dilated
+  // kernel's gradient.
+  const cases = [
+    { h: 9, w: 8, cin: 1, filters: 3, k: [3, 3], d: [2, 2], padding: 'same', activation: 'relu' },
+    { h: 10, w: 9, cin: 2, filters: 4, k: [3, 2], d: [2, 3], padding: 'valid', activation: 'linear' },
+    { h: 8, w: 8, cin: 3, filters: 2, k: [2, 3], d: [3, 1], padding: 'same', activation: 'tanh' },
+    // Wide enough that an undilated convolution would read its input in place (no im2col).
+    { h: 7, w: 6, cin: 16, filters: 8, k: [3, 3], d: [2, 2], padding: 'same', activation: 'linear' },
+  ] as const;
+  for (const c of cases) {
+    it(`${c.k.join('x')} kernel, dilation ${c.d.join('x')}, ${c.padding}, ${c.cin} → ${c.filters} channels, ${c.activation}: output, loss, gradients`, () => {
+      for (const isa of isas) {
+        for (const seed of [3, 4]) {
+          const shape = [c.h, c.w, c.cin];
+          const conv = (kernelSize: number[], dilationRate: number[]) =>
+            tf.layers.conv2d({ inputShape: shape, filters: c.filters, kernelSize, dilationRate, padding: c.padding, activation: c.activation, kernelInitializer: init(seed), biasInitializer: init(seed + 1) });
+          const model = tf.sequential({ layers: [conv([...c.k], [...c.d]), tf.layers.flatten(), tf.layers.dense({ units: 3, kernelInitializer: init(seed + 2) })] });
+          const eh = (c.k[0] - 1) * c.d[0] + 1;
+          const ew = (c.k[1] - 1) * c.d[1] + 1;
+          const twin = tf.sequential({ layers: [conv([eh, ew], [1, 1]), tf.layers.flatten(), tf.layers.dense({ units: 3 })] });
+          const weights = model.getWeights().map((w) => w.dataSync() as Float32Array);
+          const kShape = [c.k[0], c.k[1], c.cin, c.filters];
+          twin.setWeights([tf.tensor(spread(weights[0]!, kShape, c.d[0], c.d[1]), [eh, ew, c.cin, c.filters]), ...model.getWeights().slice(1)]);
+          const rng = Rng.derive(seed, 79);
+          const task = randomTask({ rng, count: 2 + rng.int(4), shape, classes: 3 });
+          const native = new NativeLearner({ model, isa });
+          const got = native.gradients(task, task.support);
+          const want = tfjsGradients(twin, task, task.support);
+          const where = `seed ${seed}, isa ${isa}`;
+          expect(relErr(got.output, want.output), `output, ${where}`).toBeLessThanOrEqual(TOL);
+          expect(Math.abs(got.loss - want.loss) / Math.abs(want.loss), `loss, ${where}`).toBeLessThanOrEqual(TOL);
+          expect(relErr(got.inputGrad, want.inputGrad), `input gradient, ${where}`).toBeLessThanOrEqual(TOL);
+          // The twin's kernel gradient at the taps, then the other weights' as they are.
+          const kSize = kShape.reduce((a, b) => a * b, 1);
+          const spreadSize = eh * ew * c.cin * c.filters;
+          const inner = c.cin * c.filters;
+          const taps = new Float32Array(kSize);
+          for (let i = 0; i < c.k[0]; i++) for (let j = 0; j < c.k[1]; j++) taps.set(want.grad.subarray((i * c.d[0] * ew + j * c.d[1]) * inner, (i * c.d[0] * ew + j * c.d[1] + 1) * inner), (i * c.k[1] + j) * inner);
+          const wantGrad = new Float32Array([...taps, ...want.grad.subarray(spreadSize)]);
+          expect(relErr(got.grad.data, wantGrad), `param gradient, ${where}`).toBeLessThanOrEqual(TOL);
+          // Forward against tfjs's own dilated convolution too.
+          const x = tf.tensor(task.support.inputs, [task.support.count, ...shape]);
+          expect(relErr(got.output, (model.predict(x) as tf.Tensor).dataSync()), `tfjs forward, ${where}`).toBeLessThanOrEqual(TOL);
+          x.dispose();
+          native.dispose();
+          model.dispose();
+          twin.dispose();
+        }
+      }
+    });
+  }
+});
