@@ -169,14 +169,14 @@ describe.skipIf(nativeSkipReason !== undefined)('Conv2D with dilation', () => {
       for (const isa of isas) {
         for (const seed of [3, 4]) {
           const shape = [c.h, c.w, c.cin];
-          const conv = (kernelSize: number[], dilationRate: number[]) =>
+          const conv = (kernelSize: [number, number], dilationRate: [number, number]) =>
             tf.layers.conv2d({ inputShape: shape, filters: c.filters, kernelSize, dilationRate, padding: c.padding, activation: c.activation, kernelInitializer: init(seed), biasInitializer: init(seed + 1) });
-          const model = tf.sequential({ layers: [conv([...c.k], [...c.d]), tf.layers.flatten(), tf.layers.dense({ units: 3, kernelInitializer: init(seed + 2) })] });
+          const model = tf.sequential({ layers: [conv([c.k[0], c.k[1]], [c.d[0], c.d[1]]), tf.layers.flatten(), tf.layers.dense({ units: 3, kernelInitializer: init(seed + 2) })] });
           const eh = (c.k[0] - 1) * c.d[0] + 1;
           const ew = (c.k[1] - 1) * c.d[1] + 1;
           const twin = tf.sequential({ layers: [conv([eh, ew], [1, 1]), tf.layers.flatten(), tf.layers.dense({ units: 3 })] });
           const weights = model.getWeights().map((w) => w.dataSync() as Float32Array);
-          const kShape = [c.k[0], c.k[1], c.cin, c.filters];
+          const kShape: number[] = [c.k[0], c.k[1], c.cin, c.filters];
           twin.setWeights([tf.tensor(spread(weights[0]!, kShape, c.d[0], c.d[1]), [eh, ew, c.cin, c.filters]), ...model.getWeights().slice(1)]);
           const rng = Rng.derive(seed, 79);
           const task = randomTask({ rng, count: 2 + rng.int(4), shape, classes: 3 });
