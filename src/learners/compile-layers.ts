@@ -52,6 +52,9 @@ export const NATIVE_LAYERS = [
   `Activation (linear, ${Object.keys(ACTIVATIONS).join(', ')})`,
 ] as const;
 
+/** The tfjs layer classes the compiler knows (merges included), for a first pass that names an unknown layer before any shape is checked. */
+export const COMPILED_CLASSES: ReadonlySet<string> = new Set(['InputLayer', 'Flatten', 'Dense', 'Conv2D', 'MaxPooling2D', 'AveragePooling2D', 'DepthwiseConv2D', 'SeparableConv2D', 'GlobalMaxPooling2D', 'GlobalAveragePooling2D', 'ZeroPadding2D', 'Reshape', 'BatchNormalization', 'LayerNormalization', 'ReLU', 'LeakyReLU', 'ELU', 'Softmax', 'Activation', 'Dropout', 'Add', 'Multiply', 'Concatenate']);
+
 /** A model the native engine cannot compile: the message names the layer, then the way out. */
 export function unsupported(message: string): UnsupportedModelError {
   return new UnsupportedModelError(`${message}; the native engine supports ${NATIVE_LAYERS.join(', ')}: use the tfjs learner (set \`learner\` to 'tfjs' or 'auto')`);

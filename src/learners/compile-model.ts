@@ -1,7 +1,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import { sizeOf } from '../core/params.js';
 import type { NativeIsa, NativeOp, NativePlan } from '../engine/native.js';
-import { compileLayer, compileMerge, unsupported, type CompileContext, type LayerVar, type TensorRef } from './compile-layers.js';
+import { COMPILED_CLASSES, compileLayer, compileMerge, unsupported, type CompileContext, type LayerVar, type TensorRef } from './compile-layers.js';
 import { walkModel } from './model-graph.js';
 
 export { NATIVE_LAYERS } from './compile-layers.js';
@@ -17,6 +17,8 @@ export { NATIVE_LAYERS } from './compile-layers.js';
  */
 export function compileModel(model: tf.LayersModel, isa: NativeIsa = 'auto'): NativePlan {
   const { steps, output } = walkModel(model);
+  const unknown = steps.find((s) => !COMPILED_CLASSES.has(s.layer.getClassName()));
+  if (unknown) throw unsupported(`layer '${unknown.layer.name}' (${unknown.layer.getClassName()}) is not supported`);
   const offsets = new Map<LayerVar, number>();
   let paramSize = 0;
   for (const w of model.trainableWeights) {
