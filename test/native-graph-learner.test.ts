@@ -10,6 +10,7 @@ import { createLearner } from '../src/learners/create-learner.js';
 import type { InnerOptions, Learner } from '../src/learners/learner.js';
 import { NativeLearner } from '../src/learners/native-learner.js';
 import { createResNet12 } from '../src/learners/resnet12.js';
+import { taskLoss } from '../src/learners/loss.js';
 import { TfjsLearner } from '../src/learners/tfjs.js';
 import { SineTaskSource } from '../src/tasks/sine.js';
 import type { Task } from '../src/tasks/task.js';
@@ -100,6 +101,17 @@ describe.skipIf(nativeSkipReason !== undefined)('functional models over 20 Adam 
   });
   it('a nested Sequential model and Multiply', async () => {
     await compareWithTfjs(() => nested(63), imageTask(63, [10, 9, 1], 4), adam20(6), 63);
+  });
+  it('a nested Sequential head ending in softmax: categorical cross-entropy in both learners', async () => {
+    const make = (): tf.LayersModel => {
+      const head = tf.sequential({ layers: [tf.layers.dense({ inputShape: [8], units: 4, activation: 'softmax', kernelInitializer: init(67) })] });
+      return graph([10], (x) => apply(head, apply(tf.layers.dense({ units: 8, activation: 'relu', kernelInitializer: init(66) }), x)));
+    };
+    const task = randomTask({ rng: Rng.derive(66, 1), count: 20, shape: [10], classes: 4 });
+    const model = make();
+    expect(taskLoss(model, task)).toBe('categorical-xent');
+    model.dispose();
+    await compareWithTfjs(make, task, adam20(5), 66);
   });
   it('ResNet-12 (widths 8-8-8-8, 16×16)', async () => {
     await compareWithTfjs(() => smallResNet(64), imageTask(64, [16, 16, 1], 5, 15), adam20(4), 64);

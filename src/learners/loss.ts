@@ -13,9 +13,10 @@ import type { Examples, Task } from '../tasks/task.js';
  */
 export type TaskLoss = 'softmax-xent' | 'categorical-xent' | 'binary-xent' | 'mse';
 
-/** The activation a model's last layer ends with (`undefined` for none or linear). */
+/** The activation the layer computing a model's output ends with (`undefined` for none or linear); inside a nested model, its own output layer's. */
 export function outputActivation(model: tf.LayersModel): string | undefined {
-  const last = model.layers[model.layers.length - 1];
+  let last: tf.layers.Layer | undefined = model.outputs[0]?.sourceLayer ?? model.layers[model.layers.length - 1];
+  while (last instanceof tf.LayersModel) last = last.outputs[0]?.sourceLayer;
   if (!last) return undefined;
   const cls = last.getClassName();
   if (cls === 'Softmax') return 'softmax';
