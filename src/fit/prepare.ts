@@ -3,6 +3,7 @@ import { InvalidOptionsError } from '../_utils/errors.js';
 import { sizeOf } from '../core/params.js';
 import { loadNative, type NativeLoss } from '../engine/native.js';
 import { compileModel } from '../learners/compile-model.js';
+import { outputActivation } from '../learners/loss.js';
 import { checkNoRegularizers } from '../learners/weights.js';
 import { Reptile } from '../optim/reptile.js';
 
@@ -105,8 +106,7 @@ export function prepare(model: tf.LayersModel, x: tf.Tensor | tf.Tensor[], y: tf
   if (lossName === undefined) throw new Unsupported(`the loss ${typeof m.loss === 'string' ? `'${m.loss}'` : 'is a function or a list, which'} is not one the engine computes (categoricalCrossentropy, sparseCategoricalCrossentropy, binaryCrossentropy, meanSquaredError)`);
   checkNoRegularizers(model);
   compileModel(model); // throws the compiler's UnsupportedModelError for a layer it does not run
-  const last = model.layers[model.layers.length - 1]!;
-  const activation = last.getClassName() === 'Softmax' ? 'softmax' : ((last.getConfig() as Record<string, unknown>).activation as string | undefined);
+  const activation = outputActivation(model);
   let nativeLoss: NativeLoss;
   if (lossName === 'categoricalCrossentropy' || lossName === 'sparseCategoricalCrossentropy') {
     if (activation !== 'softmax') throw new Unsupported(`${lossName} reads the output as probabilities and the engine computes it only after a softmax output layer`);
