@@ -13,9 +13,10 @@ using namespace reptile;
 
 namespace {
 
-// Fields per op in the encoded plan (the layout is wasm-plan.ts's OP_FIELDS), followed for a batch
-// normalisation by its moving mean and variance (channels values each).
-constexpr int kOpFields = 26;
+// Fields per op in the encoded plan (the layout is wasm-plan.ts's OP_FIELDS), followed by the ops
+// it reads (field 28 says how many) and, for a batch normalisation, its moving mean and variance
+// (channels values each).
+constexpr int kOpFields = 29;
 constexpr OptKind kOpts[] = {OptKind::None, OptKind::Sgd, OptKind::Adam};
 constexpr LossKind kLosses[] = {LossKind::SoftmaxXent, LossKind::Mse, LossKind::SigmoidBce};
 
@@ -64,7 +65,12 @@ Engine* rp_create(const double* plan, int planLength, const float* frozen, int f
     op.momentum = (float)at[23];
     op.gamma = (int64_t)at[24];
     op.beta = (int64_t)at[25];
+    op.dilH = (int)at[26];
+    op.dilW = (int)at[27];
+    const int nInputs = (int)at[28];
     at += kOpFields;
+    for (int k = 0; k < nInputs; k++) op.inputs.push_back((int)at[k]);
+    at += nInputs;
     if (op.kind == OpKind::BatchNorm) {
       op.movingMean.assign(at, at + op.channels);
       op.movingVar.assign(at + op.channels, at + 2 * op.channels);
