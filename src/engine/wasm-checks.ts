@@ -1,4 +1,4 @@
-import type { NativeAdaptArgs, NativeFitArgs, NativeLoss } from './native.js';
+import type { NativeAdaptArgs, NativeFitArgs, NativeLoss } from './native-plan.js';
 
 // The checks the addon makes on its arguments (native/src/addon.cc), made before a WebAssembly
 // call: the module trusts every size and index it is given.

@@ -1,4 +1,4 @@
-import type { NativeAdaptArgs, NativeAdaptResult, NativeEngine, NativeFitArgs, NativeLoss, NativePlan } from './native.js';
+import type { NativeAdaptArgs, NativeAdaptResult, NativeEngine, NativeFitArgs, NativeLoss, NativePlan } from './native-plan.js';
 import { checkAdaptArgs, checkF32, checkFitArgs, checkLabels, checkLoss, targetSize, type EngineSizes } from './wasm-checks.js';
 import { type WasmExports } from './wasm-module.js';
 import { batchNormOps, encodePlan, LOSS_CODES, OPT_CODES } from './wasm-plan.js';

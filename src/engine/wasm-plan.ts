@@ -1,4 +1,4 @@
-import type { NativeActivation, NativeLoss, NativeOp, NativePlan } from './native.js';
+import type { NativeActivation, NativeLoss, NativeOp, NativePlan } from './native-plan.js';
 
 // The WebAssembly engine's plan: the addon's plan (learners/compile-model) flattened to doubles,
 // as native/src/wasm_api.cc's rp_create reads it, and checked the way the addon checks it.

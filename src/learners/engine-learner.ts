@@ -4,7 +4,7 @@ import { checkChoice } from '../_utils/checks.js';
 import { miniBatches } from '../core/batches.js';
 import { Params, sizeOf, type Layout } from '../core/params.js';
 import type { Rng } from '../core/rng.js';
-import type { NativeAdaptArgs, NativeAdaptResult, NativeEngine, NativeIsa, NativeLoss, NativePlan } from '../engine/native.js';
+import type { NativeAdaptArgs, NativeAdaptResult, NativeEngine, NativeIsa, NativeLoss, NativePlan } from '../engine/native-plan.js';
 import type { Examples, Task } from '../tasks/task.js';
 import { checkNoRegularizers, modelLayout, modelWeights, writeModelWeights } from './weights.js';
 import { INNER_STATE_POLICIES, validateInnerOptions, type AdaptResult, type InnerOptions, type InnerStatePolicy, type Learner, type OptimizerState, type TaskScoring } from './learner.js';

@@ -1,7 +1,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import { checkOptionsObject } from '../_utils/checks.js';
 import { InvalidOptionsError } from '../_utils/errors.js';
-import type { NativePlan } from '../engine/native.js';
+import type { NativePlan } from '../engine/native-plan.js';
 import { WasmEngine } from '../engine/wasm-engine.js';
 import { wasmEngineStatus } from '../engine/wasm-module.js';
 import { EngineLearner } from './engine-learner.js';
