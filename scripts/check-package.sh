@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Packs the library as it would be published, installs the tarball into an empty project with
 # install scripts skipped (as pnpm and bun do by default), and checks that the prebuilt native
-# engine is the one in use: loaded from native/prebuilds, and the sine demo runs on it.
+# engine is the one in use: loaded from native/prebuilds, and the sine demo runs on it; then that
+# the demo runs on the WebAssembly engine with the addon switched off.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
@@ -29,3 +30,14 @@ if ! grep -q 'native learner' <<<"$out"; then
   exit 1
 fi
 echo "check-package: reptile demo sine on the prebuilt engine: $(tail -1 <<<"$out") (${SECONDS} s wall)"
+
+# Without the addon (switched off, as on a platform with no prebuilt binary and no compiler): the
+# engine compiled to WebAssembly, shipped in the package, runs the demo.
+SECONDS=0
+out="$(REPTILE_NATIVE=off npx --no-install reptile demo sine 2>&1)"
+if ! grep -q 'wasm learner' <<<"$out" || ! grep -q 'using the WebAssembly engine' <<<"$out"; then
+  echo "check-package: with REPTILE_NATIVE=off, reptile demo sine did not run on the WebAssembly engine:" >&2
+  tail -5 <<<"$out" >&2
+  exit 1
+fi
+echo "check-package: reptile demo sine on the WebAssembly engine: $(tail -1 <<<"$out") (${SECONDS} s wall)"

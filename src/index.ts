@@ -41,6 +41,7 @@ export {
 } from './learners/learner.js';
 export { TfjsLearner, type TfjsLearnerOptions } from './learners/tfjs.js';
 export { NativeLearner, type NativeLearnerOptions } from './learners/native-learner.js';
+export { WasmLearner, type WasmLearnerOptions } from './learners/wasm-learner.js';
 export { NATIVE_LAYERS } from './learners/compile-model.js';
 export { createLearner, type CreateLearnerOptions, type LearnerChoice } from './learners/create-learner.js';
 export {
@@ -59,6 +60,7 @@ export { fit, epochOrder, type FitOptions, type FitEngine } from './fit/fit.js';
 export { selectBackend, type BackendChoice } from './engine/backend.js';
 export { registerWasmConvKernels } from './engine/wasm-kernels.js';
 export { loadNative, type NativeStatus, type NativeIsa } from './engine/native.js';
+export { loadWasmEngine, wasmEngineStatus, type WasmStatus, type WasmSource } from './engine/wasm-module.js';
 
 // Executors: where the tasks of a meta-batch run.
 export type { Executor, MetaBatchRequest, EvalRequest } from './exec/executor.js';

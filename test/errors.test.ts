@@ -91,7 +91,7 @@ describe('bad input to the library: one typed line naming the option', () => {
 
   it('createLearner with an unknown learner, policy or thread count', async () => {
     const model = createSineModel({ seed: 1 });
-    await expectTyped(() => loose(createLearner)({ model, learner: 'gpu' }), InvalidOptionsError, 2, /unknown learner 'gpu': `learner` must be 'auto', 'native' or 'tfjs'/, 'learner');
+    await expectTyped(() => loose(createLearner)({ model, learner: 'gpu' }), InvalidOptionsError, 2, /unknown learner 'gpu': `learner` must be 'auto', 'native', 'wasm' or 'tfjs'/, 'learner');
     await expectTyped(() => loose(createLearner)({ model, innerState: 'keep' }), InvalidOptionsError, 2, /`innerState` must be 'carry', 'shared' or 'reset', got 'keep'/, 'innerState');
     await expectTyped(() => loose(createLearner)({ model, learner: 'tfjs', threads: 3 }), InvalidOptionsError, 2, /`threads` must be 1 or 2, got 3/, 'threads');
   });

@@ -5,14 +5,17 @@ import { selectBackend } from '../src/engine/backend.js';
 import { loadNative, type NativeIsa } from '../src/engine/native.js';
 import { compileModel } from '../src/learners/compile-model.js';
 import { NativeLearner } from '../src/learners/native-learner.js';
+import { WasmLearner } from '../src/learners/wasm-learner.js';
 import type { Task } from '../src/tasks/task.js';
-import { init, nativeSkipReason, randomTask, relErr, tfjsGradients } from './native-helpers.js';
+import { init, nativeSkipReason, randomTask, relErr, tfjsGradients, wasmSkipReason } from './native-helpers.js';
 
 // docs/architecture.md, invariant 3, for graphs: the merge layers (Add, Concatenate, Multiply), a
 // tensor read by several layers (its gradients summed), nested Sequential models and dilated
-// convolutions give tfjs autograd's output, loss, parameter and input gradients.
+// convolutions give tfjs autograd's output, loss, parameter and input gradients, on every kernel
+// variant and on the engine compiled to WebAssembly.
 const status = loadNative();
-const isas = (status.ok ? status.addon.supportedIsas() : []) as NativeIsa[];
+const isas = [...(status.ok ? status.addon.supportedIsas() : []), ...(wasmSkipReason === undefined ? ['wasm'] : [])] as (NativeIsa | 'wasm')[];
+const learnerFor = (model: tf.LayersModel, isa: NativeIsa | 'wasm') => (isa === 'wasm' ? new WasmLearner({ model }) : new NativeLearner({ model, isa }));
 const TOL = 1e-4;
 
 beforeAll(async () => {
@@ -28,11 +31,11 @@ export function graph(inputShape: number[], wire: (x: tf.SymbolicTensor) => tf.S
 const apply = (layer: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]): tf.SymbolicTensor => layer.apply(x) as tf.SymbolicTensor;
 
 /** Compares one model's native gradients with tfjs autograd's on a random task. */
-function check(name: string, model: tf.LayersModel, inputShape: number[], seed: number, isa: NativeIsa, classes?: number): void {
+function check(name: string, model: tf.LayersModel, inputShape: number[], seed: number, isa: NativeIsa | 'wasm', classes?: number): void {
   const outSize = model.outputs[0]!.shape[1] as number;
   const rng = Rng.derive(seed, 78);
   const task: Task = randomTask({ rng, count: 2 + rng.int(5), shape: inputShape, ...(classes ? { classes } : { outputs: outSize }) });
-  const native = new NativeLearner({ model, isa });
+  const native = learnerFor(model, isa);
   const got = native.gradients(task, task.support);
   const want = tfjsGradients(model, task, task.support);
   const where = `${name}, seed ${seed}, isa ${isa}`;
@@ -116,7 +119,7 @@ export const MERGE_MODELS: { name: string; inputShape: number[]; classes?: numbe
   },
 ];
 
-describe.skipIf(nativeSkipReason !== undefined)('merge layers against tfjs autograd', () => {
+describe.skipIf(nativeSkipReason !== undefined && wasmSkipReason !== undefined)('merge layers against tfjs autograd', () => {
   for (const m of MERGE_MODELS) {
     it(m.name, () => {
       for (const isa of isas) {
@@ -153,7 +156,7 @@ function spread(k: Float32Array, [kh, kw, cin, cout]: number[], dh: number, dw: 
   return out;
 }
 
-describe.skipIf(nativeSkipReason !== undefined)('Conv2D with dilation', () => {
+describe.skipIf(nativeSkipReason !== undefined && wasmSkipReason !== undefined)('Conv2D with dilation', () => {
   // tfjs has no gradient for a dilated convolution: the oracle is the same convolution with its
   // kernel spread out (zeros between the taps), whose kernel gradient at the taps is the dilated
   // kernel's gradient.
@@ -180,7 +183,7 @@ describe.skipIf(nativeSkipReason !== undefined)('Conv2D with dilation', () => {
           twin.setWeights([tf.tensor(spread(weights[0]!, kShape, c.d[0], c.d[1]), [eh, ew, c.cin, c.filters]), ...model.getWeights().slice(1)]);
           const rng = Rng.derive(seed, 79);
           const task = randomTask({ rng, count: 2 + rng.int(4), shape, classes: 3 });
-          const native = new NativeLearner({ model, isa });
+          const native = learnerFor(model, isa);
           const got = native.gradients(task, task.support);
           const want = tfjsGradients(twin, task, task.support);
           const where = `seed ${seed}, isa ${isa}`;

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../src/core/rng.js';
 import { loadNative } from '../src/engine/native.js';
+import { wasmEngineStatus } from '../src/engine/wasm-module.js';
 import { lossTargetTensor, lossValue, outputSize, taskLoss } from '../src/learners/loss.js';
 import type { Examples, Task } from '../src/tasks/task.js';
 
@@ -13,6 +14,16 @@ export const nativeSkipReason: string | undefined = (() => {
   if (s.ok) return undefined;
   if (process.env.REPTILE_REQUIRE_NATIVE === '1') throw new Error(`REPTILE_REQUIRE_NATIVE=1 but the native engine is unavailable: ${s.reason}`);
   const line = `native engine tests skipped: ${s.reason}`;
+  console.warn(line);
+  return line;
+})();
+
+/** Why the WebAssembly engine's tests are skipped (the module was not built), or undefined; a failure where REPTILE_WASM_REQUIRED=1. */
+export const wasmSkipReason: string | undefined = (() => {
+  const s = wasmEngineStatus();
+  if (s.ok) return undefined;
+  if (process.env.REPTILE_WASM_REQUIRED === '1') throw new Error(`REPTILE_WASM_REQUIRED=1 but the WebAssembly engine is unavailable: ${s.reason}`);
+  const line = `WebAssembly engine tests skipped: ${s.reason}`;
   console.warn(line);
   return line;
 })();

@@ -4,14 +4,15 @@ import { Rng } from '../src/core/rng.js';
 import { selectBackend } from '../src/engine/backend.js';
 import { loadNative, type NativeIsa } from '../src/engine/native.js';
 import { NativeLearner } from '../src/learners/native-learner.js';
+import { WasmLearner } from '../src/learners/wasm-learner.js';
 import type { Task } from '../src/tasks/task.js';
-import { init, nativeSkipReason, randomTask, relErr, tfjsGradients } from './native-helpers.js';
+import { init, nativeSkipReason, randomTask, relErr, tfjsGradients, wasmSkipReason } from './native-helpers.js';
 
 // docs/architecture.md, invariant 3: every native layer's forward pass (output), backward pass (parameter and
 // input gradients) and loss equal tfjs autograd's on the same weights and data, for random shapes
-// and seeds, with every kernel variant this CPU can run.
+// and seeds, with every kernel variant this CPU can run and with the engine compiled to WebAssembly.
 const status = loadNative();
-const isas = (status.ok ? status.addon.supportedIsas() : []) as NativeIsa[];
+const isas = [...(status.ok ? status.addon.supportedIsas() : []), ...(wasmSkipReason === undefined ? ['wasm'] : [])] as (NativeIsa | 'wasm')[];
 const TOL = 1e-4;
 
 beforeAll(async () => {
@@ -29,7 +30,7 @@ interface Case {
   frozen?: number[];
 }
 
-function checkCase(c: Case, seed: number, isa: NativeIsa): void {
+function checkCase(c: Case, seed: number, isa: NativeIsa | 'wasm'): void {
   const layers = c.layers(seed);
   const model = tf.sequential({ layers });
   // Layers frozen after the model is built, as users do (layer.trainable = false).
@@ -38,7 +39,7 @@ function checkCase(c: Case, seed: number, isa: NativeIsa): void {
   const rng = Rng.derive(seed, 77);
   const count = c.count ?? 2 + rng.int(5);
   const task: Task = randomTask({ rng, count, shape: c.inputShape, ...(c.classes ? { classes: c.classes } : { outputs: outSize }) });
-  const native = new NativeLearner({ model, isa });
+  const native = isa === 'wasm' ? new WasmLearner({ model }) : new NativeLearner({ model, isa });
   const got = native.gradients(task, task.support);
   const want = tfjsGradients(model, task, task.support);
   const where = `${c.name} seed ${seed} isa ${isa}`;
@@ -512,9 +513,9 @@ const softmaxCases: Case[] = [
   },
 ];
 
-describe.skipIf(nativeSkipReason !== undefined)('native layers equal tfjs (forward and backward)', () => {
+describe.skipIf(nativeSkipReason !== undefined && wasmSkipReason !== undefined)('native layers equal tfjs (forward and backward)', () => {
   for (const isa of isas) {
-    describe(`kernels ${isa}`, () => {
+    describe(isa === 'wasm' ? 'the engine in WebAssembly (simd128)' : `kernels ${isa}`, () => {
       it('Conv2D over random kernels, strides, paddings and shapes', () => {
         for (let seed = 1; seed <= 12; seed++) checkCase(convCase(seed), seed, isa);
       });

@@ -398,7 +398,7 @@ describe.skipIf(nativeSkipReason !== undefined)('NativeLearner equals TfjsLearne
 describe('without the native engine', () => {
   const tsx = path.join(root, 'node_modules', '.bin', 'tsx');
 
-  it('REPTILE_NATIVE=off: auto falls back to tfjs, says why once, and still adapts', () => {
+  it('REPTILE_NATIVE=off and REPTILE_WASM=off: auto falls back to tfjs, says why once, and still adapts', () => {
     const script = `
       import { createLearner, createSineModel, SineTaskSource, Rng } from './src/index.ts';
       const a = createLearner({ model: createSineModel(), learner: 'auto' });
@@ -409,13 +409,13 @@ describe('without the native engine', () => {
       try { createLearner({ model: createSineModel(), learner: 'native' }); } catch (e) { nativeError = e.message; }
       console.log(JSON.stringify({ a: a.constructor.name, b: b.constructor.name, finite: Number.isFinite(r.loss), nativeError }));
     `;
-    const r = spawnSync(tsx, ['--input-type=module', '-e', script], { cwd: root, env: { ...process.env, REPTILE_NATIVE: 'off' }, encoding: 'utf8' });
+    const r = spawnSync(tsx, ['--input-type=module', '-e', script], { cwd: root, env: { ...process.env, REPTILE_NATIVE: 'off', REPTILE_WASM: 'off' }, encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { a: string; b: string; finite: boolean; nativeError: string };
     expect(out).toMatchObject({ a: 'TfjsLearner', b: 'TfjsLearner', finite: true });
     expect(out.nativeError).toMatch(/native engine is unavailable: it is switched off by REPTILE_NATIVE=off/);
     const notes = r.stderr.split('\n').filter((l) => l.includes('using the tfjs learner'));
-    expect(notes).toEqual(['reptile: using the tfjs learner (slower) because the native engine is unavailable: it is switched off by REPTILE_NATIVE=off']);
+    expect(notes).toEqual(['reptile: using the tfjs learner (slower) because the native engine is unavailable: it is switched off by REPTILE_NATIVE=off, and the WebAssembly engine is unavailable: it is switched off by REPTILE_WASM=off']);
   });
 
   it('a missing addon file is reported, not thrown', () => {

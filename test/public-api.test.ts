@@ -16,16 +16,16 @@ const INDEX_VALUES = [
   'EXECUTOR_NAMES', 'FewShotTaskSource', 'InlineExecutor', 'InvalidOptionsError', 'NATIVE_LAYERS',
   'NativeLearner', 'OMNIGLOT_CLASS_SPLITS', 'PRESET_NAMES', 'Params', 'REPTILE_DEFAULTS',
   'RedisExecutor', 'Reptile', 'ReptileError', 'Rng', 'SineTaskSource', 'TfjsLearner',
-  'ThreadsExecutor', 'UnsupportedModelError', 'UsageError', 'concatExamples', 'createExecutor',
+  'ThreadsExecutor', 'UnsupportedModelError', 'UsageError', 'WasmLearner', 'concatExamples', 'createExecutor',
   'createFewShotModel', 'createLayout', 'createLearner', 'createMiniImageNetModel',
   'createOmniglotModel', 'createResNet12', 'createSineModel', 'defaultCacheDir', 'downloadOmniglot', 'epochOrder',
   'evaluate', 'evaluateFewShotCheckpoint', 'evaluateMany', 'exportLayersModel', 'fewShotEvaluate',
   'fewShotTrain', 'fit', 'fomamlUpdate', 'getPreset', 'hasCheckpoint', 'linearSchedule',
   'loadFewShotCheckpoint', 'loadImageFolder', 'loadMiniImageNet', 'loadMnist', 'loadMnistFewShot',
-  'loadNative', 'loadOmniglot', 'metaTrain', 'mnistExamples', 'mse', 'openFewShotData',
+  'loadNative', 'loadOmniglot', 'loadWasmEngine', 'metaTrain', 'mnistExamples', 'mse', 'openFewShotData',
   'readCheckpoint', 'registerWasmConvKernels', 'reptileSerialUpdate', 'reptileUpdate',
   'resolveFewShotRun', 'resolveMetaConfig', 'runRedisWorker', 'runSineDemo', 'selectBackend',
-  'sizeOf', 'splitFolder', 'splitOmniglot', 'subsetClasses', 'taskScoring', 'trainMnistMlp',
+  'sizeOf', 'splitFolder', 'splitOmniglot', 'subsetClasses', 'taskScoring', 'trainMnistMlp', 'wasmEngineStatus',
   'withRotations', 'writeCheckpoint',
 ];
 
@@ -46,7 +46,7 @@ const INDEX_TYPES = [
   'OmniglotSplitOptions', 'OpenFewShotOptions', 'OptimizerState', 'ParamSpec', 'Predictor', 'Preset',
   'PresetName', 'RedisExecutorOptions', 'RedisWorkerOptions', 'ReptileOptions', 'ResNet12Options', 'SineDefaults',
   'SineDemoOptions', 'SineDemoResult', 'SineModelOptions', 'SineOptions', 'SineTask', 'SineWave',
-  'Task', 'TaskKind', 'TaskScoring', 'TaskSource', 'TfjsLearnerOptions', 'ThreadsExecutorOptions',
+  'Task', 'TaskKind', 'TaskScoring', 'TaskSource', 'TfjsLearnerOptions', 'ThreadsExecutorOptions', 'WasmLearnerOptions', 'WasmSource', 'WasmStatus',
 ];
 
 /** The universal entry's runtime names. */
@@ -54,10 +54,10 @@ const UNIVERSAL_VALUES = [
   'ArrayDataset', 'CheckpointError', 'DEFAULT_META_CONFIG', 'DataError', 'DivergenceError',
   'FewShotTaskSource', 'InlineExecutor', 'InvalidOptionsError', 'Params', 'REPTILE_DEFAULTS',
   'Reptile', 'ReptileError', 'Rng', 'SineTaskSource', 'TfjsLearner', 'UnsupportedModelError',
-  'UsageError', 'concatExamples', 'createLayout', 'createMiniImageNetModel', 'createOmniglotModel',
-  'createResNet12', 'createSineModel', 'evaluate', 'evaluateMany', 'fomamlUpdate', 'linearSchedule', 'metaTrain',
+  'UsageError', 'WasmLearner', 'concatExamples', 'createLayout', 'createMiniImageNetModel', 'createOmniglotModel',
+  'createResNet12', 'createSineModel', 'evaluate', 'evaluateMany', 'fomamlUpdate', 'linearSchedule', 'loadWasmEngine', 'metaTrain',
   'mse', 'registerWasmConvKernels', 'reptileSerialUpdate', 'reptileUpdate', 'resolveMetaConfig',
-  'sizeOf', 'subsetClasses', 'taskScoring', 'withRotations',
+  'sizeOf', 'subsetClasses', 'taskScoring', 'wasmEngineStatus', 'withRotations',
 ];
 
 /** The universal entry's type-only names. */
@@ -68,7 +68,7 @@ const UNIVERSAL_TYPES = [
   'MetaBatchRequest', 'MetaCallbacks', 'MetaConfig', 'MetaIterLogs', 'MetaTrainOptions',
   'MetaTrainResult', 'MetaTrainStore', 'OptimizerState', 'ParamSpec', 'Predictor', 'ReptileOptions',
   'ResNet12Options', 'SineModelOptions', 'SineOptions', 'SineTask', 'SineWave', 'Task', 'TaskKind', 'TaskScoring',
-  'TaskSource', 'TfjsLearnerOptions',
+  'TaskSource', 'TfjsLearnerOptions', 'WasmLearnerOptions', 'WasmSource', 'WasmStatus',
 ];
 
 /** Every name an entry exports, split into runtime names and type-only names, from the type checker. */

@@ -4,15 +4,29 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <stdexcept>
+// REPTILE_SINGLE_THREAD (the WebAssembly build): no helper thread; both shards run on the caller.
+#ifndef REPTILE_SINGLE_THREAD
+#include <condition_variable>
+#include <mutex>
 #include <thread>
+#endif
 
 namespace reptile {
 
+#ifdef REPTILE_SINGLE_THREAD
+class Pool {
+ public:
+  void rest() {}
+  void wake() {}
+  void run(void (*fn)(void*, int), void* arg) {
+    fn(arg, 0);
+    fn(arg, 1);
+  }
+};
+#else
 namespace {
 inline void cpuRelax() {
 #if defined(__x86_64__) || defined(_M_X64)
@@ -121,6 +135,7 @@ class Pool {
   std::condition_variable cv_;
   std::thread helper_;
 };
+#endif  // REPTILE_SINGLE_THREAD
 
 bool lossFusesLastOp(const std::vector<OpSpec>& ops, LossKind loss) {
   if (ops.empty()) return false;
@@ -141,6 +156,9 @@ void Engine::wake() {
 void Engine::setThreads(int threads) {
   // Packings are kept per shard on two threads and once on one (see Pack in runItem): a change
   // makes them stale.
+#ifdef REPTILE_SINGLE_THREAD
+  threads = 1;
+#endif
   if ((threads > 1) != (pool_ != nullptr)) weightsChanged();
   if (threads > 1 && !pool_) pool_ = std::make_unique<Pool>();
   if (threads <= 1) pool_.reset();

@@ -170,5 +170,9 @@ const Kernels* kernels_generic();
 const Kernels* kernels_avx2();
 const Kernels* kernels_avx512();
 #endif
+#if defined(__wasm_simd128__)
+// The WebAssembly build's kernels (kernels_simd128.cc).
+const Kernels* kernels_simd128();
+#endif
 
 }  // namespace reptile

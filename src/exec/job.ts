@@ -29,7 +29,7 @@ export const MAX_FIXED_WEIGHT_BYTES = 64 << 20;
  * non-trainable weights when it has any. The worker's trainable weights come from each job's φ.
  */
 export interface LearnerSpec {
-  readonly kind: 'native' | 'tfjs';
+  readonly kind: 'native' | 'wasm' | 'tfjs';
   readonly modelTopology: unknown;
   /** The model's non-trainable weights; absent when it has none. */
   readonly fixedWeights?: FixedWeights;

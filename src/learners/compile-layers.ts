@@ -1,7 +1,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import { UnsupportedModelError } from '../_utils/errors.js';
 import { sizeOf } from '../core/params.js';
-import type { NativeActivation, NativeOp } from '../engine/native.js';
+import type { NativeActivation, NativeOp } from '../engine/native-plan.js';
 
 /**
  * The activations the native engine runs, by their tfjs names, as elementwise ops (`relu` and

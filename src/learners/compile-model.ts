@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 import { sizeOf } from '../core/params.js';
-import type { NativeIsa, NativeOp, NativePlan } from '../engine/native.js';
+import type { NativeIsa, NativeOp, NativePlan } from '../engine/native-plan.js';
 import { COMPILED_CLASSES, compileLayer, compileMerge, unsupported, type CompileContext, type LayerVar, type TensorRef } from './compile-layers.js';
 import { walkModel } from './model-graph.js';
 

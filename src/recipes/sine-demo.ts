@@ -36,7 +36,7 @@ export interface SineDemoOptions {
   callbacks?: MetaCallbacks[];
   /** Where progress and fallback notices go, one line at a time (default: nowhere). */
   log?: (line: string) => void;
-  /** Which learner runs the inner loops: `auto` (default) takes the native engine when it is built. */
+  /** Which learner runs the inner loops: `auto` (default) takes the native engine when it is built, else its WebAssembly build. */
   learner?: LearnerChoice;
   /**
    * Also write the meta-learned initialisation here as a TF.js LayersModel (`model.json`,
@@ -55,7 +55,7 @@ export interface SineDemoResult {
   metaIters: number;
   evalTasks: number;
   evalSteps: number;
-  /** The learner that ran: `native` or `tfjs`. */
+  /** The learner that ran: `native`, `wasm` or `tfjs`. */
   learner: string;
   learningCurve: { iteration: number; mse: number }[];
   seconds: number;

@@ -32,7 +32,7 @@ export function demoCommand(): Command {
     .option('--seed <n>', 'random seed', intAtLeast(0, LIMITS.seed), 0)
     .option('--eval-tasks <n>', 'held-out tasks to evaluate each start on', intAtLeast(1, LIMITS.samples), 100)
     .option('--out <dir>', `directory for plots and result.json (default ${DEFAULT_OUT}, the demo's own, replaced on each run; a folder you name is never overwritten without --force)`)
-    .option('--learner <name>', 'inner-loop engine: auto (native when built), native or tfjs', oneOf('auto', 'native', 'tfjs'), 'auto')
+    .option('--learner <name>', 'inner-loop engine: auto (native when built, else wasm, else tfjs), native, wasm or tfjs', oneOf('auto', 'native', 'wasm', 'tfjs'), 'auto')
     .option('--export <dir>', 'also write the meta-learned init as a TF.js LayersModel (model.json, weights.bin, sine-demo.json), as the web demo loads it')
     .option('--force', 'replace the files of an earlier run in --out (and --export)')
     .option('--json', 'print the result as JSON on stdout')

@@ -38,7 +38,7 @@ export function evalCommand(): Command {
     .addOption(new Option('--split <name>', 'classes to evaluate on').choices(['test', 'train', 'val']).default('test'))
     .option('--cache-dir <dir>', 'cache of decoded images')
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'))
-    .addOption(new Option('--learner <name>', 'inner-loop engine: auto (native when built), native or tfjs').choices(['auto', 'native', 'tfjs']).default('auto'))
+    .addOption(new Option('--learner <name>', 'inner-loop engine: auto (native when built, else wasm, else tfjs), native, wasm or tfjs').choices(['auto', 'native', 'wasm', 'tfjs']).default('auto'))
     .option('--json', 'print the result as JSON on stdout')
     .option('--verbose', 'say which tfjs backend and engine run')
     .action(async (flags: EvalFlags) => {

@@ -31,7 +31,7 @@ export function reproduceCommand(): Command {
     .addOption(new Option('--class-split <how>', "how seed 0 picks the 1,200 training characters: seeded (the library's generator, as the committed runs) or supervised-reptile (Python's random.shuffle: the paper's exact characters)").choices([...OMNIGLOT_CLASS_SPLITS]).default('seeded'))
     .option('--cache-dir <dir>', 'cache of decoded images')
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'))
-    .addOption(new Option('--learner <name>', 'inner-loop engine: auto (native when built), native or tfjs').choices(['auto', 'native', 'tfjs']).default('auto'))
+    .addOption(new Option('--learner <name>', 'inner-loop engine: auto (native when built, else wasm, else tfjs), native, wasm or tfjs').choices(['auto', 'native', 'wasm', 'tfjs']).default('auto'))
     .addOption(new Option('--eval-executor <name>', 'where the cells\' test tasks run: inline, threads or redis (training always runs inline, with the paper\'s carry policy)').choices([...EXECUTOR_NAMES]).default('inline'))
     .option('--workers <n>', 'threads: worker threads for the evaluations (default: the number of cores)', intAtLeast(1, LIMITS.concurrency))
     .option('--redis <url>', 'redis: the Redis of the evaluation workers')

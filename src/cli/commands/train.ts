@@ -65,7 +65,7 @@ export function trainCommand(): Command {
     .option('--eval-samples <n>', 'held-out tasks evaluated after training', intAtLeast(1, LIMITS.samples))
     .option('--eval-iters <n>', 'adaptation steps on each held-out task', intAtLeast(1, LIMITS.evalIters))
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'))
-    .addOption(new Option('--learner <name>', 'inner-loop engine: auto (native when built and the model is supported, else tfjs), native or tfjs').choices(['auto', 'native', 'tfjs']).default('auto'))
+    .addOption(new Option('--learner <name>', 'inner-loop engine: auto (native when built and the model is supported, else wasm, else tfjs), native, wasm or tfjs').choices(['auto', 'native', 'wasm', 'tfjs']).default('auto'))
     .option('--json', 'print the result as JSON on stdout')
     .option('--verbose', 'say which tfjs backend and engine run')
     .action(async (flags: TrainFlags) => {

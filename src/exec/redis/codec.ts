@@ -104,7 +104,7 @@ export function checkSpec(spec: RunSpec | undefined, runId: string): string | un
   if (spec.runId !== runId) return `its spec names run '${String(spec.runId)}'`;
   const l = spec.learner as Partial<RunSpec['learner']> | undefined;
   if (typeof l !== 'object' || l === null) return 'its spec has no learner';
-  if (l.kind !== 'native' && l.kind !== 'tfjs') return `unknown learner kind '${String(l.kind)}'`;
+  if (l.kind !== 'native' && l.kind !== 'wasm' && l.kind !== 'tfjs') return `unknown learner kind '${String(l.kind)}'`;
   if (l.innerState !== 'shared' && l.innerState !== 'reset' && l.innerState !== 'carry') return `unknown inner-state policy '${String(l.innerState)}'`;
   if (typeof l.layout !== 'object' || l.layout === null || !Number.isSafeInteger(l.layout.size) || l.layout.size < 1 || l.layout.size > 1 << 28 || typeof l.layout.hash !== 'string') return 'its layout is malformed';
   if (typeof l.modelTopology !== 'object' || l.modelTopology === null) return 'its model topology is not an object';
