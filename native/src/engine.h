@@ -71,6 +71,7 @@ struct AdaptArgs {
   const float* inputsData = nullptr;
   const float* targetsData = nullptr;
   const int32_t* batchesData = nullptr;
+  const int32_t* batchesEnd = nullptr;  // where the indices readable from batchesData end (the next batches' rows are prefetched)
   double* stepLosses = nullptr;  // numBatches values
   float* stepOutputs = nullptr;  // numBatches × batchSize × outputSize values
 };
@@ -325,6 +326,11 @@ class Engine {
   std::unique_ptr<Pool> pool_;
   // φ; the weights an inner loop is moving (cur_) and their value before its last step.
   std::vector<float> params_, cur_, before_, batchTargets_;
+  // A first Dense op that gemm_narrow_rows computes (denseFirst_) reads the examples of an inner
+  // loop's minibatches where they lie, through inputRows_ (one pointer per row of the batch, set by
+  // Copy items), instead of from copies in act_[0]; rowsInPlace_: during adapt.
+  bool denseFirst_ = false, rowsInPlace_ = false;
+  std::vector<const float*> inputRows_;
   std::vector<float> fitLast_;     // fitSteps: the last steps adapt writes, unused
   std::vector<float> nextParams_;  // reptileUpdate's result, copied to φ once every value is finite
   float* w_ = nullptr;  // the weights the kernels read: params_, or cur_ during adapt

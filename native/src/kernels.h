@@ -25,6 +25,9 @@ enum class ActKind : int {
   Mish,
 };
 
+// The widest product (columns) that gemm_narrow and gemm_narrow_rows compute themselves.
+constexpr int kNarrowMaxN = 16;
+
 // Geometry of a 2-D convolution or pooling window over NHWC data.
 struct WindowGeom {
   int inH, inW, cin;
@@ -158,6 +161,16 @@ struct Kernels {
   void (*depthwise_forward)(const WindowGeom& g, int mul, int n, const float* x, const float* W, float* y);
   void (*depthwise_backward)(const WindowGeom& g, int mul, int n, const float* x, const float* W, const float* dy,
                              float* dW, float* dx);
+  // gemm for products with few columns (N ≤ kNarrowMaxN: a dense layer with few units): the same
+  // arguments and the same bits, in tiles as narrow as N, with B read in place (gemm itself for
+  // wider N).
+  void (*gemm_narrow)(int M, int N, int K, const float* A, int lda, bool transA, const float* B, int ldb, bool transB,
+                      float* C, int ldc, bool accumulate, float* work);
+  // gemm_narrow's product (B row-major, K × N) with A read through a table of pointers: rows[i] is
+  // row i of A, or with transA rows[k] is column k of op(A) (row k of A). Returns false, writing
+  // nothing, where N is too wide for it (then copy A's rows together and call gemm_narrow).
+  bool (*gemm_narrow_rows)(int M, int N, int K, const float* const* rows, bool transA, const float* B, int ldb,
+                           float* C, int ldc, bool accumulate);
 };
 
 // Whether this CPU runs a variant: "avx512", "avx2" or "generic".

@@ -4,7 +4,7 @@ import { Rng } from '../core/rng.js';
 import { loadNative, requestedIsa, requestedThreads, type NativeEngine } from '../engine/native.js';
 import { compileModel } from '../learners/compile-model.js';
 import { flattenTensors, modelWeights, writeModelWeights } from '../learners/weights.js';
-import { labelsOf, metricOf, validate } from './metrics.js';
+import { labelsOf, metricSum, validate } from './metrics.js';
 import { checkOptions, engineTargets, OWN_OPTIONS, prepare, Unsupported, valuesOf, type FitOptions, type Prepared } from './prepare.js';
 import { adamMoments, writeBack, type LayerVar } from './write-back.js';
 
@@ -177,14 +177,7 @@ async function runOnEngine(model: tf.LayersModel, xT: tf.Tensor, yT: tf.Tensor, 
       const batchLogs = (b: number): Record<string, number> => {
         const size = sizes[b]!;
         const logs: Record<string, number> = { batch: b, size, loss: losses[b]! };
-        const acc = new Float64Array(p.metrics.length);
-        for (let r = b * batchSize; r < b * batchSize + size; r++) {
-          const e = order[r]!;
-          p.metrics.forEach((q, k) => {
-            acc[k]! += metricOf(q.fn, outputs, r * p.outputs, yRaw, e * ySize, p.outputs, labels[e]!);
-          });
-        }
-        p.metrics.forEach((q, k) => (logs[q.name] = acc[k]! / size));
+        for (const q of p.metrics) logs[q.name] = metricSum(q.fn, outputs, p.outputs, order, b * batchSize, size, yRaw, ySize, labels) / size;
         return logs;
       };
       const account = (logs: Record<string, number>): void => {
@@ -233,7 +226,9 @@ async function runOnEngine(model: tf.LayersModel, xT: tf.Tensor, yT: tf.Tensor, 
  * drawn from (seed, epoch) alone (Fisher–Yates on `Rng.derive(seed, epoch)`).
  */
 export function epochOrder(n: number, seed: number | undefined, epoch: number): Int32Array {
-  const order = Array.from({ length: n }, (_, i) => i);
-  if (seed !== undefined) Rng.derive(seed, epoch).shuffle(order);
-  return Int32Array.from(order);
+  const order = new Int32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  // (Rng.shuffle only reads and writes by index: an Int32Array takes the same swaps.)
+  if (seed !== undefined) Rng.derive(seed, epoch).shuffle(order as unknown as number[]);
+  return order;
 }

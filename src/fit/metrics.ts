@@ -29,6 +29,25 @@ export function metricOf(fn: Metric, out: Float32Array, o: number, t: Float32Arr
   return best === label ? 1 : 0;
 }
 
+/**
+ * The sum of a metric over training rows [from, from + count): row r's output at r·outputs in
+ * `out`, its example `order[r]` (targets in `t`, `ySize` values each; class in `labels`).
+ */
+export function metricSum(fn: Metric, out: Float32Array, outputs: number, order: Int32Array, from: number, count: number, t: Float32Array, ySize: number, labels: Float32Array): number {
+  let sum = 0;
+  if (fn === 'binaryAccuracy') {
+    for (let r = from; r < from + count; r++) sum += metricOf(fn, out, r * outputs, t, order[r]! * ySize, outputs, 0);
+    return sum;
+  }
+  for (let r = from; r < from + count; r++) {
+    const o = r * outputs;
+    let best = 0;
+    for (let j = 1; j < outputs; j++) if (out[o + j]! > out[o + best]!) best = j;
+    if (best === labels[order[r]!]) sum++;
+  }
+  return sum;
+}
+
 /** tfjs's loss of one example (for validation), in double. */
 function lossOf(loss: Loss, out: Float32Array, o: number, t: Float32Array, tOff: number, outputs: number, label: number): number {
   if (loss === 'meanSquaredError') {
