@@ -38,6 +38,7 @@ describe.skipIf(nativeSkipReason !== undefined)('the native addon refuses what w
     ['weights past the parameters', (p: NativePlan) => Object.assign(p.ops[2]!, { b: 117 }), /weights lie outside the parameters/],
     ['a convolution without weights', (p: NativePlan) => delete (p.ops[0] as { w?: number }).w, /needs weights/],
     ['a window wholly in the padding', (p: NativePlan) => Object.assign(p.ops[0]!, { padT: 3 }), /a window lies wholly in the padding/],
+    ['a window larger than its padded input (its end overflowed an int)', (p: NativePlan) => Object.assign(p.ops[0]!, { kw: 2147483647 }), /a window is larger than its padded input/],
     ['sizes that are not height × width × channels', (p: NativePlan) => Object.assign(p.ops[0]!, { inH: 5 }), /not height × width × channels/],
     ['ops that do not chain', (p: NativePlan) => Object.assign(p.ops[1]!, { inSize: 31, outSize: 31 }), /previous op's output size/],
     ['an output size the last op does not give', (p: NativePlan) => Object.assign(p, { outputSize: 4 }), /does not give outputSize/],

@@ -192,6 +192,9 @@ void checkPlan(Napi::Env env, const std::vector<OpSpec>& ops, int inputSize, int
         if (g.padT >= g.kh || g.padL >= g.kw || (int64_t)(g.outH - 1) * g.sh - g.padT >= g.inH ||
             (int64_t)(g.outW - 1) * g.sw - g.padL >= g.inW)
           bad(i, "a window lies wholly in the padding");
+        // No window is larger than its padded input (which keeps the kernels' int arithmetic in range).
+        if (g.kh > (int64_t)g.inH + 2 * (int64_t)g.padT + 1 || g.kw > (int64_t)g.inW + 2 * (int64_t)g.padL + 1)
+          bad(i, "a window is larger than its padded input");
         if ((op.kind == OpKind::MaxPool || op.kind == OpKind::AvgPool) && g.cin != g.cout) bad(i, "pooling keeps the channels");
       }
     }
