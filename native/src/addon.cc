@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
@@ -16,16 +17,33 @@
 namespace reptile {
 namespace {
 
+// A whole number in [lo, hi]: anything else (NaN, ±∞, a fraction, out of range) is refused here,
+// before a cast to an integer type could make it something else.
+int64_t wholeIn(Napi::Env env, double d, const char* key, int64_t lo, int64_t hi) {
+  if (!(d >= (double)lo && d <= (double)hi) || d != std::floor(d))
+    throw Napi::RangeError::New(env, std::string("field '") + key + "' must be a whole number from " + std::to_string(lo) + " to " + std::to_string(hi));
+  return (int64_t)d;
+}
+
 int intOf(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
   if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string("plan field '") + key + "' must be a number");
-  return v.As<Napi::Number>().Int32Value();
+  return (int)wholeIn(o.Env(), v.As<Napi::Number>().DoubleValue(), key, INT32_MIN, INT32_MAX);
 }
 
 double numOf(const Napi::Object& o, const char* key, double dflt) {
   Napi::Value v = o.Get(key);
   return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : dflt;
 }
+
+// An optional whole-number field (absent: dflt) within [lo, hi].
+int64_t wholeOf(const Napi::Object& o, const char* key, int64_t dflt, int64_t lo, int64_t hi) {
+  Napi::Value v = o.Get(key);
+  return v.IsNumber() ? wholeIn(o.Env(), v.As<Napi::Number>().DoubleValue(), key, lo, hi) : dflt;
+}
+
+constexpr int64_t kMaxWhole = (int64_t)1 << 53;  // a double's whole numbers
+constexpr int64_t kMaxSize = (int64_t)1 << 28;   // floats per example, per parameter vector
 
 Napi::Float32Array f32Of(const Napi::Value& v, const char* what) {
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
@@ -144,6 +162,64 @@ ActKind actOf(Napi::Env env, const std::string& name) {
   throw Napi::Error::New(env, "unknown activation '" + name + "'");
 }
 
+// Checks that a plan's ops chain up and that every size, window and weight offset lies within
+// what the engine allocates for them, so that no plan, however forged, makes it read or write
+// outside its buffers: the model compiler's plans pass, anything else is a JavaScript error.
+void checkPlan(Napi::Env env, const std::vector<OpSpec>& ops, int inputSize, int outputSize, int64_t P, int64_t F) {
+  auto bad = [&](size_t i, const std::string& why) {
+    throw Napi::RangeError::New(env, "plan op " + std::to_string(i) + ": " + why);
+  };
+  (void)inputSize;  // each op's input sizes are checked against the ops it reads while parsing
+  for (size_t i = 0; i < ops.size(); i++) {
+    const OpSpec& op = ops[i];
+    if (op.inSize < 1 || op.outSize < 1 || op.inSize > kMaxSize || op.outSize > kMaxSize) bad(i, "sizes must be from 1 to 2^28");
+    const WindowGeom& g = op.g;
+    const bool window = op.kind == OpKind::Conv || op.kind == OpKind::MaxPool || op.kind == OpKind::AvgPool ||
+                        op.kind == OpKind::Depthwise || op.kind == OpKind::Pad;
+    if (window) {
+      for (int v : {g.inH, g.inW, g.cin, g.outH, g.outW, g.cout, g.kh, g.kw, g.sh, g.sw})
+        if (v < 1) bad(i, "window sizes, channels and strides must be ≥ 1");
+      if (g.padT < 0 || g.padL < 0) bad(i, "padding must be ≥ 0");
+      if ((int64_t)g.inH * g.inW * g.cin != op.inSize || (int64_t)g.outH * g.outW * g.cout != op.outSize)
+        bad(i, "its sizes are not height × width × channels");
+      if (op.kind == OpKind::Pad) {
+        if (g.cin != g.cout || (int64_t)g.padT + g.inH > g.outH || (int64_t)g.padL + g.inW > g.outW)
+          bad(i, "padding must place the input inside the output");
+      } else {
+        // Every window starts before the input's end and ends after its start.
+        // A dilated window spans (k − 1)·d + 1 pixels.
+        const int64_t ekh = (int64_t)(g.kh - 1) * op.dilH + 1, ekw = (int64_t)(g.kw - 1) * op.dilW + 1;
+        if (g.padT >= ekh || g.padL >= ekw || (int64_t)(g.outH - 1) * g.sh - g.padT >= g.inH ||
+            (int64_t)(g.outW - 1) * g.sw - g.padL >= g.inW)
+          bad(i, "a window lies wholly in the padding");
+        // No window is larger than its padded input (which keeps the kernels' int arithmetic in range).
+        if (ekh > (int64_t)g.inH + 2 * (int64_t)g.padT + 1 || ekw > (int64_t)g.inW + 2 * (int64_t)g.padL + 1)
+          bad(i, "a window is larger than its padded input");
+        if ((op.kind == OpKind::MaxPool || op.kind == OpKind::AvgPool) && g.cin != g.cout) bad(i, "pooling keeps the channels");
+      }
+    }
+    if (op.kind == OpKind::BatchNorm && (op.channels < 1 || op.inSize % op.channels != 0 || op.inSize != op.outSize))
+      bad(i, "a batch normalisation's channels must divide its input size");
+    if (op.kind == OpKind::Softmax && op.inSize != op.outSize) bad(i, "a softmax keeps its size");
+    if ((op.kind == OpKind::Relu || op.kind == OpKind::Tanh || op.kind == OpKind::Act) && op.inSize != op.outSize)
+      bad(i, "an activation keeps its size");
+    // The weights: where each array starts (−1: absent) and how many values it spans.
+    int64_t wN = 0, bN = 0, gN = 0;
+    if (op.kind == OpKind::Conv) wN = (int64_t)g.kh * g.kw * g.cin * g.cout, bN = g.cout;
+    if (op.kind == OpKind::Depthwise) wN = (int64_t)g.kh * g.kw * g.cout, bN = g.cout;
+    if (op.kind == OpKind::Dense) wN = (int64_t)op.inSize * op.outSize, bN = op.outSize;
+    if (op.kind == OpKind::BatchNorm || op.kind == OpKind::LayerNorm) gN = op.channels;
+    if (wN > 0 && op.w < 0) bad(i, "it needs weights (w)");
+    const int64_t limit = op.frozen ? F : P;
+    const std::pair<int64_t, int64_t> spans[] = {{op.w, wN}, {op.b, bN}, {op.gamma, gN}, {op.beta, gN}};
+    for (const auto& [at, n] : spans) {
+      if (at < 0) continue;
+      if (n == 0 || at + n > limit) bad(i, std::string("its weights lie outside ") + (op.frozen ? "plan.frozen" : "the parameters (paramSize)"));
+    }
+  }
+  if (ops.empty() || ops.back().outSize != outputSize) throw Napi::RangeError::New(env, "the plan's last op does not give outputSize values");
+}
+
 class EngineWrap;
 
 // An engine call on a worker thread that settles a promise: the object it was given (and the
@@ -241,13 +317,13 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                   : kind == "pad"     ? OpKind::Pad
                                       : OpKind::Depthwise;
         op.g = geomOf(o);
-        op.depthMul = (int)numOf(o, "depthMultiplier", 1);
+        op.depthMul = (int)wholeOf(o, "depthMultiplier", 1, 1, 1 << 16);
         if (op.kind == OpKind::Depthwise && (op.depthMul < 1 || op.g.cout != op.g.cin * op.depthMul))
           throw Napi::Error::New(env, "a depthwise convolution's output channels must be its input channels times the depth multiplier");
-        op.w = (int64_t)numOf(o, "w", -1);
-        op.b = (int64_t)numOf(o, "b", -1);
-        op.dilH = (int)numOf(o, "dilationH", 1);
-        op.dilW = (int)numOf(o, "dilationW", 1);
+        op.w = wholeOf(o, "w", -1, -1, kMaxWhole);
+        op.b = wholeOf(o, "b", -1, -1, kMaxWhole);
+        op.dilH = (int)wholeOf(o, "dilationH", 1, 1, 1 << 16);
+        op.dilW = (int)wholeOf(o, "dilationW", 1, 1, 1 << 16);
         if (op.dilH < 1 || op.dilW < 1 || ((op.dilH != 1 || op.dilW != 1) && op.kind != OpKind::Conv))
           throw Napi::Error::New(env, "a dilation rate must be a positive integer, and only a convolution has one");
       } else if (kind == "add" || kind == "multiply" || kind == "concat") {
@@ -257,15 +333,15 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
           throw Napi::Error::New(env, "a concatenation's channels must divide its output size");
       } else if (kind == "dense") {
         op.kind = OpKind::Dense;
-        op.w = (int64_t)numOf(o, "w", -1);
-        op.b = (int64_t)numOf(o, "b", -1);
+        op.w = wholeOf(o, "w", -1, -1, kMaxWhole);
+        op.b = wholeOf(o, "b", -1, -1, kMaxWhole);
       } else if (kind == "batchnorm") {
         op.kind = OpKind::BatchNorm;
         op.channels = intOf(o, "channels");
         op.eps = (float)numOf(o, "epsilon", 1e-3);
         op.momentum = (float)numOf(o, "momentum", 0.99);
-        op.gamma = (int64_t)numOf(o, "gamma", -1);
-        op.beta = (int64_t)numOf(o, "beta", -1);
+        op.gamma = wholeOf(o, "gamma", -1, -1, kMaxWhole);
+        op.beta = wholeOf(o, "beta", -1, -1, kMaxWhole);
         Napi::Float32Array mm = f32Of(o.Get("movingMean"), "movingMean");
         Napi::Float32Array mv = f32Of(o.Get("movingVariance"), "movingVariance");
         if ((int)mm.ElementLength() != op.channels || (int)mv.ElementLength() != op.channels)
@@ -284,8 +360,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         op.kind = OpKind::LayerNorm;
         op.channels = intOf(o, "channels");
         op.eps = (float)numOf(o, "epsilon", 1e-3);
-        op.gamma = (int64_t)numOf(o, "gamma", -1);
-        op.beta = (int64_t)numOf(o, "beta", -1);
+        op.gamma = wholeOf(o, "gamma", -1, -1, kMaxWhole);
+        op.beta = wholeOf(o, "beta", -1, -1, kMaxWhole);
         if (op.channels <= 0 || op.inSize % op.channels != 0 || op.inSize != op.outSize)
           throw Napi::Error::New(env, "a layer normalisation's channels must divide its input size");
       } else if (kind == "dropout") {
@@ -332,9 +408,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       if (merge) op.inSize = op.outSize;
       ops.push_back(std::move(op));
     }
+    if (ops.empty()) throw Napi::Error::New(env, "a plan needs at least one op");
     if (ops.back().outSize != intOf(plan, "outputSize"))
       throw Napi::Error::New(env, "the last op's output size is not plan.outputSize");
-    if (ops.empty()) throw Napi::Error::New(env, "a plan needs at least one op");
     // The frozen ops' weights (plan.frozen), given once.
     std::vector<float> frozen;
     if (!plan.Get("frozen").IsUndefined()) {
@@ -345,9 +421,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       for (int64_t at : {op.w, op.b, op.gamma, op.beta})
         if (op.frozen && at >= (int64_t)frozen.size())
           throw Napi::Error::New(env, "a frozen op's weights lie outside plan.frozen");
-    engine_ = std::make_unique<Engine>(std::move(ops), intOf(plan, "inputSize"), intOf(plan, "outputSize"),
-                                       (int64_t)numOf(plan, "paramSize", 0), k, std::move(frozen));
-    const int threads = (int)numOf(plan, "threads", 1);
+    const int inputSize = intOf(plan, "inputSize"), outputSize = intOf(plan, "outputSize");
+    const int64_t paramSize = wholeOf(plan, "paramSize", 0, 0, kMaxSize);
+    checkPlan(env, ops, inputSize, outputSize, paramSize, (int64_t)frozen.size());
+    engine_ = std::make_unique<Engine>(std::move(ops), inputSize, outputSize, paramSize, k, std::move(frozen));
+    const int threads = (int)wholeOf(plan, "threads", 1, 1, 2);
     if (threads != 1 && threads != 2) throw Napi::Error::New(env, "threads must be 1 or 2");
     engine_->setThreads(threads);
   }
@@ -383,7 +461,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if ((int64_t)a.ElementLength() != engine_->paramSize())
       throw Napi::Error::New(info.Env(), "params have " + std::to_string(a.ElementLength()) + " values, the plan needs " +
                                              std::to_string(engine_->paramSize()));
-    std::memcpy(engine_->params().data(), a.Data(), a.ElementLength() * sizeof(float));
+    if (a.ElementLength()) std::memcpy(engine_->params().data(), a.Data(), a.ElementLength() * sizeof(float));
     return info.Env().Undefined();
   }
 
@@ -411,6 +489,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                                         " values, the plan needs " + std::to_string(engine_->paramSize()));
       adapted[k] = a.Data();
     }
+    if (engine_->paramSize() == 0) return env.Undefined();  // nothing to move
     // The helper, asleep since the adapt call that computed these weights, wakes for the update;
     // it then spins on for the next adapt call (the JavaScript that prepares it runs on the other core).
     engine_->wake();
@@ -443,8 +522,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       throw Napi::Error::New(env, "Adam state does not fit this model");
     e.resetOptimizer(OptKind::Adam);
     e.optStep = step;
-    std::memcpy(e.m.data(), m.Data(), m.ElementLength() * sizeof(float));
-    std::memcpy(e.v.data(), v.Data(), v.ElementLength() * sizeof(float));
+    if (e.paramSize()) {  // (an empty vector's data() may be null, which memcpy may not be given)
+      std::memcpy(e.m.data(), m.Data(), m.ElementLength() * sizeof(float));
+      std::memcpy(e.v.data(), v.Data(), v.ElementLength() * sizeof(float));
+    }
     return env.Undefined();
   }
 
@@ -523,7 +604,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     a.beta2 = numOf(o, "beta2", 0.999);
     a.eps = numOf(o, "epsilon", 1e-8);
     a.reset = o.Get("reset").ToBoolean();
-    a.dropoutSeed = (uint64_t)numOf(o, "dropoutSeed", 0);
+    a.dropoutSeed = (uint64_t)wholeOf(o, "dropoutSeed", 0, 0, kMaxWhole);
     a.lossDivisor = numOf(o, "lossDivisor", 0);
     if (!(a.lossDivisor >= 0) || !std::isfinite(a.lossDivisor))
       throw Napi::Error::New(env, "lossDivisor must be a positive number (or 0: the batch's size)");
@@ -646,11 +727,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     f.beta1 = numOf(o, "beta1", 0.9);
     f.beta2 = numOf(o, "beta2", 0.999);
     f.eps = numOf(o, "epsilon", 1e-7);
-    f.period = (int)numOf(o, "period", 0);
+    f.period = (int)wholeOf(o, "period", 0, INT32_MIN, INT32_MAX);
     f.alpha = numOf(o, "alpha", 0);
-    f.counter = (int)numOf(o, "counter", 0);
-    f.dropoutSeed = (uint64_t)numOf(o, "dropoutSeed", 0);
-    f.firstStep = (int64_t)numOf(o, "firstStep", 0);
+    f.counter = (int)wholeOf(o, "counter", 0, INT32_MIN, INT32_MAX);
+    f.dropoutSeed = (uint64_t)wholeOf(o, "dropoutSeed", 0, 0, kMaxWhole);
+    f.firstStep = wholeOf(o, "firstStep", 0, 0, kMaxWhole);
     if (f.period < 0 || f.counter < 0 || (f.period > 0 && f.counter >= f.period))
       throw Napi::Error::New(env, "period and counter must satisfy 0 ≤ counter < period");
     if (f.period > 0) {
@@ -760,12 +841,19 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if (n <= 0 || (int64_t)x.ElementLength() != (int64_t)n * engine_->inputSize() ||
         (int64_t)t.ElementLength() != (int64_t)n * tsize)
       throw Napi::Error::New(env, "inputs or targets do not match the example count");
+    if (loss == LossKind::SoftmaxXent)
+      for (size_t i = 0; i < t.ElementLength(); i++)
+        if (!(t[i] >= 0 && t[i] < engine_->outputSize() && (float)(int)t[i] == t[i])) {
+          std::ostringstream msg;
+          msg << "class label " << t[i] << " is not in 0.." << engine_->outputSize() - 1;
+          throw Napi::Error::New(env, msg.str());
+        }
     Napi::Float32Array grad = Napi::Float32Array::New(env, (size_t)engine_->paramSize());
     Napi::Float32Array ig = Napi::Float32Array::New(env, x.ElementLength());
     Napi::Float32Array out = Napi::Float32Array::New(env, (size_t)n * engine_->outputSize());
     // An optional fifth argument: the seed of the dropout masks (none: no dropout).
     const bool dropout = info.Length() > 4 && info[4].IsNumber();
-    const uint64_t seed = dropout ? (uint64_t)info[4].As<Napi::Number>().DoubleValue() : 0;
+    const uint64_t seed = dropout ? (uint64_t)wholeIn(env, info[4].As<Napi::Number>().DoubleValue(), "dropoutSeed", 0, kMaxWhole) : 0;
     const double l =
         engine_->gradients(x.Data(), t.Data(), n, loss, grad.Data(), ig.Data(), out.Data(), dropout ? &seed : nullptr);
     Napi::Object o = Napi::Object::New(env);

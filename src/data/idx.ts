@@ -12,6 +12,12 @@ export interface IdxArray {
   readonly data: Uint8Array | Int8Array | Int16Array | Int32Array | Float32Array | Float64Array;
 }
 
+/**
+ * Largest IDX array the loader reads (1 GiB of values): a gzip stream is inflated at most this far
+ * and a header that declares more is refused before anything is allocated.
+ */
+export const MAX_IDX_BYTES = 1 << 30;
+
 const TYPES: ReadonlyMap<number, { type: IdxType; bytes: number }> = new Map([
   [0x08, { type: 'uint8', bytes: 1 }],
   [0x09, { type: 'int8', bytes: 1 }],
@@ -31,8 +37,9 @@ export function parseIdx(bytes: Uint8Array, source = 'IDX data'): IdxArray {
   let buf = bytes;
   if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) {
     try {
-      buf = gunzipSync(buf);
+      buf = gunzipSync(buf, { maxOutputLength: MAX_IDX_BYTES + 4 + 4 * 255 });
     } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new DataError(`${source} inflates to more than ${MAX_IDX_BYTES >> 20} MiB, the most an IDX file may hold: it is not an MNIST-style file`);
       throw new DataError(`${source} is a corrupt gzip file (${(e as Error).message}): download it again`);
     }
   }
@@ -50,6 +57,7 @@ export function parseIdx(bytes: Uint8Array, source = 'IDX data'): IdxArray {
   for (let d = 0; d < ndims; d++) dims.push(view.getUint32(4 + 4 * d, false));
   const count = dims.reduce((a, b) => a * b, 1);
   const expected = headerLen + count * kind.bytes;
+  if (count * kind.bytes > MAX_IDX_BYTES) throw new DataError(`${source} declares ${count} values [${dims.join(', ')}], more than the ${MAX_IDX_BYTES >> 20} MiB an IDX file may hold: the file is corrupt, download it again`);
   if (buf.length < expected) {
     throw new DataError(`${source} is truncated: ${buf.length} bytes, its header [${dims.join(', ')}] needs ${expected}: download it again`);
   }

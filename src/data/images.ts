@@ -1,3 +1,4 @@
+import { inflateSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { DataError } from '../_utils/errors.js';
@@ -10,25 +11,77 @@ export interface RgbaImage {
 }
 
 /**
+ * Most pixels an image may have (2²⁴, 4096 × 4096; 64 MiB as RGBA). A PNG's header is checked
+ * against it before anything is decoded, and JPEG's decoder is given it as its own limit.
+ */
+export const MAX_IMAGE_PIXELS = 1 << 24;
+
+/**
  * Decodes a PNG or JPEG file's bytes (told apart by their signatures) into RGBA. A file that is
- * neither, or is damaged, is one clear `DataError` naming the file.
+ * neither, is damaged, or has more than {@link MAX_IMAGE_PIXELS} pixels is one clear `DataError`
+ * naming the file.
  */
 export function decodeImage(bytes: Uint8Array, name: string): RgbaImage {
   const isPng = bytes.length >= 8 && bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47;
   const isJpeg = bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff;
+  if (isPng) checkPngSize(bytes, name);
   try {
     if (isPng) {
       const png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
       return { width: png.width, height: png.height, data: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.byteLength) };
     }
     if (isJpeg) {
-      const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 256 });
+      const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 256, maxResolutionInMP: MAX_IMAGE_PIXELS / 1e6 });
       return { width: img.width, height: img.height, data: img.data };
     }
   } catch (e) {
-    throw new DataError(`cannot decode image '${name}' (${(e as Error).message.split('\n')[0]}): the file is damaged; replace it or download the dataset again`);
+    if (e instanceof DataError) throw e;
+    const why = e instanceof Error ? e.message : String(e);
+    throw new DataError(`cannot decode image '${name}' (${why.split('\n')[0]}): the file is damaged; replace it or download the dataset again`);
   }
   throw new DataError(`'${name}' is not a PNG or JPEG image: remove it from the dataset directory or replace it`);
+}
+
+// A PNG's size from its header (the IHDR chunk comes first), checked before the decoder allocates
+// for it, and against its compressed pixel data: deflate shrinks data at most 1,032-fold, so a
+// header that declares more pixels than its data can hold is refused before the decoder works
+// through them. An interlaced PNG is also inflated here with its output bounded, because the
+// decoder inflates those without a bound.
+function checkPngSize(bytes: Uint8Array, name: string): void {
+  if (bytes.length < 33) return; // too short to hold a header: the decoder says it is damaged
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (view.getUint32(12, false) !== 0x49484452) return; // not 'IHDR': the decoder refuses it
+  const width = view.getUint32(16, false);
+  const height = view.getUint32(20, false);
+  // An empty side is refused too: a 0 × 2³¹ image would have the decoder walk two billion empty rows.
+  if (width < 1 || height < 1 || width * height > MAX_IMAGE_PIXELS) {
+    throw new DataError(`image '${name}' declares ${width}×${height} pixels (an image has 1 to ${MAX_IMAGE_PIXELS}): the file is damaged or not a dataset image; replace it`);
+  }
+  const damaged = (why: string) => new DataError(`cannot decode image '${name}' (${why}): the file is damaged; replace it or download the dataset again`);
+  const idat: Uint8Array[] = [];
+  let compressed = 0;
+  for (let at = 8; at + 8 <= bytes.length; ) {
+    const length = view.getUint32(at, false);
+    const type = view.getUint32(at + 4, false);
+    if (type === 0x49444154) {
+      const data = bytes.subarray(at + 8, Math.min(bytes.length, at + 8 + length));
+      idat.push(data);
+      compressed += data.length;
+    }
+    if (type === 0x49454e44) break;
+    at += 12 + length;
+  }
+  // Bits per pixel: channels of the colour type (grey, -, RGB, palette, grey+alpha, -, RGBA) times the depth.
+  const channels = [1, 0, 3, 1, 2, 0, 4][bytes[25]!] ?? 0;
+  const pixelBytes = Math.ceil((width * height * channels * bytes[24]!) / 8);
+  if (pixelBytes > (compressed + 64) * 1032) throw damaged(`its ${compressed} bytes of pixel data cannot hold ${width}×${height} pixels`);
+  if (bytes[28] === 0) return;
+  try {
+    // 8 bytes per pixel (16-bit RGBA) is the most, plus a filter byte per row of each of the 7 passes.
+    inflateSync(Buffer.concat(idat), { maxOutputLength: width * height * 8 + 16 * height + 64 });
+  } catch (e) {
+    throw damaged((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' ? 'its pixels inflate to more than its size allows' : (e as Error).message);
+  }
 }
 
 /**

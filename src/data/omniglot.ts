@@ -1,6 +1,5 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { unzipSync } from 'fflate';
 import { Rng } from '../core/rng.js';
 import { DataError } from '../_utils/errors.js';
 import { pythonShuffle } from './python-random.js';
@@ -8,6 +7,7 @@ import { ArrayDataset, subsetClasses, withRotations, type LabeledDataset } from 
 import { defaultCacheDir, readCache, writeCache } from './cache.js';
 import { decodeImage, firstChannel, resizeNearest } from './images.js';
 import { requireDataFolder } from './data-dir.js';
+import { readZipEntries } from './zip.js';
 
 /** The two official archives; both are merged (1,623 characters), as supervised-reptile does. */
 export const OMNIGLOT_ARCHIVES = ['images_background.zip', 'images_evaluation.zip'] as const;
@@ -83,13 +83,7 @@ export function loadOmniglot(options: OmniglotLoadOptions): OmniglotData {
   let offset = 0;
   for (const ch of characters) {
     for (const file of ch.files) {
-      const img = decodeImage(file.read(), file.name);
-      if (img.width !== OMNIGLOT_SOURCE_SIZE || img.height !== OMNIGLOT_SOURCE_SIZE) {
-        throw new DataError(`Omniglot image '${file.name}' is ${img.width}×${img.height}, not ${OMNIGLOT_SOURCE_SIZE}×${OMNIGLOT_SOURCE_SIZE}: the archive is not the official one; download it again`);
-      }
-      const gray = firstChannel(img);
-      for (let i = 0; i < gray.length; i++) gray[i] = gray[i]! >= 128 ? 1 : 0;
-      pixels.set(resizeNearest(gray, img.width, img.height, side, side), offset);
+      pixels.set(decodeOmniglotDrawing(file.read(), file.name), offset);
       offset += side * side;
     }
   }
@@ -99,6 +93,17 @@ export function loadOmniglot(options: OmniglotLoadOptions): OmniglotData {
   const problem = writeCache(cacheFile, { format: 'omniglot', version: CACHE_VERSION, key, names, counts }, pixels);
   if (problem !== undefined) options.log?.(`could not write the Omniglot cache '${cacheFile}' (${problem}); point the cache (REPTILE_CACHE, the \`cacheDir\` option or --cache-dir) at a writable folder to make later loads fast`);
   return { dataset, names, fromCache: false, cacheFile, ...(problem !== undefined ? { cacheProblem: problem } : {}) };
+}
+
+/** One Omniglot drawing's PNG bytes as 28×28 binary pixels (1 paper, 0 ink); a bad file is a `DataError`. */
+export function decodeOmniglotDrawing(bytes: Uint8Array, name: string): Uint8Array {
+  const img = decodeImage(bytes, name);
+  if (img.width !== OMNIGLOT_SOURCE_SIZE || img.height !== OMNIGLOT_SOURCE_SIZE) {
+    throw new DataError(`Omniglot image '${name}' is ${img.width}×${img.height}, not ${OMNIGLOT_SOURCE_SIZE}×${OMNIGLOT_SOURCE_SIZE}: the archive is not the official one; download it again`);
+  }
+  const gray = firstChannel(img);
+  for (let i = 0; i < gray.length; i++) gray[i] = gray[i]! >= 128 ? 1 : 0;
+  return resizeNearest(gray, img.width, img.height, OMNIGLOT_SIZE, OMNIGLOT_SIZE);
 }
 
 function addDrawing(groups: Map<string, RawCharacter>, rel: string, read: () => Uint8Array): void {
@@ -121,14 +126,14 @@ function finish(groups: Map<string, RawCharacter>): RawCharacter[] {
 }
 
 function readZip(file: string): RawCharacter[] {
-  let entries: Record<string, Uint8Array>;
-  try {
-    entries = unzipSync(fs.readFileSync(file));
-  } catch (e) {
-    throw new DataError(`cannot read the zip archive '${file}' (${(e as Error).message}): it is damaged or incomplete; delete it and download it again`);
-  }
+  return omniglotZipCharacters(fs.readFileSync(file), file);
+}
+
+/** The drawings of an Omniglot zip archive's bytes, grouped by character (not yet decoded). */
+export function omniglotZipCharacters(bytes: Uint8Array, file: string): { name: string; files: { name: string; read: () => Uint8Array }[] }[] {
+  const entries = readZipEntries(bytes, file, (name) => name.toLowerCase().endsWith('.png'));
   const groups = new Map<string, RawCharacter>();
-  for (const [name, bytes] of Object.entries(entries)) addDrawing(groups, name, () => bytes);
+  for (const [name, png] of Object.entries(entries)) addDrawing(groups, name, () => png);
   return finish(groups);
 }
 

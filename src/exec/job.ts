@@ -5,6 +5,7 @@ import type { Layout } from '../core/params.js';
 import { learnerKind } from '../learners/create-learner.js';
 import { validateInnerOptions, type InnerOptions, type InnerStatePolicy, type Learner, type OptimizerState } from '../learners/learner.js';
 import type { TaskSource } from '../tasks/task.js';
+import { describeValue } from '../_utils/checks.js';
 import { DataError, InvalidOptionsError, UnsupportedModelError } from '../_utils/errors.js';
 
 /**
@@ -166,7 +167,7 @@ export function setFixedWeights(model: tf.LayersModel, fixed: FixedWeights | und
   }
   const names = vars.map((v, i) => v.originalName ?? v.name ?? `f${i}`);
   if (JSON.stringify(names) !== JSON.stringify(fixed.names) || JSON.stringify(vars.map((v) => v.shape)) !== JSON.stringify(fixed.shapes)) {
-    throw new DataError(`the run's fixed weights (${fixed.names.join(', ')}) are not those of its model rebuilt here (${names.join(', ')})`);
+    throw new DataError(`the run's fixed weights (${fixed.names.map((n) => (typeof n === 'string' ? n : describeValue(n))).join(', ')}) are not those of its model rebuilt here (${names.join(', ')})`);
   }
   const bytes = Buffer.from(fixed.data, 'base64');
   const digest = createHash('sha256').update(bytes).digest('hex');
@@ -261,14 +262,14 @@ export function checkJob(job: unknown, expect: JobExpectations): string | undefi
   if (typeof job !== 'object' || job === null) return 'the job is not an object';
   const j = job as Partial<TaskJob>;
   const { spec } = expect;
-  if (j.runId !== spec.runId) return `the job is for run '${String(j.runId)}', not '${spec.runId}'`;
-  if (j.kind !== 'adapt' && j.kind !== 'eval') return `unknown job kind '${String(j.kind)}'`;
-  if (!isWhole(j.iteration)) return `iteration ${String(j.iteration)} is not a whole number`;
-  if (!isWhole(j.seed) || j.seed > 0xffffffff) return `seed ${String(j.seed)} is not a 32-bit whole number`;
+  if (j.runId !== spec.runId) return `the job is for run ${describeValue(j.runId)}, not '${spec.runId}'`;
+  if (j.kind !== 'adapt' && j.kind !== 'eval') return `unknown job kind ${describeValue(j.kind)}`;
+  if (!isWhole(j.iteration)) return `iteration ${describeValue(j.iteration)} is not a whole number`;
+  if (!isWhole(j.seed) || j.seed > 0xffffffff) return `seed ${describeValue(j.seed)} is not a 32-bit whole number`;
   if (!Array.isArray(j.taskIndices) || j.taskIndices.length === 0) return 'the job names no tasks';
   if (j.taskIndices.length > MAX_TASKS_PER_JOB) return `the job names ${j.taskIndices.length} tasks, more than ${MAX_TASKS_PER_JOB}`;
   const limit = expect.maxTasks ?? Number.MAX_SAFE_INTEGER;
-  for (const t of j.taskIndices) if (!isWhole(t) || t >= limit) return `task index ${String(t)} is not a whole number below ${limit}`;
+  for (const t of j.taskIndices) if (!isWhole(t) || t >= limit) return `task index ${describeValue(t)} is not a whole number below ${limit}`;
   if (typeof j.transductive !== 'boolean') return 'transductive is not a boolean';
   if (typeof j.wantLastStep !== 'boolean') return 'wantLastStep is not a boolean';
   try {
@@ -336,11 +337,11 @@ export function checkResult(result: unknown, expect: ResultExpectations): string
   const r = result as Partial<JobResult>;
   const { job, layout } = expect;
   const scan = expect.scanValues ?? true;
-  if (r.runId !== job.runId) return `the result is for run '${String(r.runId)}', not '${job.runId}'`;
-  if (r.kind !== job.kind) return `the result is of kind '${String(r.kind)}', not '${job.kind}'`;
-  if (r.iteration !== job.iteration) return `the result is for iteration ${String(r.iteration)}, not ${job.iteration}`;
+  if (r.runId !== job.runId) return `the result is for run ${describeValue(r.runId)}, not '${job.runId}'`;
+  if (r.kind !== job.kind) return `the result is of kind ${describeValue(r.kind)}, not '${job.kind}'`;
+  if (r.iteration !== job.iteration) return `the result is for iteration ${describeValue(r.iteration)}, not ${job.iteration}`;
   if (r.digest !== job.digest) return 'the result was computed from another φ (digest mismatch): stale or forged';
-  if (r.layoutHash !== layout.hash) return `the result has layout ${String(r.layoutHash)}, not ${layout.hash}`;
+  if (r.layoutHash !== layout.hash) return `the result has layout ${typeof r.layoutHash === 'string' ? r.layoutHash : describeValue(r.layoutHash)}, not ${layout.hash}`;
   if (!Array.isArray(r.outcomes) || r.outcomes.length !== job.taskIndices.length) return `the result holds ${Array.isArray(r.outcomes) ? r.outcomes.length : 'no'} outcomes for a job of ${job.taskIndices.length} tasks`;
   for (let i = 0; i < job.taskIndices.length; i++) {
     const o = r.outcomes[i] as Partial<TaskOutcome> | undefined;
@@ -356,7 +357,7 @@ export function checkResult(result: unknown, expect: ResultExpectations): string
     }
     if (expect.wantState) {
       const s = o.state;
-      if (s === undefined || (s.kind !== 'sgd' && s.kind !== 'adam') || !isWhole(s.step)) return `task ${o.taskIndex}: the optimizer state is missing or malformed`;
+      if (typeof s !== 'object' || s === null || (s.kind !== 'sgd' && s.kind !== 'adam') || !isWhole(s.step)) return `task ${o.taskIndex}: the optimizer state is missing or malformed`;
       for (const [name, a] of [['m', s.m], ['v', s.v]] as const) {
         if (a === undefined) continue;
         const p = floatsProblem(`task ${o.taskIndex}: optimizer state ${name}`, a, layout.size, scan);

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { bytesToFloats, floatsToBytes } from '../core/codec.js';
 import { Params, createLayout, type Layout, type ParamSpec } from '../core/params.js';
 import { writeFileAtomicSync } from '../_utils/atomic-write.js';
+import { describeValue } from '../_utils/checks.js';
 import { CheckpointError } from '../_utils/errors.js';
 import { makeDirectory } from '../_utils/make-dir.js';
 import type { OptimizerState } from '../learners/learner.js';
@@ -96,6 +97,15 @@ export function readCheckpoint(dir: string): Checkpoint {
   } catch (e) {
     throw new CheckpointError(`no checkpoint at '${file}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): train with \`checkpointDir\` '${dir}' first, or point \`checkpointDir\` at a folder that has one`, { cause: e });
   }
+  return decodeCheckpoint(bytes, file);
+}
+
+/**
+ * The checkpoint in `bytes` (the contents of `file`, which the errors name): its magic, checksum,
+ * version, header and payload size are checked before anything is allocated for it; anything
+ * else is a `CheckpointError`.
+ */
+export function decodeCheckpoint(bytes: Buffer, file: string): Checkpoint {
   const corrupt = (why: string) =>
     new CheckpointError(`checkpoint '${file}' is corrupt (${why}): delete it to start afresh, or restore it from a backup`);
   if (bytes.length < 16 + DIGEST_BYTES || bytes.toString('ascii', 0, 8) !== MAGIC) throw corrupt('not a reptile-ml checkpoint or truncated');
@@ -132,13 +142,13 @@ export function readCheckpoint(dir: string): Checkpoint {
 // written by something else under the same magic, or a bug: either way one line, not a TypeError.
 function checkHeader(header: Header): string | undefined {
   if (header === null || typeof header !== 'object') return 'the header is not an object';
-  if (!Number.isInteger(header.iteration) || header.iteration < 0) return `bad iteration ${String(header.iteration)}`;
+  if (!Number.isInteger(header.iteration) || header.iteration < 0) return `bad iteration ${describeValue(header.iteration)}`;
   const specs = (header.layout as Partial<Header['layout']> | undefined)?.specs;
   if (!Array.isArray(specs) || !specs.every((s) => s !== null && typeof s === 'object' && typeof s.name === 'string' && Array.isArray(s.shape) && s.shape.every((d) => Number.isInteger(d) && d >= 0))) {
     return 'bad parameter layout';
   }
   const opt = header.optimizer;
-  if (opt !== null && (typeof opt !== 'object' || (opt.kind !== 'sgd' && opt.kind !== 'adam') || !Number.isInteger(opt.step))) return 'bad optimizer state';
+  if (opt !== null && (typeof opt !== 'object' || (opt.kind !== 'sgd' && opt.kind !== 'adam') || !Number.isSafeInteger(opt.step) || opt.step < 0)) return 'bad optimizer state';
   if (header.meta === null || typeof header.meta !== 'object') return 'bad metadata';
   return undefined;
 }

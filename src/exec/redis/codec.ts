@@ -1,3 +1,4 @@
+import { describeValue } from '../../_utils/checks.js';
 import { MAX_FIXED_WEIGHT_BYTES, type JobResult, type RunSpec, type TaskJob, type TaskOutcome } from '../job.js';
 
 /**
@@ -101,14 +102,14 @@ export function decodeResult(bytes: Buffer, size: number): JobResult | string {
 /** Why a worker will not work on the run `spec` describes, or undefined. */
 export function checkSpec(spec: RunSpec | undefined, runId: string): string | undefined {
   if (typeof spec !== 'object' || spec === null) return `its spec is not readable JSON (or larger than ${MAX_SPEC_BYTES >> 20} MiB)`;
-  if (spec.runId !== runId) return `its spec names run '${String(spec.runId)}'`;
+  if (spec.runId !== runId) return `its spec names run ${describeValue(spec.runId)}`;
   const l = spec.learner as Partial<RunSpec['learner']> | undefined;
   if (typeof l !== 'object' || l === null) return 'its spec has no learner';
-  if (l.kind !== 'native' && l.kind !== 'wasm' && l.kind !== 'tfjs') return `unknown learner kind '${String(l.kind)}'`;
-  if (l.innerState !== 'shared' && l.innerState !== 'reset' && l.innerState !== 'carry') return `unknown inner-state policy '${String(l.innerState)}'`;
+  if (l.kind !== 'native' && l.kind !== 'wasm' && l.kind !== 'tfjs') return `unknown learner kind ${describeValue(l.kind)}`;
+  if (l.innerState !== 'shared' && l.innerState !== 'reset' && l.innerState !== 'carry') return `unknown inner-state policy ${describeValue(l.innerState)}`;
   if (typeof l.layout !== 'object' || l.layout === null || !Number.isSafeInteger(l.layout.size) || l.layout.size < 1 || l.layout.size > 1 << 28 || typeof l.layout.hash !== 'string') return 'its layout is malformed';
   if (typeof l.modelTopology !== 'object' || l.modelTopology === null) return 'its model topology is not an object';
-  if (typeof l.backend !== 'string' || !['cpu', 'wasm', 'tensorflow'].includes(l.backend)) return `unknown tfjs backend '${String(l.backend)}'`;
+  if (typeof l.backend !== 'string' || !['cpu', 'wasm', 'tensorflow'].includes(l.backend)) return `unknown tfjs backend ${describeValue(l.backend)}`;
   if (typeof spec.source !== 'object' || spec.source === null) return 'its task source is not an object';
   return undefined;
 }

@@ -2,6 +2,7 @@ import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BlobVerdicts, checkJob, type RunSpec, type TaskJob } from '../job.js';
+import { describeValue } from '../../_utils/checks.js';
 import { JobRunner, type SourceContext } from '../runtime.js';
 import { BLOBS_MISSING, checkSpec, encodeResult, MAX_SPEC_BYTES, parseJson, type QueuedJob } from './codec.js';
 import { BLOB_TTL_S, bullConnection, connectRedis, key, queueName, redactUrl, RUNS_KEY } from './connection.js';
@@ -87,7 +88,7 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
     });
     worker.on('error', () => {});
     workers.set(runId, worker);
-    log(`reptile worker: working on run ${runId} (${String(spec!.source['task'])}, ${spec!.learner.kind} learner)`);
+    log(`reptile worker: working on run ${runId} (${describeValue(spec!.source['task'])}, ${spec!.learner.kind} learner)`);
   };
 
   const verdicts = new BlobVerdicts();
@@ -111,7 +112,9 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
     if (typeof data !== 'object' || data === null) throw new Rejected('the job is not an object');
     // φ and the state are the same for every task of a meta-iteration: read them once, in one
     // round trip, and never more than the model's size (plus one byte, to tell a longer value).
-    const digest = String(data.digest);
+    // A forged job's fields are checked by checkJob; the digest names its blobs, so it is looked at first.
+    if (typeof data.digest !== 'string') throw new Rejected('the job has no digest');
+    const digest = data.digest;
     let blobs = lastBlobs?.runId === spec.runId && lastBlobs.digest === digest ? lastBlobs : undefined;
     if (blobs === undefined) {
       const size = spec.learner.layout.size * 4;
@@ -128,7 +131,7 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
       });
       const absent = names.filter((name) => got[name] === undefined);
       // Redis restarted empty after the coordinator stored them: it stores them again and queues the job anew.
-      if (absent.length > 0) throw new UnrecoverableError(`${absent.join(' and ')} of meta-iteration ${String(data.iteration)} ${BLOBS_MISSING}`);
+      if (absent.length > 0) throw new UnrecoverableError(`${absent.join(' and ')} of meta-iteration ${describeValue(data.iteration)} ${BLOBS_MISSING}`);
       blobs = { runId: spec.runId, digest, phi: got['phi']!, m: got['m'], v: got['v'] };
       lastBlobs = blobs;
     }
