@@ -60,7 +60,7 @@ export { registerWasmConvKernels } from './engine/wasm-kernels.js';
 export { loadNative, type NativeStatus, type NativeIsa } from './engine/native.js';
 
 // Executors: where the tasks of a meta-batch run.
-export type { Executor, MetaBatchRequest, EvalRequest } from './exec/executor.js';
+export type { Executor, MetaBatchRequest, EvalRequest, SyncMode, AsyncProgress, AsyncCounters, AsyncSpanRequest, AsyncSpanResult } from './exec/executor.js';
 export { InlineExecutor } from './exec/inline.js';
 export { ThreadsExecutor, type ThreadsExecutorOptions } from './exec/threads.js';
 export { RedisExecutor, runRedisWorker, type RedisExecutorOptions, type RedisWorkerOptions } from './exec/redis.js';

@@ -10,7 +10,7 @@ import { addFewShotOptions, isFewShot, runFewShotTrain } from './few-shot-train.
 import { intAtLeast, LIMITS, numberIn, oneOf, pickDefined, positiveNumber } from '../parse.js';
 import { progressCallbacks } from '../progress.js';
 import { checkTrainingOutputs } from '../paths.js';
-import { addExecutorOptions, openExecutor, type ExecutorFlags } from '../executor-flags.js';
+import { addExecutorOptions, addSyncOptions, checkSyncFlags, openExecutor, type ExecutorFlags } from '../executor-flags.js';
 import { interruptSignal, printResult, verboseLog } from '../run.js';
 
 interface TrainFlags extends ExecutorFlags {
@@ -69,6 +69,7 @@ export function trainCommand(): Command {
     .option('--json', 'print the result as JSON on stdout')
     .option('--verbose', 'say which tfjs backend and engine run')
     .action(async (flags: TrainFlags) => {
+      checkSyncFlags(flags);
       if (isFewShot(cmd)) return runFewShotTrain(cmd);
       if (flags.task === undefined && flags.preset === undefined) {
         throw new UsageError("missing --task, --dataset or --preset: say what to train on, e.g. 'reptile train --task sine' or 'reptile train --preset omniglot-5w5s --data-dir D'");
@@ -121,7 +122,7 @@ export function trainCommand(): Command {
         await executor.close();
       }
     });
-  return addExecutorOptions(addFewShotOptions(cmd));
+  return addSyncOptions(addExecutorOptions(addFewShotOptions(cmd)));
 }
 
 // The flags only the few-shot path reads (sine would ignore them silently).

@@ -1,6 +1,7 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { InvalidOptionsError } from '../../_utils/errors.js';
 import { BlobVerdicts, checkJob, type RunSpec, type TaskJob } from '../job.js';
 import { JobRunner, type SourceContext } from '../runtime.js';
 import { BLOBS_MISSING, checkSpec, encodeResult, MAX_SPEC_BYTES, parseJson, type QueuedJob } from './codec.js';
@@ -34,6 +35,11 @@ export interface RedisWorkerOptions extends SourceContext {
   signal?: AbortSignal;
   /** Where progress and fallback notices go, one line at a time (default: nowhere). */
   log?: (line: string) => void;
+  /**
+   * For testing only: a factor ≥ 1 by which this worker is made slower, by sleeping
+   * (`slowdown` − 1) × each job's compute time after it (an uneven cluster on one machine). Default 1.
+   */
+  slowdown?: number;
 }
 
 /**
@@ -45,6 +51,8 @@ export interface RedisWorkerOptions extends SourceContext {
 export async function runRedisWorker(options: RedisWorkerOptions): Promise<void> {
   const log = options.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
   const lockMs = options.lockMs ?? 10_000;
+  const slowdown = options.slowdown ?? 1;
+  if (typeof slowdown !== 'number' || !(slowdown >= 1 && slowdown <= 1000)) throw new InvalidOptionsError(`\`slowdown\` must be a number from 1 to 1000, got ${String(slowdown)}`, { option: 'slowdown' });
   // After an outage longer than a job's lock, every job this process held has been handed to
   // another worker, and BullMQ's connections may be wedged (a blocking read on a socket that died
   // half-open): the BullMQ workers are closed and opened afresh.
@@ -140,7 +148,9 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
     } as TaskJob;
     const problem = checkJob(full, { spec, verdicts });
     if (problem !== undefined) throw new Rejected(problem);
+    const began = performance.now();
     const result = await runner.run(spec, full, { transferable: false });
+    if (slowdown > 1) await sleep((slowdown - 1) * (performance.now() - began));
     const resultKey = key(spec.runId, 'result', String(job.id).replace(/-again\d+$/, ''));
     const lockKey = `bull:${queueName(spec.runId)}:${String(job.id)}:lock`;
     const written = await client.eval(WRITE_IF_LOCKED, 2, resultKey, lockKey, encodeResult(result), token ?? '', BLOB_TTL_S);
