@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { EXECUTOR_NAMES, createExecutor, type ExecutorName } from '../exec/create-executor.js';
-import type { Executor, SyncMode } from '../exec/executor.js';
+import type { AsyncCounters, Executor, SyncMode } from '../exec/executor.js';
 import { UsageError } from '../_utils/errors.js';
 import { intAtLeast, LIMITS } from './parse.js';
 import { probeRedis } from './redis-probe.js';
@@ -63,4 +63,9 @@ export async function openExecutor(flags: ExecutorFlags, log: (line: string) => 
     ...(flags.maxStaleness !== undefined ? { maxStaleness: flags.maxStaleness } : {}),
     log,
   });
+}
+
+/** The asynchronous mode's counters in one line (after a run with --sync async). */
+export function asyncSummary(c: AsyncCounters): string {
+  return `async: ${c.sent} tasks sent, ${c.applied} results applied, ${c.stale} dropped as stale and run again, ${c.duplicates} duplicates ignored`;
 }

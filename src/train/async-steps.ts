@@ -10,7 +10,7 @@ export function asyncResumePoint(executor: Executor, saved: unknown, iteration: 
   const progress = saved === undefined ? undefined : readProgress(saved, label);
   const settled = progress === undefined || (progress.owed.length === 0 && progress.next === iteration * metaBatch);
   if (executor.sync !== 'async') {
-    if (!settled) throw new CheckpointError(`${label} was written by an asynchronous run that still owes ${progress!.owed.length} task(s): resume it with \`sync\` 'async' (--sync async)`);
+    if (!settled) throw new CheckpointError(`${label} was written by an asynchronous run that still owes ${progress!.owed.length} task(s): resume it with \`sync\` 'async'`);
     return undefined;
   }
   return progress ?? { next: iteration * metaBatch, owed: [] };

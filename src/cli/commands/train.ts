@@ -10,7 +10,7 @@ import { addFewShotOptions, isFewShot, runFewShotTrain } from './few-shot-train.
 import { intAtLeast, LIMITS, numberIn, oneOf, pickDefined, positiveNumber } from '../parse.js';
 import { progressCallbacks } from '../progress.js';
 import { checkTrainingOutputs } from '../paths.js';
-import { addExecutorOptions, addSyncOptions, checkSyncFlags, openExecutor, type ExecutorFlags } from '../executor-flags.js';
+import { addExecutorOptions, addSyncOptions, asyncSummary, checkSyncFlags, openExecutor, type ExecutorFlags } from '../executor-flags.js';
 import { interruptSignal, printResult, verboseLog } from '../run.js';
 
 interface TrainFlags extends ExecutorFlags {
@@ -106,12 +106,15 @@ export function trainCommand(): Command {
           process.exitCode = 130;
           return;
         }
+        const counters = executor.asyncCounters;
+        if (counters !== undefined) info(asyncSummary(counters));
         printResult(flags.json === true, {
           task: 'sine',
           iterations: result.iterations,
           heldOut: { mse: evaluation.mean, ci95: evaluation.ci95, samples: evaluation.samples, evalIters },
           config: result.config,
           checkpoint: result.checkpoint ?? null,
+          ...(counters !== undefined ? { async: counters } : {}),
         }, () => [
           `meta-trained ${result.iterations} iterations${result.startIteration > 0 ? ` (resumed at ${result.startIteration})` : ''}`,
           `held-out MSE after ${evalIters} ${result.config.optimizer} steps on ${shots} points: ${evaluation.mean.toFixed(4)} ± ${evaluation.ci95.toFixed(4)} (${evaluation.samples} tasks)`,

@@ -1,5 +1,6 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InvalidOptionsError } from '../../_utils/errors.js';
 import { BlobVerdicts, checkJob, type RunSpec, type TaskJob } from '../job.js';
@@ -92,6 +93,8 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
       lockDuration: lockMs,
       stalledInterval: Math.max(500, Math.floor(lockMs / 2)),
       maxStalledCount: 1000,
+      // What `reptile status` lists this process as.
+      name: `${hostname()}:${process.pid}`,
     });
     worker.on('error', () => {});
     workers.set(runId, worker);
