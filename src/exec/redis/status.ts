@@ -44,7 +44,7 @@ export async function readRunStatus(client: Redis): Promise<RunStatus[]> {
       const raw = await client.get(key(runId, 'spec'));
       const spec = raw !== null && raw.length <= MAX_SPEC_BYTES ? (parseJson(raw) as { source?: { task?: unknown }; learner?: { kind?: unknown } } | undefined) : undefined;
       const counts = await queue.getJobCounts('waiting', 'active', 'prioritized');
-      const workers = (await queue.getWorkers()).map((w) => ({ name: workerName(w['name'] ?? ''), addr: w['addr'] ?? '' }));
+      const workers = (await queue.getWorkers()).map((w) => ({ name: workerName(w['rawname'] ?? w['name'] ?? ''), addr: w['addr'] ?? '' }));
       const events = (await client.xrevrange(`bull:${queueName(runId)}:events`, '+', '-', 'COUNT', EVENTS_READ)) as [string, string[]][];
       let completed = 0;
       let stalled = 0;
