@@ -1,3 +1,6 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reptileUpdate } from '../src/core/meta-update.js';
@@ -14,6 +17,7 @@ import { createSineModel } from '../src/learners/models.js';
 import { SineTaskSource } from '../src/tasks/sine.js';
 import { metaTrain } from '../src/train/meta-train.js';
 import { InvalidOptionsError } from '../src/_utils/errors.js';
+import { runReptile } from './helpers/redis.js';
 
 beforeAll(async () => {
   await selectBackend('cpu');
@@ -203,4 +207,22 @@ describe('the options of the asynchronous mode', () => {
     await expect(createExecutor({ executor: 'threads', sync: 'later' as never })).rejects.toThrow(/^`sync` must be 'sync' or 'async'/);
     await expect(createExecutor({ sync: 'async' })).rejects.toThrow(/^the inline executor runs one task at a time/);
   });
+
+  it('reptile train refuses a bad --sync or --max-staleness with one line and exit code 2, before anything is written', async () => {
+    const cases: [string[], RegExp][] = [
+      [['--max-staleness', '2'], /^reptile: --max-staleness is for the asynchronous mode: add --sync async, or drop --max-staleness$/],
+      [['--executor', 'threads', '--sync', 'async', '--max-staleness', '-1'], /^reptile: --max-staleness '-1' is invalid \(expected a whole number from 0 to 1,000,000\)/],
+      [['--executor', 'threads', '--sync', 'async', '--max-staleness', '1.5'], /^reptile: --max-staleness '1.5' is invalid/],
+      [['--sync', 'async'], /^reptile: --sync async needs workers that run side by side: add --executor threads or --executor redis, or drop --sync$/],
+      [['--sync', 'later'], /^reptile: --sync 'later' is invalid \(expected one of sync, async\)/],
+    ];
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'reptile-async-refused-'));
+    for (const [flags, message] of cases) {
+      const dir = path.join(root, 'ck');
+      const r = await runReptile(['train', '--task', 'sine', '--meta-iters', '2', '--checkpoint', dir, ...flags]);
+      expect(r.code, flags.join(' ')).toBe(2);
+      expect(fs.existsSync(dir)).toBe(false);
+      expect(r.stderr.trim().split('\n'), flags.join(' ')).toEqual([expect.stringMatching(message)]);
+    }
+  }, 120_000);
 });

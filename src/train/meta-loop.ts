@@ -213,6 +213,7 @@ function checkLoopOptions(options: MetaLoopOptions): void {
   checkHasMethods('learner', options.learner, ['getParams', 'setParams', 'adapt', 'getOptimizerState', 'setOptimizerState'], 'a Learner, e.g. createLearner({ model })');
   checkHasMethods('source', options.source, ['sample', 'describe'], 'a task source, e.g. new SineTaskSource() or new FewShotTaskSource({ dataset, classes, shots })');
   if (options.executor !== undefined) checkHasMethods('executor', options.executor, ['runMetaBatch'], 'an Executor, e.g. from createExecutor()');
+  if (options.executor?.sync === 'async') checkHasMethods('executor', options.executor, ['runAsyncSpan'], "an asynchronous Executor, e.g. from createExecutor({ executor: 'threads', sync: 'async' })");
   if (options.store !== undefined) checkHasMethods('store', options.store, ['load'], 'a MetaTrainStore with load()');
   const callbacks = options.callbacks === undefined ? [] : Array.isArray(options.callbacks) ? options.callbacks : [options.callbacks];
   for (const cb of callbacks) {
