@@ -121,7 +121,7 @@ describe.skipIf(redisSkipReason !== undefined)('the asynchronous mode on redis, 
     expect(sent).toBe(applied! + stale!);
     expect(duplicates).toBe(0);
     await stopAll();
-  }, 240_000);
+  }, 400_000);
 
   it('drops the results of a slow worker computed from a φ more than --max-staleness updates old, runs their tasks again, and applies each task once', async () => {
     await worker();
@@ -137,7 +137,7 @@ describe.skipIf(redisSkipReason !== undefined)('the asynchronous mode on redis, 
     expect(counters).toMatchObject({ applied: 40, stale: dropped, sent: 40 + dropped });
     expect(r.stderr).toMatch(/async: \d+ tasks sent, 40 results applied, \d+ dropped as stale and run again, 0 duplicates ignored/);
     await stopAll();
-  }, 240_000);
+  }, 400_000);
 
   it('resumes a SIGKILLed coordinator from its checkpoint: the tasks it owed are run, none applied twice', async () => {
     await worker();
@@ -165,7 +165,7 @@ describe.skipIf(redisSkipReason !== undefined)('the asynchronous mode on redis, 
     expect(JSON.parse(second.stdout)).toMatchObject({ iterations: 14 });
     expectEachTaskOnce(dir, 14);
     await stopAll();
-  }, 240_000);
+  }, 400_000);
 
   it('reptile status lists the run, its worker, its jobs per second and, once the run is stopped, nothing', async () => {
     const w = await worker();
@@ -193,5 +193,5 @@ describe.skipIf(redisSkipReason !== undefined)('the asynchronous mode on redis, 
     const after = await runReptile(['status', '--redis', redis.url]);
     expect(after.stdout).toBe(`no runs on ${redis.url}\n`);
     await stopAll();
-  }, 240_000);
+  }, 400_000);
 });
