@@ -1,7 +1,8 @@
 /**
  * The asynchronous mode against the synchronous one on an uneven cluster (npm run bench:async):
  * three `reptile worker` processes on one redis-server, one of them made four times slower with
- * the testing knob `--slowdown 4` (it sleeps three times its compute time after each task).
+ * the testing knob `--slowdown 4` (before answering a job it sleeps three times what the job took
+ * it).
  * Omniglot 5-way 5-shot with the paper's flags (meta-batch 5, 5 Adam steps of 10 examples, ε from
  * 1 to 0), the same number of meta-iterations (so the same number of tasks) in each mode:
  *

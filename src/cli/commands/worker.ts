@@ -18,7 +18,7 @@ export function workerCommand(): Command {
     .option('--cache-dir <dir>', 'cache of decoded images')
     .option('--concurrency <n>', 'jobs run at once by this process', intAtLeast(1, LIMITS.concurrency), 1)
     .option('--run-id <id>', 'work only on the run the coordinator named so (its --run-id; default: every run announced)')
-    .option('--slowdown <factor>', 'for testing only: make this worker factor times slower by sleeping (factor − 1) × each task\'s compute time after it', numberIn(1, 1000))
+    .option('--slowdown <factor>', 'for testing only: make this worker factor times slower by sleeping (factor − 1) × the time each task took it before answering', numberIn(1, 1000))
     .option('--lock-ms <ms>', 'how long a job stays locked to a silent worker before another takes it', intAtLeast(500, 86_400_000), 10_000)
     .action(async (flags: { redis?: string; dataDir?: string; cacheDir?: string; concurrency: number; runId?: string; lockMs: number; slowdown?: number }) => {
       if (flags.redis === undefined) throw new UsageError('missing --redis: the URL of the Redis the coordinator uses, e.g. --redis redis://host:6379');

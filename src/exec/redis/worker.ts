@@ -38,7 +38,8 @@ export interface RedisWorkerOptions extends SourceContext {
   log?: (line: string) => void;
   /**
    * For testing only: a factor ≥ 1 by which this worker is made slower, by sleeping
-   * (`slowdown` − 1) × each job's compute time after it (an uneven cluster on one machine). Default 1.
+   * (`slowdown` − 1) × the time each job took it (reading φ and computing) before answering
+   * (an uneven cluster on one machine). Default 1.
    */
   slowdown?: number;
 }
@@ -118,6 +119,7 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
   };
 
   const computeJob = async (job: Job, token: string | undefined, spec: RunSpec): Promise<string> => {
+    const began = performance.now();
     const data = job.data as QueuedJob;
     if (typeof data !== 'object' || data === null) throw new Rejected('the job is not an object');
     // φ and the state are the same for every task of a meta-iteration: read them once, in one
@@ -151,7 +153,6 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
     } as TaskJob;
     const problem = checkJob(full, { spec, verdicts });
     if (problem !== undefined) throw new Rejected(problem);
-    const began = performance.now();
     const result = await runner.run(spec, full, { transferable: false });
     if (slowdown > 1) await sleep((slowdown - 1) * (performance.now() - began));
     const resultKey = key(spec.runId, 'result', String(job.id).replace(/-again\d+$/, ''));
