@@ -63,7 +63,7 @@ export { loadNative, type NativeStatus, type NativeIsa } from './engine/native.j
 export { loadWasmEngine, wasmEngineStatus, type WasmStatus, type WasmSource } from './engine/wasm-module.js';
 
 // Executors: where the tasks of a meta-batch run.
-export type { Executor, MetaBatchRequest, EvalRequest } from './exec/executor.js';
+export type { Executor, MetaBatchRequest, EvalRequest, SyncMode, AsyncProgress, AsyncCounters, AsyncSpanRequest, AsyncSpanResult } from './exec/executor.js';
 export { InlineExecutor } from './exec/inline.js';
 export { ThreadsExecutor, type ThreadsExecutorOptions } from './exec/threads.js';
 export { RedisExecutor, runRedisWorker, type RedisExecutorOptions, type RedisWorkerOptions } from './exec/redis.js';

@@ -55,7 +55,7 @@ export { Reptile, REPTILE_DEFAULTS, type ReptileOptions, type InnerOptimizerName
 export { registerWasmConvKernels } from './engine/wasm-kernels.js';
 
 // The in-process executor (the others need threads or Redis).
-export type { Executor, MetaBatchRequest, EvalRequest } from './exec/executor.js';
+export type { Executor, MetaBatchRequest, EvalRequest, SyncMode, AsyncProgress, AsyncCounters, AsyncSpanRequest, AsyncSpanResult } from './exec/executor.js';
 export { InlineExecutor } from './exec/inline.js';
 
 // Meta-training (in memory: checkpoints on disk are the Node entry's) and evaluation.

@@ -31,7 +31,7 @@ const INDEX_VALUES = [
 
 /** The Node entry's type-only names (interfaces and type aliases). */
 const INDEX_TYPES = [
-  'AdaptResult', 'ArrayDatasetOptions', 'BackendChoice', 'Checkpoint', 'CheckpointEvaluation',
+  'AdaptResult', 'ArrayDatasetOptions', 'AsyncCounters', 'AsyncProgress', 'AsyncSpanRequest', 'AsyncSpanResult', 'BackendChoice', 'Checkpoint', 'CheckpointEvaluation',
   'CheckpointEvaluationOptions', 'ConvInit', 'ConvModelOptions', 'CreateExecutorOptions',
   'CreateLearnerOptions', 'EvalRequest', 'EvaluateOptions', 'EvaluateResult', 'EvaluationSet',
   'Examples', 'Executor', 'ExecutorName', 'FewShotCheckpointInfo', 'FewShotData',
@@ -46,7 +46,7 @@ const INDEX_TYPES = [
   'OmniglotSplitOptions', 'OpenFewShotOptions', 'OptimizerState', 'ParamSpec', 'Predictor', 'Preset',
   'PresetName', 'RedisExecutorOptions', 'RedisWorkerOptions', 'ReptileOptions', 'ResNet12Options', 'SineDefaults',
   'SineDemoOptions', 'SineDemoResult', 'SineModelOptions', 'SineOptions', 'SineTask', 'SineWave',
-  'Task', 'TaskKind', 'TaskScoring', 'TaskSource', 'TfjsLearnerOptions', 'ThreadsExecutorOptions', 'WasmLearnerOptions', 'WasmSource', 'WasmStatus',
+  'SyncMode', 'Task', 'TaskKind', 'TaskScoring', 'TaskSource', 'TfjsLearnerOptions', 'ThreadsExecutorOptions', 'WasmLearnerOptions', 'WasmSource', 'WasmStatus',
 ];
 
 /** The universal entry's runtime names. */
@@ -62,12 +62,12 @@ const UNIVERSAL_VALUES = [
 
 /** The universal entry's type-only names. */
 const UNIVERSAL_TYPES = [
-  'AdaptResult', 'ArrayDatasetOptions', 'Checkpoint', 'ConvInit', 'ConvModelOptions', 'EvalRequest',
+  'AdaptResult', 'ArrayDatasetOptions', 'AsyncCounters', 'AsyncProgress', 'AsyncSpanRequest', 'AsyncSpanResult', 'Checkpoint', 'ConvInit', 'ConvModelOptions', 'EvalRequest',
   'EvaluateOptions', 'EvaluateResult', 'EvaluationSet', 'Examples', 'Executor', 'FewShotOptions',
   'InnerOptimizerName', 'InnerOptions', 'InnerStatePolicy', 'LabeledDataset', 'Layout', 'Learner',
   'MetaBatchRequest', 'MetaCallbacks', 'MetaConfig', 'MetaIterLogs', 'MetaTrainOptions',
   'MetaTrainResult', 'MetaTrainStore', 'OptimizerState', 'ParamSpec', 'Predictor', 'ReptileOptions',
-  'ResNet12Options', 'SineModelOptions', 'SineOptions', 'SineTask', 'SineWave', 'Task', 'TaskKind', 'TaskScoring',
+  'ResNet12Options', 'SineModelOptions', 'SineOptions', 'SineTask', 'SineWave', 'SyncMode', 'Task', 'TaskKind', 'TaskScoring',
   'TaskSource', 'TfjsLearnerOptions', 'WasmLearnerOptions', 'WasmSource', 'WasmStatus',
 ];
 

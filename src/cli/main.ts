@@ -11,6 +11,7 @@ import { exportCommand } from './commands/export.js';
 import { dataCommand } from './commands/data.js';
 import { reproduceCommand } from './commands/reproduce.js';
 import { workerCommand } from './commands/worker.js';
+import { statusCommand } from './commands/status.js';
 
 /**
  * The `reptile` command. Every failure the user can cause ends in one line on stderr that names
@@ -20,7 +21,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const program = new Command('reptile')
     .description('Reptile meta-learning (Nichol, Achiam & Schulman 2018): train, evaluate, demo')
     .showSuggestionAfterError(false);
-  for (const cmd of [trainCommand(), demoCommand(), evalCommand(), exportCommand(), dataCommand(), reproduceCommand(), workerCommand()]) program.addCommand(cmd);
+  for (const cmd of [trainCommand(), demoCommand(), evalCommand(), exportCommand(), dataCommand(), reproduceCommand(), workerCommand(), statusCommand()]) program.addCommand(cmd);
   program.addCommand(exampleCommand());
   program.addCommand(serveCommand());
   const silence = (c: Command) => {

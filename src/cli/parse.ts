@@ -20,6 +20,7 @@ export function intAtLeast(min: number, max?: number): (value: string) => number
  * 200,000 meta-iterations of 5 tasks, 100 inner steps, 10,000 test tasks).
  */
 export const LIMITS = {
+  staleness: 1_000_000,
   metaIters: 1_000_000,
   metaBatch: 10_000,
   innerIters: 100_000,

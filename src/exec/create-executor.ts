@@ -3,8 +3,9 @@ import * as path from 'node:path';
 import { checkOptionsObject } from '../_utils/checks.js';
 import { InvalidOptionsError } from '../_utils/errors.js';
 import type { InnerStatePolicy } from '../learners/learner.js';
-import type { Executor } from './executor.js';
+import type { Executor, SyncMode } from './executor.js';
 import { InlineExecutor } from './inline.js';
+import { checkSyncOptions } from './parallel.js';
 
 /** The executors `--executor` names. */
 export const EXECUTOR_NAMES = ['inline', 'threads', 'redis'] as const;
@@ -37,6 +38,13 @@ export interface CreateExecutorOptions {
   cacheDir?: string;
   /** Where progress and fallback notices go, one line at a time (default: nowhere). */
   log?: (line: string) => void;
+  /**
+   * threads, redis: `async` applies each task's result as it arrives, so a slow worker does not
+   * hold every meta-iteration back; not bit-identical to inline (docs/distributed.md). Default `sync`.
+   */
+  sync?: SyncMode;
+  /** async: a result computed from a φ more than this many updates old is dropped and its task run again (default 2 × metaBatch). */
+  maxStaleness?: number;
 }
 
 /** Builds the executor `--executor` names; threads and redis are loaded only when asked for. */
@@ -45,12 +53,17 @@ export async function createExecutor(options: CreateExecutorOptions): Promise<Ex
   const name = options.executor ?? 'inline';
   if (name !== 'redis' && options.redis !== undefined) throw new InvalidOptionsError("`redis` is for the redis executor: set `executor` to 'redis', or drop `redis`", { option: 'redis' });
   if (name !== 'threads' && options.workers !== undefined) throw new InvalidOptionsError("`workers` is for the threads executor: set `executor` to 'threads', or drop `workers` (redis workers are separate `reptile worker` processes)", { option: 'workers' });
+  checkSyncOptions(options);
+  if (name === 'inline' && options.sync === 'async') throw new InvalidOptionsError("the inline executor runs one task at a time, so it has no asynchronous mode: set `executor` to 'threads' or 'redis', or drop `sync`", { option: 'sync' });
   const common = {
+    ...(options.sync !== undefined ? { sync: options.sync } : {}),
+    ...(options.maxStaleness !== undefined ? { maxStaleness: options.maxStaleness } : {}),
     ...(options.runId !== undefined ? { runId: options.runId } : {}),
     ...(options.checkpointDir !== undefined ? { runKey: `${os.hostname()}\0${path.resolve(options.checkpointDir)}` } : {}),
   };
   switch (name) {
     case 'inline':
+      if (options.maxStaleness !== undefined) throw new InvalidOptionsError("`maxStaleness` is for the asynchronous mode of the threads and redis executors: drop it", { option: 'maxStaleness' });
       return new InlineExecutor();
     case 'threads': {
       const { ThreadsExecutor } = await import('./threads.js');

@@ -3,7 +3,8 @@ import { floatsToBytes, floatsView } from '../core/codec.js';
 import { Params } from '../core/params.js';
 import type { AdaptResult, Learner, OptimizerState } from '../learners/learner.js';
 import type { TaskSource } from '../tasks/task.js';
-import { checkPolicyFor, type EvalRequest, type Executor, type MetaBatchRequest } from './executor.js';
+import { AsyncDriver, type TaskAnswer } from './async-driver.js';
+import { checkPolicyFor, type AsyncCounters, type AsyncSpanRequest, type AsyncSpanResult, type EvalRequest, type Executor, type MetaBatchRequest, type SyncMode } from './executor.js';
 import { MAX_TASKS_PER_JOB, checkResult, jobDigest, runSpecOf, stateFromWire, stateToWire, type JobResult, type RunSpec, type TaskJob } from './job.js';
 import { meanOptimizerState } from './shared-state.js';
 import { checkInteger, describeValue } from '../_utils/checks.js';
@@ -48,6 +49,13 @@ export interface ParallelExecutorOptions {
    * training loop still stops a diverged run).
    */
   scanValues?: boolean;
+  /**
+   * `async` applies each task's result as it arrives instead of a meta-batch at once; not
+   * bit-identical to the inline executor (docs/distributed.md). Default `sync`.
+   */
+  sync?: SyncMode;
+  /** async: drop (and run again) a result whose φ is more than this many updates old. Default 2 × metaBatch. */
+  maxStaleness?: number;
 }
 
 /**
@@ -65,13 +73,18 @@ export class ParallelExecutor implements Executor {
   private readonly options: ParallelExecutorOptions;
   private readonly specs = new WeakMap<Learner, WeakMap<TaskSource, RunSpec>>();
   private readonly runKey: string;
+  readonly sync: SyncMode;
+  private readonly driver: AsyncDriver | undefined;
 
   constructor(name: string, transport: JobTransport, options: ParallelExecutorOptions = {}) {
     if (options.runId !== undefined && (typeof options.runId !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(options.runId))) {
       throw new InvalidOptionsError(`\`runId\` must be 1 to 64 letters, digits, '.', '_' or '-', got ${describeValue(options.runId)}`, { option: 'runId' });
     }
     if (options.evalChunk !== undefined) checkInteger('evalChunk', options.evalChunk, 1, MAX_TASKS_PER_JOB);
+    checkSyncOptions(options);
     this.name = name;
+    this.sync = options.sync ?? 'sync';
+    this.driver = this.sync === 'async' ? new AsyncDriver((request, task) => this.sendTask(request, task), options.maxStaleness !== undefined ? { maxStaleness: options.maxStaleness } : {}) : undefined;
     this.transport = transport;
     this.options = options;
     this.runKey = options.runKey ?? randomBytes(16).toString('hex');
@@ -120,6 +133,33 @@ export class ParallelExecutor implements Executor {
     return results;
   }
 
+  /** The asynchronous mode's span (docs/distributed.md); refused in the synchronous mode. */
+  runAsyncSpan(request: AsyncSpanRequest): Promise<AsyncSpanResult> {
+    if (this.driver === undefined) throw new InvalidOptionsError(`the ${this.name} executor is synchronous: create it with \`sync\` 'async' to run asynchronous spans`, { option: 'sync' });
+    checkPolicyFor(this, request.learner.innerState);
+    return this.driver.runSpan(request);
+  }
+
+  /** The asynchronous mode's counters (undefined in the synchronous mode). */
+  get asyncCounters(): AsyncCounters | undefined {
+    return this.driver?.totals;
+  }
+
+  // One task of an asynchronous run, sent from the learner's φ and state of this moment.
+  private async sendTask(request: AsyncSpanRequest, task: number): Promise<TaskAnswer> {
+    const { learner } = request;
+    const spec = this.specFor(learner, request.source);
+    const shared = learner.innerState === 'shared';
+    const phi = new Uint8Array(floatsToBytes(learner.getParams().data));
+    const state = shared ? stateToWire(learner.getOptimizerState()) : undefined;
+    const iteration = Math.floor(task / request.metaBatch);
+    const job: TaskJob = { runId: spec.runId, kind: 'adapt', iteration, seed: request.seed, inner: request.inner, transductive: false, wantLastStep: request.foml, phi, ...(state ? { state } : {}), digest: jobDigest(phi, state), taskIndices: [task % request.metaBatch] };
+    const answer = await this.send(spec, job, learner, shared);
+    const o = answer.outcomes[0]!;
+    const result: AdaptResult = { params: new Params(learner.layout, floatsView(o.params!)), loss: o.loss!, lastStep: o.lastStep ? new Params(learner.layout, floatsView(o.lastStep)) : notSent() };
+    return { result, state: shared ? stateFromWire(o.state, learner.layout.size) : undefined };
+  }
+
   async evaluateTasks(request: EvalRequest): Promise<number[]> {
     const { learner, samples } = request;
     const spec = this.specFor(learner, request.source);
@@ -154,6 +194,16 @@ export class ParallelExecutor implements Executor {
     };
     return this.transport.submit(spec, job, check);
   }
+}
+
+/** Refuses a `sync` that is not a mode, and a `maxStaleness` that is not a count or comes without `sync` 'async'. */
+export function checkSyncOptions(options: Pick<ParallelExecutorOptions, 'sync' | 'maxStaleness'>): void {
+  if (options.sync !== undefined && options.sync !== 'sync' && options.sync !== 'async') {
+    throw new InvalidOptionsError(`\`sync\` must be 'sync' or 'async', got ${describeValue(options.sync)}`, { option: 'sync' });
+  }
+  if (options.maxStaleness === undefined) return;
+  if (options.sync !== 'async') throw new InvalidOptionsError("`maxStaleness` is for the asynchronous mode: set `sync` to 'async', or drop `maxStaleness`", { option: 'maxStaleness' });
+  checkInteger('maxStaleness', options.maxStaleness, 0, 1_000_000);
 }
 
 // Reptile's update does not read the last inner step, so it does not travel; reading it is a bug

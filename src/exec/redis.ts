@@ -3,3 +3,4 @@ export { connectRedis, queueName, redactUrl, RUNS_KEY, type RedisConnectOptions 
 export { RedisExecutor, type RedisExecutorOptions } from './redis/coordinator.js';
 export { runRedisWorker, type RedisWorkerOptions } from './redis/worker.js';
 export { decodeResult, encodeResult, MAX_SPEC_BYTES } from './redis/codec.js';
+export { readRunStatus, type RunStatus } from './redis/status.js';

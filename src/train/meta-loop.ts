@@ -7,6 +7,7 @@ import { checkPolicyFor, type Executor } from '../exec/executor.js';
 import { InlineExecutor } from '../exec/inline.js';
 import type { AdaptResult, Learner, OptimizerState } from '../learners/learner.js';
 import type { TaskSource } from '../tasks/task.js';
+import { asyncResumePoint } from './async-steps.js';
 import { innerOptionsOf, resolveMetaConfig, type MetaConfig } from './config.js';
 
 /** Everything needed to resume a meta-training run bit for bit (docs/architecture.md, invariant 4). */
@@ -29,6 +30,12 @@ export interface MetaIterLogs {
   loss: number;
   /** Wall time of this meta-iteration, in seconds. */
   seconds: number;
+  /**
+   * The asynchronous mode: the task numbers applied in this span (task n is task n % metaBatch of
+   * meta-iteration ⌊n / metaBatch⌋), how many updates old each one's φ was, and how many answers
+   * were dropped as stale.
+   */
+  async?: { tasks: number[]; staleness: number[]; dropped: number };
 }
 
 /** Training hooks in the style of tfjs `CustomCallbackArgs`; each may return a promise. */
@@ -100,7 +107,7 @@ export async function runMetaLoop(options: MetaLoopOptions): Promise<MetaTrainRe
   checkLoopOptions(options);
   const { learner, source, store } = options;
   let config = resolveMetaConfig(options.config);
-  const executor = options.executor ?? new InlineExecutor();
+  const executor: Executor = options.executor ?? new InlineExecutor();
   const callbacks = options.callbacks === undefined ? [] : Array.isArray(options.callbacks) ? options.callbacks : [options.callbacks];
   const every = options.checkpointEvery ?? 100;
   checkInteger('checkpointEvery', every, 1);
@@ -122,6 +129,9 @@ export async function runMetaLoop(options: MetaLoopOptions): Promise<MetaTrainRe
     start = ckpt.iteration;
   }
 
+  // The asynchronous mode: where its tasks stand (saved in the checkpoint), handed to the first span.
+  let progress = asyncResumePoint(executor, ckpt?.meta['async'], start, config.metaBatch, store?.label ?? 'the checkpoint');
+  let resume = progress;
   const schedule = linearSchedule(config.metaStep, config.metaStepFinal, config.metaIters);
   const inner = innerOptionsOf(config);
   for (const cb of callbacks) await cb.onTrainBegin?.({ startIteration: start, config });
@@ -137,7 +147,7 @@ export async function runMetaLoop(options: MetaLoopOptions): Promise<MetaTrainRe
       params: learner.getParams(),
       // Under `reset` no state survives a task, so none is saved (whichever executor ran the tasks).
       optimizer: config.innerState === 'reset' ? undefined : learner.getOptimizerState(),
-      meta: { config, source: source.describe(), ...options.checkpointMeta },
+      meta: { config, source: source.describe(), ...options.checkpointMeta, ...(progress !== undefined ? { async: progress } : {}) },
     });
   };
 
@@ -145,9 +155,27 @@ export async function runMetaLoop(options: MetaLoopOptions): Promise<MetaTrainRe
     const began = performance.now();
     for (const cb of callbacks) await cb.onMetaIterBegin?.(iteration);
     const epsilon = schedule(iteration);
-    const update = metaUpdateOf(learner, config.foml, epsilon);
-    const results = await executor.runMetaBatch({ learner, source, seed: config.seed, iteration, metaBatch: config.metaBatch, inner, foml: config.foml });
-    const problem = update(results);
+    let problem: string | undefined;
+    let losses: readonly number[];
+    let spanLogs: MetaIterLogs['async'];
+    if (progress !== undefined) {
+      // Each result moves φ by ε/metaBatch as it arrives, from whatever φ its task was sent with.
+      const span = await executor.runAsyncSpan!({
+        learner, source, seed: config.seed, iteration, metaBatch: config.metaBatch, totalTasks: config.metaIters * config.metaBatch, inner, foml: config.foml,
+        apply: (r) => metaUpdateOf(learner, config.foml, epsilon / config.metaBatch)([r]),
+        ...(resume !== undefined ? { resume } : {}),
+      });
+      resume = undefined;
+      progress = span.progress;
+      problem = span.problem;
+      losses = span.losses;
+      spanLogs = { tasks: [...span.tasks], staleness: [...span.staleness], dropped: span.dropped };
+    } else {
+      const update = metaUpdateOf(learner, config.foml, epsilon);
+      const results = await executor.runMetaBatch({ learner, source, seed: config.seed, iteration, metaBatch: config.metaBatch, inner, foml: config.foml });
+      problem = update(results);
+      losses = results.map((r) => r.loss);
+    }
     if (problem !== undefined) {
       throw new DivergenceError(
         `training diverged at meta-iteration ${iteration} (${problem}): lower \`learningRate\` or \`metaStep\`; the last good checkpoint is untouched`,
@@ -156,8 +184,9 @@ export async function runMetaLoop(options: MetaLoopOptions): Promise<MetaTrainRe
     const logs: MetaIterLogs = {
       iteration,
       epsilon,
-      loss: results.reduce((s, r) => s + r.loss, 0) / results.length,
+      loss: losses.reduce((s, l) => s + l, 0) / losses.length,
       seconds: (performance.now() - began) / 1000,
+      ...(spanLogs !== undefined ? { async: spanLogs } : {}),
     };
     iteration += 1;
     await store?.appendLog?.(logs);
@@ -184,6 +213,7 @@ function checkLoopOptions(options: MetaLoopOptions): void {
   checkHasMethods('learner', options.learner, ['getParams', 'setParams', 'adapt', 'getOptimizerState', 'setOptimizerState'], 'a Learner, e.g. createLearner({ model })');
   checkHasMethods('source', options.source, ['sample', 'describe'], 'a task source, e.g. new SineTaskSource() or new FewShotTaskSource({ dataset, classes, shots })');
   if (options.executor !== undefined) checkHasMethods('executor', options.executor, ['runMetaBatch'], 'an Executor, e.g. from createExecutor()');
+  if (options.executor?.sync === 'async') checkHasMethods('executor', options.executor, ['runAsyncSpan'], "an asynchronous Executor, e.g. from createExecutor({ executor: 'threads', sync: 'async' })");
   if (options.store !== undefined) checkHasMethods('store', options.store, ['load'], 'a MetaTrainStore with load()');
   const callbacks = options.callbacks === undefined ? [] : Array.isArray(options.callbacks) ? options.callbacks : [options.callbacks];
   for (const cb of callbacks) {

@@ -14,7 +14,7 @@ import type { FewShotModelKind } from '../../recipes/few-shot/model.js';
 import { UsageError } from '../../_utils/errors.js';
 import { intAtLeast, LIMITS, pickDefined } from '../parse.js';
 import { interruptSignal, printResult, verboseLog } from '../run.js';
-import { openExecutor, type ExecutorFlags } from '../executor-flags.js';
+import { asyncSummary, openExecutor, type ExecutorFlags } from '../executor-flags.js';
 import { checkCacheDir, checkInputDir, checkTrainingOutputs } from '../paths.js';
 
 // `reptile train`'s few-shot path (`--dataset`, or a few-shot `--preset`); train.ts holds the command.
@@ -135,13 +135,15 @@ export async function runFewShotTrain(cmd: Command): Promise<void> {
       process.exitCode = 130;
       return;
     }
+    const counters = executor.asyncCounters;
+    if (counters !== undefined) info(asyncSummary(counters));
     const images = (result.iterations - result.startIteration) * result.config.metaBatch * result.config.innerIters * result.config.innerBatch;
     let evaluation: { accuracy: number; ci95: number; samples: number } | null = null;
     if (given(cmd, 'evalSamples')) {
       const r = await fewShotEvaluate({ learner, dataset: data.test, settings, config: result.config, samples: o['evalSamples'] as number, seed: seed + 1_000_000, executor, origin: dataOrigin(data.describe, 'test', seed) });
       evaluation = { accuracy: r.mean, ci95: r.ci95, samples: r.samples };
     }
-    printResult(json, { dataset, iterations: result.iterations, seconds, imagesPerSecond: images / seconds, backend, test: evaluation, settings, config: result.config, checkpoint: result.checkpoint ?? null }, () => [
+    printResult(json, { dataset, iterations: result.iterations, seconds, imagesPerSecond: images / seconds, backend, test: evaluation, settings, config: result.config, checkpoint: result.checkpoint ?? null, ...(counters !== undefined ? { async: counters } : {}) }, () => [
       `meta-trained ${result.iterations} iterations in ${seconds.toFixed(1)} s (${(images / seconds).toFixed(0)} inner-loop images/s, backend ${backend})`,
       ...(evaluation ? [`test accuracy: ${evaluation.accuracy.toFixed(4)} ± ${evaluation.ci95.toFixed(4)} (${evaluation.samples} tasks)`] : []),
       ...(result.checkpoint ? [`checkpoint: ${result.checkpoint}`] : []),

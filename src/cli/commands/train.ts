@@ -10,7 +10,7 @@ import { addFewShotOptions, isFewShot, runFewShotTrain } from './few-shot-train.
 import { intAtLeast, LIMITS, numberIn, oneOf, pickDefined, positiveNumber } from '../parse.js';
 import { progressCallbacks } from '../progress.js';
 import { checkTrainingOutputs } from '../paths.js';
-import { addExecutorOptions, openExecutor, type ExecutorFlags } from '../executor-flags.js';
+import { addExecutorOptions, addSyncOptions, asyncSummary, checkSyncFlags, openExecutor, type ExecutorFlags } from '../executor-flags.js';
 import { interruptSignal, printResult, verboseLog } from '../run.js';
 
 interface TrainFlags extends ExecutorFlags {
@@ -69,6 +69,7 @@ export function trainCommand(): Command {
     .option('--json', 'print the result as JSON on stdout')
     .option('--verbose', 'say which tfjs backend and engine run')
     .action(async (flags: TrainFlags) => {
+      checkSyncFlags(flags);
       if (isFewShot(cmd)) return runFewShotTrain(cmd);
       if (flags.task === undefined && flags.preset === undefined) {
         throw new UsageError("missing --task, --dataset or --preset: say what to train on, e.g. 'reptile train --task sine' or 'reptile train --preset omniglot-5w5s --data-dir D'");
@@ -105,12 +106,15 @@ export function trainCommand(): Command {
           process.exitCode = 130;
           return;
         }
+        const counters = executor.asyncCounters;
+        if (counters !== undefined) info(asyncSummary(counters));
         printResult(flags.json === true, {
           task: 'sine',
           iterations: result.iterations,
           heldOut: { mse: evaluation.mean, ci95: evaluation.ci95, samples: evaluation.samples, evalIters },
           config: result.config,
           checkpoint: result.checkpoint ?? null,
+          ...(counters !== undefined ? { async: counters } : {}),
         }, () => [
           `meta-trained ${result.iterations} iterations${result.startIteration > 0 ? ` (resumed at ${result.startIteration})` : ''}`,
           `held-out MSE after ${evalIters} ${result.config.optimizer} steps on ${shots} points: ${evaluation.mean.toFixed(4)} ± ${evaluation.ci95.toFixed(4)} (${evaluation.samples} tasks)`,
@@ -121,7 +125,7 @@ export function trainCommand(): Command {
         await executor.close();
       }
     });
-  return addExecutorOptions(addFewShotOptions(cmd));
+  return addSyncOptions(addExecutorOptions(addFewShotOptions(cmd)));
 }
 
 // The flags only the few-shot path reads (sine would ignore them silently).

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import * as fs from 'node:fs';
 import { ReptileError, UsageError } from '../../_utils/errors.js';
 import { runRedisWorker } from '../../exec/redis.js';
-import { intAtLeast, LIMITS } from '../parse.js';
+import { intAtLeast, LIMITS, numberIn } from '../parse.js';
 import { checkRunId } from '../executor-flags.js';
 import { checkCacheDir, checkInputDir } from '../paths.js';
 import { probeRedis } from '../redis-probe.js';
@@ -18,8 +18,9 @@ export function workerCommand(): Command {
     .option('--cache-dir <dir>', 'cache of decoded images')
     .option('--concurrency <n>', 'jobs run at once by this process', intAtLeast(1, LIMITS.concurrency), 1)
     .option('--run-id <id>', 'work only on the run the coordinator named so (its --run-id; default: every run announced)')
+    .option('--slowdown <factor>', 'for testing only: make this worker factor times slower by sleeping (factor − 1) × the time each task took it before answering', numberIn(1, 1000))
     .option('--lock-ms <ms>', 'how long a job stays locked to a silent worker before another takes it', intAtLeast(500, 86_400_000), 10_000)
-    .action(async (flags: { redis?: string; dataDir?: string; cacheDir?: string; concurrency: number; runId?: string; lockMs: number }) => {
+    .action(async (flags: { redis?: string; dataDir?: string; cacheDir?: string; concurrency: number; runId?: string; lockMs: number; slowdown?: number }) => {
       if (flags.redis === undefined) throw new UsageError('missing --redis: the URL of the Redis the coordinator uses, e.g. --redis redis://host:6379');
       checkRunId(flags.runId);
       if (flags.dataDir !== undefined && !fs.existsSync(flags.dataDir)) throw new ReptileError(`--data-dir '${flags.dataDir}' does not exist: name this machine's copy of the data, or drop --data-dir to use the folder each run names`);
@@ -39,6 +40,7 @@ export function workerCommand(): Command {
           url: flags.redis,
           concurrency: flags.concurrency,
           lockMs: flags.lockMs,
+          ...(flags.slowdown !== undefined ? { slowdown: flags.slowdown } : {}),
           signal: controller.signal,
           log: info,
           ...(flags.dataDir !== undefined ? { dataDir: flags.dataDir } : {}),

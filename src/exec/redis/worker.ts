@@ -1,6 +1,8 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { InvalidOptionsError } from '../../_utils/errors.js';
 import { BlobVerdicts, checkJob, type RunSpec, type TaskJob } from '../job.js';
 import { describeValue } from '../../_utils/checks.js';
 import { JobRunner, type SourceContext } from '../runtime.js';
@@ -35,6 +37,12 @@ export interface RedisWorkerOptions extends SourceContext {
   signal?: AbortSignal;
   /** Where progress and fallback notices go, one line at a time (default: nowhere). */
   log?: (line: string) => void;
+  /**
+   * For testing only: a factor ≥ 1 by which this worker is made slower, by sleeping
+   * (`slowdown` − 1) × the time each job took it (reading φ and computing) before answering
+   * (an uneven cluster on one machine). Default 1.
+   */
+  slowdown?: number;
 }
 
 /**
@@ -46,6 +54,8 @@ export interface RedisWorkerOptions extends SourceContext {
 export async function runRedisWorker(options: RedisWorkerOptions): Promise<void> {
   const log = options.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
   const lockMs = options.lockMs ?? 10_000;
+  const slowdown = options.slowdown ?? 1;
+  if (typeof slowdown !== 'number' || !(slowdown >= 1 && slowdown <= 1000)) throw new InvalidOptionsError(`\`slowdown\` must be a number from 1 to 1000, got ${String(slowdown)}`, { option: 'slowdown' });
   // After an outage longer than a job's lock, every job this process held has been handed to
   // another worker, and BullMQ's connections may be wedged (a blocking read on a socket that died
   // half-open): the BullMQ workers are closed and opened afresh.
@@ -85,6 +95,8 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
       lockDuration: lockMs,
       stalledInterval: Math.max(500, Math.floor(lockMs / 2)),
       maxStalledCount: 1000,
+      // What `reptile status` lists this process as.
+      name: `${hostname()}:${process.pid}`,
     });
     worker.on('error', () => {});
     workers.set(runId, worker);
@@ -108,6 +120,7 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
   };
 
   const computeJob = async (job: Job, token: string | undefined, spec: RunSpec): Promise<string> => {
+    const began = performance.now();
     const data = job.data as QueuedJob;
     if (typeof data !== 'object' || data === null) throw new Rejected('the job is not an object');
     // φ and the state are the same for every task of a meta-iteration: read them once, in one
@@ -144,6 +157,7 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
     const problem = checkJob(full, { spec, verdicts });
     if (problem !== undefined) throw new Rejected(problem);
     const result = await runner.run(spec, full, { transferable: false });
+    if (slowdown > 1) await sleep((slowdown - 1) * (performance.now() - began));
     const resultKey = key(spec.runId, 'result', String(job.id).replace(/-again\d+$/, ''));
     const lockKey = `bull:${queueName(spec.runId)}:${String(job.id)}:lock`;
     const written = await client.eval(WRITE_IF_LOCKED, 2, resultKey, lockKey, encodeResult(result), token ?? '', BLOB_TTL_S);
