@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+/* global process, setTimeout */
+// A delay-and-drop TCP proxy for network faults where the kernel has no netem:
+//   node bench/hosts-proxy.mjs LISTEN_HOST LISTEN_PORT TARGET_HOST TARGET_PORT
+// forwards every connection to the target. Commands, one a line on stdin, `<n> <command>`,
+// each answered by `ok <n> …` on stdout:
+//   delay MIN MAX   every chunk, each way, waits a uniform draw in [MIN, MAX] ms (order kept)
+//   stall MS        nothing moves either way for MS ms, then everything held is delivered
+//   drop            every open connection is reset (`ok <n> <count>`)
+import { randomInt } from 'node:crypto';
+import * as net from 'node:net';
+import * as readline from 'node:readline';
+
+const [listenHost, listenPort, targetHost, targetPort] = process.argv.slice(2);
+if (targetPort === undefined) {
+  process.stderr.write('usage: hosts-proxy.mjs LISTEN_HOST LISTEN_PORT TARGET_HOST TARGET_PORT\n');
+  process.exit(2);
+}
+
+let delayMin = 0;
+let delayMax = 0;
+let stalledUntil = 0;
+const open = new Set();
+
+/** A one-way pipe that delivers each chunk after its delay, never before the chunk ahead of it. */
+function pipe(from, to) {
+  let last = 0;
+  from.on('data', (chunk) => {
+    const now = Date.now();
+    const wait = delayMax > 0 ? randomInt(delayMin, delayMax + 1) : 0;
+    const at = Math.max(now + wait, last, stalledUntil);
+    last = at;
+    if (at <= now) to.write(chunk);
+    else setTimeout(() => to.destroyed || to.write(chunk), at - now);
+  });
+}
+
+const server = net.createServer((client) => {
+  const upstream = net.connect(Number(targetPort), targetHost);
+  const pair = { client, upstream };
+  open.add(pair);
+  for (const s of [client, upstream]) {
+    s.setNoDelay(true);
+    s.on('error', () => {});
+    s.on('close', () => {
+      open.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    });
+  }
+  pipe(client, upstream);
+  pipe(upstream, client);
+});
+
+server.listen(Number(listenPort), listenHost, () => process.stdout.write(`ready ${listenHost}:${listenPort} -> ${targetHost}:${targetPort}\n`));
+
+readline.createInterface({ input: process.stdin }).on('line', (line) => {
+  const [n, command, a, b] = line.trim().split(/\s+/);
+  if (command === 'delay') {
+    delayMin = Number(a);
+    delayMax = Number(b);
+    process.stdout.write(`ok ${n} delay ${delayMin} ${delayMax}\n`);
+  } else if (command === 'stall') {
+    stalledUntil = Date.now() + Number(a);
+    process.stdout.write(`ok ${n} stall ${a}\n`);
+  } else if (command === 'drop') {
+    const count = open.size;
+    for (const { client, upstream } of open) {
+      client.resetAndDestroy();
+      upstream.resetAndDestroy();
+    }
+    open.clear();
+    process.stdout.write(`ok ${n} ${count}\n`);
+  } else {
+    process.stdout.write(`error ${n} unknown command ${command}\n`);
+  }
+});
+process.stdin.on('end', () => process.exit(0));
