@@ -22,16 +22,29 @@ let delayMax = 0;
 let stalledUntil = 0;
 const open = new Set();
 
-/** A one-way pipe that delivers each chunk after its delay, never before the chunk ahead of it. */
+/**
+ * A one-way pipe that delivers each chunk after its delay, in order: chunks wait in a queue that
+ * one timer drains (timers of different lengths may fire in any order when they fall due together).
+ */
 function pipe(from, to) {
+  const queue = [];
+  let timer;
   let last = 0;
+  const drain = () => {
+    timer = undefined;
+    const now = Date.now();
+    while (queue.length > 0 && queue[0].at <= now && stalledUntil <= now) {
+      const { chunk } = queue.shift();
+      if (!to.destroyed) to.write(chunk);
+    }
+    if (queue.length > 0) timer = setTimeout(drain, Math.max(1, Math.max(queue[0].at, stalledUntil) - now));
+  };
   from.on('data', (chunk) => {
     const now = Date.now();
     const wait = delayMax > 0 ? randomInt(delayMin, delayMax + 1) : 0;
-    const at = Math.max(now + wait, last, stalledUntil);
-    last = at;
-    if (at <= now) to.write(chunk);
-    else setTimeout(() => to.destroyed || to.write(chunk), at - now);
+    last = Math.max(now + wait, last);
+    queue.push({ at: last, chunk });
+    if (timer === undefined) drain();
   });
 }
 

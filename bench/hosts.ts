@@ -252,6 +252,8 @@ export interface HostRedis {
 export async function redisOn(host: Host, options: { persistent?: boolean; port?: number } = {}): Promise<HostRedis> {
   const port = options.port ?? 6379;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'reptile-hosts-redis-'));
+  // Its files go when this process exits, if stop() was not called (the namespace's removal kills the server).
+  process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   const persistence = options.persistent ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
   let proc: HostProcess | undefined;
   const start = async (): Promise<void> => {
@@ -313,4 +315,10 @@ export async function proxyOn(host: Host, port: number, targetPort: number): Pro
     drop: async () => Number((await ask('drop')).split(' ')[2]),
     stop: () => proc.kill(),
   };
+}
+
+/** The parameters and optimizer state of a checkpoint: its bytes between the header and the trailing digest. */
+export function checkpointPayload(dir: string): Buffer {
+  const b = fs.readFileSync(path.join(dir, 'reptile.ckpt'));
+  return b.subarray(16 + b.readUInt32LE(12), b.length - 32);
 }
