@@ -12,7 +12,8 @@ import { redisSkipReason, runReptile } from './helpers/redis.js';
 // comes back. Every run must end bit-identical to the inline run with nothing left in Redis, and
 // each side that sees a fault must say so in one line.
 
-const train = ['train', '--task', 'sine', '--hidden', '16,16', '--meta-iters', '30', '--meta-batch', '6', '--inner-iters', '1500', '--inner-state', 'shared', '--eval-samples', '6', '--checkpoint-every', '5', '--json'];
+// Tasks of 4,000 inner steps (about 40 ms of CPU each on a quiet core).
+const train = ['train', '--task', 'sine', '--hidden', '16,16', '--meta-iters', '40', '--meta-batch', '6', '--inner-iters', '4000', '--inner-state', 'shared', '--eval-samples', '6', '--checkpoint-every', '5', '--json'];
 const lost = /lost redis/;
 const back = /reconnected to redis/;
 const stalled = /reptile coordinator: job \S+ stalled \(its worker went silent for longer than its lock\); another worker runs it again/;
@@ -50,6 +51,26 @@ async function exit(p: HostProcess, ms = 240_000): Promise<number | null> {
   return p.child.exitCode;
 }
 
+/**
+ * Pulls `host`'s cable while its worker holds a job: cut while it computes, and if the
+ * coordinator reports no stalled job within 5 s (the task had just ended), plugged back and
+ * tried again. Returns when the cable was pulled for good and when the job was reported stalled.
+ */
+async function cutMidTask(net: Hosts, host: string, worker: HostProcess, coordinator: HostProcess): Promise<{ began: number; rerun: number }> {
+  for (let tries = 0; ; tries++) {
+    await busy(worker.child.pid!);
+    const began = Date.now();
+    net.link(host, false);
+    try {
+      return { began, rerun: await coordinator.waitFor(stalled, 5_000, began) };
+    } catch (e) {
+      if (tries >= 5 || coordinator.exited()) throw e;
+      net.link(host, true);
+      await sleep(500);
+    }
+  }
+}
+
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 describe.skipIf(redisSkipReason !== undefined || hostsSkipReason !== undefined)('training across five hosts while the network between them fails', () => {
@@ -71,7 +92,8 @@ describe.skipIf(redisSkipReason !== undefined || hostsSkipReason !== undefined)(
     const dir = path.join(root, name);
     const coordinator = reptileOn(net.hosts['coord'], [...train, '--executor', 'redis', '--redis', redis.url, '--checkpoint', dir]);
     procs.push(coordinator);
-    await coordinator.waitFor(/train sine: 3\/30/, 120_000);
+    // (Progress is printed every other meta-iteration at 40.)
+    await coordinator.waitFor(/train sine: (?:[3-9]|[1-4]\d)\/40/, 120_000);
     return { workers, coordinator, dir };
   };
 
@@ -109,11 +131,8 @@ describe.skipIf(redisSkipReason !== undefined || hostsSkipReason !== undefined)(
   it('a worker cut off from Redis mid-task for 30 s: the others carry on, its job is run again, and it works again once healed', async () => {
     const { workers, coordinator, dir } = await start('partition');
     const [cut, ...others] = workers as [HostProcess, HostProcess, HostProcess];
-    await busy(cut.child.pid!);
-    const began = Date.now();
     const before = done(dir);
-    net.link('w1', false);
-    const rerun = await coordinator.waitFor(stalled, 30_000, began);
+    const { began, rerun } = await cutMidTask(net, 'w1', cut, coordinator);
     const noticed = await cut.waitFor(lost, 30_000, began);
     await sleep(Math.max(0, began + 30_000 - Date.now()));
     const during = done(dir) - before;
@@ -162,22 +181,22 @@ describe.skipIf(redisSkipReason !== undefined || hostsSkipReason !== undefined)(
   it("the coordinator's link flapping: the run ends exact, each outage it noticed one line lost and one back", async () => {
     const { workers, coordinator, dir } = await start('flapping');
     const began = Date.now();
-    const downs = [3_000, 2_000, 4_000, 14_000];
+    // The long outage first, so that a fast machine cannot end the run before it.
+    const downs = [14_000, 3_000, 2_000, 4_000];
     for (const ms of downs) {
       net.link('coord', false);
       await sleep(ms);
       net.link('coord', true);
       await sleep(2_000);
     }
-    const healed = Date.now() - 2_000;
     await endsExact(coordinator, dir);
     const outages = coordinator.lines(lost).length;
     expect(outages).toBeGreaterThanOrEqual(1);
     expect(outages).toBeLessThanOrEqual(downs.length);
     expect(coordinator.lines(back)).toHaveLength(outages);
     for (const w of workers) expect(w.lines(lost)).toHaveLength(0);
-    const last = coordinator.lines(back).at(-1)!.at;
-    recovery['coordinator flapping'] = `${outages} outage(s) noticed of ${downs.length} (${seconds(Date.now() - began)} in all); reconnected ${seconds(last - healed)} after the last heal`;
+    const first = coordinator.lines(back)[0]!.at;
+    recovery['coordinator flapping'] = `${outages} outage(s) noticed of ${downs.length}; reconnected ${seconds(first - began - downs[0]!)} after the first (14 s) outage ended`;
     for (const w of workers) await w.kill();
   }, 300_000);
 
@@ -203,10 +222,7 @@ describe.skipIf(redisSkipReason !== undefined || hostsSkipReason !== undefined)(
   it('a worker host that never comes back: its job is run again elsewhere and the run ends exact', async () => {
     const { workers, coordinator, dir } = await start('gone');
     const gone = workers[2]!;
-    await busy(gone.child.pid!);
-    const began = Date.now();
-    net.link('w3', false);
-    const rerun = await coordinator.waitFor(stalled, 30_000, began);
+    const { began, rerun } = await cutMidTask(net, 'w3', gone, coordinator);
     const noticed = await gone.waitFor(lost, 30_000, began);
     await endsExact(coordinator, dir);
     expect(coordinator.lines(lost)).toHaveLength(0);
