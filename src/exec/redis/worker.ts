@@ -22,6 +22,15 @@ const CLOSE_MS = 3000;
  */
 const WRITE_IF_LOCKED = `if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3]) return 1 end return 0`;
 
+/**
+ * Deletes a queue's `meta` hash unless its run is announced again or the queue is paused.
+ * BullMQ's stalled-job check writes it back (`opts.maxLenEvents`) when it runs after the
+ * coordinator obliterated the queue of a run that ended; each worker deletes it once its own
+ * BullMQ worker for the run is closed. A paused queue is one the coordinator is obliterating
+ * (BullMQ's obliterate needs `paused` in `meta` until its last batch deletes it): left alone.
+ */
+const DROP_ENDED_META = `if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 and redis.call('HEXISTS', KEYS[2], 'paused') == 0 then return redis.call('DEL', KEYS[2]) end return 0`;
+
 /** Errors of a connection that is away; it reconnects and says so, and the worker tries again. */
 const TRANSIENT = /Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Socket timeout|LOADING|Stream isn't writeable/i;
 
@@ -203,6 +212,7 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
         workers.delete(runId);
         if (worker !== undefined) {
           await stopWorker(runId, worker);
+          await client.eval(DROP_ENDED_META, 2, RUNS_KEY, `bull:${queueName(runId)}:meta`, runId).catch(() => {});
           runner.release(runId);
           log(`reptile worker: run ${runId} ended`);
         }
