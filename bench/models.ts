@@ -11,8 +11,9 @@
  * ceiling (bench/peak-flops.cc) the best of ours reaches. A shape the engine cannot compile is
  * skipped with the engine's one-line reason.
  *
- *   npm run bench:models -- [--python .venv-anchors/bin/python] [--rounds 3] [--models omniglot,mlp,...]
- *                           [--frameworks torch,jax] [--json docs/results/models-bench.json]
+ *   npm run bench:models -- [--python .venv-anchors/bin/python] [--shared ../shared/bench] [--rounds 3]
+ *                           [--models omniglot,mlp,...] [--frameworks torch,jax] [--no-cpu-time]
+ *                           [--json docs/results/models-bench.json]
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -88,7 +89,8 @@ const wanted = opt('models', MODEL_SHAPES.join(',')).split(',');
 for (const w of wanted) if (!MODEL_SHAPES.includes(w as ShapeName)) throw new Error(`unknown --models entry '${w}': use some of ${MODEL_SHAPES.join(',')}`);
 const shapes = MODEL_SHAPES.filter((m) => wanted.includes(m));
 const jsonFile = args.includes('--json') ? path.resolve(opt('json', path.join(root, 'docs', 'results', 'models-bench.json'))) : undefined;
-const script = path.resolve(root, '..', 'shared', 'bench', 'models_reference.py');
+// The reference script lives in a `shared/bench/` folder beside the repository's (or --shared DIR).
+const script = path.join(path.resolve(opt('shared', path.join(root, '..', 'shared', 'bench'))), 'models_reference.py');
 const python = opt('python', process.env['REPTILE_BENCH_PYTHON'] ?? (fs.existsSync(path.join(root, '.venv-anchors', 'bin', 'python')) ? path.join(root, '.venv-anchors', 'bin', 'python') : 'python3'));
 const version = (module: string): string | undefined => {
   const r = spawnSync(python, ['-c', `import ${module}; print(${module}.__version__)`], { encoding: 'utf8' });
@@ -101,7 +103,7 @@ const versions: Record<string, string | undefined> = {};
 for (const f of frameworks) {
   if (f !== 'torch' && f !== 'jax') throw new Error(`unknown --frameworks entry '${f}': use torch, jax or both`);
   versions[f] = fs.existsSync(script) ? version(f) : undefined;
-  if (!versions[f]) log(`${f === 'torch' ? 'PyTorch' : 'JAX'} skipped: ${fs.existsSync(script) ? `${python} cannot import ${f} (pass --python)` : 'shared/bench/models_reference.py is missing'}`);
+  if (!versions[f]) log(`${f === 'torch' ? 'PyTorch' : 'JAX'} skipped: ${fs.existsSync(script) ? `${python} cannot import ${f} (pass --python)` : `${script} is missing (pass --shared DIR)`}`);
 }
 
 /**
