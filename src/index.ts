@@ -51,6 +51,7 @@ export {
   type ConvModelOptions,
   type ConvInit,
 } from './learners/models.js';
+export { createResNet12, type ResNet12Options } from './learners/resnet12.js';
 export { Reptile, REPTILE_DEFAULTS, type ReptileOptions, type InnerOptimizerName } from './optim/reptile.js';
 export { fit, epochOrder, type FitOptions, type FitEngine } from './fit/fit.js';
 

@@ -48,6 +48,7 @@ export {
   type ConvModelOptions,
   type ConvInit,
 } from './learners/models.js';
+export { createResNet12, type ResNet12Options } from './learners/resnet12.js';
 export { Reptile, REPTILE_DEFAULTS, type ReptileOptions, type InnerOptimizerName } from './optim/reptile.js';
 export { registerWasmConvKernels } from './engine/wasm-kernels.js';
 

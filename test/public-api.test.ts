@@ -18,7 +18,7 @@ const INDEX_VALUES = [
   'RedisExecutor', 'Reptile', 'ReptileError', 'Rng', 'SineTaskSource', 'TfjsLearner',
   'ThreadsExecutor', 'UnsupportedModelError', 'UsageError', 'concatExamples', 'createExecutor',
   'createFewShotModel', 'createLayout', 'createLearner', 'createMiniImageNetModel',
-  'createOmniglotModel', 'createSineModel', 'defaultCacheDir', 'downloadOmniglot', 'epochOrder',
+  'createOmniglotModel', 'createResNet12', 'createSineModel', 'defaultCacheDir', 'downloadOmniglot', 'epochOrder',
   'evaluate', 'evaluateFewShotCheckpoint', 'evaluateMany', 'exportLayersModel', 'fewShotEvaluate',
   'fewShotTrain', 'fit', 'fomamlUpdate', 'getPreset', 'hasCheckpoint', 'linearSchedule',
   'loadFewShotCheckpoint', 'loadImageFolder', 'loadMiniImageNet', 'loadMnist', 'loadMnistFewShot',
@@ -44,7 +44,7 @@ const INDEX_TYPES = [
   'MnistFewShotOptions', 'MnistMlpOptions', 'MnistMlpResult', 'MnistSplit', 'NativeIsa',
   'NativeLearnerOptions', 'NativeStatus', 'OmniglotClassSplit', 'OmniglotData', 'OmniglotLoadOptions',
   'OmniglotSplitOptions', 'OpenFewShotOptions', 'OptimizerState', 'ParamSpec', 'Predictor', 'Preset',
-  'PresetName', 'RedisExecutorOptions', 'RedisWorkerOptions', 'ReptileOptions', 'SineDefaults',
+  'PresetName', 'RedisExecutorOptions', 'RedisWorkerOptions', 'ReptileOptions', 'ResNet12Options', 'SineDefaults',
   'SineDemoOptions', 'SineDemoResult', 'SineModelOptions', 'SineOptions', 'SineTask', 'SineWave',
   'Task', 'TaskKind', 'TaskScoring', 'TaskSource', 'TfjsLearnerOptions', 'ThreadsExecutorOptions',
 ];
@@ -55,7 +55,7 @@ const UNIVERSAL_VALUES = [
   'FewShotTaskSource', 'InlineExecutor', 'InvalidOptionsError', 'Params', 'REPTILE_DEFAULTS',
   'Reptile', 'ReptileError', 'Rng', 'SineTaskSource', 'TfjsLearner', 'UnsupportedModelError',
   'UsageError', 'concatExamples', 'createLayout', 'createMiniImageNetModel', 'createOmniglotModel',
-  'createSineModel', 'evaluate', 'evaluateMany', 'fomamlUpdate', 'linearSchedule', 'metaTrain',
+  'createResNet12', 'createSineModel', 'evaluate', 'evaluateMany', 'fomamlUpdate', 'linearSchedule', 'metaTrain',
   'mse', 'registerWasmConvKernels', 'reptileSerialUpdate', 'reptileUpdate', 'resolveMetaConfig',
   'sizeOf', 'subsetClasses', 'taskScoring', 'withRotations',
 ];
@@ -67,7 +67,7 @@ const UNIVERSAL_TYPES = [
   'InnerOptimizerName', 'InnerOptions', 'InnerStatePolicy', 'LabeledDataset', 'Layout', 'Learner',
   'MetaBatchRequest', 'MetaCallbacks', 'MetaConfig', 'MetaIterLogs', 'MetaTrainOptions',
   'MetaTrainResult', 'MetaTrainStore', 'OptimizerState', 'ParamSpec', 'Predictor', 'ReptileOptions',
-  'SineModelOptions', 'SineOptions', 'SineTask', 'SineWave', 'Task', 'TaskKind', 'TaskScoring',
+  'ResNet12Options', 'SineModelOptions', 'SineOptions', 'SineTask', 'SineWave', 'Task', 'TaskKind', 'TaskScoring',
   'TaskSource', 'TfjsLearnerOptions',
 ];
 

@@ -246,6 +246,15 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
           throw Napi::Error::New(env, "a depthwise convolution's output channels must be its input channels times the depth multiplier");
         op.w = (int64_t)numOf(o, "w", -1);
         op.b = (int64_t)numOf(o, "b", -1);
+        op.dilH = (int)numOf(o, "dilationH", 1);
+        op.dilW = (int)numOf(o, "dilationW", 1);
+        if (op.dilH < 1 || op.dilW < 1 || ((op.dilH != 1 || op.dilW != 1) && op.kind != OpKind::Conv))
+          throw Napi::Error::New(env, "a dilation rate must be a positive integer, and only a convolution has one");
+      } else if (kind == "add" || kind == "multiply" || kind == "concat") {
+        op.kind = kind == "add" ? OpKind::Add : kind == "multiply" ? OpKind::Multiply : OpKind::Concat;
+        op.channels = kind == "concat" ? intOf(o, "channels") : op.outSize;
+        if (op.channels <= 0 || op.outSize % op.channels != 0)
+          throw Napi::Error::New(env, "a concatenation's channels must divide its output size");
       } else if (kind == "dense") {
         op.kind = OpKind::Dense;
         op.w = (int64_t)numOf(o, "w", -1);
@@ -293,8 +302,38 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         throw Napi::Error::New(env, "unknown op kind '" + kind + "'");
       }
       op.frozen = o.Get("frozen").ToBoolean();
+      // The ops read (−1: the network's input); absent: the op before.
+      Napi::Value inV = o.Get("inputs");
+      if (!inV.IsUndefined()) {
+        if (!inV.IsArray()) throw Napi::TypeError::New(env, "an op's inputs must be an array of op indices");
+        Napi::Array ins = inV.As<Napi::Array>();
+        for (uint32_t k = 0; k < ins.Length(); k++) {
+          const Napi::Value v = ins.Get(k);
+          const double j = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -2;
+          if (j != (double)(int)j || j < -1 || j >= (double)i)
+            throw Napi::Error::New(env, "op " + std::to_string(i) + " reads an op that does not come before it");
+          op.inputs.push_back((int)j);
+        }
+      }
+      const bool merge = op.kind == OpKind::Add || op.kind == OpKind::Multiply || op.kind == OpKind::Concat;
+      std::vector<int> reads = op.inputs;
+      if (reads.empty()) reads.push_back((int)i - 1);
+      if (merge ? reads.size() < 2 : reads.size() != 1)
+        throw Napi::Error::New(env, "op " + std::to_string(i) + (merge ? " merges fewer than two inputs" : " must read one input"));
+      int total = 0;
+      for (int j : reads) {
+        const int size = j < 0 ? intOf(plan, "inputSize") : ops[(size_t)j].outSize;
+        if (op.kind == OpKind::Concat ? size % (op.outSize / op.channels) != 0 : size != (merge ? op.outSize : op.inSize))
+          throw Napi::Error::New(env, "op " + std::to_string(i) + "'s input sizes do not match the ops it reads");
+        total += size;
+      }
+      if (op.kind == OpKind::Concat && total != op.outSize)
+        throw Napi::Error::New(env, "op " + std::to_string(i) + " concatenates inputs that do not add up to its output size");
+      if (merge) op.inSize = op.outSize;
       ops.push_back(std::move(op));
     }
+    if (ops.back().outSize != intOf(plan, "outputSize"))
+      throw Napi::Error::New(env, "the last op's output size is not plan.outputSize");
     if (ops.empty()) throw Napi::Error::New(env, "a plan needs at least one op");
     // The frozen ops' weights (plan.frozen), given once.
     std::vector<float> frozen;

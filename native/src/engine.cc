@@ -150,20 +150,44 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
                std::vector<float> frozen)
     : ops_(std::move(ops)), inputSize_(inputSize), outputSize_(outputSize), P_(paramSize), k_(k),
       frozen_(std::move(frozen)) {
-  lowest_ = ops_.size();
-  for (size_t i = 0; i < ops_.size() && lowest_ == ops_.size(); i++) {
+  // The graph's tensors: which ops read each, and whether it depends on trainable weights or on
+  // the network's input (what the backward pass has to reach).
+  const size_t N = ops_.size();
+  in_.resize(N);
+  consumers_.assign(N + 1, 0);
+  trainBelow_.assign(N + 1, false);
+  reachesIn_.assign(N + 1, false);
+  reachesIn_[0] = true;
+  for (size_t i = 0; i < N; i++) {
     const OpSpec& op = ops_[i];
-    if (!op.frozen && (op.w >= 0 || op.b >= 0 || op.gamma >= 0 || op.beta >= 0)) lowest_ = i;
+    if (op.inputs.empty())
+      in_[i].push_back((int)i);
+    else
+      for (int j : op.inputs) in_[i].push_back(j + 1);
+    bool below = !op.frozen && (op.w >= 0 || op.b >= 0 || op.gamma >= 0 || op.beta >= 0), reaches = false;
+    for (int t : in_[i]) {
+      if (t < 0 || t > (int)i) throw std::runtime_error("an op reads an op that does not come before it");
+      consumers_[(size_t)t]++;
+      below = below || trainBelow_[(size_t)t];
+      reaches = reaches || reachesIn_[(size_t)t];
+    }
+    trainBelow_[i + 1] = below;
+    reachesIn_[i + 1] = reaches;
   }
-  // Fold a ReLU that directly follows a batch norm into it: the ReLU's output then lives in the
-  // batch norm's output buffer and its backward pass reads it from there.
+  // Fold a ReLU that directly follows a batch norm, and is the only reader of its output, into
+  // it: the ReLU's output then lives in the batch norm's output buffer and its backward pass
+  // reads it from there.
   hasBatchNorm_ = std::any_of(ops_.begin(), ops_.end(), [](const OpSpec& o) { return o.kind == OpKind::BatchNorm; });
-  for (size_t i = 0; i + 1 < ops_.size(); i++) {
-    if (ops_[i].kind == OpKind::BatchNorm && ops_[i + 1].kind == OpKind::Relu) {
+  for (size_t i = 0; i + 1 < N; i++) {
+    if (ops_[i].kind == OpKind::BatchNorm && ops_[i + 1].kind == OpKind::Relu && in_[i + 1].size() == 1 &&
+        in_[i + 1][0] == (int)i + 1 && consumers_[i + 1] == 1) {
       ops_[i].fusedRelu = true;
       ops_[i + 1].skip = true;
     }
   }
+  for (int fused = 0; fused < 2; fused++)
+    for (int inputGrad = 0; inputGrad < 2; inputGrad++)
+      plans_[fused * 2 + inputGrad] = buildBackwardPlan(fused != 0, inputGrad != 0);
   size_t bytes = k_->gemm_work_floats() * sizeof(float);
   bytes = (bytes + 63) / 64 * 64;
   for (int s = 0; s < kShards; s++) {
@@ -203,10 +227,11 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
     if (ops_[i].kind != OpKind::Conv) continue;
     const WindowGeom& g = ops_[i].g;
     const int K = g.kh * g.kw * g.cin;
+    const bool dilated = ops_[i].dilH != 1 || ops_[i].dilW != 1;
     plainPack_[i] = k_->packed_is_plain(K, g.cout);
     // Phased dx needs the input read in place too (implicit), and room in a shard's workspace to
     // pack the phases' weights when no packing is ready.
-    dxPhased_[i] = k_->conv_implicit(g) && k_->conv_dx_phased(g) &&
+    dxPhased_[i] = !dilated && k_->conv_implicit(g) && k_->conv_dx_phased(g) &&
                    k_->conv_dx_packed_floats(g) <= k_->gemm_work_floats();
     for (int which = 0; which < 2; which++) {
       const size_t floats = which == 0   ? k_->packed_b_floats(g.cout, K)
@@ -234,7 +259,8 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
     if (op.kind != OpKind::Conv) continue;
     maxK_ = std::max(maxK_, (size_t)op.g.kh * op.g.kw * op.g.cin);
     maxCin = std::max({maxCin, (size_t)op.g.cin, (size_t)op.g.cout});
-    implicit_[i] = k_->conv_implicit(op.g);
+    // A dilated convolution goes through its own im2col (dilatedIm2col).
+    implicit_[i] = op.dilH == 1 && op.dilW == 1 && k_->conv_implicit(op.g);
   }
   zeroPixel_.assign(maxCin + 1, 0.f);
   lateEnd_ = lateParamsEnd();
@@ -272,8 +298,8 @@ static std::array<std::array<int64_t, 2>, 2> paramRanges(const OpSpec& op) {
 // before that point and every other op's lie after it; otherwise P_ (no early optimizer step).
 int64_t Engine::lateParamsEnd() const {
   size_t first = ops_.size();
-  for (size_t i = lowest_; i < ops_.size(); i++)
-    if (ops_[i].kind == OpKind::BatchNorm) {
+  for (size_t i = 0; i < ops_.size(); i++)
+    if (ops_[i].kind == OpKind::BatchNorm && trainBelow_[i + 1]) {
       first = i;
       break;
     }
@@ -398,8 +424,10 @@ void Engine::ensure(int n) {
   // Gradient buffers are shared by all layers: each example owns a slot as large as the largest
   // layer needs, so that the shards' rows never overlap whatever layer each is at.
   actStride_ = maxAct;
-  g0_.assign(maxAct * n, 0.f);
-  g1_.assign(maxAct * n, 0.f);
+  int buffers = 2;
+  for (const BwdPlan& p : plans_) buffers = std::max(buffers, p.buffers);
+  gbuf_.resize((size_t)buffers);
+  for (auto& g : gbuf_) g.assign(maxAct * n, 0.f);
   batchTargets_.assign((size_t)n * std::max(outputSize_, 1), 0.f);
 }
 
@@ -412,14 +440,62 @@ void Engine::split(int n) {
 }
 
 // A skipped ReLU's output is the batch norm's output before it.
-static inline std::vector<float>& outputOf(std::vector<std::vector<float>>& act, const std::vector<OpSpec>& ops,
-                                           size_t i) {
-  while (i > 0 && ops[i].skip) i--;
-  return act[i + 1];
+float* Engine::tensorData(int t) {
+  if (t == 0) return act_[0].data();
+  size_t i = (size_t)t - 1;
+  while (ops_[i].skip) i = (size_t)in_[i][0] - 1;
+  return act_[i + 1].data();
 }
 
-void Engine::push(Stage stage, int op, float* dy, float* dx, const float* packed) {
-  queue_.push_back(Item{stage, op, dy, dx, packed, 0});
+void Engine::push(Stage stage, int op, float* dy, float* dx, const float* packed, int which) {
+  queue_.push_back(Item{stage, op, dy, dx, packed, which});
+}
+
+Engine::BwdPlan Engine::buildBackwardPlan(bool fused, bool inputGrad) const {
+  BwdPlan p;
+  const size_t N = ops_.size();
+  std::vector<int> buf(N + 1, -1);
+  std::vector<bool> busy;
+  auto take = [&]() {
+    for (size_t b = 0; b < busy.size(); b++)
+      if (!busy[b]) {
+        busy[b] = true;
+        return (int)b;
+      }
+    busy.push_back(true);
+    return (int)busy.size() - 1;
+  };
+  // The loss writes the gradient of the output, or of the last op's input when fused with it.
+  const size_t top = N - (fused ? 1 : 0);
+  buf[fused ? (size_t)in_[N - 1][0] : N] = take();
+  for (size_t ii = top; ii-- > 0;) {
+    const int out = (int)ii + 1;
+    if (buf[(size_t)out] < 0) continue;
+    if (ops_[ii].skip) {  // the batch norm below reads this gradient as its own
+      buf[(size_t)in_[ii][0]] = buf[(size_t)out];
+      continue;
+    }
+    const int dy = buf[(size_t)out];
+    bool any = false;
+    for (size_t k = 0; k < in_[ii].size(); k++) {
+      const int t = in_[ii][k];
+      if (!needsGrad(t, inputGrad)) continue;
+      any = true;
+      if (buf[(size_t)t] < 0) {
+        buf[(size_t)t] = take();
+        p.actions.push_back({(int)ii, dy, buf[(size_t)t], (int)k, -1});
+      } else {
+        const int tmp = take();
+        p.actions.push_back({(int)ii, dy, tmp, (int)k, buf[(size_t)t]});
+        busy[(size_t)tmp] = false;  // free once AddGrad, queued next, has read it
+      }
+    }
+    if (!any && needsGrad(out, inputGrad)) p.actions.push_back({(int)ii, dy, -1, 0, -1});  // its weights only
+    busy[(size_t)dy] = false;
+  }
+  p.inputBuf = inputGrad ? buf[0] : -1;
+  p.buffers = (int)busy.size();
+  return p;
 }
 
 const float* Engine::packedFor(size_t op, int which) const {
@@ -434,7 +510,7 @@ const float* Engine::packedFor(size_t op, int which) const {
 void Engine::queuePacks(bool dx) {
   for (size_t i = 0; i < ops_.size(); i++) {
     if (ops_[i].kind != OpKind::Conv) continue;
-    for (int which = 0; which < (dx && i > lowest_ ? 2 : 1); which++) {
+    for (int which = 0; which < (dx && trainBelow_[(size_t)in_[i][0]] ? 2 : 1); which++) {
       if (which == 0 && plainPack_[i]) continue;
       Packed& p = packs_[which][i];
       if (p.done == version_ || p.queued == version_) continue;
@@ -594,6 +670,13 @@ void Engine::runItem(const Item& it, int s) {
     case Stage::Bwd:
       runBackward(it, s);
       return;
+    case Stage::AddGrad: {
+      const size_t at = (size_t)begin_[s] * actStride_, m = (size_t)count_[s] * tensorSize(it.op);
+      const float* from = it.dy + at;
+      float* to = it.dx + at;
+      for (size_t j = 0; j < m; j++) to[j] += from[j];
+      return;
+    }
   }
 }
 
@@ -620,9 +703,9 @@ void Engine::runLoss(int s) {
   const int tsize = targetSize(lossKind_);
   // Fused with a last softmax or sigmoid: from that op's input, the logits (as many values).
   const float* out = lossFusesLastOp(ops_, lossKind_) ? shardInput(last, s)
-                                                      : outputOf(act_, ops_, last).data() + (size_t)b * outputSize_;
+                                                      : tensorData((int)last + 1) + (size_t)b * outputSize_;
   const float* t = targets_ + (size_t)b * tsize;
-  float* d = g0_.data() + (size_t)b * actStride_;
+  float* d = gbuf_[0].data() + (size_t)b * actStride_;
   const double div = lossDivisor_ > 0 ? lossDivisor_ : (double)n_;
   switch (lossKind_) {
     case LossKind::SoftmaxXent:
@@ -668,7 +751,8 @@ const float* Engine::shardPacking(const Item& it, int s) const {
 
 // The shard's rows of op i's input and output.
 const float* Engine::shardInput(size_t i, int s) {
-  return (i == 0 ? act_[0] : outputOf(act_, ops_, i - 1)).data() + (size_t)begin_[s] * ops_[i].inSize;
+  const int t = in_[i][0];
+  return tensorData(t) + (size_t)begin_[s] * tensorSize(t);
 }
 
 float* Engine::shardOutput(size_t i, int s) { return act_[i + 1].data() + (size_t)begin_[s] * ops_[i].outSize; }
@@ -727,6 +811,11 @@ void Engine::runForward(const Item& it, int s) {
     case OpKind::Pad:
       k_->pad_forward(op.g, n, x, y);
       break;
+    case OpKind::Add:
+    case OpKind::Multiply:
+    case OpKind::Concat:
+      mergeForward(i, s, y);
+      break;
     case OpKind::Dropout:
       if (dropoutOn_) {
         dropoutMask(i, s);
@@ -736,6 +825,104 @@ void Engine::runForward(const Item& it, int s) {
         std::memcpy(y, x, sizeof(float) * (size_t)n * op.inSize);
       }
       break;
+  }
+}
+
+// Add and Multiply fold their inputs in order (((x0 + x1) + x2)...); Concat copies each input's
+// channels of every position into place.
+void Engine::mergeForward(size_t i, int s, float* y) {
+  const OpSpec& op = ops_[i];
+  const int n = count_[s], b = begin_[s];
+  const std::vector<int>& in = in_[i];
+  if (op.kind == OpKind::Concat) {
+    const int positions = op.outSize / op.channels, rows = n * positions;
+    int at = 0;
+    for (int t : in) {
+      const int c = tensorSize(t) / positions;
+      const float* x = tensorData(t) + (size_t)b * tensorSize(t);
+      for (int r = 0; r < rows; r++)
+        std::memcpy(y + (size_t)r * op.channels + at, x + (size_t)r * c, sizeof(float) * (size_t)c);
+      at += c;
+    }
+    return;
+  }
+  const size_t m = (size_t)n * op.outSize;
+  std::memcpy(y, tensorData(in[0]) + (size_t)b * op.outSize, sizeof(float) * m);
+  for (size_t k = 1; k < in.size(); k++) {
+    const float* x = tensorData(in[k]) + (size_t)b * op.outSize;
+    if (op.kind == OpKind::Add)
+      for (size_t j = 0; j < m; j++) y[j] += x[j];
+    else
+      for (size_t j = 0; j < m; j++) y[j] *= x[j];
+  }
+}
+
+// The gradient of a merge op's input k: dy itself (Add), dy times the other inputs in order
+// (Multiply), or input k's channels of dy (Concat).
+void Engine::mergeBackward(size_t i, int s, int k, const float* dy, float* dx) {
+  const OpSpec& op = ops_[i];
+  const int n = count_[s], b = begin_[s];
+  const std::vector<int>& in = in_[i];
+  if (op.kind == OpKind::Concat) {
+    const int positions = op.outSize / op.channels, rows = n * positions;
+    int at = 0;
+    for (int j = 0; j < k; j++) at += tensorSize(in[(size_t)j]) / positions;
+    const int c = tensorSize(in[(size_t)k]) / positions;
+    for (int r = 0; r < rows; r++)
+      std::memcpy(dx + (size_t)r * c, dy + (size_t)r * op.channels + at, sizeof(float) * (size_t)c);
+    return;
+  }
+  const size_t m = (size_t)n * op.outSize;
+  std::memcpy(dx, dy, sizeof(float) * m);
+  if (op.kind == OpKind::Add) return;
+  for (size_t j = 0; j < in.size(); j++) {
+    if ((int)j == k) continue;
+    const float* x = tensorData(in[j]) + (size_t)b * op.outSize;
+    for (size_t e = 0; e < m; e++) dx[e] *= x[e];
+  }
+}
+
+// The rows of a dilated convolution's im2col matrix (as im2col_rows, with the window's taps dilH
+// rows and dilW columns apart).
+void Engine::dilatedIm2col(const OpSpec& op, const float* x, int row0, int rows, float* col) const {
+  const WindowGeom& g = op.g;
+  const size_t inSample = (size_t)g.inH * g.inW * g.cin, K = (size_t)g.kh * g.kw * g.cin;
+  const int perExample = g.outH * g.outW;
+  for (int r = 0; r < rows; r++) {
+    const int row = row0 + r, e = row / perExample, p = row % perExample, oh = p / g.outW, ow = p % g.outW;
+    const float* xs = x + (size_t)e * inSample;
+    float* d = col + (size_t)r * K;
+    for (int i = 0; i < g.kh; i++) {
+      const int ih = oh * g.sh - g.padT + i * op.dilH;
+      for (int j = 0; j < g.kw; j++, d += g.cin) {
+        const int iw = ow * g.sw - g.padL + j * op.dilW;
+        if (ih < 0 || ih >= g.inH || iw < 0 || iw >= g.inW)
+          std::fill(d, d + g.cin, 0.f);
+        else
+          std::memcpy(d, xs + ((size_t)ih * g.inW + iw) * g.cin, sizeof(float) * (size_t)g.cin);
+      }
+    }
+  }
+}
+
+// Adds rows of a dilated convolution's im2col-shaped matrix into dx, in row order (as col2im_rows).
+void Engine::dilatedCol2im(const OpSpec& op, int row0, int rows, const float* col, float* dx) const {
+  const WindowGeom& g = op.g;
+  const size_t inSample = (size_t)g.inH * g.inW * g.cin, K = (size_t)g.kh * g.kw * g.cin;
+  const int perExample = g.outH * g.outW;
+  for (int r = 0; r < rows; r++) {
+    const int row = row0 + r, e = row / perExample, p = row % perExample, oh = p / g.outW, ow = p % g.outW;
+    float* xs = dx + (size_t)e * inSample;
+    const float* src = col + (size_t)r * K;
+    for (int i = 0; i < g.kh; i++) {
+      const int ih = oh * g.sh - g.padT + i * op.dilH;
+      for (int j = 0; j < g.kw; j++, src += g.cin) {
+        const int iw = ow * g.sw - g.padL + j * op.dilW;
+        if (ih < 0 || ih >= g.inH || iw < 0 || iw >= g.inW) continue;
+        float* d = xs + ((size_t)ih * g.inW + iw) * g.cin;
+        for (int c = 0; c < g.cin; c++) d[c] += src[c];
+      }
+    }
   }
 }
 
@@ -883,7 +1070,10 @@ void Engine::convForward(size_t i, int s, const float* x, float* y, const float*
   const bool small = k_->conv_small(g);
   for (int r0 = 0; r0 < M; r0 += chunk) {
     const int rows = std::min(chunk, M - r0);
-    k_->im2col_rows(g, x, r0, rows, col);
+    if (op.dilH != 1 || op.dilW != 1)
+      dilatedIm2col(op, x, r0, rows, col);
+    else
+      k_->im2col_rows(g, x, r0, rows, col);
     float* yr = y + (size_t)r0 * g.cout;
     if (small)
       k_->conv_small_forward(rows, K, g.cout, col, P + op.w, op.b >= 0 ? P + op.b : nullptr, yr);
@@ -1007,6 +1197,11 @@ void Engine::runBackward(const Item& it, int s) {
     case OpKind::MaxPool:
       if (dx) k_->maxpool_backward(op.g, n, dy, arg_[i].data() + (size_t)b * op.outSize, dx);
       break;
+    case OpKind::Add:
+    case OpKind::Multiply:
+    case OpKind::Concat:
+      if (dx) mergeBackward(i, s, it.which, dy, dx);
+      break;
     case OpKind::BatchNorm:
       break;
   }
@@ -1066,7 +1261,10 @@ void Engine::convBackward(size_t i, int s, const float* dy, float* dx, const flo
         k_->gemm_packed(rows, K, g.cout, dyr, g.cout, false, shardPacked, dcol, K, false, work_[s]);
       else
         k_->gemm(rows, K, g.cout, dyr, g.cout, false, P + op.w, g.cout, true, dcol, K, false, work_[s]);
-      k_->col2im_rows(g, r0, rows, dcol, dx);
+      if (op.dilH != 1 || op.dilW != 1)
+        dilatedCol2im(op, r0, rows, dcol, dx);
+      else
+        k_->col2im_rows(g, r0, rows, dcol, dx);
     }
   }
 }
@@ -1112,25 +1310,19 @@ void Engine::forward(bool training, bool backwardFollows) {
   }
 }
 
-// Queues the backward pass; d(loss)/d(output) must be in g0_ (a queued Loss item writes it there);
-// shard s's rows of a gradient start at begin_[s]·actStride_ in g0_ and g1_.
+// Queues the backward pass (see BwdPlan); d(loss)/d(output) must be in gbuf_[0] (a queued Loss
+// item writes it there); shard s's rows of a gradient start at begin_[s]·actStride_ in each buffer.
 // Parameter gradients go to each shard's grads_ (partial sums). With inputGrad, returns the buffer
 // that will hold the gradient with respect to the network's input once flushed.
 float* Engine::backward(bool inputGrad) {
-  float* dy = g0_.data();
-  float* dx = g1_.data();
-  // A last op fused with the loss: the loss wrote the gradient with respect to its input.
-  const size_t top = ops_.size() - (lossFusesLastOp(ops_, lossKind_) ? 1 : 0);
-  for (size_t ii = top; ii-- > 0;) {
-    // Below the lowest op with trainable weights nothing has a gradient to compute, unless the
-    // caller wants the input's.
-    if (ii < lowest_ && !inputGrad) break;
-    const OpSpec& op = ops_[ii];
-    if (op.skip) continue;
-    const bool needDx = ii > lowest_ || inputGrad;
+  const BwdPlan& plan = plans_[(lossFusesLastOp(ops_, lossKind_) ? 2 : 0) + (inputGrad ? 1 : 0)];
+  for (const BwdAction& a : plan.actions) {
+    const OpSpec& op = ops_[(size_t)a.op];
+    float* dy = gbuf_[(size_t)a.dy].data();
+    float* dx = a.dx >= 0 ? gbuf_[(size_t)a.dx].data() : nullptr;
     if (op.kind == OpKind::BatchNorm) {
       const int c = op.channels;
-      push(Stage::BnBwdSum, (int)ii, dy, nullptr);
+      push(Stage::BnBwdSum, a.op, dy, nullptr);
       flush();
       const bool own = !op.frozen;  // a frozen batch norm's sums are in the stand-ins
       const float* dg0 = op.gamma >= 0 && own ? grads_[0].data() + op.gamma : partOf(0);
@@ -1141,13 +1333,13 @@ float* Engine::backward(bool inputGrad) {
         bnTotal_[j] = dg0[j] + dg1[j];
         bnTotal_[c + j] = db0[j] + db1[j];
       }
-      if (needDx) push(Stage::BnBwdDx, (int)ii, dy, dx);
+      if (dx) push(Stage::BnBwdDx, a.op, dy, dx);
     } else {
-      push(Stage::Bwd, (int)ii, dy, needDx ? dx : nullptr, needDx ? packedFor(ii, 1) : nullptr);
+      push(Stage::Bwd, a.op, dy, dx, dx ? packedFor((size_t)a.op, 1) : nullptr, a.which);
     }
-    if (needDx) std::swap(dy, dx);
+    if (a.addTo >= 0) push(Stage::AddGrad, in_[(size_t)a.op][(size_t)a.which], dx, gbuf_[(size_t)a.addTo].data());
   }
-  return dy;
+  return plan.inputBuf >= 0 ? gbuf_[(size_t)plan.inputBuf].data() : nullptr;
 }
 
 // The loss of the last flushed batch: the shards' sums, in order, over examples (or elements).
@@ -1234,7 +1426,7 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
     lossSum += meanLoss();
     if (a.stepLosses) a.stepLosses[k] = meanLoss();
     if (a.stepOutputs)
-      std::memcpy(a.stepOutputs + (size_t)k * a.batchSize * outputSize_, outputOf(act_, ops_, ops_.size() - 1).data(),
+      std::memcpy(a.stepOutputs + (size_t)k * a.batchSize * outputSize_, tensorData((int)ops_.size()),
                   sizeof(float) * (size_t)a.batchSize * outputSize_);
     weightsChanged();
   }
@@ -1340,7 +1532,7 @@ void Engine::predictOnce(const float* x, int n, bool batchStats, float* out) {
   std::memcpy(act_[0].data(), x, sizeof(float) * (size_t)n * inputSize_);
   forward(batchStats, false);
   flush();
-  std::memcpy(out, outputOf(act_, ops_, ops_.size() - 1).data(), sizeof(float) * (size_t)n * outputSize_);
+  std::memcpy(out, tensorData((int)ops_.size()), sizeof(float) * (size_t)n * outputSize_);
 }
 
 void Engine::predictWith(const float* weights, const float* x, int n, bool batchStats, float* out, bool reuse) {
@@ -1377,9 +1569,9 @@ double Engine::gradients(const float* x, const float* targets, int n, LossKind l
   flush();
   targets_ = nullptr;
   dropoutOn_ = false;
-  std::memcpy(output, outputOf(act_, ops_, ops_.size() - 1).data(), sizeof(float) * (size_t)n * outputSize_);
+  std::memcpy(output, tensorData((int)ops_.size()), sizeof(float) * (size_t)n * outputSize_);
   for (int64_t i = 0; i < P_; i++) grad[i] = grads_[0][i] + grads_[1][i];
-  for (int s = 0; s < kShards; s++)
+  for (int s = 0; s < kShards && dIn; s++)
     std::memcpy(inputGrad + (size_t)begin_[s] * inputSize_, dIn + (size_t)begin_[s] * actStride_,
                 sizeof(float) * (size_t)count_[s] * inputSize_);
   return meanLoss();

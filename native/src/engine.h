@@ -12,7 +12,9 @@
 
 namespace reptile {
 
-enum class OpKind { Conv, Dense, BatchNorm, Relu, Tanh, MaxPool, Act, Softmax, Dropout, AvgPool, Pad, Depthwise, LayerNorm };
+// Add, Multiply: the elementwise sum or product of their inputs (all of one size); Concat: its
+// inputs joined along the last axis (channels: the output's last axis).
+enum class OpKind { Conv, Dense, BatchNorm, Relu, Tanh, MaxPool, Act, Softmax, Dropout, AvgPool, Pad, Depthwise, LayerNorm, Add, Multiply, Concat };
 // SoftmaxXent: against class labels, from the output as logits or, when the last op is a Softmax,
 // from that op's input (the loss fused with it). SigmoidBce: against one target in [0, 1] per
 // output, from the input of a last Sigmoid activation (fused) or from the output as logits.
@@ -36,6 +38,11 @@ struct OpSpec {
   bool skip = false;         // a ReLU folded into the BatchNorm before it
   // Weights held fixed: w, b, gamma, beta are offsets in the engine's frozen weights, not in φ.
   bool frozen = false;
+  // The ops whose outputs this op reads, in order (−1: the network's input); empty: the op before
+  // it (the network's input for the first). Every input comes before the op (a topological order),
+  // and the network's output is the last op's.
+  std::vector<int> inputs;
+  int dilH = 1, dilW = 1;  // Conv: the dilation rate (window taps dilH rows, dilW columns apart)
 };
 
 // Whether a loss is computed from the last op's input, the last op itself left out of the
@@ -96,14 +103,16 @@ class Pool;
 
 // One stage of work on one shard of a batch; see Engine::flush. (Sync: on two threads, a shard
 // copies into its own weights the values the other shard's optimizer step wrote.)
-enum class Stage : uint8_t { Start, Copy, Pack, Fwd, BnMoments, BnApply, Loss, Bwd, BnBwdSum, BnBwdDx, Snapshot, Opt, OptEarly, Finish, Sync };
+// (AddGrad: dx += dy over a tensor's rows, where that tensor feeds several ops.)
+enum class Stage : uint8_t { Start, Copy, Pack, Fwd, BnMoments, BnApply, Loss, Bwd, BnBwdSum, BnBwdDx, Snapshot, Opt, OptEarly, Finish, Sync, AddGrad };
 struct Item {
   Stage stage;
   int op;
   float* dy;  // Bwd, BnBwdSum, BnBwdDx: gradient with respect to the op's output (whole batch)
   float* dx;  // ... and with respect to its input
   const float* packed = nullptr;  // Fwd, Bwd of a convolution: its weights packed beforehand (or null)
-  int which = 0;                  // Pack: 0, the weights as the forward product reads them; 1, as dx's does
+  int which = 0;                  // Pack: 0, the weights as the forward product reads them; 1, as dx's does;
+                                  // Bwd: which input dx is the gradient of
 };
 
 // Every batch is split into two shards (the first ⌈n/2⌉ examples, then the rest). Each shard runs
@@ -180,7 +189,7 @@ class Engine {
   // backward pass reads (each convolution's im2col matrix).
   void forward(bool training, bool backwardFollows);
   float* backward(bool inputGrad);
-  void push(Stage stage, int op, float* dy = nullptr, float* dx = nullptr, const float* packed = nullptr);
+  void push(Stage stage, int op, float* dy = nullptr, float* dx = nullptr, const float* packed = nullptr, int which = 0);
   void predictOnce(const float* x, int n, bool batchStats, float* out);
   // The weights the kernels read have changed (or may have): packings made before are stale.
   void weightsChanged() { version_++; }
@@ -198,6 +207,12 @@ class Engine {
   void convForward(size_t i, int s, const float* x, float* y, const float* shardPacked);
   // Writes the shard's rows of dropout op i's mask (0 or 1 / (1 − rate) per value) to aux_[i].
   void dropoutMask(size_t i, int s);
+  // The merge ops (Add, Multiply, Concat) on the shard's rows, and the gradient of input k.
+  void mergeForward(size_t i, int s, float* y);
+  void mergeBackward(size_t i, int s, int k, const float* dy, float* dx);
+  // A dilated convolution's im2col rows, and their transpose added into dx.
+  void dilatedIm2col(const OpSpec& op, const float* x, int row0, int rows, float* col) const;
+  void dilatedCol2im(const OpSpec& op, int row0, int rows, const float* col, float* dx) const;
   // A layer normalisation over the last axis of the shard's rows, and its backward pass.
   void layerNormForward(size_t i, int s, const float* x, float* y);
   void layerNormBackward(size_t i, int s, const float* dy, float* dx);
@@ -235,14 +250,34 @@ class Engine {
 
   std::vector<OpSpec> ops_;
   int inputSize_, outputSize_;
+  // The graph: tensor 0 is the network's input, tensor i + 1 op i's output.
+  std::vector<std::vector<int>> in_;         // per op: the tensors it reads
+  std::vector<int> consumers_;               // per tensor: how many op inputs read it
+  std::vector<bool> trainBelow_, reachesIn_; // per tensor: made from trainable weights, from the input
+  int tensorSize(int t) const { return t == 0 ? inputSize_ : ops_[(size_t)t - 1].outSize; }
+  // Where a tensor's values are (a skipped ReLU's are its batch norm's).
+  float* tensorData(int t);
+  // Whether the backward pass computes a gradient for tensor t (inputGrad: the network input's too).
+  bool needsGrad(int t, bool inputGrad) const { return trainBelow_[(size_t)t] || (inputGrad && reachesIn_[(size_t)t]); }
+  // The backward pass as a list of ops to run, with the gradient buffers each reads and writes,
+  // worked out once per (loss fused with the last op, input gradient wanted). A tensor's gradient
+  // is written by the first op (from the top) that reads the tensor; any other writes to a
+  // buffer of its own that AddGrad then adds (addTo). A plain chain takes buffers 0 and 1 in turn.
+  struct BwdAction {
+    int op, dy, dx, which, addTo;  // dx, addTo: −1 for none
+  };
+  struct BwdPlan {
+    std::vector<BwdAction> actions;
+    int inputBuf = -1;  // the buffer of the network input's gradient
+    int buffers = 0;
+  };
+  BwdPlan plans_[4];
+  BwdPlan buildBackwardPlan(bool fused, bool inputGrad) const;
   int64_t P_;
   const Kernels* k_;
   std::vector<float> frozen_;
-  // The lowest op with trainable weights (ops.size() if none): the backward pass of an inner loop
-  // stops there.
-  size_t lowest_ = 0;
   int cap_ = 0;
-  size_t actStride_ = 0;  // floats per example in g0_ and g1_
+  size_t actStride_ = 0;  // floats per example in each gradient buffer (gbuf_)
   size_t maxK_ = 0;       // the widest convolution window (kh·kw·cin): a row of dcol_
   std::vector<std::vector<float>> act_;   // act_[i]: input of op i; act_[ops.size()]: output
   std::vector<std::vector<float>> aux_;   // per op: im2col buffer (Conv, unless implicit)
@@ -283,8 +318,10 @@ class Engine {
   std::vector<float> zeroPixel_;
   std::vector<std::vector<int32_t>> arg_; // per op: argmax (MaxPool)
   std::vector<std::vector<float>> stats_; // per op: mean, var, invstd (BatchNorm)
-  // g0_, g1_: gradients flowing back through the layers; dcol_: per shard, a block of dy·Wᵀ rows.
-  std::vector<float> g0_, g1_, dcol_, ones_, zeros_, bnTotal_;
+  // gbuf_: gradients flowing back through the layers (gbuf_[0]: the loss's); dcol_: per shard, a
+  // block of dy·Wᵀ rows.
+  std::vector<std::vector<float>> gbuf_;
+  std::vector<float> dcol_, ones_, zeros_, bnTotal_;
   std::unique_ptr<Pool> pool_;
   // φ; the weights an inner loop is moving (cur_) and their value before its last step.
   std::vector<float> params_, cur_, before_, batchTargets_;

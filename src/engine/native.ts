@@ -7,8 +7,9 @@ import { fileURLToPath } from 'node:url';
 export type NativeIsa = 'auto' | 'avx512' | 'avx2' | 'generic';
 
 /** One step of a compiled plan (NHWC, per-example sizes); built by `learners/compile-model`. */
-export type NativeOp =
-  | ({ kind: 'conv' | 'maxpool' | 'avgpool' | 'pad'; inSize: number; outSize: number; w?: number; b?: number; frozen?: boolean } & NativeWindow)
+export type NativeOp = (
+  /** `dilationH`, `dilationW` (conv only, default 1): the window's taps are that many rows and columns apart. */
+  | ({ kind: 'conv' | 'maxpool' | 'avgpool' | 'pad'; inSize: number; outSize: number; w?: number; b?: number; frozen?: boolean; dilationH?: number; dilationW?: number } & NativeWindow)
   /** A depthwise convolution: `depthMultiplier` filters per input channel (cout = cin · depthMultiplier). */
   | ({ kind: 'depthwise'; inSize: number; outSize: number; w: number; b?: number; depthMultiplier: number; frozen?: boolean } & NativeWindow)
   | { kind: 'dense'; inSize: number; outSize: number; w: number; b?: number; frozen?: boolean }
@@ -33,7 +34,19 @@ export type NativeOp =
   /** Softmax over the last axis (`channels` values), fused with a cross-entropy loss when it is the last op. */
   | { kind: 'softmax'; inSize: number; outSize: number; channels: number }
   /** Inverted dropout at `rate` while adapting (masks from the task's seed, see `NativeAdaptArgs.dropoutSeed`); the identity when predicting. */
-  | { kind: 'dropout'; inSize: number; outSize: number; rate: number };
+  | { kind: 'dropout'; inSize: number; outSize: number; rate: number }
+  /** The elementwise sum or product of two or more inputs of one size (`inputs` names them). */
+  | { kind: 'add' | 'multiply'; inSize: number; outSize: number }
+  /** Two or more inputs joined along the last axis; `channels`: the output's last axis. */
+  | { kind: 'concat'; inSize: number; outSize: number; channels: number }
+) & {
+  /**
+   * The ops whose outputs this op reads, in order (−1: the plan's input). Absent: the op just
+   * before it (the input for the first). Ops are in topological order: each reads only earlier
+   * ops, and the plan's output is the last op's.
+   */
+  inputs?: number[];
+};
 
 /** The elementwise activations of an `act` op (tfjs-layers' definitions; `clipRelu` is relu6 and ReLU's maxValue, `geluTanh` is gelu_new). */
 export type NativeActivation = 'sigmoid' | 'elu' | 'selu' | 'clipRelu' | 'softplus' | 'softsign' | 'swish' | 'leakyRelu' | 'hardSigmoid' | 'gelu' | 'geluTanh' | 'mish';

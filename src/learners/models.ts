@@ -53,7 +53,8 @@ export type ConvInit = 'fan-in' | 'glorot';
 /** The kernel initialisation the few-shot networks get when none is named. */
 export const DEFAULT_CONV_INIT: ConvInit = 'fan-in';
 
-function kernelInit(init: ConvInit, seed: number): ReturnType<typeof tf.initializers.glorotUniform> {
+/** A conv or dense kernel initialiser of scheme `init` with this seed. */
+export function kernelInit(init: ConvInit, seed: number): ReturnType<typeof tf.initializers.glorotUniform> {
   return init === 'glorot'
     ? tf.initializers.glorotUniform({ seed })
     : tf.initializers.varianceScaling({ scale: 1 / 3, mode: 'fanIn', distribution: 'uniform', seed });

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describeValue } from '../_utils/checks.js';
 import { InvalidOptionsError, UnsupportedModelError } from '../_utils/errors.js';
 import { createLayout, sizeOf, type Layout } from '../core/params.js';
+import { walkModel } from './model-graph.js';
 
 /** The layout of a model's trainable weights, in `model.trainableWeights` order (docs/architecture.md, invariant 2). */
 export function modelLayout(model: tf.LayersModel): Layout {
@@ -27,7 +28,8 @@ export function modelWeights(model: tf.LayersModel): Float32Array {
 
 /**
  * Writes a flat vector into `model.trainableWeights` (in `modelLayout` order) and, when given,
- * batch normalisation's moving statistics into its BatchNormalization layers, in layer order:
+ * batch normalisation's moving statistics into its BatchNormalization layers, in the compiled plan's
+ * order (walkModel's, nested models included):
  * how the engine's state goes back into the tfjs model.
  */
 export function writeModelWeights(model: tf.LayersModel, params: Float32Array, movingStats?: readonly { mean: Float32Array; variance: Float32Array }[]): void {
@@ -40,7 +42,7 @@ export function writeModelWeights(model: tf.LayersModel, params: Float32Array, m
     }
     if (movingStats === undefined) return;
     let k = 0;
-    for (const layer of model.layers) {
+    for (const { layer } of walkModel(model).steps) {
       if (layer.getClassName() !== 'BatchNormalization') continue;
       const s = movingStats[k++]!;
       for (const w of layer.weights) {
@@ -73,7 +75,9 @@ export function checkModel(model: unknown): asserts model is tf.LayersModel {
  */
 export function checkNoRegularizers(model: tf.LayersModel): void {
   checkModel(model);
-  for (const layer of model.layers) {
+  // The layers of nested models too.
+  const layers = (m: tf.LayersModel): tf.layers.Layer[] => m.layers.flatMap((l) => (l instanceof tf.LayersModel ? layers(l) : [l]));
+  for (const layer of layers(model)) {
     const config = layer.getConfig() as Record<string, unknown>;
     for (const [key, value] of Object.entries(config)) {
       if (value === null || value === undefined || !/(Regularizer|Constraint)$/.test(key)) continue;

@@ -1,9 +1,10 @@
 import { InvalidOptionsError } from '../_utils/errors.js';
 import { DEFAULT_CONV_INIT, type ConvInit } from '../learners/models.js';
 import type { MetaConfig } from '../train/config.js';
+import type { FewShotModelKind } from './few-shot/model.js';
 
 /** The names of the paper's settings that `reptile train --preset` and the library accept. */
-export const PRESET_NAMES = ['omniglot-5w1s', 'omniglot-5w5s', 'omniglot-20w1s', 'omniglot-20w5s', 'miniimagenet-5w1s', 'miniimagenet-5w5s', 'sine'] as const;
+export const PRESET_NAMES = ['omniglot-5w1s', 'omniglot-5w5s', 'omniglot-20w1s', 'omniglot-20w5s', 'miniimagenet-5w1s', 'miniimagenet-5w5s', 'miniimagenet-resnet12-5w5s', 'sine'] as const;
 
 /** One of {@link PRESET_NAMES}. */
 export type PresetName = (typeof PRESET_NAMES)[number];
@@ -82,7 +83,7 @@ export const SINE_DEFAULTS: Readonly<SineDefaults> = { shots: 10, evalSamples: 1
 
 /** A named setting of the paper: the meta-training configuration and the task family's settings. */
 export type Preset =
-  | { readonly name: PresetName; readonly task: 'few-shot'; readonly dataset: 'omniglot' | 'miniimagenet'; readonly description: string; readonly meta: Readonly<Partial<MetaConfig>>; readonly fewShot: Readonly<FewShotDefaults> }
+  | { readonly name: PresetName; readonly task: 'few-shot'; readonly dataset: 'omniglot' | 'miniimagenet'; readonly description: string; readonly meta: Readonly<Partial<MetaConfig>>; readonly fewShot: Readonly<FewShotDefaults>; /** The network, when not the paper's for the dataset. */ readonly model?: FewShotModelKind }
   | { readonly name: 'sine'; readonly task: 'sine'; readonly description: string; readonly meta: Readonly<Partial<MetaConfig>>; readonly sine: Readonly<SineDefaults> };
 
 // The paper's Omniglot and Mini-ImageNet settings (REFERENCE.md, from supervised-reptile's README).
@@ -102,6 +103,7 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
   'omniglot-20w5s': { name: 'omniglot-20w5s', task: 'few-shot', dataset: 'omniglot', description: 'Omniglot 5-shot 20-way (paper Table 1)', meta: omniglot20, fewShot: fewShot({ classes: 20, shots: 5, trainShots: 10, evalBatch: 10, evalIters: 50, init: 'glorot' }) },
   'miniimagenet-5w1s': { name: 'miniimagenet-5w1s', task: 'few-shot', dataset: 'miniimagenet', description: 'Mini-ImageNet 1-shot 5-way (paper Table 1)', meta: mini, fewShot: fewShot({ classes: 5, shots: 1, trainShots: 15, evalBatch: 5, evalIters: 50, init: 'glorot' }) },
   'miniimagenet-5w5s': { name: 'miniimagenet-5w5s', task: 'few-shot', dataset: 'miniimagenet', description: 'Mini-ImageNet 5-shot 5-way (paper Table 1)', meta: mini, fewShot: fewShot({ classes: 5, shots: 5, trainShots: 15, evalBatch: 15, evalIters: 50, init: 'glorot' }) },
+  'miniimagenet-resnet12-5w5s': { name: 'miniimagenet-resnet12-5w5s', task: 'few-shot', dataset: 'miniimagenet', model: 'resnet12', description: "Mini-ImageNet 5-shot 5-way on ResNet-12 (MetaOptNet's network, the paper's Reptile settings)", meta: mini, fewShot: fewShot({ classes: 5, shots: 5, trainShots: 15, evalBatch: 15, evalIters: 50 }) },
   sine: {
     name: 'sine',
     task: 'sine',

@@ -10,6 +10,7 @@ import type { LearnerChoice } from '../../learners/create-learner.js';
 import { fewShotEvaluate } from '../../recipes/few-shot/evaluate.js';
 import { dataOrigin, resolveFewShotRun } from '../../recipes/few-shot/settings.js';
 import { fewShotTrain, progressLine } from '../../recipes/few-shot/train.js';
+import type { FewShotModelKind } from '../../recipes/few-shot/model.js';
 import { UsageError } from '../../_utils/errors.js';
 import { intAtLeast, LIMITS, pickDefined } from '../parse.js';
 import { interruptSignal, printResult, verboseLog } from '../run.js';
@@ -38,6 +39,7 @@ export function addFewShotOptions(cmd: Command): Command {
     .addOption(new Option('--init <scheme>', `few-shot: kernel initialisation, fan-in (PyTorch's default) or glorot (TensorFlow's, as supervised-reptile) (${d.init}; the omniglot presets: glorot)`).choices(['fan-in', 'glorot']))
     .addOption(new Option('--loss <how>', `few-shot: how the inner loop combines a minibatch's losses, sum (supervised-reptile's: a test task adapts with steps evalBatch/innerBatch the mean's, Adam's state carried from training) or mean; training is the same under both (${d.loss})`).choices(['sum', 'mean']))
     .addOption(new Option('--class-split <how>', "few-shot, Omniglot: how --seed picks the 1,200 training characters: seeded (the library's generator) or supervised-reptile (Python's random.shuffle, so seed 0 gives the paper's exact characters) (seeded)").choices([...OMNIGLOT_CLASS_SPLITS]))
+    .addOption(new Option('--model <name>', 'few-shot: the network, omniglot or miniimagenet (the paper\'s) or resnet12 (MetaOptNet\'s) (the paper\'s for the image size; a preset may name one)').choices(['omniglot', 'miniimagenet', 'resnet12']))
     .option('--cache-dir <dir>', 'few-shot: cache of decoded images (default $REPTILE_CACHE or ~/.cache/reptile-ml)');
 }
 
@@ -87,6 +89,7 @@ export async function runFewShotTrain(cmd: Command): Promise<void> {
   const checkpoint = o['checkpoint'] as string | undefined;
   checkTrainingOutputs({ checkpoint, log: o['log'] as string | undefined });
   const { settings, config } = run;
+  const network = (o['model'] as FewShotModelKind | undefined) ?? run.model;
   const backend = await selectBackend(o['backend'] as BackendChoice, verboseLog(o['verbose'] as boolean | undefined));
   const data = openFewShotData({
     dataset,
@@ -118,6 +121,7 @@ export async function runFewShotTrain(cmd: Command): Promise<void> {
     ...(o['checkpointEvery'] !== undefined ? { checkpointEvery: o['checkpointEvery'] as number } : {}),
     checkpointMeta: { backend },
     learner: (o['learner'] as LearnerChoice | undefined) ?? 'auto',
+    ...(network !== undefined ? { model: network } : {}),
     log: info,
   }).catch(async (e: unknown) => {
     await executor.close();

@@ -25,7 +25,7 @@ export interface FewShotCheckpointInfo {
 export function loadFewShotCheckpoint(
   dir: string,
   options: { learner?: LearnerChoice; log?: (line: string) => void } = {},
-): { info: FewShotCheckpointInfo; learner: Learner; model: tf.Sequential; iteration: number } {
+): { info: FewShotCheckpointInfo; learner: Learner; model: tf.LayersModel; iteration: number } {
   const ckpt = readCheckpoint(dir);
   const meta = ckpt.meta;
   if (meta['fewShot'] === undefined || meta['data'] === undefined || meta['modelKind'] === undefined) {

@@ -5,6 +5,7 @@ import type { InnerOptions } from '../../learners/learner.js';
 import type { LabeledDataset } from '../../tasks/labeled.js';
 import type { MetaConfig } from '../../train/config.js';
 import { FEW_SHOT_DEFAULTS, getPreset, type FewShotDefaults, type FewShotLoss } from '../presets.js';
+import type { FewShotModelKind } from './model.js';
 
 /** The few-shot protocol's settings (supervised-reptile's flag names). */
 export interface FewShotSettings {
@@ -33,6 +34,8 @@ export interface FewShotSettings {
 export interface FewShotRun {
   /** The preset's dataset, when a preset was named. */
   dataset?: 'omniglot' | 'miniimagenet';
+  /** The preset's network, when it names one. */
+  model?: FewShotModelKind;
   settings: Required<FewShotSettings>;
   config: Partial<MetaConfig> & { seed: number };
   evalSamples: number;
@@ -53,6 +56,7 @@ export function resolveFewShotRun(options: { preset?: string; meta?: Partial<Met
   const meta: Partial<MetaConfig> = { ...(preset?.meta ?? {}), ...definedOnly(options.meta ?? {}) };
   return {
     ...(preset !== undefined ? { dataset: preset.dataset } : {}),
+    ...(preset?.model !== undefined ? { model: preset.model } : {}),
     settings: { classes: f.classes, shots: f.shots, trainShots: f.trainShots > 0 ? f.trainShots : f.shots, evalBatch: f.evalBatch, evalIters: f.evalIters, transductive: f.transductive, init: f.init, loss: f.loss },
     config: { ...meta, seed: options.seed },
     evalSamples: f.evalSamples,

@@ -60,6 +60,8 @@ export interface FewShotTrainOptions {
   executor?: Executor;
   /** Where `auto` says why it fell back to tfjs. */
   log?: (line: string) => void;
+  /** The network; default the paper's for the dataset's image size (see modelKindFor). */
+  model?: FewShotModelKind;
 }
 
 /**
@@ -68,7 +70,7 @@ export interface FewShotTrainOptions {
  * meta-iterations one sampled training task and one test task are adapted to (non-transductive
  * unless `transductive`) and their accuracies reported, as supervised-reptile prints them.
  */
-export async function fewShotTrain(options: FewShotTrainOptions): Promise<{ result: MetaTrainResult; learner: Learner; model: tf.Sequential; kind: FewShotModelKind }> {
+export async function fewShotTrain(options: FewShotTrainOptions): Promise<{ result: MetaTrainResult; learner: Learner; model: tf.LayersModel; kind: FewShotModelKind }> {
   const { data, settings } = options;
   const trainShots = settings.trainShots !== undefined && settings.trainShots > 0 ? settings.trainShots : settings.shots;
   const init = settings.init ?? DEFAULT_CONV_INIT;
@@ -76,8 +78,8 @@ export async function fewShotTrain(options: FewShotTrainOptions): Promise<{ resu
   checkTaskFits(data.train, 'training split', settings.classes, trainShots, '`trainShots`');
   checkTaskFits(data.train, 'training split', settings.classes, settings.shots + 1, '`shots` + 1');
   checkTaskFits(data.test, 'test split', settings.classes, settings.shots + 1, '`shots` + 1');
-  if (options.checkpointDir !== undefined) checkResumable(options.checkpointDir, { ...settings, trainShots }, data.describe);
-  const kind = modelKindFor(data.train.inputShape);
+  const kind = options.model ?? modelKindFor(data.train.inputShape);
+  if (options.checkpointDir !== undefined) checkResumable(options.checkpointDir, { ...settings, trainShots }, data.describe, kind);
   const model = createFewShotModel({ kind, inputShape: data.train.inputShape, classes: settings.classes, seed: config.seed, init });
   const learner = createLearner({ model, learner: options.learner ?? 'auto', innerState: config.innerState, ...(options.log ? { log: options.log } : {}) });
   const source = new FewShotTaskSource({ dataset: data.train, classes: settings.classes, shots: settings.shots, trainShots, origin: dataOrigin(data.describe, 'train', config.seed) });
@@ -159,7 +161,7 @@ export async function fewShotTrain(options: FewShotTrainOptions): Promise<{ resu
 
 // A resumed run must draw the same tasks from the same data, so the task shape and the data set
 // have to match what the checkpoint was written with (metaTrain checks the meta settings).
-function checkResumable(dir: string, settings: FewShotSettings & { trainShots: number }, data: Record<string, unknown>): void {
+function checkResumable(dir: string, settings: FewShotSettings & { trainShots: number }, data: Record<string, unknown>, kind: FewShotModelKind): void {
   if (!hasCheckpoint(dir)) return;
   const meta = readCheckpoint(dir).meta;
   const saved = meta['fewShot'] as Partial<FewShotSettings> | undefined;
@@ -174,6 +176,7 @@ function checkResumable(dir: string, settings: FewShotSettings & { trainShots: n
     ['init', saved.init ?? DEFAULT_CONV_INIT, settings.init ?? DEFAULT_CONV_INIT],
     ['dataset', savedData['dataset'], data['dataset']],
     ['classSplit', savedData['classSplit'] ?? 'seeded', data['classSplit'] ?? 'seeded'],
+    ['model', meta['modelKind'] ?? kind, kind],
   ];
   // Checkpoints written before fingerprints existed are resumed on the dataset name alone.
   if (savedData['fingerprint'] !== undefined) pairs.push(['dataDir', savedData['fingerprint'], data['fingerprint']]);
