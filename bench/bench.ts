@@ -6,10 +6,11 @@
  * (../shared/bench/pytorch_reference.py, on one thread and, where there are two CPUs, on two) in the
  * same invocation, interleaved run by run, with the ratios. Medians of `--runs` runs; every raw figure is kept in the JSON.
  *
- *   npm run bench -- [--json [file]] [--runs 3] [--tfjs-steps 1] [--no-tfjs] [--no-torch] [--meta-iters 50] [--no-anchors] [--no-executors]
+ *   npm run bench -- [--json [file]] [--runs 3] [--tfjs-steps 1] [--no-tfjs] [--no-torch] [--meta-iters 50] [--no-anchors] [--no-models] [--no-executors]
  *
  * Then it runs bench/anchors.ts (npm run bench:anchors: the engine against JAX and PyTorch 2, written to
- * docs/native-bench.json) and bench/executors.ts (npm run bench:executors; needs `npm run build` and redis-server).
+ * docs/native-bench.json), bench/models.ts (npm run bench:models: the engine on six model shapes against
+ * PyTorch and JAX, written to docs/results/models-bench.json) and bench/executors.ts (npm run bench:executors; needs `npm run build` and redis-server).
  *
  * `native` is the engine as training runs it: its default thread count (2 where the machine has
  * two CPUs or more, `REPTILE_NATIVE_THREADS` otherwise), a meta-batch per `adaptTasks` call as the
@@ -313,6 +314,11 @@ await main();
 // Then the engine against JAX and PyTorch (bench/anchors.ts), unless --no-anchors.
 if (!flag('no-anchors')) {
   const r = spawnSync(process.execPath, [...process.execArgv, path.join(root, 'bench', 'anchors.ts'), '--json', path.join(root, 'docs', 'native-bench.json')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (r.status !== 0) process.exitCode = r.status ?? 1;
+}
+// Then the model shapes against PyTorch and JAX (bench/models.ts), unless --no-models.
+if (!flag('no-models')) {
+  const r = spawnSync(process.execPath, [...process.execArgv, path.join(root, 'bench', 'models.ts'), '--json', path.join(root, 'docs', 'results', 'models-bench.json')], { stdio: ['ignore', 'ignore', 'inherit'] });
   if (r.status !== 0) process.exitCode = r.status ?? 1;
 }
 // Then the executors (inline, threads, redis; bench/executors.ts), unless --no-executors.
