@@ -1,4 +1,4 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Redis, ReplyError, type RedisOptions } from 'ioredis';
 import { UsageError } from '../../_utils/errors.js';
 
 /** The set of runs a coordinator is serving; workers watch it to find queues to work on. */
@@ -157,3 +157,23 @@ export function bullConnection(client: Redis, blocking: boolean): Redis {
   trackers.get(client)?.watch(connection);
   return connection;
 }
+
+/**
+ * Runs `attempt` (a MULTI/EXEC transaction, a BullMQ bulk add) until it gets an answer. ioredis
+ * queues a plain command while its connection is down and sends it once reconnected, but a
+ * transaction or pipeline in flight when the connection breaks is rejected instead: the caller
+ * would see a network outage as a failed run. An error Redis itself answered (a `ReplyError`:
+ * NOPERM, OOM, ...) is thrown at once, and so is any error once `stop()` says the caller is closing.
+ * So every attempt must be safe to repeat.
+ */
+export async function untilAnswered<T>(attempt: () => Promise<T>, stop: () => boolean, pauseMs = 100): Promise<T> {
+  for (let pause = pauseMs; ; pause = Math.min(pause * 2, 2000)) {
+    try {
+      return await attempt();
+    } catch (e) {
+      if (stop() || e instanceof ReplyError) throw e;
+      await new Promise((wake) => setTimeout(wake, pause));
+    }
+  }
+}
+

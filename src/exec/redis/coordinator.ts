@@ -4,7 +4,7 @@ import { ReptileError } from '../../_utils/errors.js';
 import type { JobResult, RunSpec, TaskJob } from '../job.js';
 import { ParallelExecutor, type JobTransport, type ParallelExecutorOptions, type ResultCheck } from '../parallel.js';
 import { asBuffer, BLOBS_MISSING, decodeResult, MAX_RESULT_OVERHEAD, MAX_TASKS_PER_RESULT, type QueuedJob } from './codec.js';
-import { BLOB_TTL_S, bullConnection, connectRedis, key, queueName, RUNS_KEY } from './connection.js';
+import { BLOB_TTL_S, bullConnection, connectRedis, key, queueName, RUNS_KEY, untilAnswered } from './connection.js';
 
 /** How often a coordinator looks at a job it waits for, besides its events (ms). */
 const WATCH_MS = 3000;
@@ -67,6 +67,8 @@ class RedisTransport implements JobTransport {
   /** Jobs being submitted, by run id and digest: at zero, φ and the state of that digest are deleted. */
   private readonly inFlight = new Map<string, number>();
   private readonly adds = new Map<Queue, { job: BulkJob; resolve: (j: Job) => void; reject: (e: unknown) => void }[]>();
+  /** Set when close() begins: transactions cut off by an outage are no longer tried again. */
+  private closing = false;
 
   constructor(client: Redis, options: RedisExecutorOptions) {
     this.client = client;
@@ -156,6 +158,7 @@ class RedisTransport implements JobTransport {
    * that ended stays in Redis.
    */
   async close(): Promise<void> {
+    this.closing = true;
     for (const [runId, pending] of this.runs) {
       const run = await pending.catch(() => undefined);
       if (run === undefined) continue;
@@ -180,7 +183,8 @@ class RedisTransport implements JobTransport {
         setImmediate(() => {
           const batch = this.adds.get(queue)!;
           this.adds.delete(queue);
-          queue.addBulk(batch.map((b) => b.job)).then(
+          // Repeating it is safe: a job whose id Redis already holds is not added twice.
+          untilAnswered(() => queue.addBulk(batch.map((b) => b.job)), () => this.closing).then(
             (jobs) => jobs.forEach((j, i) => batch[i]!.resolve(j)),
             (e: unknown) => batch.forEach((b) => b.reject(e)),
           );
@@ -305,10 +309,15 @@ class RedisTransport implements JobTransport {
     let stored = this.blobs.get(k);
     if (stored === undefined) {
       // Keeps the run's announcement alive for as long as the run goes on.
-      const m = this.client.multi().expire(key(runId, 'spec'), BLOB_TTL_S * 4).sadd(RUNS_KEY, runId).set(k, asBuffer(job.phi), 'EX', BLOB_TTL_S);
-      if (job.state?.m) m.set(key(runId, 'm', job.digest), asBuffer(job.state.m), 'EX', BLOB_TTL_S);
-      if (job.state?.v) m.set(key(runId, 'v', job.digest), asBuffer(job.state.v), 'EX', BLOB_TTL_S);
-      stored = m.exec().then(() => undefined);
+      const store = () => {
+        const m = this.client.multi().expire(key(runId, 'spec'), BLOB_TTL_S * 4).sadd(RUNS_KEY, runId).set(k, asBuffer(job.phi), 'EX', BLOB_TTL_S);
+        if (job.state?.m) m.set(key(runId, 'm', job.digest), asBuffer(job.state.m), 'EX', BLOB_TTL_S);
+        if (job.state?.v) m.set(key(runId, 'v', job.digest), asBuffer(job.state.v), 'EX', BLOB_TTL_S);
+        return m.exec();
+      };
+      stored = untilAnswered(store, () => this.closing).then(() => undefined);
+      // A failure is not kept: the next job of this digest stores the values afresh.
+      stored.catch(() => this.blobs.delete(k));
       this.blobs.set(k, stored);
     }
     return stored;
@@ -320,7 +329,10 @@ class RedisTransport implements JobTransport {
     // One round trip: the size, at most one byte more than any result can need (so an oversized
     // one is refused without fetching it all), and the key deleted.
     const most = MAX_RESULT_OVERHEAD + MAX_TASKS_PER_RESULT * 4 * spec.learner.layout.size * 4;
-    const [[, length], [, bytes]] = (await this.client.multi().strlen(resultKey).getrangeBuffer(resultKey, 0, most).del(resultKey).exec()) as [[unknown, number], [unknown, Buffer]];
+    // Cut off by an outage, it is sent again; if the first one had reached Redis, the result is
+    // gone and the job runs again ('no result was written').
+    const read = () => this.client.multi().strlen(resultKey).getrangeBuffer(resultKey, 0, most).del(resultKey).exec();
+    const [[, length], [, bytes]] = (await untilAnswered(read, () => this.closing)) as [[unknown, number], [unknown, Buffer]];
     if (length === 0) return 'no result was written';
     if (length > most) return `the result is ${length} bytes, more than any job of this model can need (${most})`;
     return decodeResult(bytes, spec.learner.layout.size);
