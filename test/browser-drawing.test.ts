@@ -136,6 +136,17 @@ describe.skipIf(!chromiumPath)('the few-shot drawing page in Chromium', () => {
   });
 
   it('runs on tfjs with 10 steps under ?engine=tfjs, for comparison', async () => {
+    // The same measure on both engines: from loading a held-out task to the end of the adaptation.
+    const runsBefore = (await readState(page)).runs;
+    await page.click('#load-task');
+    await page.waitForFunction((n) => {
+      const st = (window as unknown as { __reptile: PageState }).__reptile;
+      return st.runs > n && !st.running;
+    }, runsBefore, { timeout: 120_000 });
+    const w = await readState(page);
+    expect(w.last!.steps).toBe(50);
+    report['wasm'] = { steps: w.last!.steps, loadTaskToAdaptedMs: w.lastAdapt?.ms ?? null, loadTaskToPredictionMs: w.last!.ms };
+    console.log(`drawing on the WebAssembly engine: the ${w.last!.steps} steps of both networks ended ${(w.lastAdapt?.ms ?? NaN).toFixed(0)} ms after loading a task`);
     const other = await page.context().newPage();
     await other.goto(`${server.url}drawing.html?engine=tfjs`);
     await other.waitForFunction(() => (window as unknown as { __reptile?: PageState }).__reptile?.status !== 'loading', undefined, { timeout: 90_000 });
