@@ -165,4 +165,19 @@ describe.skipIf(!chromiumPath)('the few-shot drawing page in Chromium', () => {
     console.log(`drawing on tfjs (?engine=tfjs): the ${s.last!.steps} steps of both networks ended ${(s.lastAdapt?.ms ?? NaN).toFixed(0)} ms after loading a task`);
     await other.close();
   });
+
+  it('falls back to tfjs, saying why, when the WebAssembly module does not load', async () => {
+    const other = await page.context().newPage();
+    await other.route(/\/reptile-[^/]*\.wasm$/, (route) => route.fulfill({ status: 404, body: 'not found' }));
+    await other.goto(`${server.url}drawing.html`);
+    await other.waitForFunction(() => (window as unknown as { __reptile?: PageState }).__reptile?.status !== 'loading', undefined, { timeout: 90_000 });
+    const s = await readState(other);
+    expect(s.error).toBeNull();
+    expect(s.status).toBe('ready');
+    expect(s.engine).toBe('tfjs');
+    expect(s.steps).toBe(10);
+    expect(s.engineNote).toMatch(/the WebAssembly engine is unavailable: fetching the module gave HTTP 404/);
+    expect(await other.locator('#status').textContent()).toMatch(/WebAssembly engine is unavailable/);
+    await other.close();
+  });
 });
