@@ -76,6 +76,10 @@ describe.skipIf(!chromiumPath)('the few-shot drawing page in Chromium', () => {
     expect(s.error).toBeNull();
     expect(s.status).toBe('ready');
     expect(s.backend).toBe('wasm');
+    // The library's engine, compiled to WebAssembly and served with the page, adapts the networks.
+    expect(s.engine).toBe('wasm');
+    expect(s.steps).toBe(50);
+    report['engine'] = s.engine;
     expect(outside).toEqual([]);
   });
 
@@ -108,7 +112,12 @@ describe.skipIf(!chromiumPath)('the few-shot drawing page in Chromium', () => {
     const meta = s.last!.results.meta;
     const random = s.last!.results.random;
     expect(meta.predicted).toBe(label);
+    // The paper's 50 Adam steps, run to their end for both networks before the prediction.
+    expect(s.last!.steps).toBe(50);
+    expect(s.lastAdapt!.steps).toBe(50);
+    expect(s.lastAdapt!.ms).toBeGreaterThan(0);
     report['drawing'] = {
+      engine: s.engine,
       task: task.index,
       queryLabel: label,
       nodeProbability: best.p,
@@ -124,5 +133,51 @@ describe.skipIf(!chromiumPath)('the few-shot drawing page in Chromium', () => {
     };
     console.log(`drawing: held-out task ${task.index}, query class ${label + 1}: meta-learned ${(100 * meta.probabilities[label]!).toFixed(1)}% (Node ${(100 * best.p).toFixed(1)}%), no meta-training predicts class ${random.predicted + 1}; ${differing} cells differ from the images; last stroke to prediction ${s.last!.ms.toFixed(0)} ms; the ${s.last!.steps} steps of both networks ended ${(s.lastAdapt?.ms ?? NaN).toFixed(0)} ms after the last class stroke`);
     await page.screenshot({ path: path.join(ARTIFACTS, 'drawing-1-held-out-task.png'), fullPage: true });
+  });
+
+  it('runs on tfjs with 10 steps under ?engine=tfjs, for comparison', async () => {
+    // The same measure on both engines: from loading a held-out task to the end of the adaptation.
+    const runsBefore = (await readState(page)).runs;
+    await page.click('#load-task');
+    await page.waitForFunction((n) => {
+      const st = (window as unknown as { __reptile: PageState }).__reptile;
+      return st.runs > n && !st.running;
+    }, runsBefore, { timeout: 120_000 });
+    const w = await readState(page);
+    expect(w.last!.steps).toBe(50);
+    report['wasm'] = { steps: w.last!.steps, loadTaskToAdaptedMs: w.lastAdapt?.ms ?? null, loadTaskToPredictionMs: w.last!.ms };
+    console.log(`drawing on the WebAssembly engine: the ${w.last!.steps} steps of both networks ended ${(w.lastAdapt?.ms ?? NaN).toFixed(0)} ms after loading a task`);
+    const other = await page.context().newPage();
+    await other.goto(`${server.url}drawing.html?engine=tfjs`);
+    await other.waitForFunction(() => (window as unknown as { __reptile?: PageState }).__reptile?.status !== 'loading', undefined, { timeout: 90_000 });
+    const ready = await readState(other);
+    expect(ready.error).toBeNull();
+    expect(ready.engine).toBe('tfjs');
+    expect(ready.steps).toBe(10);
+    await other.click('#load-task');
+    await other.waitForFunction(() => {
+      const st = (window as unknown as { __reptile: PageState }).__reptile;
+      return st.runs > 0 && !st.running;
+    }, undefined, { timeout: 120_000 });
+    const s = await readState(other);
+    expect(s.last!.steps).toBe(10);
+    report['tfjs'] = { steps: s.last!.steps, loadTaskToAdaptedMs: s.lastAdapt?.ms ?? null, loadTaskToPredictionMs: s.last!.ms };
+    console.log(`drawing on tfjs (?engine=tfjs): the ${s.last!.steps} steps of both networks ended ${(s.lastAdapt?.ms ?? NaN).toFixed(0)} ms after loading a task`);
+    await other.close();
+  });
+
+  it('falls back to tfjs, saying why, when the WebAssembly module does not load', async () => {
+    const other = await page.context().newPage();
+    await other.route(/\/reptile-[^/]*\.wasm$/, (route) => route.fulfill({ status: 404, body: 'not found' }));
+    await other.goto(`${server.url}drawing.html`);
+    await other.waitForFunction(() => (window as unknown as { __reptile?: PageState }).__reptile?.status !== 'loading', undefined, { timeout: 90_000 });
+    const s = await readState(other);
+    expect(s.error).toBeNull();
+    expect(s.status).toBe('ready');
+    expect(s.engine).toBe('tfjs');
+    expect(s.steps).toBe(10);
+    expect(s.engineNote).toMatch(/the WebAssembly engine is unavailable: fetching the module gave HTTP 404/);
+    expect(await other.locator('#status').textContent()).toMatch(/WebAssembly engine is unavailable/);
+    await other.close();
   });
 });

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ARTIFACTS, findChromium, openServedPage } from './helpers/browser.js';
+import { reptile } from './helpers/cli.js';
 import { tempDir } from './helpers/fixtures.js';
 
 // The sine page in a real Chromium, served by `reptile serve` from a fresh Vite build of web/.
@@ -18,6 +19,7 @@ interface PageState {
   status: 'loading' | 'ready' | 'error';
   error: string | null;
   backend: string;
+  engine: string;
   settings: { k: number; learningRate: number };
   points: { x: number; y: number }[];
   panels: Record<'meta' | 'random', { ready: boolean; error: string | null; errors: number[]; step: number }>;
@@ -61,7 +63,10 @@ describe.skipIf(!chromiumPath)('the sine page in Chromium', () => {
     expect(s.panels.meta.ready && s.panels.random.ready).toBe(true);
     // The wasm backend's binaries come from the page's own files too.
     expect(s.backend).toBe('wasm');
+    // The inner loops run on the library's engine, compiled to WebAssembly and served with the page.
+    expect(s.engine).toBe('wasm');
     report['backend'] = s.backend;
+    report['engine'] = s.engine;
     expect(outside).toEqual([]);
     await page.screenshot({ path: path.join(ARTIFACTS, 'sine-1-loaded.png'), fullPage: true });
   });
@@ -107,25 +112,31 @@ describe.skipIf(!chromiumPath)('the sine page in Chromium', () => {
     await page.screenshot({ path: path.join(ARTIFACTS, 'sine-2-three-points.png'), fullPage: true });
   });
 
-  it('meta-trains in a worker for a fixed budget: the in-page initialisation adapts better to held-out sines than its random start', async () => {
-    await page.fill('#meta-iters', '300');
+  it("meta-trains the demo's 4,000 meta-iterations in a worker, to within 25% of `reptile demo sine`'s held-out MSE", async () => {
+    // The reference: the demo itself, same seed, same configuration, same 100 held-out tasks.
+    const ref = reptile(['demo', 'sine', '--json', '--out', tempDir('reptile-sine-ref-')], { timeoutMs: 300_000 });
+    expect(ref.code, ref.stderr).toBe(0);
+    const demo = JSON.parse(ref.stdout) as { mse: { metaLearned: number }; seconds: number; learner: string };
+    const metaIters = 4000;
+    await page.fill('#meta-iters', String(metaIters));
     await page.click('#meta-train');
-    await page.waitForFunction(() => (window as unknown as { __reptile: PageState }).__reptile.metaTrain.status !== 'running', undefined, { timeout: 150_000 });
+    await page.waitForFunction(() => (window as unknown as { __reptile: PageState }).__reptile.metaTrain.status !== 'running', undefined, { timeout: 400_000 });
     const s = await readState(page);
     expect(s.metaTrain.error).toBeNull();
     expect(s.metaTrain.status).toBe('done');
-    expect(s.metaTrain.iteration).toBe(300);
+    expect(s.metaTrain.iteration).toBe(metaIters);
     const curve = s.metaTrain.curve;
     expect(curve[0]!.iteration).toBe(0);
-    expect(curve[curve.length - 1]!.iteration).toBe(300);
+    expect(curve[curve.length - 1]!.iteration).toBe(metaIters);
     const start = curve[0]!.mse;
     const end = curve[curve.length - 1]!.mse;
     expect(end).toBeLessThan(start);
-    report['metaTrain'] = { metaIters: 300, seconds: s.metaTrain.seconds, heldOutMseRandomStart: start, heldOutMseAfter: end, curve };
-    console.log(`meta-training in the page: 300 meta-iterations in ${s.metaTrain.seconds.toFixed(1)} s; held-out MSE after ${s.settings.k} steps ${start.toFixed(3)} (random start) → ${end.toFixed(3)}`);
+    expect(Math.abs(end - demo.mse.metaLearned) / demo.mse.metaLearned).toBeLessThanOrEqual(0.25);
+    report['metaTrain'] = { metaIters, seconds: s.metaTrain.seconds, heldOutMseRandomStart: start, heldOutMseAfter: end, demoHeldOutMse: demo.mse.metaLearned, demoSeconds: demo.seconds, demoLearner: demo.learner, curve };
+    console.log(`meta-training in the page (${s.engine}): ${metaIters} meta-iterations in ${s.metaTrain.seconds.toFixed(1)} s; held-out MSE after ${s.settings.k} steps ${start.toFixed(3)} (random start) → ${end.toFixed(4)}; reptile demo sine: ${demo.mse.metaLearned.toFixed(4)} (${demo.learner}, ${demo.seconds.toFixed(1)} s)`);
     await page.screenshot({ path: path.join(ARTIFACTS, 'sine-3-meta-trained.png'), fullPage: true });
     expect(consoleErrors).toEqual([]);
-  });
+  }, 720_000);
 
   it('says so when the model cannot be loaded', async () => {
     const other = await page.context().newPage();

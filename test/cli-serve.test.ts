@@ -19,8 +19,12 @@ describe('reptile serve', () => {
       expect(index.status).toBe(200);
       expect(index.headers.get('content-type')).toMatch(/text\/html/);
       expect(await index.text()).toBe('<p>hello</p>');
+      // Cross-origin isolated, so that a page may share memory with its workers (threads).
+      expect(index.headers.get('cross-origin-opener-policy')).toBe('same-origin');
+      expect(index.headers.get('cross-origin-embedder-policy')).toBe('require-corp');
       const bin = await fetch(`${server.url}models/w.bin`);
       expect(Buffer.from(await bin.arrayBuffer())).toEqual(Buffer.from([1, 2, 3]));
+      expect(bin.headers.get('cross-origin-embedder-policy')).toBe('require-corp');
       expect((await fetch(`${server.url}%2e%2e/secret.txt`)).status).toBe(404);
       expect((await fetch(`${server.url}missing.js`)).status).toBe(404);
       expect((await fetch(server.url, { method: 'POST' })).status).toBe(405);

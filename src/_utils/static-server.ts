@@ -19,6 +19,16 @@ const TYPES: Record<string, string> = {
   '.txt': 'text/plain; charset=utf-8',
 };
 
+/**
+ * Cross-origin isolation: a page served with these may use SharedArrayBuffer (threads in
+ * WebAssembly) and precise timers; everything it loads comes from this same server.
+ */
+export const ISOLATION_HEADERS = {
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-embedder-policy': 'require-corp',
+  'cross-origin-resource-policy': 'same-origin',
+} as const;
+
 /** A running static server: its URL and how to stop it. */
 export interface StaticServer {
   readonly url: string;
@@ -29,7 +39,7 @@ export interface StaticServer {
 /**
  * Serves the files under `root` read-only over HTTP on `host:port` (port 0 picks a free one):
  * GET and HEAD only, `index.html` for a directory, nothing outside `root` (no `..`, no symlinks
- * out of it). Refuses to start, with one line saying why, when the port is taken or `root` is missing.
+ * out of it), with the cross-origin-isolation headers (`ISOLATION_HEADERS`). Refuses to start, with one line saying why, when the port is taken or `root` is missing.
  */
 export async function serveStatic(options: { root: string; port: number; host: string }): Promise<StaticServer> {
   // Node throws a RangeError from listen() for a port past 65535: one line instead.
@@ -51,6 +61,7 @@ export async function serveStatic(options: { root: string; port: number; host: s
       'content-length': size,
       'cache-control': 'no-cache',
       'x-content-type-options': 'nosniff',
+      ...ISOLATION_HEADERS,
     });
     if (req.method === 'HEAD') res.end();
     else fs.createReadStream(file).pipe(res);

@@ -3,6 +3,23 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
+import { loadWasmEngine } from 'reptile-ml';
+// The library's engine compiled to WebAssembly (npm run build:wasm), emitted beside the page.
+import engineUrl from '../../native/wasm/reptile.wasm?url';
+
+/** Which engine runs the demos' inner loops: the library's WebAssembly engine, or tfjs. */
+export type DemoEngine = 'wasm' | 'tfjs';
+
+/**
+ * Loads the library's WebAssembly engine from this page's own files, unless `?engine=tfjs` asks
+ * for TensorFlow.js; says which engine the page runs and, when it falls back to tfjs, why.
+ */
+export async function selectDemoEngine(asked: string | null = new URLSearchParams(self.location.search).get('engine')): Promise<{ engine: DemoEngine; note: string }> {
+  if (asked === 'tfjs') return { engine: 'tfjs', note: 'tfjs (asked by ?engine=tfjs)' };
+  const status = await loadWasmEngine(engineUrl);
+  if (status.ok) return { engine: 'wasm', note: 'the WebAssembly engine' };
+  return { engine: 'tfjs', note: `tfjs, because the WebAssembly engine is unavailable: ${status.reason}` };
+}
 
 /** The backend names `?backend=` may ask for. */
 export type DemoBackend = 'wasm' | 'cpu';
@@ -16,6 +33,9 @@ export type DemoBackend = 'wasm' | 'cpu';
 export async function selectDemoBackend(asked: string | null = new URLSearchParams(self.location.search).get('backend')): Promise<string> {
   if (asked !== 'cpu') {
     setWasmPaths({ 'tfjs-backend-wasm.wasm': wasmPlain, 'tfjs-backend-wasm-simd.wasm': wasmSimd, 'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded });
+    // A cross-origin-isolated page (reptile serve makes it one) would get tfjs's threaded build,
+    // whose workers did not start in this page's build: one thread, as before.
+    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
     try {
       if (await tf.setBackend('wasm')) {
         await tf.ready();

@@ -7,7 +7,12 @@ export interface DrawingState {
   page: 'drawing';
   status: 'loading' | 'ready' | 'error';
   error: string | null;
+  /** The tfjs backend the page loads the models with (and runs them on under `?engine=tfjs`). */
   backend: string;
+  /** Which engine adapts the networks: the library's WebAssembly engine, or tfjs (`?engine=tfjs`, or its fallback). */
+  engine: 'wasm' | 'tfjs' | '';
+  /** Why the page runs on that engine (one line). */
+  engineNote: string;
   steps: number;
   /** Each box's drawing at the network's resolution, '1' paper and '0' ink (classes, then the query). */
   bitmaps: string[];

@@ -1,8 +1,23 @@
 // The few-shot drawing page: the meta-learned Omniglot network and the same network before
-// meta-training adapt, in this page and with the library's TfjsLearner, to one drawing per class,
-// then classify the query drawing.
-import { Params, Rng, TfjsLearner, concatExamples, createOmniglotModel, registerWasmConvKernels, type ConvInit, type Examples, type InnerOptions, type Task } from 'reptile-ml';
-import { loadJson, loadModel, selectDemoBackend, yieldToBrowser } from './common.js';
+// meta-training adapt, in this page, to one drawing per class, then classify the query drawing.
+// The library's WebAssembly engine runs the adaptation (WasmLearner); `?engine=tfjs` runs it
+// with the TfjsLearner instead, for comparison.
+import * as tf from '@tensorflow/tfjs';
+import {
+  Params,
+  Rng,
+  TfjsLearner,
+  WasmLearner,
+  concatExamples,
+  createOmniglotModel,
+  registerWasmConvKernels,
+  type ConvInit,
+  type Examples,
+  type InnerOptions,
+  type Learner,
+  type Task,
+} from 'reptile-ml';
+import { loadJson, loadModel, selectDemoBackend, selectDemoEngine, yieldToBrowser } from './common.js';
 import type { DrawingState, NetName } from './drawing-state.js';
 
 /** What `reptile export --demo-tasks` writes beside the model. */
@@ -50,17 +65,23 @@ for (let b = 0; b <= CLASSES; b++) {
   boxes.push(canvas);
 }
 
-// Adam steps of the adaptation by default. The exported tasks were scored in Node with the paper's 50;
-// on 1,000 held-out 5-way 1-shot tasks the committed checkpoint scores 95.70% after 10 steps and
-// 95.72% after 50 (reptile eval --shots 1 --eval-iters 10|50 --samples 1000), at a fifth of the time.
-const DEFAULT_STEPS = 10;
+// Adam steps of the adaptation by default: the paper's 50 on the WebAssembly engine. tfjs takes
+// about 50 ms a step here, so on it the page runs 10; on 1,000 held-out 5-way 1-shot tasks the
+// committed checkpoint scores 95.70% after 10 steps and 95.72% after 50 (reptile eval --shots 1
+// --eval-iters 10|50 --samples 1000).
+const DEFAULT_STEPS: Record<'wasm' | 'tfjs', number> = { wasm: 50, tfjs: 10 };
+// Steps per call of `adapt` between two yields to the browser: a WebAssembly step of both networks
+// takes a few milliseconds, a tfjs one tens.
+const STEPS_PER_CALL: Record<'wasm' | 'tfjs', number> = { wasm: 10, tfjs: 1 };
 
 const state: DrawingState = {
   page: 'drawing',
   status: 'loading',
   error: null,
   backend: '',
-  steps: DEFAULT_STEPS,
+  engine: '',
+  engineNote: '',
+  steps: DEFAULT_STEPS.wasm,
   bitmaps: [],
   lastAdapt: null,
   runs: 0,
@@ -75,7 +96,7 @@ const state: DrawingState = {
 };
 (window as unknown as { __reptile: DrawingState }).__reptile = state;
 
-const nets: Partial<Record<NetName, { learner: TfjsLearner; phi: Params }>> = {};
+const nets: Partial<Record<NetName, { learner: Learner; phi: Params }>> = {};
 let demo: DemoTasks | undefined;
 let inner: InnerOptions = { optimizer: 'adam', learningRate: 0.001, innerIters: 50, innerBatch: 5, beta1: 0, beta2: 0.999 };
 let nextTask = 0;
@@ -196,7 +217,7 @@ function supportKey(): string {
  * Adapts both networks to the class drawings as soon as every class box has ink, before the
  * query is drawn (the adaptation never sees the query), so that finishing the query only costs a
  * prediction. A later stroke in a class box starts a new adaptation and the old one stops at its
- * next step. Adam runs one step per call so the page paints and takes input between steps; with
+ * next call. Adam runs a few steps per call so the page paints and takes input between calls; with
  * the optimizer's state carried from call to call and the whole support set as each minibatch,
  * that is the same as one call of `steps` steps.
  */
@@ -210,21 +231,23 @@ function adaptToSupport(startedAt: number): Promise<Adapted | undefined> | undef
     const labels = Array.from({ length: CLASSES }, (_, c) => c);
     const support = examplesOf(state.bitmaps.slice(0, CLASSES), labels);
     const task: Task = { kind: 'classification', numClasses: CLASSES, support, query: support };
-    const oneStep: InnerOptions = { ...inner, innerIters: 1, innerBatch: CLASSES };
-    const ready = Object.entries(nets) as [NetName, { learner: TfjsLearner; phi: Params }][];
+    const perCall = STEPS_PER_CALL[state.engine === 'wasm' ? 'wasm' : 'tfjs'];
+    const ready = Object.entries(nets) as [NetName, { learner: Learner; phi: Params }][];
     const current = Object.fromEntries(ready.map(([name, net]) => [name, net.phi])) as Adapted;
-    const states = Object.fromEntries(ready.map(([name]) => [name, undefined])) as Record<NetName, ReturnType<TfjsLearner['getOptimizerState']>>;
+    const states = Object.fromEntries(ready.map(([name]) => [name, undefined])) as Record<NetName, ReturnType<Learner['getOptimizerState']>>;
     const rng = Rng.fromSeed(0);
-    for (let step = 1; step <= steps; step++) {
+    for (let step = 0; step < steps; ) {
+      const chunk: InnerOptions = { ...inner, innerIters: Math.min(perCall, steps - step), innerBatch: CLASSES };
       // Each network resumes its own trajectory: the page's learners are shared with the prediction.
       for (const [name, net] of ready) {
         net.learner.setParams(current[name]);
         net.learner.setOptimizerState(states[name]);
-        current[name] = (await net.learner.adapt(task, oneStep, rng)).params;
+        current[name] = (await net.learner.adapt(task, chunk, rng)).params;
         states[name] = net.learner.getOptimizerState();
         net.learner.setParams(net.phi);
         net.learner.setOptimizerState(undefined);
       }
+      step += chunk.innerIters;
       if (step % 5 === 0) statusLine.textContent = `adapting to the class drawings… step ${step}/${steps}`;
       await yieldToBrowser();
       if (adaptingKey !== key) return undefined;
@@ -249,7 +272,7 @@ async function classify(startedAt: number): Promise<void> {
     const support = examplesOf(state.bitmaps.slice(0, CLASSES), labels);
     const query = examplesOf([state.bitmaps[CLASSES]!], [0]);
     const results = {} as Record<NetName, { probabilities: number[]; predicted: number }>;
-    for (const [name, net] of Object.entries(nets) as [NetName, { learner: TfjsLearner; phi: Params }][]) {
+    for (const [name, net] of Object.entries(nets) as [NetName, { learner: Learner; phi: Params }][]) {
       // Not transductive: the query is classified in one batch with the support set.
       net.learner.setParams(adapted[name]);
       const logits = Array.from(net.learner.predict(concatExamples(support, query)).subarray(CLASSES * CLASSES, CLASSES * (CLASSES + 1)));
@@ -265,7 +288,7 @@ async function classify(startedAt: number): Promise<void> {
     state.steps = steps;
     state.runs += 1;
     state.last = { steps, ms: performance.now() - startedAt, results };
-    statusLine.textContent = `prediction ${state.last.ms.toFixed(0)} ms after the last stroke (the networks adapted to the class drawings in ${steps} steps, ${((state.lastAdapt?.ms ?? 0) / 1000).toFixed(2)} s after their last stroke) · backend ${state.backend}`;
+    statusLine.textContent = `prediction ${state.last.ms.toFixed(0)} ms after the last stroke (the networks adapted to the class drawings in ${steps} steps, ${((state.lastAdapt?.ms ?? 0) / 1000).toFixed(2)} s after their last stroke) · ${engineLabel()}`;
   } finally {
     state.running = false;
   }
@@ -299,17 +322,30 @@ function loadTask(): void {
   void classify(performance.now());
 }
 
+function engineLabel(): string {
+  return state.engine === 'wasm' ? 'WebAssembly engine' : `tfjs (${state.backend} backend)`;
+}
+
+/** The learner for a model on the page's engine; the model stays the page's format (tfjs) either way. */
+function learnerFor(model: tf.LayersModel): Learner {
+  return state.engine === 'wasm' ? new WasmLearner({ model }) : new TfjsLearner({ model });
+}
+
 async function load(): Promise<void> {
   state.backend = await selectDemoBackend();
   // tfjs's wasm backend lacks the convolution gradients; the library supplies them.
   if (state.backend === 'wasm') registerWasmConvKernels();
+  const chosen = await selectDemoEngine();
+  state.engine = chosen.engine;
+  state.engineNote = chosen.note;
   demo = await loadJson<DemoTasks>(`${MODEL_DIR}/tasks.json`, MAKE_WITH);
   inner = demo.inner;
-  stepsInput.value = String(DEFAULT_STEPS);
+  state.steps = DEFAULT_STEPS[chosen.engine];
+  stepsInput.value = String(state.steps);
   const model = await loadModel(`${MODEL_DIR}/model.json`, MAKE_WITH);
-  const meta = new TfjsLearner({ model });
+  const meta = learnerFor(model);
   nets.meta = { learner: meta, phi: meta.getParams() };
-  const random = new TfjsLearner({ model: createOmniglotModel({ classes: demo.classes, seed: demo.randomInit.seed, init: demo.randomInit.init }) });
+  const random = learnerFor(createOmniglotModel({ classes: demo.classes, seed: demo.randomInit.seed, init: demo.randomInit.init }));
   nets.random = { learner: random, phi: random.getParams() };
 }
 
@@ -323,7 +359,7 @@ $('clear-all').addEventListener('click', () => {
 load()
   .then(() => {
     state.status = 'ready';
-    statusLine.textContent = `ready · backend ${state.backend}: draw in every box, or load a held-out task`;
+    statusLine.textContent = `ready · ${state.engineNote}: draw in every box, or load a held-out task`;
   })
   .catch((e: unknown) => {
     state.status = 'error';

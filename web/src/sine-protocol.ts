@@ -6,6 +6,8 @@ export type ToWorker =
       type: 'start';
       /** The page's tfjs backend, so that both run the same kernels. */
       backend: string;
+      /** Which engine runs the inner loops: the library's WebAssembly engine, or tfjs. */
+      engine: 'wasm' | 'tfjs';
       metaIters: number;
       /** Seed of the random initialisation the run starts from (the page's random panel). */
       initSeed: number;

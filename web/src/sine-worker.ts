@@ -1,14 +1,18 @@
 // Meta-trains the sine network from a random initialisation with the library's own Reptile loop,
-// off the page's main thread, and reports a held-out learning curve as it goes.
+// off the page's main thread, on the library's WebAssembly engine (or tfjs), and reports a
+// held-out learning curve as it goes.
 import {
   SineTaskSource,
   TfjsLearner,
+  WasmLearner,
+  loadWasmEngine,
   createSineModel,
   evaluate,
   metaTrain,
   type MetaCallbacks,
 } from 'reptile-ml';
 import { selectDemoBackend } from './common.js';
+import engineUrl from '../../native/wasm/reptile.wasm?url';
 import type { FromWorker, ToWorker } from './sine-protocol.js';
 
 // Held-out tasks come from their own seed, never from the training stream.
@@ -30,10 +34,14 @@ scope.onmessage = (event) => {
 
 async function run(options: Extract<ToWorker, { type: 'start' }>, signal: AbortSignal): Promise<void> {
   await selectDemoBackend(options.backend);
+  if (options.engine === 'wasm') {
+    const status = await loadWasmEngine(engineUrl);
+    if (!status.ok) throw new Error(`the WebAssembly engine did not load in the worker: ${status.reason}`);
+  }
   const began = performance.now();
   const source = new SineTaskSource({ shots: options.adapt.shots, gridPoints: 50 });
   const model = createSineModel({ seed: options.initSeed });
-  const learner = new TfjsLearner({ model });
+  const learner = options.engine === 'wasm' ? new WasmLearner({ model }) : new TfjsLearner({ model });
   const heldOut = async (iteration: number): Promise<void> => {
     const r = await evaluate({
       learner,

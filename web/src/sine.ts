@@ -1,19 +1,21 @@
 // The sine page: the meta-learned and a random initialisation adapt side by side to the points
-// the user clicks, with the library's own TfjsLearner; "meta-train" runs the library's Reptile
-// loop from scratch in a Web Worker.
+// the user clicks, with the library's own learners on its WebAssembly engine (tfjs under
+// `?engine=tfjs`); "meta-train" runs the library's Reptile loop from scratch in a Web Worker.
 import * as tf from '@tensorflow/tfjs';
 import {
   Params,
   Rng,
   SineTaskSource,
   TfjsLearner,
+  WasmLearner,
   createSineModel,
   mse,
   type Examples,
+  type Learner,
   type SineWave,
   type Task,
 } from 'reptile-ml';
-import { loadJson, loadModel, selectDemoBackend, yieldToBrowser } from './common.js';
+import { loadJson, loadModel, selectDemoBackend, selectDemoEngine, yieldToBrowser, type DemoEngine } from './common.js';
 import { Plot, type View } from './plot.js';
 import type { FromWorker, ToWorker } from './sine-protocol.js';
 
@@ -31,7 +33,7 @@ interface Panel {
   readonly name: PanelName;
   readonly plot: Plot;
   readonly note: HTMLElement;
-  learner?: TfjsLearner;
+  learner?: Learner;
   phi?: Params;
   error?: string;
   before?: Float32Array;
@@ -50,8 +52,12 @@ interface SineState {
   page: 'sine';
   status: 'loading' | 'ready' | 'error';
   error: string | null;
-  /** The tfjs backend the page runs on. */
+  /** The tfjs backend the page loads models with (and runs them on under tfjs). */
   backend: string;
+  /** Which engine runs the inner loops: the library's WebAssembly engine, or tfjs (`?engine=tfjs`, or its fallback). */
+  engine: DemoEngine | '';
+  /** Why the page runs on that engine (one line). */
+  engineNote: string;
   settings: { k: number; learningRate: number };
   points: { x: number; y: number }[];
   trueWave: SineWave | null;
@@ -102,6 +108,8 @@ const state: SineState = {
   status: 'loading',
   error: null,
   backend: '',
+  engine: '',
+  engineNote: '',
   settings: { k: 32, learningRate: 0.02 },
   points: [],
   trueWave: null,
@@ -129,6 +137,7 @@ let settings: DemoSettings = {
 };
 let generation = 0;
 let backend = 'cpu';
+let engine: DemoEngine = 'tfjs';
 let taskCounter = 0;
 // A seed for "random task" that differs from one page load to the next (no Math.random: the
 // library's seeded generator draws the wave).
@@ -183,7 +192,7 @@ function draw(): void {
 }
 
 /** The curve on the grid and the MSE on the task's points, from one forward pass over both. */
-function predictWithPoints(learner: TfjsLearner, task: Task): { grid: Float32Array; error: number } {
+function predictWithPoints(learner: Learner, task: Task): { grid: Float32Array; error: number } {
   const n = GRID.length;
   const both = examples([...GRID, ...task.support.inputs], [...GRID.map(() => 0), ...task.support.targets]);
   const out = learner.predict(both);
@@ -264,6 +273,10 @@ function randomTask(): void {
 async function loadPanels(): Promise<void> {
   backend = await selectDemoBackend();
   state.backend = backend;
+  const chosen = await selectDemoEngine();
+  engine = chosen.engine;
+  state.engine = engine;
+  state.engineNote = chosen.note;
   try {
     settings = await loadJson<DemoSettings>(`${MODEL_DIR}/sine-demo.json`, MAKE_WITH);
   } catch {
@@ -273,10 +286,10 @@ async function loadPanels(): Promise<void> {
   inputs.lr.value = String(settings.adapt.learningRate);
   readSettings();
   const random = createSineModel({ seed: settings.randomInitSeed });
-  setPanel(panels.random, new TfjsLearner({ model: random }));
+  setPanel(panels.random, learnerFor(random));
   try {
     const model = await loadModel(`${MODEL_DIR}/model.json`, MAKE_WITH);
-    setPanel(panels.meta, new TfjsLearner({ model }));
+    setPanel(panels.meta, learnerFor(model));
   } catch (e) {
     panels.meta.error = (e as Error).message;
     state.panels.meta.error = panels.meta.error;
@@ -284,7 +297,12 @@ async function loadPanels(): Promise<void> {
   }
 }
 
-function setPanel(panel: Panel, learner: TfjsLearner): void {
+/** The learner for a model on the page's engine; the model stays the page's format (tfjs) either way. */
+function learnerFor(model: tf.LayersModel): Learner {
+  return engine === 'wasm' ? new WasmLearner({ model }) : new TfjsLearner({ model });
+}
+
+function setPanel(panel: Panel, learner: Learner): void {
   panel.learner = learner;
   panel.phi = learner.getParams();
   panel.before = learner.predict(gridExamples);
@@ -333,11 +351,13 @@ function startMetaTrain(): void {
   worker.postMessage({
     type: 'start',
     backend,
+    engine,
     metaIters,
     initSeed: settings.randomInitSeed,
     seed: 0,
     curvePoints: 10,
-    evalTasks: 20,
+    // The demo's 100 held-out tasks where the engine makes them cheap.
+    evalTasks: engine === 'wasm' ? 100 : 20,
     train: settings.train,
     adapt: { learningRate, innerIters: k, shots: settings.adapt.shots },
   } satisfies ToWorker);
@@ -377,7 +397,7 @@ function useTrainedInit(): void {
     // The exported model did not load: the page-trained φ fills the left panel instead.
     panel.error = undefined;
     state.panels.meta.error = null;
-    setPanel(panel, new TfjsLearner({ model: createSineModel({ seed: settings.randomInitSeed }) }));
+    setPanel(panel, learnerFor(createSineModel({ seed: settings.randomInitSeed })));
   }
   panel.phi = new Params(panel.learner!.layout, trained.slice());
   panel.note.textContent = `(trained in this page, ${state.metaTrain.iteration} meta-iterations)`;
@@ -401,7 +421,7 @@ drawCurve();
 loadPanels()
   .then(() => {
     state.status = 'ready';
-    statusLine.textContent = `ready · backend ${tf.getBackend()}`;
+    statusLine.textContent = `ready · ${state.engineNote} (models loaded with tfjs's ${tf.getBackend()} backend)`;
   })
   .catch((e: unknown) => {
     state.status = 'error';
