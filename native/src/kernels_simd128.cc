@@ -1,13 +1,19 @@
-// WebAssembly SIMD128 kernels (4 floats per register, 6 × 8 register tile): the shared
+// WebAssembly SIMD128 kernels (4 floats per register, 4 × 8 register tile): the shared
 // implementation on clang's 128-bit vector type, which -msimd128 lowers to f32x4 instructions.
+// The tile is sized for the runtime's register allocator, not for WebAssembly (whose locals are
+// unbounded): V8 on x86-64 allocates 15 vector registers, and without a fused multiply-add each
+// step needs the accumulators, the NV values of B, the broadcast of A and a product. 4 × 2
+// vectors (8 + 2 + 1 + 1) fit; the 6 × 2 tile of the AVX kernels (12 + 2 + 1 + 1) spills every
+// step: the Omniglot Adam step took about twice as long with it in Node 20.
 #include "kernels.h"
 
 #include <algorithm>
 #include <vector>
 #if defined(__wasm_simd128__)
+#include <wasm_simd128.h>
 #define KFN
 #define VW 4
-#define K_MR 6
+#define K_MR 4
 #define K_NV 2
 #define ISA_NAME "simd128"
 namespace reptile {
