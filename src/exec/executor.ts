@@ -39,6 +39,12 @@ export interface Executor {
   runMetaBatch(request: MetaBatchRequest): Promise<AdaptResult[]>;
   /** Scores of the evaluation's tasks in task-index order; without it `evaluate` runs them in this thread. */
   evaluateTasks?(request: EvalRequest): Promise<number[]>;
+  /**
+   * Removes what the runs so far keep outside this process (the Redis executor's queues and stored
+   * values), so that nothing of a finished training is left if the process dies in what follows
+   * (an evaluation); the executor stays usable. `close` does it too.
+   */
+  endRuns?(): Promise<void>;
   /** Stops the executor's workers and connections; the executor is not used after. */
   close(): Promise<void>;
   /** `async` when the training loop should call {@link Executor.runAsyncSpan} instead of `runMetaBatch` (default `sync`). */

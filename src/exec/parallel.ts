@@ -27,6 +27,8 @@ export interface JobTransport {
   /** How many jobs can run at once (workers). */
   readonly slots: number;
   submit(spec: RunSpec, job: TaskJob, check: ResultCheck): Promise<JobResult>;
+  /** Removes what the runs so far keep outside this process (queues, stored values); the transport stays open. */
+  endRuns?(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -180,6 +182,11 @@ export class ParallelExecutor implements Executor {
       }),
     );
     return scores;
+  }
+
+  /** Removes what the runs so far keep outside this process (a Redis queue and its values). */
+  endRuns(): Promise<void> {
+    return this.transport.endRuns?.() ?? Promise.resolve();
   }
 
   close(): Promise<void> {

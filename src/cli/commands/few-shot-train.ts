@@ -135,6 +135,8 @@ export async function runFewShotTrain(cmd: Command): Promise<void> {
       process.exitCode = 130;
       return;
     }
+    // Nothing of the finished training stays in Redis should the evaluation be cut short.
+    await executor.endRuns?.();
     const counters = executor.asyncCounters;
     if (counters !== undefined) info(asyncSummary(counters));
     const images = (result.iterations - result.startIteration) * result.config.metaBatch * result.config.innerIters * result.config.innerBatch;

@@ -157,8 +157,7 @@ class RedisTransport implements JobTransport {
    * (jobs, events, BullMQ's bookkeeping) and every key of its own are deleted: nothing of a run
    * that ended stays in Redis.
    */
-  async close(): Promise<void> {
-    this.closing = true;
+  async endRuns(): Promise<void> {
     for (const [runId, pending] of this.runs) {
       const run = await pending.catch(() => undefined);
       if (run === undefined) continue;
@@ -169,6 +168,12 @@ class RedisTransport implements JobTransport {
       await this.deleteRunKeys(runId).catch(() => {});
     }
     this.runs.clear();
+  }
+
+  /** Ends the runs (see endRuns) and closes the connections. */
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.endRuns();
     for (const c of this.connections.splice(0)) c.disconnect();
     this.client.disconnect();
   }
