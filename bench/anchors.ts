@@ -29,7 +29,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { builtLibrary, median, option, root } from './built.js';
+import { builtLibrary, median, option, peakFlops, root } from './built.js';
 import { flopsPerExample } from './omniglot-model.js';
 
 const lib = await builtLibrary();
@@ -72,24 +72,6 @@ function flopsOf(c: Config): number {
 }
 
 // --- the machine's FMA ceiling, measured
-function peakFlops(): { perCore: number; twoCores: number; raw: unknown[] } | undefined {
-  const exe = path.join(os.tmpdir(), `reptile-peak-flops-${process.pid}`);
-  const built = spawnSync('g++', ['-O2', '-march=native', '-pthread', '-o', exe, path.join(root, 'bench', 'peak-flops.cc')], { encoding: 'utf8' });
-  if (built.status !== 0) {
-    log(`peak FLOP measurement skipped: g++ failed (${(built.stderr || '').trim().split('\n')[0]})`);
-    return undefined;
-  }
-  const raw: { threads: number; gflop_per_s: number }[] = [];
-  for (let r = 0; r < 3; r++) {
-    for (const t of [1, 2]) {
-      const out = spawnSync(exe, [String(t), '200000000'], { encoding: 'utf8' });
-      if (out.status === 0) raw.push(JSON.parse(out.stdout.trim()) as { threads: number; gflop_per_s: number });
-    }
-  }
-  fs.rmSync(exe, { force: true });
-  const best = (t: number) => Math.max(...raw.filter((x) => x.threads === t).map((x) => x.gflop_per_s));
-  return { perCore: best(1), twoCores: best(2), raw };
-}
 
 // --- reptile-ml
 function randomTask(rng: import('../src/core/rng.js').Rng, c: Config): import('../src/tasks/task.js').Task {
@@ -187,7 +169,7 @@ const oursAlone = (c: Config, threads: 1 | 2): number | undefined => {
   }
   return (JSON.parse(r.stdout.trim().split('\n').pop()!) as { ms: number }).ms;
 };
-const peak = peakFlops();
+const peak = peakFlops(log);
 if (peak) log(`FMA ceiling (bench/peak-flops.cc): ${peak.perCore} GFLOP/s on one core, ${peak.twoCores} on two`);
 const raw: Record<string, Record<string, number[]>> = Object.fromEntries(configs.map((c) => [c.name, {}]));
 const add = (c: Config, who: string, ms: number | undefined) => {
