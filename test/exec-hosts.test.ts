@@ -1,10 +1,10 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkpointPayload, hostsSkipReason, makeHosts, proxyOn, redisCli, redisOn, reptileOn, type HostProcess, type Hosts, type HostRedis, type Proxy } from '../bench/hosts.js';
 import { makeTemp } from './few-shot/fixtures.js';
 import { redisSkipReason, runReptile } from './helpers/redis.js';
+import { busy, logLines } from './helpers/process.js';
 
 // Training across five hosts (Redis, the coordinator, three workers: network namespaces on a
 // switch) while the network between them fails: a worker cut off mid-task, Redis's host gone for
@@ -17,30 +17,6 @@ const train = ['train', '--task', 'sine', '--hidden', '16,16', '--meta-iters', '
 const lost = /lost redis/;
 const back = /reconnected to redis/;
 const stalled = /reptile coordinator: job \S+ stalled \(its worker went silent for longer than its lock\); another worker runs it again/;
-
-function cpuTicks(pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
-  return Number(fields[11]) + Number(fields[12]);
-}
-
-/** Waits until process `pid` is computing (its CPU time rose by 3+ ticks within 60 ms), at most `ms`. */
-async function busy(pid: number, ms = 20_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    const before = cpuTicks(pid);
-    await sleep(60);
-    if (cpuTicks(pid) - before >= 3) return;
-  }
-}
-
-/** Meta-iterations a run has finished (its log's lines). */
-function done(dir: string): number {
-  try {
-    return fs.readFileSync(path.join(dir, 'log.jsonl'), 'utf8').split('\n').filter((l) => l !== '').length;
-  } catch {
-    return 0;
-  }
-}
 
 async function exit(p: HostProcess, ms = 240_000): Promise<number | null> {
   const until = Date.now() + ms;
@@ -131,11 +107,11 @@ describe.skipIf(redisSkipReason !== undefined || hostsSkipReason !== undefined)(
   it('a worker cut off from Redis mid-task for 30 s: the others carry on, its job is run again, and it works again once healed', async () => {
     const { workers, coordinator, dir } = await start('partition');
     const [cut, ...others] = workers as [HostProcess, HostProcess, HostProcess];
-    const before = done(dir);
+    const before = logLines(dir);
     const { began, rerun } = await cutMidTask(net, 'w1', cut, coordinator);
     const noticed = await cut.waitFor(lost, 30_000, began);
     await sleep(Math.max(0, began + 30_000 - Date.now()));
-    const during = done(dir) - before;
+    const during = logLines(dir) - before;
     const healed = Date.now();
     net.link('w1', true);
     const reconnected = await cut.waitFor(back, 60_000, healed);
@@ -162,10 +138,10 @@ describe.skipIf(redisSkipReason !== undefined || hostsSkipReason !== undefined)(
     const noticed = await coordinator.waitFor(lost, 20_000, began);
     await sleep(Math.max(0, began + 20_000 - Date.now()));
     const healed = Date.now();
-    const at = done(dir);
+    const at = logLines(dir);
     net.link('redis', true);
     const reconnected = await coordinator.waitFor(back, 60_000, healed);
-    while (done(dir) === at && !coordinator.exited()) await sleep(50);
+    while (logLines(dir) === at && !coordinator.exited()) await sleep(50);
     const progressed = Date.now();
     await endsExact(coordinator, dir);
     // Every process that noticed said so once, and once that it was back.

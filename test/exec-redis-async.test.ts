@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCheckpoint } from '../src/train/checkpoint.js';
 import { makeTemp } from './few-shot/fixtures.js';
 import { redisSkipReason, runReptile, spawnReptile, startRedis, type TestRedis, type WorkerProcess } from './helpers/redis.js';
+import { busy, logLines } from './helpers/process.js';
 
 // The asynchronous mode on a real redis-server with two `reptile worker` processes: whatever
 // the workers' speed, deaths and freezes, and whatever the coordinator's, every task of the run
@@ -44,29 +45,6 @@ function expectEachTaskOnce(dir: string, iters: number): SpanLine[] {
   return spans;
 }
 
-function cpuTicks(pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
-  return Number(fields[11]) + Number(fields[12]);
-}
-
-/** Waits until process `pid` is computing, at most `ms`. */
-async function busy(pid: number, ms: number): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    const before = cpuTicks(pid);
-    await sleep(60);
-    if (cpuTicks(pid) - before >= 3) return;
-  }
-}
-
-function spansDone(dir: string): number {
-  try {
-    return fs.readFileSync(path.join(dir, 'log.jsonl'), 'utf8').split('\n').filter((l) => l !== '').length;
-  } catch {
-    return 0;
-  }
-}
-
 describe.skipIf(redisSkipReason !== undefined)('the asynchronous mode on redis, two workers', () => {
   let redis: TestRedis;
   let root: string;
@@ -100,13 +78,13 @@ describe.skipIf(redisSkipReason !== undefined)('the asynchronous mode on redis, 
     const dir = path.join(root, 'faults');
     const coordinator = spawnReptile([...sine(10, ['--inner-iters', '3000', '--max-staleness', '100']), '--redis', redis.url, '--checkpoint', dir]);
     procs.push(coordinator);
-    while (spansDone(dir) < 2) await sleep(50);
+    while (logLines(dir) < 2) await sleep(50);
     // Frozen mid-task for five locks: its job goes to the other worker, and its result comes too late.
     await busy(a.child.pid!, 10_000);
     a.child.kill('SIGSTOP');
     await sleep(5000);
     a.child.kill('SIGCONT');
-    while (spansDone(dir) < 5) await sleep(50);
+    while (logLines(dir) < 5) await sleep(50);
     await busy(b.child.pid!, 10_000);
     await b.stop();
     await worker();
@@ -146,7 +124,7 @@ describe.skipIf(redisSkipReason !== undefined)('the asynchronous mode on redis, 
     const args = [...sine(14, ['--inner-iters', '400']), '--redis', redis.url, '--checkpoint', dir];
     const first = spawnReptile(args);
     procs.push(first);
-    while (spansDone(dir) < 5) await sleep(20);
+    while (logLines(dir) < 5) await sleep(20);
     await first.stop();
     const saved = readCheckpoint(dir);
     expect(saved.iteration).toBeGreaterThanOrEqual(4);
@@ -172,7 +150,7 @@ describe.skipIf(redisSkipReason !== undefined)('the asynchronous mode on redis, 
     const dir = path.join(root, 'status');
     const coordinator = spawnReptile([...sine(1000, ['--inner-iters', '400', '--run-id', 'watched']), '--redis', redis.url, '--checkpoint', dir]);
     procs.push(coordinator);
-    while (spansDone(dir) < 3) await sleep(50);
+    while (logLines(dir) < 3) await sleep(50);
     const r = await runReptile(['status', '--redis', redis.url, '--json']);
     expect(r.code, r.stderr).toBe(0);
     const status = JSON.parse(r.stdout) as { runs: { runId: string; task: string; workers: { name: string }[]; jobsPerSecond: number; redeliveries: number; lastErrors: unknown[] }[] };

@@ -1,4 +1,3 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
@@ -7,6 +6,7 @@ import { RUNS_KEY } from '../src/exec/redis.js';
 import { makeTemp } from './few-shot/fixtures.js';
 import { netnsSkipReason, redisOn, twoHosts } from './helpers/netns.js';
 import { checkpointPayload, redisSkipReason, runReptile, spawnReptile, startRedis, type TestRedis, type WorkerProcess } from './helpers/redis.js';
+import { busy, logLines } from './helpers/process.js';
 
 // The faults of issue 36 that loopback can show: Redis's memory over a long run, a frozen Redis
 // (a partition as the clients see it: connections stay open, nothing answers), a worker cut off
@@ -15,31 +15,6 @@ import { checkpointPayload, redisSkipReason, runReptile, spawnReptile, startRedi
 const sine = (iters: number, extra: string[] = []) => ['train', '--task', 'sine', '--hidden', '16,16', '--meta-iters', String(iters), '--meta-batch', '4', '--inner-state', 'shared', '--eval-samples', '4', '--checkpoint-every', '5', '--json', ...extra];
 // Tasks of 2,000 inner steps: a worker stopped at random is almost surely in the middle of one.
 const slow = (iters: number, extra: string[] = []) => sine(iters, ['--inner-iters', '2000', ...extra]);
-
-/** CPU time (user + system, clock ticks) a process has used so far, from /proc. */
-function cpuTicks(pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
-  return Number(fields[11]) + Number(fields[12]);
-}
-
-/** Waits until process `pid` is computing (its CPU time rose by 3+ ticks within 60 ms), at most `ms`. */
-async function busy(pid: number, ms: number): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    const before = cpuTicks(pid);
-    await sleep(60);
-    if (cpuTicks(pid) - before >= 3) return;
-  }
-}
-
-/** Meta-iterations a run has finished: the lines of its checkpoint's log. */
-function iterationsDone(dir: string): number {
-  try {
-    return fs.readFileSync(path.join(dir, 'log.jsonl'), 'utf8').split('\n').filter((l) => l !== '').length;
-  } catch {
-    return 0;
-  }
-}
 
 async function keysMatching(client: Redis, pattern: string): Promise<string[]> {
   const out: string[] = [];
@@ -113,7 +88,7 @@ describe.skipIf(redisSkipReason !== undefined)('the redis executor under the fau
     const memory: Record<number, number> = {};
     while (coordinator.child.exitCode === null) {
       most = Math.max(most, (await keysMatching(client, `reptile:${runId}:*`)).length);
-      const done = iterationsDone(dir);
+      const done = logLines(dir);
       for (const at of [10, 100]) if (done >= at && memory[at] === undefined) memory[at] = await usedMemory(client);
       await sleep(10);
     }
@@ -184,7 +159,7 @@ describe.skipIf(redisSkipReason !== undefined)('the redis executor under the fau
       late.child.kill('SIGCONT');
       await sleep(2000);
       // Results of meta-iterations the coordinator is done with must not stay.
-      const now = iterationsDone(dir);
+      const now = logLines(dir);
       left = (await keysMatching(client, `reptile:${runId}:result:*`)).filter((k) => Number(/:result:adapt-(\d+)-/.exec(k)?.[1] ?? now) < now - 1);
       if (left.length > 0) break;
     }
