@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { checkpointPayload, hostsSkipReason, makeHosts, proxyOn, redisCli, redisOn, reptileOn, type HostProcess, type Hosts, type HostRedis, type Proxy } from '../bench/hosts.js';
 import { makeTemp } from './few-shot/fixtures.js';
 import { redisSkipReason, runReptile } from './helpers/redis.js';
@@ -40,8 +40,8 @@ async function cutMidTask(net: Hosts, host: string, worker: HostProcess, coordin
     try {
       return { began, rerun: await coordinator.waitFor(stalled, 5_000, began) };
     } catch (e) {
-      if (tries >= 5 || coordinator.exited()) throw e;
       net.link(host, true);
+      if (tries >= 5 || coordinator.exited()) throw e;
       await sleep(500);
     }
   }
@@ -95,6 +95,12 @@ describe.skipIf(redisSkipReason !== undefined || hostsSkipReason !== undefined)(
     expect(inline.code, inline.stderr).toBe(0);
     expected = checkpointPayload(path.join(root, 'inline'));
   }, 240_000);
+
+  // A test that failed half-way leaves no cable pulled and no process of its own for the next.
+  afterEach(async () => {
+    for (const h of ['redis', 'coord', 'w1', 'w2', 'w3']) net.link(h, true);
+    for (const p of procs.splice(0)) await p.kill();
+  });
 
   afterAll(async () => {
     for (const p of procs) await p.kill();

@@ -281,8 +281,12 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
     implicit_[i] = op.dilH == 1 && op.dilW == 1 && k_->conv_implicit(op.g);
   }
   zeroPixel_.assign(maxCin + 1, 0.f);
-  // A first dense layer narrow enough for gemm_narrow_rows reads a minibatch's examples in place.
-  if (!ops_.empty() && ops_[0].kind == OpKind::Dense && ops_[0].outSize <= kNarrowMaxN) {
+  // A first dense layer narrow enough for gemm_narrow_rows reads a minibatch's examples in place,
+  // unless another op reads the network's input too (a skip connection), which needs it copied.
+  bool inputReadLater = false;
+  for (size_t i = 1; i < ops_.size(); i++)
+    for (int j : ops_[i].inputs) inputReadLater = inputReadLater || j < 0;
+  if (!ops_.empty() && !inputReadLater && ops_[0].kind == OpKind::Dense && ops_[0].outSize <= kNarrowMaxN) {
     const float* probe = nullptr;
     float out = 0;
     denseFirst_ = k_->gemm_narrow_rows(1, ops_[0].outSize, 0, &probe, false, nullptr, ops_[0].outSize, &out, 1, true);
