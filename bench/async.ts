@@ -12,7 +12,7 @@
  * - test accuracy of each final checkpoint: `reptile eval` on `--eval-samples` test tasks
  *   (5-shot, 50 steps of 5), evaluated by the two fast workers alone.
  *
- *   npm run bench:async -- [--data-dir ../shared/data/omniglot] [--iters 200] [--rounds 1] [--warmup 5]
+ *   npm run bench:async -- [--data-dir data/omniglot] [--iters 200] [--rounds 1] [--warmup 5]
  *                          [--eval-samples 1000] [--slowdown 4] [--max-staleness N] [--nice 10] [--json file]
  *
  * The runs are CLI processes, as a user runs them; a redis-server is started on a free loopback
@@ -28,7 +28,7 @@ import { dist, median, option, root } from './built.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string): string => option(args, name, dflt);
-const dataDir = path.resolve(opt('data-dir', path.join(root, '..', 'shared', 'data', 'omniglot')));
+const dataDir = path.resolve(opt('data-dir', path.join(root, 'data', 'omniglot')));
 const iters = Number(opt('iters', '200'));
 const rounds = Number(opt('rounds', '1'));
 const warmup = Number(opt('warmup', '5'));
