@@ -27,7 +27,8 @@ export const hostsSkipReason: string | undefined = (() => {
   return undefined;
 })();
 
-function ip(...args: string[]): void {
+/** Runs `ip` with these arguments; throws with its error output when it fails. */
+export function ip(...args: string[]): void {
   const r = spawnSync('ip', args, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr.trim()}`);
 }

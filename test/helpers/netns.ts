@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { hostsSkipReason, ip } from '../../bench/hosts.js';
 
 /**
  * Two hosts on this machine for tests that need a real network between processes: network
@@ -11,17 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
  */
 
 /** Why the namespace tests cannot run here, or undefined. */
-export const netnsSkipReason: string | undefined = (() => {
-  if (process.platform !== 'linux') return 'network namespaces are Linux only';
-  if (process.getuid?.() !== 0) return 'network namespaces need root (the CI runs the tests as root)';
-  if (spawnSync('ip', ['-V']).status !== 0) return "the 'ip' command is missing (apt-get install iproute2)";
-  return undefined;
-})();
-
-function ip(...args: string[]): void {
-  const r = spawnSync('ip', args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr.trim()}`);
-}
+export const netnsSkipReason: string | undefined = hostsSkipReason;
 
 /** One host: a namespace with an address on the link. */
 export interface Host {
