@@ -76,7 +76,9 @@ describe.skipIf(redisSkipReason !== undefined)('the asynchronous mode on redis, 
     const a = await worker();
     const b = await worker();
     const dir = path.join(root, 'faults');
-    const coordinator = spawnReptile([...sine(10, ['--inner-iters', '3000', '--max-staleness', '100']), '--redis', redis.url, '--checkpoint', dir]);
+    // Tasks of 30,000 inner steps (about 0.1 s each on the engine) keep the workers computing
+    // most of the time, so that the freeze and the kill land mid-task, not between two jobs.
+    const coordinator = spawnReptile([...sine(10, ['--inner-iters', '30000', '--max-staleness', '100']), '--redis', redis.url, '--checkpoint', dir]);
     procs.push(coordinator);
     while (logLines(dir) < 2) await sleep(50);
     // Frozen mid-task for five locks: its job goes to the other worker, and its result comes too late.
