@@ -7,7 +7,7 @@ import { BlobVerdicts, checkJob, type RunSpec, type TaskJob } from '../job.js';
 import { describeValue } from '../../_utils/checks.js';
 import { JobRunner, type SourceContext } from '../runtime.js';
 import { BLOBS_MISSING, checkSpec, encodeResult, MAX_SPEC_BYTES, parseJson, type QueuedJob } from './codec.js';
-import { BLOB_TTL_S, bullConnection, connectRedis, key, queueName, redactUrl, RUNS_KEY } from './connection.js';
+import { BLOB_TTL_S, bullConnection, connectRedis, key, queueName, redactUrl, RUNS_KEY, untilAnswered } from './connection.js';
 
 /** A job the worker refuses to run; its message is the reason. */
 class Rejected extends Error {}
@@ -30,6 +30,26 @@ const WRITE_IF_LOCKED = `if redis.call('GET', KEYS[2]) == ARGV[2] then redis.cal
  * (BullMQ's obliterate needs `paused` in `meta` until its last batch deletes it): left alone.
  */
 const DROP_ENDED_META = `if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 and redis.call('HEXISTS', KEYS[2], 'paused') == 0 then return redis.call('DEL', KEYS[2]) end return 0`;
+
+/**
+ * Reads blobs (φ and the moments of a meta-iteration) in one transaction, each at most `size`
+ * bytes (plus one, to tell a longer value: that is a RangeError). An absent key reads as
+ * undefined. A transaction cut off half answered ("Command aborted due to connection close") is
+ * sent again once the connection is back, until `stop()` says the worker is closing.
+ */
+export async function readBlobs(client: Redis, keys: string[], size: number, stop: () => boolean): Promise<(Buffer | undefined)[]> {
+  const replies = await untilAnswered(async () => {
+    const read = client.multi();
+    for (const k of keys) read.strlen(k).getrangeBuffer(k, 0, size);
+    return ((await read.exec()) ?? []) as [Error | null, unknown][];
+  }, stop);
+  return keys.map((k, i) => {
+    const [[e1, length], [e2, bytes]] = [replies[2 * i] ?? [new Error('no reply'), 0], replies[2 * i + 1] ?? [new Error('no reply'), undefined]];
+    if (e1 || e2) throw e1 ?? e2;
+    if ((length as number) > size) throw new RangeError(`${k.split(':').at(-2) ?? k} is ${length as number} bytes, more than the model's ${size}`);
+    return (bytes as Buffer).length > 0 ? (bytes as Buffer) : undefined;
+  });
+}
 
 /** Errors of a connection that is away; it reconnects and says so, and the worker tries again. */
 const TRANSIENT = /Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Socket timeout|LOADING|Stream isn't writeable/i;
@@ -112,6 +132,8 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
     log(`reptile worker: working on run ${runId} (${describeValue(spec!.source['task'])}, ${spec!.learner.kind} learner)`);
   };
 
+  /** Whether the worker is being stopped: a read or write that is not answered is then given up. */
+  const stopping = (): boolean => options.signal?.aborted === true;
   const verdicts = new BlobVerdicts();
   let lastBlobs: { runId: string; digest: string; phi: Buffer; m: Buffer | undefined; v: Buffer | undefined } | undefined;
   const processJob = async (job: Job, token: string | undefined, spec: RunSpec): Promise<string> => {
@@ -141,20 +163,14 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
     if (blobs === undefined) {
       const size = spec.learner.layout.size * 4;
       const names = ['phi', ...(data.state?.m === true ? ['m'] : []), ...(data.state?.v === true ? ['v'] : [])];
-      const read = client.multi();
-      for (const name of names) read.strlen(key(spec.runId, name, digest)).getrangeBuffer(key(spec.runId, name, digest), 0, size);
-      const replies = ((await read.exec()) ?? []) as [Error | null, unknown][];
-      const got: Record<string, Buffer | undefined> = {};
-      names.forEach((name, i) => {
-        const [[e1, length], [e2, bytes]] = [replies[2 * i] ?? [new Error('no reply'), 0], replies[2 * i + 1] ?? [new Error('no reply'), undefined]];
-        if (e1 || e2) throw e1 ?? e2;
-        if ((length as number) > size) throw new Rejected(`${name} is ${length as number} bytes, more than the model's ${size}`);
-        got[name] = (bytes as Buffer).length > 0 ? (bytes as Buffer) : undefined;
+      const got = await readBlobs(client, names.map((name) => key(spec.runId, name, digest)), size, stopping).catch((e: unknown) => {
+        throw e instanceof RangeError ? new Rejected(e.message) : e;
       });
-      const absent = names.filter((name) => got[name] === undefined);
+      const byName = Object.fromEntries(names.map((name, i) => [name, got[i]]));
+      const absent = names.filter((name) => byName[name] === undefined);
       // Redis restarted empty after the coordinator stored them: it stores them again and queues the job anew.
       if (absent.length > 0) throw new UnrecoverableError(`${absent.join(' and ')} of meta-iteration ${describeValue(data.iteration)} ${BLOBS_MISSING}`);
-      blobs = { runId: spec.runId, digest, phi: got['phi']!, m: got['m'], v: got['v'] };
+      blobs = { runId: spec.runId, digest, phi: byName['phi']!, m: byName['m'], v: byName['v'] };
       lastBlobs = blobs;
     }
     const { phi, m, v } = blobs;
@@ -169,7 +185,10 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
     if (slowdown > 1) await sleep((slowdown - 1) * (performance.now() - began));
     const resultKey = key(spec.runId, 'result', String(job.id).replace(/-again\d+$/, ''));
     const lockKey = `bull:${queueName(spec.runId)}:${String(job.id)}:lock`;
-    const written = await client.eval(WRITE_IF_LOCKED, 2, resultKey, lockKey, encodeResult(result), token ?? '', BLOB_TTL_S);
+    // Writing the result is safe to repeat: sent until answered, so that a link cut mid-write
+    // leaves the job to be finished here (or found late, if its lock expired meanwhile).
+    const encoded = encodeResult(result);
+    const written = await untilAnswered(() => client.eval(WRITE_IF_LOCKED, 2, resultKey, lockKey, encoded, token ?? '', BLOB_TTL_S), stopping);
     if (written !== 1) {
       log(`reptile worker: job ${String(job.id)} of run ${spec.runId} was handed to another worker while this one ran it (its lock expired); its result is dropped`);
       return 'late';
