@@ -51,6 +51,9 @@ export async function readBlobs(client: Redis, keys: string[], size: number, sto
   });
 }
 
+/** How often a worker looks for queue `meta` hashes that killed workers left behind, by default (ms). */
+const SWEEP_MS = 10_000;
+
 /** Errors of a connection that is away; it reconnects and says so, and the worker tries again. */
 const TRANSIENT = /Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Socket timeout|LOADING|Stream isn't writeable/i;
 
@@ -72,6 +75,8 @@ export interface RedisWorkerOptions extends SourceContext {
    * (an uneven cluster on one machine). Default 1.
    */
   slowdown?: number;
+  /** How often to look for queue `meta` hashes killed workers left (ms). Default 10000. */
+  sweepMs?: number;
 }
 
 /**
@@ -212,6 +217,37 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
     connections.delete(runId);
   };
 
+  /**
+   * Deletes the `meta` hashes of queues whose run ended but whose worker was killed before it
+   * could delete its own (see DROP_ENDED_META): any live worker cleans up after a dead one. A
+   * hash is deleted only when two sweeps, `sweepMs` apart, find it with its run unannounced, so a
+   * coordinator opening its queue (it announces the run just after) is never touched.
+   */
+  let strays = new Set<string>();
+  let sweptAt = performance.now();
+  const sweep = async (): Promise<void> => {
+    if (performance.now() - sweptAt < (options.sweepMs ?? SWEEP_MS)) return;
+    sweptAt = performance.now();
+    const found = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `bull:${queueName('*')}:meta`, 'COUNT', 1000);
+      for (const k of keys) found.add(k);
+      cursor = next;
+    } while (cursor !== '0');
+    const seen = strays;
+    strays = new Set();
+    for (const k of found) {
+      const runId = k.slice(`bull:${queueName('')}`.length, -':meta'.length);
+      if (workers.has(runId)) continue;
+      if (!seen.has(k)) {
+        strays.add(k);
+        continue;
+      }
+      if ((await client.eval(DROP_ENDED_META, 2, RUNS_KEY, k, runId)) === 0) strays.add(k);
+    }
+  };
+
   const poll = async (): Promise<void> => {
     // --run-id names a run as the coordinator's --run-id does: the prefix of its id.
     const wanted = options.runId;
@@ -248,6 +284,7 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
     while (!options.signal?.aborted) {
       try {
         await poll();
+        await sweep();
       } catch (e) {
         // Redis away: the connection reconnects and says so; try again next round.
         if (!TRANSIENT.test((e as Error).message) && client.status === 'ready') throw e;
