@@ -49,12 +49,7 @@ async function cutMidTask(net: Hosts, host: string, worker: HostProcess, coordin
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
-// Opt-in: these tests time their faults against a run's progress, and on a quiet, fast machine
-// some runs end before the fault is seen (the suite passes on a loaded 2-vCPU machine, and fails
-// there when the machine is idle). Run them with REPTILE_HOSTS_TESTS=1 until they wait on the
-// run itself rather than on time.
-const optIn = process.env['REPTILE_HOSTS_TESTS'] === '1' ? undefined : 'set REPTILE_HOSTS_TESTS=1 to run them';
-const skipReason = hostsSkipReason ?? optIn;
+const skipReason = hostsSkipReason;
 
 describe.skipIf(redisSkipReason !== undefined || skipReason !== undefined)('training across five hosts while the network between them fails', () => {
   if (skipReason !== undefined) console.log(`skipping the five-host tests: ${skipReason}`);
@@ -66,8 +61,12 @@ describe.skipIf(redisSkipReason !== undefined || skipReason !== undefined)('trai
   const procs: HostProcess[] = [];
   const recovery: Record<string, string> = {};
 
-  /** Three workers (through the proxy when `proxied`) and the coordinator; resolves once the run has done 3 meta-iterations. */
-  const start = async (name: string, proxied = false, workerFlags: string[] = []) => {
+  /**
+   * Three workers (through the proxy when `proxied`) and the coordinator; resolves once the run
+   * has done 3 meta-iterations. The workers are four times slower (each sleeps after its task, the
+   * results unchanged): on a quiet, fast machine the run would otherwise end before a fault is seen.
+   */
+  const start = async (name: string, proxied = false, workerFlags: string[] = ['--slowdown', '4']) => {
     const url = proxied ? proxy.url : redis.url;
     const workers = ['w1', 'w2', 'w3'].map((w) => reptileOn(net.hosts[w], ['worker', '--redis', url, '--lock-ms', '1000', ...workerFlags]));
     procs.push(...workers);
@@ -119,9 +118,7 @@ describe.skipIf(redisSkipReason !== undefined || skipReason !== undefined)('trai
   });
 
   it('a worker cut off from Redis mid-task for 30 s: the others carry on, its job is run again, and it works again once healed', async () => {
-    // Workers four times slower (each sleeps after its task, the results unchanged): on a quiet,
-    // fast machine the two others would otherwise end the run before the cut one's job is seen stalled.
-    const { workers, coordinator, dir } = await start('partition', false, ['--slowdown', '4']);
+    const { workers, coordinator, dir } = await start('partition');
     const [cut, ...others] = workers as [HostProcess, HostProcess, HostProcess];
     const before = logLines(dir);
     const { began, rerun } = await cutMidTask(net, 'w1', cut, coordinator);
