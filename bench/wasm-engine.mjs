@@ -18,7 +18,7 @@ const rounds = Number(process.argv[2] ?? 5);
 // One measurement in this process: `node bench/wasm-engine.mjs step <engine>`.
 if (process.argv[2] === 'step') {
   const { Rng, TfjsLearner, NativeLearner, WasmLearner, createOmniglotModel, selectBackend } = await import('../dist/index.js');
-  const engine = process.argv[3].replace(/-avx2$/, '');
+  const engine = process.argv[3].replace(/-avx2$|-simd128$/, '');
   await selectBackend(engine === 'tfjs-wasm' ? 'wasm' : 'cpu');
   const rng = Rng.derive(0);
   const count = 50;
@@ -43,8 +43,9 @@ if (process.argv[2] === 'step') {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (xs) => `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
 
-// native-avx2: the addon on its AVX2 kernels (REPTILE_NATIVE_ISA=avx2), where the CPU has AVX-512.
-const stepEngines = ['native', 'native-avx2', 'wasm', 'tfjs-wasm'];
+// native-avx2: the addon on its AVX2 kernels (REPTILE_NATIVE_ISA=avx2), where the CPU has AVX-512;
+// wasm: the build Node loads (relaxed SIMD where it validates), wasm-simd128: the SIMD128 build.
+const stepEngines = ['native', 'native-avx2', 'wasm', 'wasm-simd128', 'tfjs-wasm'];
 const steps = Object.fromEntries(stepEngines.map((e) => [e, { wall: [], cpu: [] }]));
 const demoLearners = (process.argv[3] ?? 'native,wasm,tfjs').split(',').filter((l) => l && l !== 'none');
 const demo = Object.fromEntries(demoLearners.map((e) => [e, { wall: [], cpu: [] }]));
@@ -53,7 +54,7 @@ const out = mkdtempSync(path.join(os.tmpdir(), 'reptile-wasm-bench-'));
 
 for (let r = 0; r < rounds; r++) {
   for (const e of stepEngines) {
-    const p = spawnSync(process.execPath, [fileURLToPath(import.meta.url), 'step', e], { cwd: root, encoding: 'utf8', env: { ...process.env, REPTILE_NATIVE_THREADS: '1', ...(e === 'native-avx2' ? { REPTILE_NATIVE_ISA: 'avx2' } : {}) } });
+    const p = spawnSync(process.execPath, [fileURLToPath(import.meta.url), 'step', e], { cwd: root, encoding: 'utf8', env: { ...process.env, REPTILE_NATIVE_THREADS: '1', ...(e === 'native-avx2' ? { REPTILE_NATIVE_ISA: 'avx2' } : {}), ...(e === 'wasm-simd128' ? { REPTILE_WASM_RELAXED: 'off' } : {}) } });
     if (p.status !== 0) throw new Error(`${e}: ${p.stderr}`);
     const m = JSON.parse(p.stdout.trim().split('\n').pop());
     steps[e].wall.push(m.wall);

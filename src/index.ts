@@ -60,7 +60,7 @@ export { fit, epochOrder, type FitOptions, type FitEngine } from './fit/fit.js';
 export { selectBackend, type BackendChoice } from './engine/backend.js';
 export { registerWasmConvKernels } from './engine/wasm-kernels.js';
 export { loadNative, type NativeStatus, type NativeIsa } from './engine/native.js';
-export { loadWasmEngine, wasmEngineStatus, type WasmStatus, type WasmSource } from './engine/wasm-module.js';
+export { loadWasmEngine, wasmEngineStatus, type WasmStatus, type WasmSource, type WasmBuilds } from './engine/wasm-module.js';
 
 // Executors: where the tasks of a meta-batch run.
 export type { Executor, MetaBatchRequest, EvalRequest, SyncMode, AsyncProgress, AsyncCounters, AsyncSpanRequest, AsyncSpanResult } from './exec/executor.js';

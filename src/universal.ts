@@ -41,7 +41,7 @@ export {
 } from './learners/learner.js';
 export { TfjsLearner, type TfjsLearnerOptions } from './learners/tfjs.js';
 export { WasmLearner, type WasmLearnerOptions } from './learners/wasm-learner.js';
-export { loadWasmEngine, wasmEngineStatus, type WasmStatus, type WasmSource } from './engine/wasm-module.js';
+export { loadWasmEngine, wasmEngineStatus, type WasmStatus, type WasmSource, type WasmBuilds } from './engine/wasm-module.js';
 export {
   createSineModel,
   createOmniglotModel,

@@ -5,6 +5,7 @@ import { selectBackend } from '../src/engine/backend.js';
 import { loadNative, type NativeIsa } from '../src/engine/native.js';
 import { NativeLearner } from '../src/learners/native-learner.js';
 import { WasmLearner } from '../src/learners/wasm-learner.js';
+import { relaxedSimdSupported } from '../src/engine/wasm-module.js';
 import type { Task } from '../src/tasks/task.js';
 import { init, nativeSkipReason, randomTask, relErr, tfjsGradients, wasmSkipReason } from './native-helpers.js';
 
@@ -515,7 +516,7 @@ const softmaxCases: Case[] = [
 
 describe.skipIf(nativeSkipReason !== undefined && wasmSkipReason !== undefined)('native layers equal tfjs (forward and backward)', () => {
   for (const isa of isas) {
-    describe(isa === 'wasm' ? 'the engine in WebAssembly (simd128)' : `kernels ${isa}`, () => {
+    describe(isa === 'wasm' ? `the engine in WebAssembly (${relaxedSimdSupported() ? 'relaxed SIMD' : 'SIMD128'})` : `kernels ${isa}`, () => {
       it('Conv2D over random kernels, strides, paddings and shapes', () => {
         for (let seed = 1; seed <= 12; seed++) checkCase(convCase(seed), seed, isa);
       });

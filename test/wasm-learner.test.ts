@@ -9,6 +9,7 @@ import type { InnerOptions, Learner } from '../src/learners/learner.js';
 import { NativeLearner } from '../src/learners/native-learner.js';
 import { TfjsLearner } from '../src/learners/tfjs.js';
 import { WasmLearner } from '../src/learners/wasm-learner.js';
+import { relaxedSimdSupported } from '../src/engine/wasm-module.js';
 import type { Task } from '../src/tasks/task.js';
 import { checkpointPayload, runReptile } from './helpers/redis.js';
 import { makeTemp } from './few-shot/fixtures.js';
@@ -98,9 +99,9 @@ const sineTasks = (seed: number): Task[] => Array.from({ length: 3 }, (_, t) => 
 const classTasks = (seed: number): Task[] => Array.from({ length: 3 }, (_, t) => randomTask({ rng: Rng.derive(seed, 10 + t), count: 15, shape: [14, 14, 1], classes: 5 }));
 
 describe.skipIf(wasmSkipReason !== undefined)('the WebAssembly engine', () => {
-  it('runs on the simd128 kernels, on one thread', () => {
+  it('runs on the relaxed-SIMD kernels where the runtime has relaxed SIMD (else SIMD128), on one thread', () => {
     const learner = new WasmLearner({ model: sineNet(1) });
-    expect(learner.isa).toBe('simd128');
+    expect(learner.isa).toBe(relaxedSimdSupported() ? 'relaxed-simd128' : 'simd128');
     expect(learner.threads).toBe(1);
     learner.dispose();
   });
@@ -173,7 +174,7 @@ describe.skipIf(wasmSkipReason !== undefined)('the WebAssembly engine in the CLI
     `;
     const r = spawnSync(tsx, ['--input-type=module', '-e', script], { cwd: root, env: { ...process.env, REPTILE_NATIVE: 'off' }, encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toEqual({ a: 'WasmLearner', b: 'WasmLearner', isa: 'simd128' });
+    expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toEqual({ a: 'WasmLearner', b: 'WasmLearner', isa: relaxedSimdSupported() ? 'relaxed-simd128' : 'simd128' });
     expect(r.stderr.split('\n').filter((l) => l.startsWith('reptile: using'))).toEqual(['reptile: using the WebAssembly engine (one thread) because the native engine is unavailable: it is switched off by REPTILE_NATIVE=off']);
     const off = `
       import { createLearner, createSineModel, InvalidOptionsError } from './src/index.ts';

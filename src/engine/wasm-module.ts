@@ -30,13 +30,63 @@ export interface WasmExports {
 /** Whether the WebAssembly engine is ready, and if not, why (one line). */
 export type WasmStatus = { ok: true; exports: WasmExports } | { ok: false; reason: string };
 
-/** What `loadWasmEngine` accepts: the module's bytes, a compiled module, a response, or where to fetch it. */
-export type WasmSource = BufferSource | WebAssembly.Module | Response | URL | string;
+/**
+ * What `loadWasmEngine` accepts: the module's bytes, a compiled module, a response, or where to
+ * fetch it; or both builds, `{ simd128, relaxedSimd128 }`, of which the relaxed-SIMD one is taken
+ * where the runtime has relaxed SIMD.
+ */
+export type WasmSource = BufferSource | WebAssembly.Module | Response | URL | string | WasmBuilds;
+
+/** The two builds of the engine: SIMD128 (every runtime), and with relaxed SIMD's fused multiply-add. */
+export interface WasmBuilds {
+  simd128: Exclude<WasmSource, WasmBuilds>;
+  relaxedSimd128?: Exclude<WasmSource, WasmBuilds>;
+}
 
 let status: WasmStatus | undefined;
 
 /** Where the package keeps the module, next to dist/ (and next to src/ in a checkout). */
 export const WASM_URL = new URL('../../native/wasm/reptile.wasm', import.meta.url);
+/** The build with relaxed SIMD (f32x4.relaxed_madd), beside it. */
+export const WASM_RELAXED_URL = new URL('../../native/wasm/reptile-relaxed.wasm', import.meta.url);
+
+/**
+ * A module of one function that returns f32x4.relaxed_madd of three zero vectors: it validates
+ * where the runtime has relaxed SIMD (Chromium 114 on; Node 20 behind a V8 flag).
+ */
+const RELAXED_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+  0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, // type: () -> v128
+  0x03, 0x02, 0x01, 0x00, // function 0 of type 0
+  0x0a, 0x3d, 0x01, 0x3b, 0x00, // code: one body of 59 bytes, no locals
+  ...[0, 1, 2].flatMap(() => [0xfd, 0x0c, ...new Array<number>(16).fill(0)]), // v128.const 0, three times
+  0xfd, 0x85, 0x02, // f32x4.relaxed_madd
+  0x0b, // end
+]);
+
+let relaxed: boolean | undefined;
+
+/**
+ * Whether this runtime runs relaxed SIMD. Node 20 has it behind V8's
+ * `--experimental-wasm-relaxed-simd`, which is turned on here (it changes nothing else).
+ * `REPTILE_WASM_RELAXED=off` keeps to the SIMD128 build.
+ */
+export function relaxedSimdSupported(): boolean {
+  if (relaxed !== undefined) return relaxed;
+  if (typeof WebAssembly === 'undefined' || envOff('REPTILE_WASM_RELAXED')) return (relaxed = false);
+  relaxed = WebAssembly.validate(RELAXED_PROBE);
+  if (!relaxed) {
+    const proc = (globalThis as { process?: { getBuiltinModule?: (name: string) => unknown } }).process;
+    const v8 = proc?.getBuiltinModule?.('v8') as { setFlagsFromString?: (flags: string) => void } | undefined;
+    try {
+      v8?.setFlagsFromString?.('--experimental-wasm-relaxed-simd');
+      relaxed = WebAssembly.validate(RELAXED_PROBE);
+    } catch {
+      relaxed = false;
+    }
+  }
+  return relaxed;
+}
 
 // The module imports nothing today; these stand in for the few WASI calls a libc may make.
 const wasi = {
@@ -56,10 +106,15 @@ function instantiate(module: WebAssembly.Module): WasmStatus {
   return { ok: true, exports };
 }
 
-/** The environment variable switch, where there is a process (Node). */
-function switchedOff(): boolean {
-  const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.['REPTILE_WASM']?.toLowerCase();
+/** Whether an environment variable (where there is a process: Node) switches something off. */
+function envOff(name: string): boolean {
+  const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[name]?.toLowerCase();
   return v === 'off' || v === '0' || v === 'false';
+}
+
+/** The environment variable switch of the whole engine. */
+function switchedOff(): boolean {
+  return envOff('REPTILE_WASM');
 }
 
 type ReadFileSync = (path: URL) => Uint8Array<ArrayBuffer>;
@@ -89,6 +144,14 @@ export function wasmEngineStatus(): WasmStatus {
   if (typeof WebAssembly === 'undefined') return { ok: false, reason: 'this runtime has no WebAssembly' };
   const read = WASM_URL.protocol === 'file:' ? nodeReadFile() : undefined;
   if (!read) return { ok: false, reason: 'the module is not loaded yet: await loadWasmEngine() first' };
+  if (relaxedSimdSupported()) {
+    try {
+      const loaded = fromBytes(read(WASM_RELAXED_URL));
+      if (loaded.ok) return (status = loaded);
+    } catch {
+      // Not built (an older clang): the SIMD128 build serves.
+    }
+  }
   let bytes: Uint8Array<ArrayBuffer>;
   try {
     bytes = read(WASM_URL);
@@ -97,6 +160,10 @@ export function wasmEngineStatus(): WasmStatus {
   }
   status = fromBytes(bytes);
   return status;
+}
+
+function isBuilds(source: WasmSource): source is WasmBuilds {
+  return typeof source === 'object' && source !== null && 'simd128' in source;
 }
 
 /**
@@ -109,7 +176,15 @@ export async function loadWasmEngine(source?: WasmSource): Promise<WasmStatus> {
   if (source === undefined) {
     const sync = wasmEngineStatus();
     if (sync.ok || WASM_URL.protocol === 'file:' || switchedOff()) return sync;
-    source = WASM_URL;
+    source = { simd128: WASM_URL, relaxedSimd128: WASM_RELAXED_URL };
+  }
+  if (isBuilds(source)) {
+    if (source.relaxedSimd128 !== undefined && relaxedSimdSupported()) {
+      const loaded = await loadWasmEngine(source.relaxedSimd128);
+      if (loaded.ok) return loaded;
+      status = undefined;
+    }
+    return loadWasmEngine(source.simd128);
   }
   try {
     let module: WebAssembly.Module;

@@ -4,8 +4,13 @@ import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
 import { loadWasmEngine } from 'reptile-ml';
-// The library's engine compiled to WebAssembly (npm run build:wasm), emitted beside the page.
+// The library's engine compiled to WebAssembly (npm run build:wasm), emitted beside the page:
+// the SIMD128 build, and the build with relaxed SIMD that a browser having it loads instead.
 import engineUrl from '../../native/wasm/reptile.wasm?url';
+import relaxedEngineUrl from '../../native/wasm/reptile-relaxed.wasm?url';
+
+/** Both builds of the engine, for loadWasmEngine. */
+export const ENGINE_BUILDS = { simd128: engineUrl, relaxedSimd128: relaxedEngineUrl };
 
 /** Which engine runs the demos' inner loops: the library's WebAssembly engine, or tfjs. */
 export type DemoEngine = 'wasm' | 'tfjs';
@@ -16,7 +21,7 @@ export type DemoEngine = 'wasm' | 'tfjs';
  */
 export async function selectDemoEngine(asked: string | null = new URLSearchParams(self.location.search).get('engine')): Promise<{ engine: DemoEngine; note: string }> {
   if (asked === 'tfjs') return { engine: 'tfjs', note: 'tfjs (asked by ?engine=tfjs)' };
-  const status = await loadWasmEngine(engineUrl);
+  const status = await loadWasmEngine(ENGINE_BUILDS);
   if (status.ok) return { engine: 'wasm', note: 'the WebAssembly engine' };
   return { engine: 'tfjs', note: `tfjs, because the WebAssembly engine is unavailable: ${status.reason}` };
 }

@@ -11,8 +11,7 @@ import {
   metaTrain,
   type MetaCallbacks,
 } from 'reptile-ml';
-import { selectDemoBackend } from './common.js';
-import engineUrl from '../../native/wasm/reptile.wasm?url';
+import { ENGINE_BUILDS, selectDemoBackend } from './common.js';
 import type { FromWorker, ToWorker } from './sine-protocol.js';
 
 // Held-out tasks come from their own seed, never from the training stream.
@@ -35,7 +34,7 @@ scope.onmessage = (event) => {
 async function run(options: Extract<ToWorker, { type: 'start' }>, signal: AbortSignal): Promise<void> {
   await selectDemoBackend(options.backend);
   if (options.engine === 'wasm') {
-    const status = await loadWasmEngine(engineUrl);
+    const status = await loadWasmEngine(ENGINE_BUILDS);
     if (!status.ok) throw new Error(`the WebAssembly engine did not load in the worker: ${status.reason}`);
   }
   const began = performance.now();
