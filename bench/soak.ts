@@ -196,16 +196,18 @@ async function round(n: number, chaos: boolean): Promise<number> {
   const ms = Date.now() - began;
   const got = checkpointPayload(roundDir);
   if (!got.equals(expected)) throw new Error(`round ${n}: the parameters differ from the inline run's`);
-  // Nothing of the run stays in Redis once it has ended.
+  // Nothing of the run stays in Redis once it has ended. (A queue's `meta` hash that a SIGKILLed
+  // worker left is deleted by the live workers' sweep, which looks twice, 10 s apart: 30 s allowed.)
   let left = '';
-  for (let i = 0; i < 50; i++) {
+  for (let i = 0; i < 150; i++) {
     left = redisCli(h['redis']!, '-h', h['redis']!.address, '--scan', '--pattern', '*reptile*');
     if (left === '') break;
     await sleep(200);
   }
   // A queue's `meta` hash holding BullMQ's default alone is what a stalled-job check writes when a
   // cut-off worker's command reaches Redis after the run ended (its process SIGKILLed meanwhile,
-  // the kernel still sending what it had queued): counted and removed, not a failure; anything else is.
+  // the kernel still sending what it had queued). One the workers' sweep has not deleted within
+  // 30 s is counted and removed, not a failure; anything else left is.
   for (const k of left.split('\n').filter((k) => /^bull:reptile-[^:]+:meta$/.test(k))) {
     const fields = redisCli(h['redis']!, '-h', h['redis']!.address, 'hkeys', k);
     if (fields !== 'opts.maxLenEvents') continue;
