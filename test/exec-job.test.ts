@@ -31,6 +31,12 @@ const job: TaskJob = {
   state,
   digest: jobDigest(phi, state),
 };
+/** A second moment (0.25 everywhere) changed by f. */
+const squares = (f: (a: Float32Array) => void): Uint8Array => {
+  const a = new Float32Array(size).fill(0.25);
+  f(a);
+  return new Uint8Array(floatsToBytes(a));
+};
 const floats = (f: (a: Float32Array) => void): Uint8Array => {
   const a = bytesToFloats(phi);
   f(a);
@@ -72,6 +78,7 @@ describe('a worker checks every job before it runs it', () => {
     ['a φ with Infinity', { ...job, phi: floats((a) => (a[0] = Infinity)), digest: jobDigest(floats((a) => (a[0] = Infinity)), state) }, /non-finite value at 0/],
     ['an optimizer state of the wrong size', { ...job, state: { ...state, m: new Uint8Array(8) } }, /optimizer state m has 8 bytes/],
     ['a malformed optimizer state', { ...job, state: { kind: 'rmsprop', step: 1 } }, /optimizer state is malformed/],
+    ['a negative second moment', { ...job, state: { ...state, v: squares((a) => (a[5] = -1e-3)) } }, /optimizer state v holds a negative value at 5/],
     ['a φ changed after the digest', { ...job, phi: floats((a) => (a[1] = 123)) }, /digest does not match/],
     ['a 64-bit seed', { ...job, seed: 2 ** 40 }, /not a 32-bit whole number/],
   ];
@@ -123,6 +130,7 @@ describe('the coordinator checks every result against the job it answers', () =>
     ['with oversized weights', { ...result, outcomes: [{ ...outcome, params: new Uint8Array(params.length + 4) }, outcome] }, /adapted weights has \d+ bytes/],
     ['with non-finite weights', { ...result, outcomes: [{ ...outcome, lastStep: floats((a) => (a[3] = NaN)) }, { ...outcome, taskIndex: 1 }] }, /last step holds a non-finite value at 3/],
     ['without the shared state', { ...result, outcomes: [{ ...outcome, state: undefined }, { ...outcome, taskIndex: 1 }] }, /optimizer state is missing/],
+    ['with a negative second moment', { ...result, outcomes: [{ ...outcome, state: { ...state, v: squares((a) => (a[2] = -1)) } }, { ...outcome, taskIndex: 1 }] }, /task 0: optimizer state v holds a negative value at 2/],
   ];
   for (const [name, payload, reason] of hostile) {
     it(`rejects a result ${name}`, () => {

@@ -235,7 +235,8 @@ export function stateFromWire(state: WireState | undefined, size: number): Optim
 /**
  * The digest a job's results are matched by (16 hex digits of SHA-256): of φ and the optimizer
  * state's kind and step count, which together tell one meta-iteration of a run from any other.
- * The moments' bytes are checked for size and finiteness, not hashed (they are 2/3 of the bytes).
+ * The moments' bytes are checked for size and values (finite; the second moment not negative),
+ * not hashed (they are 2/3 of the bytes).
  */
 export function jobDigest(phi: Uint8Array, state: WireState | undefined): string {
   const h = createHash('sha256').update(phi);
@@ -291,7 +292,7 @@ function blobsProblem(j: Partial<TaskJob>, size: number): string | undefined {
   if (phiProblem) return phiProblem;
   for (const [name, a] of [['m', j.state?.m], ['v', j.state?.v]] as const) {
     if (a === undefined) continue;
-    const p = floatsProblem(`optimizer state ${name}`, a, size);
+    const p = floatsProblem(`optimizer state ${name}`, a, size, true, name === 'v');
     if (p) return p;
   }
   if (j.digest !== jobDigest(j.phi!, j.state)) return 'the digest does not match φ and the optimizer state';
@@ -360,7 +361,7 @@ export function checkResult(result: unknown, expect: ResultExpectations): string
       if (typeof s !== 'object' || s === null || (s.kind !== 'sgd' && s.kind !== 'adam') || !isWhole(s.step)) return `task ${o.taskIndex}: the optimizer state is missing or malformed`;
       for (const [name, a] of [['m', s.m], ['v', s.v]] as const) {
         if (a === undefined) continue;
-        const p = floatsProblem(`task ${o.taskIndex}: optimizer state ${name}`, a, layout.size, scan);
+        const p = floatsProblem(`task ${o.taskIndex}: optimizer state ${name}`, a, layout.size, scan, name === 'v');
         if (p) return p;
       }
     }
@@ -372,11 +373,16 @@ function isWhole(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
-function floatsProblem(name: string, bytes: unknown, size: number, scan = true): string | undefined {
+function floatsProblem(name: string, bytes: unknown, size: number, scan = true, nonNegative = false): string | undefined {
   if (!(bytes instanceof Uint8Array)) return `${name} is not binary`;
   if (bytes.byteLength !== size * 4) return `${name} has ${bytes.byteLength} bytes, not ${size * 4} (${size} float32 values)`;
   if (!scan) return undefined;
-  const at = firstNonFinite(floatsView(bytes));
+  const values = floatsView(bytes);
+  const at = firstNonFinite(values);
   if (at >= 0) return `${name} holds a non-finite value at ${at}`;
+  if (nonNegative) {
+    // Adam's second moment is a mean of squares: a negative one would put a NaN in the step.
+    for (let i = 0; i < values.length; i++) if (values[i]! < 0) return `${name} holds a negative value at ${i} (a second moment is never negative)`;
+  }
   return undefined;
 }
