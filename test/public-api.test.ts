@@ -46,7 +46,7 @@ const INDEX_TYPES = [
   'OmniglotSplitOptions', 'OpenFewShotOptions', 'OptimizerState', 'ParamSpec', 'Predictor', 'Preset',
   'PresetName', 'RedisExecutorOptions', 'RedisWorkerOptions', 'ReptileOptions', 'ResNet12Options', 'SineDefaults',
   'SineDemoOptions', 'SineDemoResult', 'SineModelOptions', 'SineOptions', 'SineTask', 'SineWave',
-  'SyncMode', 'Task', 'TaskKind', 'TaskScoring', 'TaskSource', 'TfjsLearnerOptions', 'ThreadsExecutorOptions', 'WasmLearnerOptions', 'WasmSource', 'WasmStatus',
+  'SyncMode', 'Task', 'TaskKind', 'TaskScoring', 'TaskSource', 'TfjsLearnerOptions', 'ThreadsExecutorOptions', 'WasmBuilds', 'WasmLearnerOptions', 'WasmSource', 'WasmStatus',
 ];
 
 /** The universal entry's runtime names. */
@@ -68,7 +68,7 @@ const UNIVERSAL_TYPES = [
   'MetaBatchRequest', 'MetaCallbacks', 'MetaConfig', 'MetaIterLogs', 'MetaTrainOptions',
   'MetaTrainResult', 'MetaTrainStore', 'OptimizerState', 'ParamSpec', 'Predictor', 'ReptileOptions',
   'ResNet12Options', 'SineModelOptions', 'SineOptions', 'SineTask', 'SineWave', 'SyncMode', 'Task', 'TaskKind', 'TaskScoring',
-  'TaskSource', 'TfjsLearnerOptions', 'WasmLearnerOptions', 'WasmSource', 'WasmStatus',
+  'TaskSource', 'TfjsLearnerOptions', 'WasmBuilds', 'WasmLearnerOptions', 'WasmSource', 'WasmStatus',
 ];
 
 /** Every name an entry exports, split into runtime names and type-only names, from the type checker. */
