@@ -219,32 +219,33 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
 
   /**
    * Deletes the `meta` hashes of queues whose run ended but whose worker was killed before it
-   * could delete its own (see DROP_ENDED_META): any live worker cleans up after a dead one. A
-   * hash is deleted only when two sweeps, `sweepMs` apart, find it with its run unannounced, so a
-   * coordinator opening its queue (it announces the run just after) is never touched.
+   * could delete its own (see DROP_ENDED_META): any live worker cleans up after a dead one. The
+   * keys are scanned one SCAN call per round of the loop (so a large Redis costs a little each
+   * round, never a burst), and a pass starts at most every `sweepMs`. A hash is deleted only when
+   * two passes in a row find it with its run unannounced, so a coordinator opening its queue (it
+   * announces the run just after) is never touched.
    */
-  let strays = new Set<string>();
-  let sweptAt = performance.now();
+  let previousPass = new Set<string>();
+  let thisPass = new Set<string>();
+  let cursor = '0';
+  let passBegan = -Infinity;
+  let sweepRefused = false;
   const sweep = async (): Promise<void> => {
-    if (performance.now() - sweptAt < (options.sweepMs ?? SWEEP_MS)) return;
-    sweptAt = performance.now();
-    const found = new Set<string>();
-    let cursor = '0';
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', `bull:${queueName('*')}:meta`, 'COUNT', 1000);
-      for (const k of keys) found.add(k);
-      cursor = next;
-    } while (cursor !== '0');
-    const seen = strays;
-    strays = new Set();
-    for (const k of found) {
+    if (cursor === '0') {
+      if (performance.now() - passBegan < (options.sweepMs ?? SWEEP_MS)) return;
+      passBegan = performance.now();
+    }
+    const [next, keys] = await client.scan(cursor, 'MATCH', `bull:${queueName('*')}:meta`, 'COUNT', 1000);
+    for (const k of keys) thisPass.add(k);
+    cursor = next;
+    if (cursor !== '0') return;
+    const seen = previousPass;
+    previousPass = thisPass;
+    thisPass = new Set();
+    for (const k of previousPass) {
       const runId = k.slice(`bull:${queueName('')}`.length, -':meta'.length);
-      if (workers.has(runId)) continue;
-      if (!seen.has(k)) {
-        strays.add(k);
-        continue;
-      }
-      if ((await client.eval(DROP_ENDED_META, 2, RUNS_KEY, k, runId)) === 0) strays.add(k);
+      if (workers.has(runId) || !seen.has(k)) continue;
+      if ((await client.eval(DROP_ENDED_META, 2, RUNS_KEY, k, runId)) === 1) previousPass.delete(k);
     }
   };
 
@@ -284,7 +285,12 @@ export async function runRedisWorker(options: RedisWorkerOptions): Promise<void>
     while (!options.signal?.aborted) {
       try {
         await poll();
-        await sweep();
+        // The sweep is housekeeping: an error of its own (a user whose ACL forbids SCAN) is said once, not fatal.
+        await sweep().catch((e: unknown) => {
+          if (TRANSIENT.test((e as Error).message) || sweepRefused) return;
+          sweepRefused = true;
+          log(`reptile worker: cannot look for queue hashes that killed workers left (${(e as Error).message}); going on without`);
+        });
       } catch (e) {
         // Redis away: the connection reconnects and says so; try again next round.
         if (!TRANSIENT.test((e as Error).message) && client.status === 'ready') throw e;
