@@ -92,6 +92,7 @@ export {
   type OmniglotSplitOptions,
   type OmniglotClassSplit,
 } from './data/omniglot.js';
+export { packBinarySet, readBinarySet, type BinarySet } from './tasks/binary-set.js';
 export { loadImageFolder, loadMiniImageNet, splitFolder, type ImageFolderOptions, type MiniImageNetOptions } from './data/folder.js';
 export { loadMnistFewShot, type MnistFewShotOptions } from './data/mnist-fewshot.js';
 export { openFewShotData, type FewShotData, type FewShotDatasetName, type OpenFewShotOptions } from './data/open.js';

@@ -25,6 +25,7 @@ export {
   type FewShotOptions,
   type LabeledDataset,
 } from './tasks/labeled.js';
+export { readBinarySet, type BinarySet } from './tasks/binary-set.js';
 
 // Errors.
 export { CheckpointError, DataError, DivergenceError, InvalidOptionsError, ReptileError, UnsupportedModelError, UsageError } from './_utils/errors.js';

@@ -22,7 +22,7 @@ const INDEX_VALUES = [
   'evaluate', 'evaluateFewShotCheckpoint', 'evaluateMany', 'exportLayersModel', 'fewShotEvaluate',
   'fewShotTrain', 'fit', 'fomamlUpdate', 'getPreset', 'hasCheckpoint', 'linearSchedule',
   'loadFewShotCheckpoint', 'loadImageFolder', 'loadMiniImageNet', 'loadMnist', 'loadMnistFewShot',
-  'loadNative', 'loadOmniglot', 'loadWasmEngine', 'metaTrain', 'mnistExamples', 'mse', 'openFewShotData',
+  'loadNative', 'loadOmniglot', 'loadWasmEngine', 'metaTrain', 'mnistExamples', 'mse', 'openFewShotData', 'packBinarySet', 'readBinarySet',
   'readCheckpoint', 'registerWasmConvKernels', 'reptileSerialUpdate', 'reptileUpdate',
   'resolveFewShotRun', 'resolveMetaConfig', 'runRedisWorker', 'runSineDemo', 'selectBackend',
   'sizeOf', 'splitFolder', 'splitOmniglot', 'subsetClasses', 'taskScoring', 'trainMnistMlp', 'wasmEngineStatus',
@@ -31,7 +31,7 @@ const INDEX_VALUES = [
 
 /** The Node entry's type-only names (interfaces and type aliases). */
 const INDEX_TYPES = [
-  'AdaptResult', 'ArrayDatasetOptions', 'AsyncCounters', 'AsyncProgress', 'AsyncSpanRequest', 'AsyncSpanResult', 'BackendChoice', 'Checkpoint', 'CheckpointEvaluation',
+  'AdaptResult', 'ArrayDatasetOptions', 'AsyncCounters', 'AsyncProgress', 'AsyncSpanRequest', 'AsyncSpanResult', 'BackendChoice', 'BinarySet', 'Checkpoint', 'CheckpointEvaluation',
   'CheckpointEvaluationOptions', 'ConvInit', 'ConvModelOptions', 'CreateExecutorOptions',
   'CreateLearnerOptions', 'EvalRequest', 'EvaluateOptions', 'EvaluateResult', 'EvaluationSet',
   'Examples', 'Executor', 'ExecutorName', 'FewShotCheckpointInfo', 'FewShotData',
@@ -56,13 +56,13 @@ const UNIVERSAL_VALUES = [
   'Reptile', 'ReptileError', 'Rng', 'SineTaskSource', 'TfjsLearner', 'UnsupportedModelError',
   'UsageError', 'WasmLearner', 'concatExamples', 'createLayout', 'createMiniImageNetModel', 'createOmniglotModel',
   'createResNet12', 'createSineModel', 'evaluate', 'evaluateMany', 'fomamlUpdate', 'linearSchedule', 'loadWasmEngine', 'metaTrain',
-  'mse', 'registerWasmConvKernels', 'reptileSerialUpdate', 'reptileUpdate', 'resolveMetaConfig',
+  'mse', 'readBinarySet', 'registerWasmConvKernels', 'reptileSerialUpdate', 'reptileUpdate', 'resolveMetaConfig',
   'sizeOf', 'subsetClasses', 'taskScoring', 'wasmEngineStatus', 'withRotations',
 ];
 
 /** The universal entry's type-only names. */
 const UNIVERSAL_TYPES = [
-  'AdaptResult', 'ArrayDatasetOptions', 'AsyncCounters', 'AsyncProgress', 'AsyncSpanRequest', 'AsyncSpanResult', 'Checkpoint', 'ConvInit', 'ConvModelOptions', 'EvalRequest',
+  'AdaptResult', 'ArrayDatasetOptions', 'AsyncCounters', 'AsyncProgress', 'AsyncSpanRequest', 'AsyncSpanResult', 'BinarySet', 'Checkpoint', 'ConvInit', 'ConvModelOptions', 'EvalRequest',
   'EvaluateOptions', 'EvaluateResult', 'EvaluationSet', 'Examples', 'Executor', 'FewShotOptions',
   'InnerOptimizerName', 'InnerOptions', 'InnerStatePolicy', 'LabeledDataset', 'Layout', 'Learner',
   'MetaBatchRequest', 'MetaCallbacks', 'MetaConfig', 'MetaIterLogs', 'MetaTrainOptions',

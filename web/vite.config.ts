@@ -15,6 +15,7 @@ export default defineConfig({
       input: {
         sine: fileURLToPath(new URL('./index.html', import.meta.url)),
         drawing: fileURLToPath(new URL('./drawing.html', import.meta.url)),
+        omniglot: fileURLToPath(new URL('./omniglot.html', import.meta.url)),
       },
     },
   },

@@ -39,15 +39,22 @@ export interface StaticServer {
 /**
  * Serves the files under `root` read-only over HTTP on `host:port` (port 0 picks a free one):
  * GET and HEAD only, `index.html` for a directory, nothing outside `root` (no `..`, no symlinks
- * out of it), with the cross-origin-isolation headers (`ISOLATION_HEADERS`). Refuses to start, with one line saying why, when the port is taken or `root` is missing.
+ * out of it), with the cross-origin-isolation headers (`ISOLATION_HEADERS`); `files` adds files
+ * made in memory, by their path from the root, served before anything on disk of the same name. Refuses to start, with one line saying why, when the port is taken or `root` is missing.
  */
-export async function serveStatic(options: { root: string; port: number; host: string }): Promise<StaticServer> {
+export async function serveStatic(options: { root: string; port: number; host: string; files?: Readonly<Record<string, Uint8Array>> }): Promise<StaticServer> {
   // Node throws a RangeError from listen() for a port past 65535: one line instead.
   checkInteger('port', options.port, 0, 65535);
   const root = fs.realpathSync(options.root);
   const server = http.createServer((req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    const made = madeFile(options.files, req.url ?? '/');
+    if (made !== undefined) {
+      res.writeHead(200, { 'content-type': TYPES[path.extname(made.name).toLowerCase()] ?? 'application/octet-stream', 'content-length': made.bytes.length, 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff', ...ISOLATION_HEADERS });
+      res.end(req.method === 'HEAD' ? undefined : made.bytes);
       return;
     }
     const file = resolveFile(root, req.url ?? '/');
@@ -85,6 +92,19 @@ export async function serveStatic(options: { root: string; port: number; host: s
     port,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+// A file made in memory (`files`, keyed by its path from the root, e.g. 'omniglot-set.bin') that a request names.
+function madeFile(files: Readonly<Record<string, Uint8Array>> | undefined, url: string): { name: string; bytes: Uint8Array } | undefined {
+  if (files === undefined) return undefined;
+  let pathname: string;
+  try {
+    pathname = new URL(url, 'http://localhost').pathname;
+  } catch {
+    return undefined;
+  }
+  const name = pathname.replace(/^\/+/, '');
+  return Object.hasOwn(files, name) ? { name, bytes: files[name]! } : undefined;
 }
 
 // The file a request path names inside `root`, or undefined when there is none or it would leave root.

@@ -37,6 +37,7 @@ export const LIMITS = {
   concurrency: 1_024,
   every: 10_000_000,
   port: 65_535,
+  omniglotCharacters: 1_623,
 } as const;
 
 /** Commander parser for a number in [lo, hi] (or (lo, hi] with `openLow`). */

@@ -44,13 +44,13 @@ export async function buildWeb(outDir: string): Promise<void> {
   await build({ configFile: path.join(root, 'web', 'vite.config.ts'), build: { outDir, emptyOutDir: true }, logLevel: 'warn' });
 }
 
-/** `reptile serve --port 0 --dir DIR`, the CLI itself, until `stop`. */
-export async function startServe(dir: string): Promise<{ url: string; stop: () => Promise<void> }> {
-  const child: ChildProcess = spawn(process.execPath, [path.join(root, 'dist', 'cli', 'main.js'), 'serve', '--port', '0', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** `reptile serve --port 0 --dir DIR` (and `args`), the CLI itself, until `stop`. */
+export async function startServe(dir: string, args: readonly string[] = [], env: Record<string, string> = {}): Promise<{ url: string; stop: () => Promise<void> }> {
+  const child: ChildProcess = spawn(process.execPath, [path.join(root, 'dist', 'cli', 'main.js'), 'serve', '--port', '0', '--dir', dir, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
     let err = '';
-    const timer = setTimeout(() => reject(new Error(`reptile serve did not start: ${out}${err}`)), 20_000);
+    const timer = setTimeout(() => reject(new Error(`reptile serve did not start: ${out}${err}`)), 60_000);
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
       const m = /at (http:\/\/\S+)/.exec(out);
@@ -80,11 +80,11 @@ export async function startServe(dir: string): Promise<{ url: string; stop: () =
  * Builds web/, serves it with `reptile serve`, and opens a page in Chromium whose requests may go
  * only to that server: every other request is aborted and listed in `outside` (no CDN, no network).
  */
-export async function openServedPage(chromiumPath: string, viewport: { width: number; height: number }, tempRoot: string): Promise<{ browser: Browser; page: Page; server: { url: string; stop: () => Promise<void> }; outside: string[] }> {
+export async function openServedPage(chromiumPath: string, viewport: { width: number; height: number }, tempRoot: string, serveArgs: readonly string[] = []): Promise<{ browser: Browser; page: Page; server: { url: string; stop: () => Promise<void> }; outside: string[]; out: string }> {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   const out = path.join(tempRoot, 'dist');
   await buildWeb(out);
-  const server = await startServe(out);
+  const server = await startServe(out, serveArgs);
   const browser = await launchChromium(chromiumPath);
   const context = await browser.newContext({ viewport });
   const outside: string[] = [];
@@ -95,5 +95,5 @@ export async function openServedPage(chromiumPath: string, viewport: { width: nu
     return route.abort();
   });
   const page = await context.newPage();
-  return { browser, page, server, outside };
+  return { browser, page, server, outside, out };
 }

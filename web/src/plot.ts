@@ -44,7 +44,7 @@ export class Plot {
     return [xMin + ((cx - this.pad.left) / w) * (xMax - xMin), yMax - ((cy - this.pad.top) / h) * (yMax - yMin)];
   }
 
-  clear(xTicks: readonly number[], yTicks: readonly number[], format: (v: number) => string = String): void {
+  clear(xTicks: readonly number[], yTicks: readonly number[], format: (v: number) => string = String, yFormat: (v: number) => string = format): void {
     const c = this.ctx;
     c.clearRect(0, 0, this.width, this.height);
     c.fillStyle = '#fff';
@@ -63,7 +63,7 @@ export class Plot {
       const [, y] = this.toCanvas(this.view.xMin, t);
       this.segment(this.pad.left, y, this.width - this.pad.right, y);
       c.textAlign = 'right';
-      c.fillText(format(t), this.pad.left - 4, y + 4);
+      c.fillText(yFormat(t), this.pad.left - 4, y + 4);
     }
   }
 
