@@ -203,6 +203,16 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
       ops_[i + 1].skip = true;
     }
   }
+  // Likewise a ReLU after a convolution (not the model's last op): the convolution's product
+  // applies its bias and the ReLU while each tile is in cache, and its backward pass masks dy by
+  // the ReLU's output first.
+  for (size_t i = 0; i + 2 < N; i++) {
+    if (ops_[i].kind == OpKind::Conv && ops_[i + 1].kind == OpKind::Relu && in_[i + 1].size() == 1 &&
+        in_[i + 1][0] == (int)i + 1 && consumers_[i + 1] == 1) {
+      ops_[i].fusedRelu = true;
+      ops_[i + 1].skip = true;
+    }
+  }
   for (int fused = 0; fused < 2; fused++)
     for (int inputGrad = 0; inputGrad < 2; inputGrad++)
       plans_[fused * 2 + inputGrad] = buildBackwardPlan(fused != 0, inputGrad != 0);
@@ -866,9 +876,7 @@ void Engine::runForward(const Item& it, int s) {
       break;
     case OpKind::Dropout:
       if (dropoutOn_) {
-        dropoutMask(i, s);
-        const float* mask = aux_[i].data() + (size_t)b * op.inSize;
-        for (size_t j = 0, m = (size_t)n * op.inSize; j < m; j++) y[j] = x[j] * mask[j];
+        dropoutForward(i, s, x, y);
       } else {
         std::memcpy(y, x, sizeof(float) * (size_t)n * op.inSize);
       }
@@ -1051,18 +1059,16 @@ inline uint64_t splitmix64(uint64_t& state) {
 // the minibatch (never of the shard or thread that draws it): each row's values come from a
 // splitmix64 stream keyed by those four numbers. A value is kept (scaled by 1 / (1 − rate), as
 // tfjs's inverted dropout) when its uniform draw, 24 bits in [0, 1), is at least the rate.
-void Engine::dropoutMask(size_t i, int s) {
+void Engine::dropoutForward(size_t i, int s, const float* x, float* y) {
   const OpSpec& op = ops_[i];
   const float rate = op.alpha, scale = 1.f / (1.f - rate);
-  for (int r = begin_[s]; r < begin_[s] + count_[s]; r++) {
+  const int b = begin_[s];
+  for (int r = b; r < b + count_[s]; r++) {
     uint64_t key = dropoutSeed_;
     uint64_t state = splitmix64(key) ^ ((uint64_t)step_ << 40) ^ ((uint64_t)i << 24) ^ (uint64_t)r;
     splitmix64(state);
-    float* mask = aux_[i].data() + (size_t)r * op.inSize;
-    for (int j = 0; j < op.inSize; j++) {
-      const float u = (float)(splitmix64(state) >> 40) * (1.f / 16777216.f);
-      mask[j] = u >= rate ? scale : 0.f;
-    }
+    const size_t off = (size_t)(r - b) * op.inSize;
+    k_->dropout_row(state, (size_t)op.inSize, rate, scale, x + off, aux_[i].data() + (size_t)r * op.inSize, y + off);
   }
 }
 
@@ -1101,12 +1107,13 @@ void Engine::convForward(size_t i, int s, const float* x, float* y, const float*
         grouped.rows[(size_t)r] = y + (size_t)from * g.cout;
       }
     }
+    const float* bias = op.b >= 0 ? P + op.b : nullptr;
     if (grouped.rows.empty())
-      k_->conv_forward_implicit(g, M, taps, ldt, zeroPixel_.data(), shardPacked, P + op.w, y, nullptr, work_[s]);
+      k_->conv_forward_implicit(g, M, taps, ldt, zeroPixel_.data(), shardPacked, P + op.w, y, nullptr, work_[s], bias,
+                                op.fusedRelu);
     else
       k_->conv_forward_implicit(g, M, grouped.taps.data(), (size_t)M, zeroPixel_.data(), shardPacked, P + op.w,
-                                nullptr, grouped.rows.data(), work_[s]);
-    if (op.b >= 0) k_->add_bias(M, g.cout, P + op.b, y);
+                                nullptr, grouped.rows.data(), work_[s], bias, op.fusedRelu);
     return;
   }
   float* col = aux_[i].data() + (size_t)b * g.outH * g.outW * K;
@@ -1131,6 +1138,7 @@ void Engine::convForward(size_t i, int s, const float* x, float* y, const float*
       k_->gemm(rows, g.cout, K, col, K, false, P + op.w, g.cout, false, yr, g.cout, false, work_[s]);
   }
   if (op.b >= 0 && !small) k_->add_bias(M, g.cout, P + op.b, y);
+  if (op.fusedRelu) k_->relu_forward((size_t)M * g.cout, y, y);
 }
 
 // BnMoments: the shard's partial sums of a batch norm's input, per channel.
@@ -1197,6 +1205,9 @@ void Engine::runBackward(const Item& it, int s) {
   float* dx = it.dx ? it.dx + (size_t)b * actStride_ : nullptr;
   switch (op.kind) {
     case OpKind::Conv:
+      // dy arrives as the gradient of the fused ReLU's output (this op's buffer holds that
+      // output): masked in place, it is the gradient of the product.
+      if (op.fusedRelu) k_->relu_backward((size_t)n * op.outSize, y, dy, const_cast<float*>(dy));
       convBackward(i, s, dy, dx, shardPacking(it, s));
       break;
     case OpKind::Dense:

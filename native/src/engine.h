@@ -34,7 +34,7 @@ struct OpSpec {
   float eps = 1e-3f, momentum = 0.99f;
   int64_t gamma = -1, beta = -1;
   std::vector<float> movingMean, movingVar;
-  bool fusedRelu = false;    // BatchNorm followed by a ReLU that this op applies itself
+  bool fusedRelu = false;    // BatchNorm or Conv followed by a ReLU that this op applies itself
   bool skip = false;         // a ReLU folded into the BatchNorm before it
   // Weights held fixed: w, b, gamma, beta are offsets in the engine's frozen weights, not in φ.
   bool frozen = false;
@@ -56,7 +56,7 @@ struct AdaptArgs {
   OptKind opt = OptKind::Adam;
   double lr = 1e-3, beta1 = 0, beta2 = 0.999, eps = 1e-8;
   bool reset = false;
-  // Where the dropout masks of this inner loop come from (see Engine::dropoutMask).
+  // Where the dropout masks of this inner loop come from (see Engine::dropoutForward).
   uint64_t dropoutSeed = 0;
   LossKind loss = LossKind::SoftmaxXent;
   // The per-example losses of a minibatch are summed and divided by this (0: the minibatch's size,
@@ -207,7 +207,7 @@ class Engine {
   void runForward(const Item& it, int s);
   void convForward(size_t i, int s, const float* x, float* y, const float* shardPacked);
   // Writes the shard's rows of dropout op i's mask (0 or 1 / (1 − rate) per value) to aux_[i].
-  void dropoutMask(size_t i, int s);
+  void dropoutForward(size_t i, int s, const float* x, float* y);
   // The merge ops (Add, Multiply, Concat) on the shard's rows, and the gradient of input k.
   void mergeForward(size_t i, int s, float* y);
   void mergeBackward(size_t i, int s, int k, const float* dy, float* dx);

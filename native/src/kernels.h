@@ -61,9 +61,13 @@ struct Kernels {
   bool (*conv_implicit)(const WindowGeom& g);
   void (*conv_taps)(const WindowGeom& g, const float* x, const float* zero, int row0, int rows, const float** taps,
                     size_t ldt);
-  // With rows, row r of the product goes to rows[r] instead of y + r·cout (y unused).
+  // With rows, row r of the product goes to rows[r] instead of y + r·cout (y unused). With bias
+  // (or null), each value's finished sum then gets its channel's bias added (the bits of add_bias
+  // after the product), and with relu goes through a ReLU (relu_forward's bits), while the tile is
+  // still in cache.
   void (*conv_forward_implicit)(const WindowGeom& g, int M, const float* const* taps, size_t ldt, const float* zero,
-                                const float* packed, const float* W, float* y, float* const* rows, float* work);
+                                const float* packed, const float* W, float* y, float* const* rows, float* work,
+                                const float* bias, bool relu);
   void (*conv_weight_grad_implicit)(const WindowGeom& g, int M, const float* const* taps, size_t ldt, const float* zero,
                                     const float* dy, float* dW, float* work);
   // Rows [row0, row0 + rows) of the im2col matrix of the batch at x (row (s·outH + oh)·outW + ow:
@@ -171,6 +175,10 @@ struct Kernels {
   // nothing, where N is too wide for it (then copy A's rows together and call gemm_narrow).
   bool (*gemm_narrow_rows)(int M, int N, int K, const float* const* rows, bool transA, const float* B, int ldb,
                            float* C, int ldc, bool accumulate);
+  // Inverted dropout on one row of n values: value j's uniform draw is output j + 1 of the
+  // splitmix64 stream whose state is `state` (24 bits in [0, 1)); it is kept, times scale, when
+  // the draw is at least rate. Writes the mask and y = x · mask.
+  void (*dropout_row)(uint64_t state, size_t n, float rate, float scale, const float* x, float* mask, float* y);
 };
 
 // Whether this CPU runs a variant: "avx512", "avx2" or "generic".
