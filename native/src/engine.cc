@@ -213,6 +213,18 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
       ops_[i + 1].skip = true;
     }
   }
+  // A max pooling that alone reads such a ReLU's output applies the ReLU's backward mask itself
+  // (where its pooled value is > 0), so the convolution's dy arrives masked.
+  for (size_t j = 0; j < N; j++) {
+    if (ops_[j].kind != OpKind::MaxPool || in_[j].size() != 1 || in_[j][0] < 2) continue;
+    const int t = in_[j][0];
+    const size_t r = (size_t)t - 1, c = (size_t)in_[r][0] - 1;
+    if (ops_[r].kind == OpKind::Relu && ops_[r].skip && consumers_[(size_t)t] == 1 && in_[r][0] >= 1 &&
+        ops_[c].kind == OpKind::Conv && ops_[c].fusedRelu) {
+      ops_[j].reluBelow = true;
+      ops_[c].dyMasked = true;
+    }
+  }
   for (int fused = 0; fused < 2; fused++)
     for (int inputGrad = 0; inputGrad < 2; inputGrad++)
       plans_[fused * 2 + inputGrad] = buildBackwardPlan(fused != 0, inputGrad != 0);
@@ -1207,7 +1219,7 @@ void Engine::runBackward(const Item& it, int s) {
     case OpKind::Conv:
       // dy arrives as the gradient of the fused ReLU's output (this op's buffer holds that
       // output): masked in place, it is the gradient of the product.
-      if (op.fusedRelu) k_->relu_backward((size_t)n * op.outSize, y, dy, const_cast<float*>(dy));
+      if (op.fusedRelu && !op.dyMasked) k_->relu_backward((size_t)n * op.outSize, y, dy, const_cast<float*>(dy));
       convBackward(i, s, dy, dx, shardPacking(it, s));
       break;
     case OpKind::Dense:
@@ -1258,7 +1270,7 @@ void Engine::runBackward(const Item& it, int s) {
       }
       break;
     case OpKind::MaxPool:
-      if (dx) k_->maxpool_backward(op.g, n, dy, arg_[i].data() + (size_t)b * op.outSize, dx);
+      if (dx) k_->maxpool_backward(op.g, n, dy, arg_[i].data() + (size_t)b * op.outSize, op.reluBelow ? y : nullptr, dx);
       break;
     case OpKind::Add:
     case OpKind::Multiply:

@@ -35,6 +35,8 @@ struct OpSpec {
   int64_t gamma = -1, beta = -1;
   std::vector<float> movingMean, movingVar;
   bool fusedRelu = false;    // BatchNorm or Conv followed by a ReLU that this op applies itself
+  bool reluBelow = false;    // MaxPool: applies the backward mask of the fused ReLU below it
+  bool dyMasked = false;     // Conv with fusedRelu: its dy arrives masked (by the MaxPool above)
   bool skip = false;         // a ReLU folded into the BatchNorm before it
   // Weights held fixed: w, b, gamma, beta are offsets in the engine's frozen weights, not in φ.
   bool frozen = false;

@@ -97,7 +97,10 @@ struct Kernels {
   void (*tanh_forward)(size_t n, const float* x, float* y);
   void (*tanh_backward)(size_t n, const float* y, const float* dy, float* dx);
   void (*maxpool_forward)(const WindowGeom& g, int n, const float* x, float* y, int32_t* argmax);
-  void (*maxpool_backward)(const WindowGeom& g, int n, const float* dy, const int32_t* argmax, float* dx);
+  // With y (the pooled output, or null), a gradient passes only where y > 0: the backward pass of a
+  // ReLU below the pooling, whose output the pooling alone reads, in the same pass (the same bits).
+  void (*maxpool_backward)(const WindowGeom& g, int n, const float* dy, const int32_t* argmax, const float* y,
+                           float* dx);
   // Softmax cross-entropy against integer labels: returns the sum over these rows and writes
   // d(loss)/d(logits) scaled by invRows (1 / rows of the whole batch, for the mean).
   double (*softmax_xent)(int rows, int c, const float* logits, const float* labels, float* dlogits, float invRows);
