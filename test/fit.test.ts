@@ -157,6 +157,9 @@ describe.skipIf(nativeSkipReason !== undefined)('fit on the engine equals tfjs m
     }
     expect(relErr(flatWeights(a), flatWeights(b))).toBeLessThan(1e-4);
     expect(epochOrder(320, 11, 1)).not.toEqual(epochOrder(320, 11, 0));
+    // The order is Rng.shuffle's, epoch by epoch (a size past 2^16 draws with rejection too); no seed, no shuffle.
+    for (const [n, e] of [[320, 1], [70_001, 4]] as const) expect(Array.from(epochOrder(n, 11, e))).toEqual(Rng.derive(11, e).shuffle(Array.from({ length: n }, (_, i) => i)));
+    expect(Array.from(epochOrder(5, undefined, 3))).toEqual([0, 1, 2, 3, 4]);
     tf.dispose([x, y]);
     dispose(a, b);
   });

@@ -13,12 +13,14 @@ export class Rng {
   private s2: number;
   private s3: number;
 
+  // The state words are kept as signed 32-bit integers (the same bits): V8 holds those in place,
+  // where unsigned ones past 2^31 would each be a boxed double, allocated at every draw.
   private constructor(state: readonly number[]) {
-    this.s0 = state[0]! >>> 0;
-    this.s1 = state[1]! >>> 0;
-    this.s2 = state[2]! >>> 0;
-    this.s3 = state[3]! >>> 0;
-    if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s0 = 0x9e3779b9;
+    this.s0 = state[0]! | 0;
+    this.s1 = state[1]! | 0;
+    this.s2 = state[2]! | 0;
+    this.s3 = state[3]! | 0;
+    if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s0 = 0x9e3779b9 | 0;
   }
 
   /** A generator for `seed` alone. */
@@ -49,7 +51,7 @@ export class Rng {
 
   /** The generator's four state words, to store and restore with `fromState`. */
   getState(): number[] {
-    return [this.s0, this.s1, this.s2, this.s3];
+    return [this.s0 >>> 0, this.s1 >>> 0, this.s2 >>> 0, this.s3 >>> 0];
   }
 
   /** A child generator keyed by `keys`, drawn from this one's stream (advances this generator once). */
@@ -59,17 +61,16 @@ export class Rng {
 
   /** The next 32-bit unsigned integer of the xoshiro128** stream. */
   nextUint32(): number {
-    const result = Math.imul(rotl(Math.imul(this.s1, 5), 7), 9) >>> 0;
-    const t = (this.s1 << 9) >>> 0;
+    const s1 = this.s1;
+    const x = Math.imul(s1, 5);
+    const result = Math.imul((x << 7) | (x >>> 25), 9) >>> 0;
+    const t = s1 << 9;
     this.s2 ^= this.s0;
-    this.s3 ^= this.s1;
+    this.s3 ^= s1;
     this.s1 ^= this.s2;
     this.s0 ^= this.s3;
     this.s2 ^= t;
-    this.s3 = rotl(this.s3, 11);
-    this.s0 >>>= 0;
-    this.s1 >>>= 0;
-    this.s2 >>>= 0;
+    this.s3 = (this.s3 << 11) | (this.s3 >>> 21);
     return result;
   }
 
@@ -126,10 +127,6 @@ export class Rng {
     }
     return all.slice(0, k);
   }
-}
-
-function rotl(x: number, k: number): number {
-  return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
 
 function mix32(x: number): number {

@@ -42,7 +42,14 @@ export function metricSum(fn: Metric, out: Float32Array, outputs: number, order:
   for (let r = from; r < from + count; r++) {
     const o = r * outputs;
     let best = 0;
-    for (let j = 1; j < outputs; j++) if (out[o + j]! > out[o + best]!) best = j;
+    let top = out[o]!;
+    for (let j = 1; j < outputs; j++) {
+      const v = out[o + j]!;
+      if (v > top) {
+        top = v;
+        best = j;
+      }
+    }
     if (best === labels[order[r]!]) sum++;
   }
   return sum;
