@@ -656,6 +656,7 @@ void Engine::runParamRange(Stage stage, int64_t lo, int64_t hi, int s) {
       return;
     case Stage::Finish: {
       std::memcpy(adaptedOut_ + lo, cur + lo, bytes);
+      if (lastStepWritten_) return;
       const float* before = before_.data();
       for (int64_t i = lo; i < hi; i++) lastStepOut_[i] = cur[i] - before[i];
       return;
@@ -676,10 +677,11 @@ void Engine::optimizerStep(float* w, int64_t lo, int64_t hi, int remote) {
   const float* g = grads_[0].data();
   const float* g1 = grads_[1].data();
   farChunks(remote < 0 ? nullptr : grads_[remote].data(), lo, hi, [&](int64_t i, int64_t c) {
+    float* delta = deltaOut_ ? deltaOut_ + i : nullptr;
     if (optKind == OptKind::Sgd)
-      k_->sgd((size_t)c, w + i, g + i, g1 + i, coef_[0]);
+      k_->sgd((size_t)c, w + i, g + i, g1 + i, coef_[0], delta);
     else if (optKind == OptKind::Adam)
-      k_->adam((size_t)c, w + i, g + i, g1 + i, m.data() + i, v.data() + i, coef_);
+      k_->adam((size_t)c, w + i, g + i, g1 + i, m.data() + i, v.data() + i, coef_, delta);
   });
 }
 
@@ -1461,6 +1463,7 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
       e->args_ = nullptr;
       e->rowsInPlace_ = false;
       e->dropoutOn_ = false;
+      e->deltaOut_ = nullptr;
       e->weightsChanged();
     }
   } restore{this};
@@ -1472,12 +1475,17 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
   push(Stage::Start, -1);
   flush();
   weightsChanged();
-  if (a.numBatches == 0) push(Stage::Snapshot, -1);
+  // The last step's optimizer pass writes each parameter's change into lastStep itself (the
+  // bits of W − W⁽ᵏ⁻¹⁾); without an optimizer, or without steps, Finish takes it from a snapshot.
+  lastStepWritten_ = false;
+  const bool deltaInStep = optKind != OptKind::None && a.numBatches > 0;
+  if (!deltaInStep) push(Stage::Snapshot, -1);
   double lossSum = 0;
   for (int k = 0; k < a.numBatches; k++) {
     step_ = k;
     if (k > 0 && ownCopies) push(Stage::Sync, -1);
-    if (k == a.numBatches - 1) push(Stage::Snapshot, -1);
+    if (k == a.numBatches - 1 && !deltaInStep) push(Stage::Snapshot, -1);
+    deltaOut_ = k == a.numBatches - 1 && deltaInStep ? lastStepOut_ : nullptr;
     push(Stage::Copy, -1);
     forward(true, true);
     push(Stage::Loss, -1);
@@ -1500,6 +1508,8 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
       flush();
       syncFrom_ = 0;
     }
+    lastStepWritten_ = deltaOut_ != nullptr;
+    deltaOut_ = nullptr;
     lossSum += meanLoss();
     if (a.stepLosses) a.stepLosses[k] = meanLoss();
     if (a.stepOutputs)

@@ -341,6 +341,10 @@ class Engine {
   // other only when a Sync item copies the values the other shard's optimizer step wrote.
   float* shardW_[2] = {nullptr, nullptr};
   std::vector<float> cur1_;
+  // During adapt's last step, where the optimizer writes each parameter's change (lastStep), and
+  // whether it did so.
+  float* deltaOut_ = nullptr;
+  bool lastStepWritten_ = false;
   // Where the last optimizer step run by the shards began (lateEnd_ with an early step, else 0).
   int64_t syncFrom_ = 0;
 
