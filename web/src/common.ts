@@ -95,3 +95,33 @@ export function yieldToBrowser(): Promise<void> {
     channel.port2.postMessage(null);
   });
 }
+
+/**
+ * A meta-training worker's message loop: 'start' runs `run` (one run at a time) with a signal that
+ * 'stop' aborts; a failure is posted as { type: 'error', message }. Before the run, the worker
+ * selects the page's tfjs backend and, for the WebAssembly engine, loads the module.
+ */
+export function serveWorkerRuns<S extends { type: 'start'; backend: string; engine: DemoEngine }>(
+  scope: { postMessage(message: { type: 'error'; message: string }): void; onmessage: ((e: MessageEvent<S | { type: 'stop' }>) => void) | null },
+  run: (start: S, signal: AbortSignal) => Promise<void>,
+): void {
+  let controller: AbortController | undefined;
+  scope.onmessage = (event) => {
+    const message = event.data;
+    if (message.type === 'stop') controller?.abort();
+    else if (message.type === 'start' && controller === undefined) {
+      controller = new AbortController();
+      const signal = controller.signal;
+      (async () => {
+        await selectDemoBackend(message.backend);
+        if (message.engine === 'wasm') {
+          const status = await loadWasmEngine(ENGINE_BUILDS);
+          if (!status.ok) throw new Error(`the WebAssembly engine did not load in the worker: ${status.reason}`);
+        }
+        await run(message, signal);
+      })()
+        .catch((e: unknown) => scope.postMessage({ type: 'error', message: (e as Error).message ?? String(e) }))
+        .finally(() => (controller = undefined));
+    }
+  };
+}

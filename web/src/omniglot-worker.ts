@@ -1,8 +1,8 @@
 // Meta-trains the paper's Omniglot network from a random initialisation with the library's own
 // Reptile loop, off the page's main thread, on the library's WebAssembly engine (or tfjs), and
 // reports the 1-shot 5-way accuracy on held-out characters as it goes.
-import { FewShotTaskSource, TfjsLearner, WasmLearner, createOmniglotModel, evaluate, loadWasmEngine, metaTrain, readBinarySet, withRotations, type InnerOptions, type MetaCallbacks } from 'reptile-ml';
-import { ENGINE_BUILDS, selectDemoBackend } from './common.js';
+import { FewShotTaskSource, TfjsLearner, WasmLearner, createOmniglotModel, evaluate, metaTrain, readBinarySet, withRotations, type InnerOptions, type MetaCallbacks } from 'reptile-ml';
+import { serveWorkerRuns } from './common.js';
 import type { FromWorker, ToWorker } from './omniglot-protocol.js';
 
 // The held-out tasks come from their own seed, never from the training stream.
@@ -15,25 +15,9 @@ const TRAIN = { metaBatch: 5, innerIters: 5, innerBatch: 10, learningRate: 0.001
 const EVAL: InnerOptions = { optimizer: 'adam', learningRate: 0.001, beta1: 0, beta2: 0.999, innerIters: 50, innerBatch: 5, lossDivisor: TRAIN.innerBatch };
 
 const scope = self as unknown as { postMessage(message: FromWorker): void; onmessage: ((e: MessageEvent<ToWorker>) => void) | null };
-let controller: AbortController | undefined;
-
-scope.onmessage = (event) => {
-  const message = event.data;
-  if (message.type === 'stop') controller?.abort();
-  else if (message.type === 'start' && controller === undefined) {
-    controller = new AbortController();
-    run(message, controller.signal)
-      .catch((e: unknown) => scope.postMessage({ type: 'error', message: (e as Error).message ?? String(e) }))
-      .finally(() => (controller = undefined));
-  }
-};
+serveWorkerRuns(scope, run);
 
 async function run(options: Extract<ToWorker, { type: 'start' }>, signal: AbortSignal): Promise<void> {
-  await selectDemoBackend(options.backend);
-  if (options.engine === 'wasm') {
-    const status = await loadWasmEngine(ENGINE_BUILDS);
-    if (!status.ok) throw new Error(`the WebAssembly engine did not load in the worker: ${status.reason}`);
-  }
   const set = readBinarySet(new Uint8Array(options.set));
   const began = performance.now();
   let evalMs = 0;

@@ -5,38 +5,21 @@ import {
   SineTaskSource,
   TfjsLearner,
   WasmLearner,
-  loadWasmEngine,
   createSineModel,
   evaluate,
   metaTrain,
   type MetaCallbacks,
 } from 'reptile-ml';
-import { ENGINE_BUILDS, selectDemoBackend } from './common.js';
+import { serveWorkerRuns } from './common.js';
 import type { FromWorker, ToWorker } from './sine-protocol.js';
 
 // Held-out tasks come from their own seed, never from the training stream.
 const HELD_OUT_SEED = 1_000_000;
 
 const scope = self as unknown as { postMessage(message: FromWorker, transfer?: Transferable[]): void; onmessage: ((e: MessageEvent<ToWorker>) => void) | null };
-let controller: AbortController | undefined;
-
-scope.onmessage = (event) => {
-  const message = event.data;
-  if (message.type === 'stop') controller?.abort();
-  else if (message.type === 'start' && controller === undefined) {
-    controller = new AbortController();
-    run(message, controller.signal)
-      .catch((e: unknown) => scope.postMessage({ type: 'error', message: (e as Error).message ?? String(e) }))
-      .finally(() => (controller = undefined));
-  }
-};
+serveWorkerRuns(scope, run);
 
 async function run(options: Extract<ToWorker, { type: 'start' }>, signal: AbortSignal): Promise<void> {
-  await selectDemoBackend(options.backend);
-  if (options.engine === 'wasm') {
-    const status = await loadWasmEngine(ENGINE_BUILDS);
-    if (!status.ok) throw new Error(`the WebAssembly engine did not load in the worker: ${status.reason}`);
-  }
   const began = performance.now();
   const source = new SineTaskSource({ shots: options.adapt.shots, gridPoints: 50 });
   const model = createSineModel({ seed: options.initSeed });
