@@ -234,19 +234,7 @@ async function runOnEngine(model: tf.LayersModel, xT: tf.Tensor, yT: tf.Tensor, 
 export function epochOrder(n: number, seed: number | undefined, epoch: number): Int32Array {
   const order = new Int32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
-  if (seed === undefined) return order;
-  // Rng.shuffle's swaps (Fisher–Yates from the end, each index drawn as Rng.int draws it: rejection
-  // below the largest multiple of i + 1), written out for an Int32Array: a few times faster.
-  const rng = Rng.derive(seed, epoch);
-  for (let i = n - 1; i > 0; i--) {
-    const m = i + 1;
-    const limit = Math.floor(4294967296 / m) * m;
-    let r = rng.nextUint32();
-    while (r >= limit) r = rng.nextUint32();
-    const j = r % m;
-    const tmp = order[i]!;
-    order[i] = order[j]!;
-    order[j] = tmp;
-  }
+  // (Rng.shuffle only reads and writes by index: an Int32Array takes the same swaps.)
+  if (seed !== undefined) Rng.derive(seed, epoch).shuffle(order as unknown as number[]);
   return order;
 }
