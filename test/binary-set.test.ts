@@ -142,5 +142,9 @@ describe('reptile serve --omniglot', () => {
     expect(few.code).toBe(1);
     expect(few.stderr.trim().split('\n').filter((l) => !l.startsWith('decoding'))).toHaveLength(1);
     expect(few.stderr).toMatch(/--omniglot-characters 20 is more than the 8 characters/);
+    const alone = reptile(['serve', '--dir', site, '--omniglot-characters', '20']);
+    expect(alone.code).not.toBe(0);
+    expect(alone.stderr.trim().split('\n')).toHaveLength(1);
+    expect(alone.stderr).toMatch(/--omniglot-characters is read only with --omniglot/);
   });
 });

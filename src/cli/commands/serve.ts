@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { ReptileError } from '../../_utils/errors.js';
+import { ReptileError, UsageError } from '../../_utils/errors.js';
 import { serveStatic } from '../../_utils/static-server.js';
 import { Rng } from '../../core/rng.js';
 import { packBinarySet } from '../../tasks/binary-set.js';
@@ -43,7 +43,10 @@ export function serveCommand(): Command {
     .option('--dir <dir>', 'directory to serve instead of the built demos')
     .option('--omniglot <dir>', `Omniglot archives (reptile data omniglot --download --dir DIR) to pack a few hundred characters from, for the Omniglot page (served as ${OMNIGLOT_SET_PATH})`)
     .option('--omniglot-characters <n>', 'characters packed for the Omniglot page, three quarters for meta-training, the rest held out', intAtLeast(8, LIMITS.omniglotCharacters), 400)
-    .action(async (flags: ServeFlags) => {
+    .action(async (flags: ServeFlags, command: Command) => {
+      if (flags.omniglot === undefined && command.getOptionValueSource('omniglotCharacters') === 'cli') {
+        throw new UsageError('--omniglot-characters is read only with --omniglot: add --omniglot DIR, or drop --omniglot-characters');
+      }
       const root = flags.dir ?? WEB_DIST;
       if (flags.dir !== undefined && !fs.existsSync(flags.dir)) throw new ReptileError(`--dir '${flags.dir}' does not exist: point --dir at a built demo folder (one with index.html)`);
       if (flags.dir !== undefined && !fs.statSync(flags.dir).isDirectory()) throw new ReptileError(`--dir '${flags.dir}' is a file, not a folder: point --dir at a built demo folder (one with index.html)`);
