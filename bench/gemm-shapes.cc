@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
     double engine = plain;
     if (s.weights) {
       std::vector<float> packed(k->packed_b_floats(s.N, s.K));
-      k->pack_b_all(s.K, s.N, B.data(), ldb, s.transB, packed.data());
+      k->pack_b_all(s.K, s.N, B.data(), ldb, s.transB, packed.data(), 0, 1);
       engine = best([&] {
         k->gemm_packed(s.M, s.N, s.K, A.data(), lda, s.transA, packed.data(), C.data(), s.N, false, work);
       });

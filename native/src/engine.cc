@@ -277,9 +277,11 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
       const size_t floats = which == 0   ? k_->packed_b_floats(g.cout, K)
                             : dxPhased_[i] ? k_->conv_dx_packed_floats(g)
                                            : k_->packed_b_floats(K, g.cout);
-      // One copy per shard (see Packed): each a whole number of cache lines.
+      // One copy per shard (see Packed), each a whole number of cache lines; one copy, packed half
+      // by each shard, for a packing larger than a core's cache (see runPack).
       const size_t stride = (floats + 15) / 16 * 16;
-      float* p = static_cast<float*>(std::aligned_alloc(64, kShards * stride * sizeof(float)));
+      const bool shared = which == 0 || !dxPhased_[i] ? floats * sizeof(float) > kSharedPackBytes : false;
+      float* p = static_cast<float*>(std::aligned_alloc(64, (shared ? 1 : kShards) * stride * sizeof(float)));
       if (!p) {
         for (auto& v : packs_)
           for (Packed& q : v) std::free(q.data);
@@ -288,6 +290,7 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
       }
       packs_[which][i].data = p;
       packs_[which][i].stride = stride;
+      packs_[which][i].shared = shared;
     }
   }
   implicit_.assign(ops_.size(), false);
@@ -797,14 +800,18 @@ void Engine::runPack(const Item& it, int s) {
   const int K = g.kh * g.kw * g.cin;
   // On two threads each shard packs the whole matrix into its own copy, which only its own core
   // then reads and writes; on one, the first shard packs the copy both read.
+  // A packing larger than a core's cache is read from the shared cache or memory either way: the
+  // shards then pack half of it each into one copy, which both read from the next flush on.
   if (s > 0 && !pool_) return;
-  float* out = shardCopy(packs_[it.which][i], s);
+  const Packed& p = packs_[it.which][i];
+  float* out = shardCopy(p, s);
+  const int part = p.shared && pool_ ? s : 0, parts = p.shared && pool_ ? kShards : 1;
   if (it.which == 0)
-    k_->pack_b_all(K, g.cout, P + op.w, g.cout, false, out);
+    k_->pack_b_all(K, g.cout, P + op.w, g.cout, false, out, part, parts);
   else if (dxPhased_[i])
     k_->conv_dx_pack(g, P + op.w, out);
   else
-    k_->pack_b_all(g.cout, K, P + op.w, g.cout, true, out);
+    k_->pack_b_all(g.cout, K, P + op.w, g.cout, true, out, part, parts);
 }
 
 // The shard's own copy of an item's packing (see runPack); a forward packing read in place is the

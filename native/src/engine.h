@@ -357,10 +357,13 @@ class Engine {
     float* data = nullptr;
     size_t stride = 0;
     uint64_t done = 0, queued = 0;
+    bool shared = false;  // one copy for both shards (see runPack)
   };
+  // Packings larger than this are shared by the shards.
+  static constexpr size_t kSharedPackBytes = (size_t)2 << 20;
   std::vector<Packed> packs_[2];
   // Shard s's copy of a packing: its own on two threads, the one copy on one.
-  float* shardCopy(const Packed& p, int s) const { return p.data + (pool_ ? (size_t)s * p.stride : 0); }
+  float* shardCopy(const Packed& p, int s) const { return p.data + (pool_ && !p.shared ? (size_t)s * p.stride : 0); }
   // Per op: a convolution whose forward packing would be its weights as they are (read in place).
   std::vector<bool> plainPack_;
   uint64_t version_ = 1;

@@ -48,7 +48,8 @@ struct Kernels {
   void (*gemm_packed)(int M, int N, int K, const float* A, int lda, bool transA, const float* Bpacked, float* C,
                       int ldc, bool accumulate, float* work);
   size_t (*packed_b_floats)(int N, int K);
-  void (*pack_b_all)(int K, int N, const float* B, int ldb, bool transB, float* out);
+  // Part `part` of `parts` (0 of 1: all of it): parts written by different threads make the whole.
+  void (*pack_b_all)(int K, int N, const float* B, int ldb, bool transB, float* out, int part, int parts);
   // Whether B (K × N, not transposed, row stride N) packed is B itself, so that gemm_packed can
   // read B in place of its packing.
   bool (*packed_is_plain)(int K, int N);
