@@ -263,16 +263,17 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
   dxPhased_.assign(ops_.size(), false);
   dxTables_.resize(ops_.size());
   grouped_.resize(ops_.size());
+  size_t dxWork = 0;
   for (size_t i = 0; i < ops_.size(); i++) {
     if (ops_[i].kind != OpKind::Conv) continue;
     const WindowGeom& g = ops_[i].g;
     const int K = g.kh * g.kw * g.cin;
     const bool dilated = ops_[i].dilH != 1 || ops_[i].dilW != 1;
     plainPack_[i] = k_->packed_is_plain(K, g.cout);
-    // Phased dx needs the input read in place too (implicit), and room in a shard's workspace to
-    // pack the phases' weights when no packing is ready.
-    dxPhased_[i] = !dilated && k_->conv_implicit(g) && k_->conv_dx_phased(g) &&
-                   k_->conv_dx_packed_floats(g) <= k_->gemm_work_floats();
+    // Phased dx needs the input read in place too (implicit); when no packing is ready, the phases'
+    // weights are packed into the shard's workspace, which is made large enough below.
+    dxPhased_[i] = !dilated && k_->conv_implicit(g) && k_->conv_dx_phased(g);
+    if (dxPhased_[i]) dxWork = std::max(dxWork, k_->conv_dx_packed_floats(g));
     for (int which = 0; which < 2; which++) {
       const size_t floats = which == 0   ? k_->packed_b_floats(g.cout, K)
                             : dxPhased_[i] ? k_->conv_dx_packed_floats(g)
@@ -280,7 +281,7 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
       // One copy per shard (see Packed), each a whole number of cache lines; one copy, packed half
       // by each shard, for a packing larger than a core's cache (see runPack).
       const size_t stride = (floats + 15) / 16 * 16;
-      const bool shared = which == 0 || !dxPhased_[i] ? floats * sizeof(float) > kSharedPackBytes : false;
+      const bool shared = floats * sizeof(float) > kSharedPackBytes;
       float* p = static_cast<float*>(std::aligned_alloc(64, (shared ? 1 : kShards) * stride * sizeof(float)));
       if (!p) {
         for (auto& v : packs_)
@@ -291,6 +292,18 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
       packs_[which][i].data = p;
       packs_[which][i].stride = stride;
       packs_[which][i].shared = shared;
+    }
+  }
+  if (dxWork > k_->gemm_work_floats()) {
+    for (float*& w : work_) {
+      std::free(w);
+      w = static_cast<float*>(std::aligned_alloc(64, (dxWork * sizeof(float) + 63) / 64 * 64));
+    }
+    if (!work_[0] || !work_[1]) {
+      for (auto& v : packs_)
+        for (Packed& q : v) std::free(q.data);
+      for (float* w : work_) std::free(w);
+      throw std::runtime_error("out of memory");
     }
   }
   implicit_.assign(ops_.size(), false);
@@ -809,7 +822,7 @@ void Engine::runPack(const Item& it, int s) {
   if (it.which == 0)
     k_->pack_b_all(K, g.cout, P + op.w, g.cout, false, out, part, parts);
   else if (dxPhased_[i])
-    k_->conv_dx_pack(g, P + op.w, out);
+    k_->conv_dx_pack(g, P + op.w, out, part, parts);
   else
     k_->pack_b_all(g.cout, K, P + op.w, g.cout, true, out, part, parts);
 }
@@ -1329,7 +1342,7 @@ void Engine::convBackward(size_t i, int s, const float* dy, float* dx, const flo
     // here, into the shard's workspace, which the products then do not need.
     const float* packed = shardPacked;
     if (!packed) {
-      k_->conv_dx_pack(g, P + op.w, work_[s]);
+      k_->conv_dx_pack(g, P + op.w, work_[s], 0, 1);
       packed = work_[s];
     }
     k_->conv_dx_phases(g, n, t.taps.data(), t.rows.data(), zeroPixel_.data(), packed, work_[s]);

@@ -122,7 +122,7 @@ struct Kernels {
   bool (*conv_dx_phased)(const WindowGeom& g);
   size_t (*conv_dx_packed_floats)(const WindowGeom& g);
   void (*conv_dx_table_size)(const WindowGeom& g, int n, size_t* taps, size_t* rows);
-  void (*conv_dx_pack)(const WindowGeom& g, const float* W, float* out);
+  void (*conv_dx_pack)(const WindowGeom& g, const float* W, float* out, int part, int parts);
   void (*conv_dx_taps)(const WindowGeom& g, int n, const float* dy, float* dx, const float* zero, const float** taps,
                        float** rows);
   void (*conv_dx_phases)(const WindowGeom& g, int n, const float* const* taps, float* const* rows, const float* zero,
