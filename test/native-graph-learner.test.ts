@@ -158,8 +158,9 @@ describe.skipIf(nativeSkipReason !== undefined)('functional models on one and tw
 
 // Channel counts that do not divide the engine's 256-deep blocks of a product (a block then ends
 // inside a window position's channels), in the forward product, the weight gradient and the
-// phase-by-phase input gradient (stride 1 and 2); with `wide`, a 3×3 convolution of 248 channels
-// whose packed weights (2.2 MB) the two threads pack half each into one copy.
+// phase-by-phase input gradient (stride 1 and 2); with `wide`, 3×3 convolutions of 248 channels,
+// whose packed weights (2.2 MB each) the two threads pack half each into one copy, and weights
+// (4.9 MB in all) large enough for both threads to step and read one copy of them.
 const oddChannels = (s: number, wide: boolean): tf.LayersModel =>
   tf.sequential({
     layers: [
@@ -168,7 +169,8 @@ const oddChannels = (s: number, wide: boolean): tf.LayersModel =>
       ...(wide
         ? [
             tf.layers.conv2d({ filters: 248, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(s + 2) }),
-            tf.layers.conv2d({ filters: 248, kernelSize: 3, padding: 'same', kernelInitializer: init(s + 3) }),
+            tf.layers.conv2d({ filters: 248, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(s + 3) }),
+            tf.layers.conv2d({ filters: 248, kernelSize: 3, padding: 'same', kernelInitializer: init(s + 5) }),
           ]
         : []),
       tf.layers.globalAveragePooling2d({}),

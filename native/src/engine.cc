@@ -1488,9 +1488,11 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
     }
   } restore{this};
   rowsInPlace_ = denseFirst_;
-  // On two threads the second shard works on a copy of its own (see shardW_).
-  if (pool_ && cur1_.size() != (size_t)P_) cur1_.assign(P_, 0.f);
-  useWeights(cur_.data(), pool_ ? cur1_.data() : cur_.data());
+  // On two threads the second shard works on a copy of its own, unless the weights are large (see
+  // shardW_).
+  const bool secondCopy = pool_ && (size_t)P_ * sizeof(float) <= kOwnCopyMaxBytes;
+  if (secondCopy && cur1_.size() != (size_t)P_) cur1_.assign(P_, 0.f);
+  useWeights(cur_.data(), secondCopy ? cur1_.data() : cur_.data());
   const bool ownCopies = shardW_[0] != shardW_[1];
   push(Stage::Start, -1);
   flush();

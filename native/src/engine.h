@@ -338,9 +338,12 @@ class Engine {
   float* w_ = nullptr;  // the weights the kernels read: params_, or cur_ during adapt
   // The weights each shard reads and writes: w_ for both, except in adapt on two threads, where the
   // second shard has a copy of its own (cur1_), so that each core's weights are read by the
-  // other only when a Sync item copies the values the other shard's optimizer step wrote.
+  // other only when a Sync item copies the values the other shard's optimizer step wrote. Weights
+  // larger than this come from the shared cache or memory either way, and both shards read one copy
+  // (no Sync: each step's copying would cost more than it saves).
   float* shardW_[2] = {nullptr, nullptr};
   std::vector<float> cur1_;
+  static constexpr size_t kOwnCopyMaxBytes = (size_t)4 << 20;
   // During adapt's last step, where the optimizer writes each parameter's change (lastStep), and
   // whether it did so.
   float* deltaOut_ = nullptr;
