@@ -131,27 +131,32 @@ describe.skipIf(nativeSkipReason !== undefined)('functional models over 20 Adam 
   }, 120_000);
 });
 
+/** One and two engine threads on the model `make` builds: the same bits from each adapt call in turn, then the same gradients, input gradients and predictions. */
+async function expectThreadsAgree(make: () => tf.LayersModel, task: Task, calls: { inner: InnerOptions; rng: () => Rng }[]): Promise<void> {
+  const one = new NativeLearner({ model: make(), threads: 1 });
+  const two = new NativeLearner({ model: make(), threads: 2 });
+  expect([one.threads, two.threads]).toEqual([1, 2]);
+  for (const { inner, rng } of calls) {
+    const a = await one.adapt(task, inner, rng());
+    const b = await two.adapt(task, inner, rng());
+    expect(b.params.data).toEqual(a.params.data);
+    expect(b.loss).toBe(a.loss);
+  }
+  const g1 = one.gradients(task, task.support);
+  const g2 = two.gradients(task, task.support);
+  expect(g2.grad.data).toEqual(g1.grad.data);
+  expect(g2.inputGrad).toEqual(g1.inputGrad);
+  expect(two.predict(task.query)).toEqual(one.predict(task.query));
+  one.dispose();
+  two.dispose();
+}
+
 describe.skipIf(nativeSkipReason !== undefined)('functional models on one and two engine threads', () => {
   it('ResNet-12 and the Concatenate model give the same bits on one and two threads', async () => {
     for (const [make, shape, classes] of [[() => smallResNet(71), [16, 16, 1], 5], [() => concatenated(72), [10, 9, 1], 4]] as const) {
       const task = imageTask(71, [...shape], classes, 21);
-      const one = new NativeLearner({ model: make(), threads: 1 });
-      const two = new NativeLearner({ model: make(), threads: 2 });
-      expect([one.threads, two.threads]).toEqual([1, 2]);
-      for (const innerBatch of [7, 1]) {
-        const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.01, innerIters: 4, innerBatch };
-        const a = await one.adapt(task, inner, Rng.derive(71, innerBatch));
-        const b = await two.adapt(task, inner, Rng.derive(71, innerBatch));
-        expect(b.params.data).toEqual(a.params.data);
-        expect(b.loss).toBe(a.loss);
-      }
-      const g1 = one.gradients(task, task.support);
-      const g2 = two.gradients(task, task.support);
-      expect(g2.grad.data).toEqual(g1.grad.data);
-      expect(g2.inputGrad).toEqual(g1.inputGrad);
-      expect(two.predict(task.query)).toEqual(one.predict(task.query));
-      one.dispose();
-      two.dispose();
+      const adam4 = (innerBatch: number): InnerOptions => ({ optimizer: 'adam', learningRate: 0.01, innerIters: 4, innerBatch });
+      await expectThreadsAgree(make, task, [7, 1].map((b) => ({ inner: adam4(b), rng: () => Rng.derive(71, b) })));
     }
   }, 120_000);
 });
@@ -183,24 +188,9 @@ describe.skipIf(nativeSkipReason !== undefined)('convolutions whose channels spl
     await compareWithTfjs(() => oddChannels(91, false), imageTask(91, [8, 8, 20], 4, 12), adam20(6), 91);
   }, 120_000);
   it('give the same bits on one and two threads, a packing shared by the threads too', async () => {
-    const task = imageTask(92, [8, 8, 20], 4, 13);
-    const one = new NativeLearner({ model: oddChannels(92, true), threads: 1 });
-    const two = new NativeLearner({ model: oddChannels(92, true), threads: 2 });
-    expect([one.threads, two.threads]).toEqual([1, 2]);
     const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.01, innerIters: 4, innerBatch: 9 };
     // Twice: the second call's products read the packings the first call's last steps made.
-    for (const round of [1, 2]) {
-      const a = await one.adapt(task, inner, Rng.derive(92, round));
-      const b = await two.adapt(task, inner, Rng.derive(92, round));
-      expect(b.params.data).toEqual(a.params.data);
-      expect(b.loss).toBe(a.loss);
-    }
-    const g1 = one.gradients(task, task.support);
-    const g2 = two.gradients(task, task.support);
-    expect(g2.grad.data).toEqual(g1.grad.data);
-    expect(g2.inputGrad).toEqual(g1.inputGrad);
-    one.dispose();
-    two.dispose();
+    await expectThreadsAgree(() => oddChannels(92, true), imageTask(92, [8, 8, 20], 4, 13), [1, 2].map((r) => ({ inner, rng: () => Rng.derive(92, r) })));
   }, 120_000);
 });
 
