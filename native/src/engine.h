@@ -355,7 +355,8 @@ class Engine {
   // weights instead of once per product: [0] as the forward product reads them, [1] as the
   // product for dx does (transposed, or the phases' weights of a phased dx). A packing counts from the flush that completes it, for the value of
   // the weights (version_) it was queued for.
-  // On two threads each shard has its own copy, stride floats after the previous shard's.
+  // On two threads each shard has its own copy, stride floats after the previous shard's, except
+  // for a shared packing (over kSharedPackBytes), of which there is one copy.
   struct Packed {
     float* data = nullptr;
     size_t stride = 0;
