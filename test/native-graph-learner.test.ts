@@ -194,6 +194,34 @@ describe.skipIf(nativeSkipReason !== undefined)('convolutions whose channels spl
   }, 120_000);
 });
 
+// Max poolings that alone read a convolution's output run inside that convolution's forward and
+// backward passes. The first (after a fused ReLU, no padding, 62 KB of output per example) a few
+// examples at a time: blocks of 6, so a shard of 7 is a block of 6 and one of 1, and its backward
+// pass writes each block of the convolution's dy just before that block's input gradient. The
+// second (no ReLU, 'same' padding) after the whole product.
+const pooledConvs = (s: number): tf.LayersModel =>
+  tf.sequential({
+    layers: [
+      tf.layers.conv2d({ inputShape: [20, 20, 3], filters: 16, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(s) }),
+      tf.layers.conv2d({ filters: 48, kernelSize: 3, activation: 'relu', kernelInitializer: init(s + 1) }),
+      tf.layers.maxPooling2d({ poolSize: 2 }),
+      tf.layers.conv2d({ filters: 20, kernelSize: 3, padding: 'same', kernelInitializer: init(s + 2) }),
+      tf.layers.maxPooling2d({ poolSize: 2 }),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 4, kernelInitializer: init(s + 3) }),
+    ],
+  });
+
+describe.skipIf(nativeSkipReason !== undefined)('max poolings run inside the convolution below them', () => {
+  it('track the tfjs learner over 4 Adam steps', async () => {
+    await compareWithTfjs(() => pooledConvs(95), imageTask(95, [20, 20, 3], 4, 13), { optimizer: 'adam', learningRate: 0.003, innerIters: 4, innerBatch: 13 }, 95);
+  }, 120_000);
+  it('give the same bits on one and two threads', async () => {
+    const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.01, innerIters: 3, innerBatch: 13 };
+    await expectThreadsAgree(() => pooledConvs(96), imageTask(96, [20, 20, 3], 4, 13), [1, 2].map((r) => ({ inner, rng: () => Rng.derive(96, r) })));
+  }, 120_000);
+});
+
 /** Sine regression through a functional graph: two tanh layers, their sum, the first concatenated with it. */
 const sineGraph = (): tf.LayersModel =>
   graph([1], (x) => {

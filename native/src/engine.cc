@@ -225,6 +225,23 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
       ops_[c].dyMasked = true;
     }
   }
+  // A max pooling that alone reads a convolution's output (directly, or through a ReLU the
+  // convolution applies itself) runs inside that convolution's forward pass (see convForward).
+  for (size_t j = 0; j < N; j++) {
+    if (ops_[j].kind != OpKind::MaxPool || in_[j].size() != 1 || in_[j][0] < 1) continue;
+    size_t t = (size_t)in_[j][0];
+    if (consumers_[t] != 1) continue;
+    if (ops_[t - 1].kind == OpKind::Relu && ops_[t - 1].skip) {
+      t = (size_t)in_[t - 1][0];
+      if (t < 1 || consumers_[t] != 1) continue;
+    }
+    const size_t c = t - 1;
+    if (ops_[c].kind == OpKind::Conv && ops_[c].dilH == 1 && ops_[c].dilW == 1 && k_->conv_implicit(ops_[c].g) &&
+        ops_[c].pooledBy < 0) {
+      ops_[c].pooledBy = (int)j;
+      ops_[j].inConvForward = true;
+    }
+  }
   for (int fused = 0; fused < 2; fused++)
     for (int inputGrad = 0; inputGrad < 2; inputGrad++)
       plans_[fused * 2 + inputGrad] = buildBackwardPlan(fused != 0, inputGrad != 0);
@@ -535,6 +552,7 @@ Engine::BwdPlan Engine::buildBackwardPlan(bool fused, bool inputGrad) const {
   // The loss writes the gradient of the output, or of the last op's input when fused with it.
   const size_t top = N - (fused ? 1 : 0);
   buf[fused ? (size_t)in_[N - 1][0] : N] = take();
+  int held = -1;
   for (size_t ii = top; ii-- > 0;) {
     const int out = (int)ii + 1;
     if (buf[(size_t)out] < 0) continue;
@@ -558,7 +576,15 @@ Engine::BwdPlan Engine::buildBackwardPlan(bool fused, bool inputGrad) const {
       }
     }
     if (!any && needsGrad(out, inputGrad)) p.actions.push_back({(int)ii, dy, -1, 0, -1});  // its weights only
+    // A max pooling whose backward pass the convolution below runs (see convBackward) reads its dy
+    // while the convolution writes its dx: that buffer stays taken until the convolution's is planned.
+    if (ops_[ii].kind == OpKind::MaxPool && ops_[ii].inConvForward) {
+      held = dy;
+      continue;
+    }
     busy[(size_t)dy] = false;
+    if (held >= 0) busy[(size_t)held] = false;
+    held = -1;
   }
   p.inputBuf = inputGrad ? buf[0] : -1;
   p.buffers = (int)busy.size();
@@ -1142,12 +1168,36 @@ void Engine::convForward(size_t i, int s, const float* x, float* y, const float*
       }
     }
     const float* bias = op.b >= 0 ? P + op.b : nullptr;
+    if (op.pooledBy >= 0 && grouped.rows.empty()) {
+      // A few examples at a time, each block's pooling while its rows are still in cache: the rows
+      // of the product are independent, and each example is pooled on its own, so the bits are
+      // those of the product over all rows followed by the pooling.
+      const size_t j = (size_t)op.pooledBy;
+      const OpSpec& pool = ops_[j];
+      const int per = g.outH * g.outW;
+      const int chunk = poolChunk(i);
+      float* py = shardOutput(j, s);
+      int32_t* arg = arg_[j].data() + (size_t)b * pool.outSize;
+      for (int e0 = 0; e0 < n; e0 += chunk) {
+        const int e = std::min(chunk, n - e0);
+        const size_t r0 = (size_t)e0 * per;
+        k_->conv_forward_implicit(g, e * per, taps + r0, ldt, zeroPixel_.data(), shardPacked, P + op.w,
+                                  y + r0 * g.cout, nullptr, work_[s], bias, op.fusedRelu);
+        k_->maxpool_forward(pool.g, e, y + r0 * g.cout, py + (size_t)e0 * pool.outSize,
+                            arg + (size_t)e0 * pool.outSize);
+      }
+      return;
+    }
     if (grouped.rows.empty())
       k_->conv_forward_implicit(g, M, taps, ldt, zeroPixel_.data(), shardPacked, P + op.w, y, nullptr, work_[s], bias,
                                 op.fusedRelu);
     else
       k_->conv_forward_implicit(g, M, grouped.taps.data(), (size_t)M, zeroPixel_.data(), shardPacked, P + op.w,
                                 nullptr, grouped.rows.data(), work_[s], bias, op.fusedRelu);
+    if (op.pooledBy >= 0) {
+      const size_t j = (size_t)op.pooledBy;
+      k_->maxpool_forward(ops_[j].g, n, y, shardOutput(j, s), arg_[j].data() + (size_t)b * ops_[j].outSize);
+    }
     return;
   }
   float* col = aux_[i].data() + (size_t)b * g.outH * g.outW * K;
@@ -1242,7 +1292,8 @@ void Engine::runBackward(const Item& it, int s) {
       // dy arrives as the gradient of the fused ReLU's output (this op's buffer holds that
       // output): masked in place, it is the gradient of the product.
       if (op.fusedRelu && !op.dyMasked) k_->relu_backward((size_t)n * op.outSize, y, dy, const_cast<float*>(dy));
-      convBackward(i, s, dy, dx, shardPacking(it, s));
+      convBackward(i, s, const_cast<float*>(dy), dx, shardPacking(it, s),
+                   it.poolDy ? it.poolDy + (size_t)b * actStride_ : nullptr);
       break;
     case OpKind::Dense:
       if (!op.frozen) {
@@ -1306,7 +1357,61 @@ void Engine::runBackward(const Item& it, int s) {
 
 // A convolution's backward pass on the shard's rows (dy, dx: the shard's rows, dx null when not
 // wanted); shardPacked: its weights packed as dx's product reads them (or null).
-void Engine::convBackward(size_t i, int s, const float* dy, float* dx, const float* shardPacked) {
+// Examples per block when a convolution and the max pooling above it run a block at a time: about
+// kPoolChunkBytes of the convolution's output.
+int Engine::poolChunk(size_t i) const {
+  const WindowGeom& g = ops_[i].g;
+  return (int)std::max<size_t>(1, kPoolChunkBytes / ((size_t)g.outH * g.outW * g.cout * sizeof(float)));
+}
+
+// The phase-by-phase input gradient of convolution i on shard s's rows, chunk examples at a time,
+// before(e0, e) (when given) writing dy's examples [e0, e0 + e) just before their block. Each
+// example's dx depends on its dy alone, and a row's sum is the same in any block, so are its bits.
+void Engine::dxPhased(size_t i, int s, const float* dy, float* dx, const float* shardPacked, int chunk,
+                      const std::function<void(int, int)>& before) {
+  const int n = count_[s];
+  const OpSpec& op = ops_[i];
+  const WindowGeom& g = op.g;
+  const size_t dySample = (size_t)g.outH * g.outW * g.cout, dxSample = (size_t)op.inSize;
+  // The tables depend only on where dy and dx lie, the shard's row count and the block size.
+  DxTables& t = dxTables_[i][s];
+  if (t.dy != dy || t.dx != dx || t.n != n || t.chunk != chunk) {
+    t.taps.clear();
+    t.rows.clear();
+    t.tapsAt.clear();
+    t.rowsAt.clear();
+    for (int e0 = 0; e0 < n; e0 += chunk) {
+      const int e = std::min(chunk, n - e0);
+      size_t nt = 0, nr = 0;
+      k_->conv_dx_table_size(g, e, &nt, &nr);
+      t.tapsAt.push_back(t.taps.size());
+      t.rowsAt.push_back(t.rows.size());
+      t.taps.resize(t.taps.size() + nt);
+      t.rows.resize(t.rows.size() + nr);
+      k_->conv_dx_taps(g, e, dy + (size_t)e0 * dySample, dx + (size_t)e0 * dxSample, zeroPixel_.data(),
+                       t.taps.data() + t.tapsAt.back(), t.rows.data() + t.rowsAt.back());
+    }
+    t.dy = dy;
+    t.dx = dx;
+    t.n = n;
+    t.chunk = chunk;
+  }
+  // Without a packing ready (no earlier flush made one), the phases' weights are packed
+  // here, into the shard's workspace, which the products then do not need.
+  const float* packed = shardPacked;
+  if (!packed) {
+    k_->conv_dx_pack(g, weightsOf(i, s) + op.w, work_[s], 0, 1);
+    packed = work_[s];
+  }
+  for (int e0 = 0, k = 0; e0 < n; e0 += chunk, k++) {
+    const int e = std::min(chunk, n - e0);
+    if (before) before(e0, e);
+    k_->conv_dx_phases(g, e, t.taps.data() + t.tapsAt[(size_t)k], t.rows.data() + t.rowsAt[(size_t)k],
+                       zeroPixel_.data(), packed, work_[s]);
+  }
+}
+
+void Engine::convBackward(size_t i, int s, float* dy, float* dx, const float* shardPacked, const float* poolDy) {
   const int n = count_[s], b = begin_[s];
   const float* P = weightsOf(i, s);
   const OpSpec& op = ops_[i];
@@ -1314,6 +1419,25 @@ void Engine::convBackward(size_t i, int s, const float* dy, float* dx, const flo
   const WindowGeom& g = op.g;
   const int M = n * g.outH * g.outW, K = g.kh * g.kw * g.cin;
   const size_t colOffset = (size_t)b * g.outH * g.outW * K;
+  // With poolDy, dy is first written by the backward pass of the max pooling above (see
+  // OpSpec::pooledBy): a few examples at a time, each block's input gradient computed while that
+  // block of dy is in cache (phase by phase), or all of it at once.
+  const int per = g.outH * g.outW;
+  const bool chunked = poolDy && dx && dxPhased_[i];
+  const int chunk = chunked ? poolChunk(i) : n;
+  if (poolDy) {
+    const size_t j = (size_t)op.pooledBy;
+    const OpSpec& pool = ops_[j];
+    const int32_t* arg = arg_[j].data() + (size_t)b * pool.outSize;
+    const float* py = pool.reluBelow ? shardOutput(j, s) : nullptr;
+    if (chunked)
+      dxPhased(i, s, dy, dx, shardPacked, chunk, [&](int e0, int e) {
+        const size_t o = (size_t)e0 * pool.outSize;
+        k_->maxpool_backward(pool.g, e, poolDy + o, arg + o, py ? py + o : nullptr, dy + (size_t)e0 * per * g.cout);
+      });
+    else
+      k_->maxpool_backward(pool.g, n, poolDy, arg, py, dy);
+  }
   if (op.frozen) {
     // Fixed weights: no gradient for them, only dx below.
   } else if (implicit_[i]) {
@@ -1325,27 +1449,10 @@ void Engine::convBackward(size_t i, int s, const float* dy, float* dx, const flo
     k_->gemm(K, g.cout, M, aux_[i].data() + colOffset, K, true, dy, g.cout, false, G + op.w, g.cout, false, work_[s]);
     if (op.b >= 0) k_->col_sums(M, g.cout, dy, G + op.b);
   }
-  if (dx && dxPhased_[i]) {
-    // The tables depend only on where dy and dx lie and on the shard's row count.
-    DxTables& t = dxTables_[i][s];
-    if (t.dy != dy || t.dx != dx || t.n != n) {
-      size_t nt = 0, nr = 0;
-      k_->conv_dx_table_size(g, n, &nt, &nr);
-      t.taps.resize(nt);
-      t.rows.resize(nr);
-      k_->conv_dx_taps(g, n, dy, dx, zeroPixel_.data(), t.taps.data(), t.rows.data());
-      t.dy = dy;
-      t.dx = dx;
-      t.n = n;
-    }
-    // Without a packing ready (no earlier flush made one), the phases' weights are packed
-    // here, into the shard's workspace, which the products then do not need.
-    const float* packed = shardPacked;
-    if (!packed) {
-      k_->conv_dx_pack(g, P + op.w, work_[s], 0, 1);
-      packed = work_[s];
-    }
-    k_->conv_dx_phases(g, n, t.taps.data(), t.rows.data(), zeroPixel_.data(), packed, work_[s]);
+  if (chunked) {
+    // (done above)
+  } else if (dx && dxPhased_[i]) {
+    dxPhased(i, s, dy, dx, shardPacked, n, nullptr);
   } else if (dx) {
     // dx = col2im(dy·Wᵀ), kDxChunkRows rows of dy·Wᵀ at a time in a block that stays in
     // cache: its rows are independent, and col2im adds them to dx in row order either way.
@@ -1376,7 +1483,7 @@ void Engine::forward(bool training, bool backwardFollows) {
   if (flushes || !backwardFollows) queuePacks(flushes);
   for (size_t i = 0; i < ops_.size(); i++) {
     OpSpec& op = ops_[i];
-    if (op.skip) continue;
+    if (op.skip || op.inConvForward) continue;
     if (op.kind != OpKind::BatchNorm || !training) {
       push(Stage::Fwd, (int)i, nullptr, nullptr, packedFor(i, 0));
       continue;
@@ -1413,10 +1520,21 @@ void Engine::forward(bool training, bool backwardFollows) {
 // that will hold the gradient with respect to the network's input once flushed.
 float* Engine::backward(bool inputGrad) {
   const BwdPlan& plan = plans_[(lossFusesLastOp(ops_, lossKind_) ? 2 : 0) + (inputGrad ? 1 : 0)];
-  for (const BwdAction& a : plan.actions) {
+  const float* poolDy = nullptr;
+  for (size_t k = 0; k < plan.actions.size(); k++) {
+    const BwdAction& a = plan.actions[k];
     const OpSpec& op = ops_[(size_t)a.op];
     float* dy = gbuf_[(size_t)a.dy].data();
     float* dx = a.dx >= 0 ? gbuf_[(size_t)a.dx].data() : nullptr;
+    // A max pooling run by the convolution below it in the forward pass has its backward pass run
+    // by that convolution's too (see convBackward), when the convolution's comes next.
+    if (op.kind == OpKind::MaxPool && op.inConvForward && dx && a.addTo < 0 && k + 1 < plan.actions.size()) {
+      const BwdAction& c = plan.actions[k + 1];
+      if (ops_[(size_t)c.op].pooledBy == a.op && c.dy == a.dx) {
+        poolDy = dy;
+        continue;
+      }
+    }
     if (op.kind == OpKind::BatchNorm) {
       const int c = op.channels;
       push(Stage::BnBwdSum, a.op, dy, nullptr);
@@ -1433,6 +1551,8 @@ float* Engine::backward(bool inputGrad) {
       if (dx) push(Stage::BnBwdDx, a.op, dy, dx);
     } else {
       push(Stage::Bwd, a.op, dy, dx, dx ? packedFor((size_t)a.op, 1) : nullptr, a.which);
+      queue_.back().poolDy = poolDy;
+      poolDy = nullptr;
     }
     if (a.addTo >= 0) push(Stage::AddGrad, in_[(size_t)a.op][(size_t)a.which], dx, gbuf_[(size_t)a.addTo].data());
   }

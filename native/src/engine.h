@@ -4,6 +4,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +38,8 @@ struct OpSpec {
   bool fusedRelu = false;    // BatchNorm or Conv followed by a ReLU that this op applies itself
   bool reluBelow = false;    // MaxPool: applies the backward mask of the fused ReLU below it
   bool dyMasked = false;     // Conv with fusedRelu: its dy arrives masked (by the MaxPool above)
+  int pooledBy = -1;         // Conv: the MaxPool that alone reads its output, run by its forward pass
+  bool inConvForward = false;  // MaxPool: run by the forward pass of the convolution below it
   bool skip = false;         // a ReLU folded into the BatchNorm before it
   // Weights held fixed: w, b, gamma, beta are offsets in the engine's frozen weights, not in φ.
   bool frozen = false;
@@ -116,6 +119,9 @@ struct Item {
   const float* packed = nullptr;  // Fwd, Bwd of a convolution: its weights packed beforehand (or null)
   int which = 0;                  // Pack: 0, the weights as the forward product reads them; 1, as dx's does;
                                   // Bwd: which input dx is the gradient of
+  // Bwd of a convolution that runs the backward pass of the max pooling above it first (see
+  // OpSpec::pooledBy): the gradient with respect to the pooling's output; dy is then the pooling's dx.
+  const float* poolDy = nullptr;
 };
 
 // Every batch is split into two shards (the first ⌈n/2⌉ examples, then the rest). Each shard runs
@@ -224,7 +230,10 @@ class Engine {
   void runBnBackwardSums(const Item& it, int s);
   void runBnBackwardDx(const Item& it, int s);
   void runBackward(const Item& it, int s);
-  void convBackward(size_t i, int s, const float* dy, float* dx, const float* shardPacked);
+  void convBackward(size_t i, int s, float* dy, float* dx, const float* shardPacked, const float* poolDy);
+  void dxPhased(size_t i, int s, const float* dy, float* dx, const float* shardPacked, int chunk,
+                const std::function<void(int, int)>& before);
+  int poolChunk(size_t i) const;
   // What the stages read: the shard's copy of an item's packing, the shard's rows of op i's input
   // and output, and the rows (examples × positions) a batch norm normalises over n examples.
   const float* shardPacking(const Item& it, int s) const;
@@ -309,12 +318,15 @@ class Engine {
   // is then the phases' weights), and per shard the tables of pointers for it, with the dy, dx and
   // row count they were written for.
   std::vector<bool> dxPhased_;
+  // With chunk < n, the tables of each block of chunk examples in turn (see convBackward), block k's
+  // from taps[tapsAt[k]] and rows[rowsAt[k]] on.
   struct DxTables {
     std::vector<const float*> taps;
     std::vector<float*> rows;
+    std::vector<size_t> tapsAt, rowsAt;
     const float* dy = nullptr;
     const float* dx = nullptr;
-    int n = -1;
+    int n = -1, chunk = -1;
   };
   std::vector<std::array<DxTables, kShards>> dxTables_;
   // Where zeroPixel_ has as many zeros as any tap reads (a convolution's cin, or cout for dx).
@@ -381,6 +393,10 @@ class Engine {
   // (adapt, gradients) or, predicting, builds it a block of rows at a time (set by forward).
   bool keepCol_ = true;
   static constexpr size_t kChunkBytes = 256 * 1024;
+  // A convolution whose output only a max pooling reads runs both a few examples at a time, so
+  // that the pooling reads each block of the convolution's output from cache: blocks of about this
+  // many bytes (see convForward).
+  static constexpr size_t kPoolChunkBytes = 384 * 1024;
   static constexpr int kChunkRows = 96;
   static constexpr int kDxChunkRows = 48;
   const float* lastPredictWeights_ = nullptr;
