@@ -245,15 +245,6 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
   for (int fused = 0; fused < 2; fused++)
     for (int inputGrad = 0; inputGrad < 2; inputGrad++)
       plans_[fused * 2 + inputGrad] = buildBackwardPlan(fused != 0, inputGrad != 0);
-  size_t bytes = k_->gemm_work_floats() * sizeof(float);
-  bytes = (bytes + 63) / 64 * 64;
-  for (int s = 0; s < kShards; s++) {
-    work_[s] = static_cast<float*>(std::aligned_alloc(64, bytes));
-    if (!work_[s]) {
-      for (int t = 0; t < s; t++) std::free(work_[t]);
-      throw std::runtime_error("out of memory");
-    }
-  }
   params_.assign(P_, 0.f);
   cur_.assign(P_, 0.f);
   before_.assign(P_, 0.f);
@@ -301,9 +292,7 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
       const bool shared = floats * sizeof(float) > kSharedPackBytes;
       float* p = static_cast<float*>(std::aligned_alloc(64, (shared ? 1 : kShards) * stride * sizeof(float)));
       if (!p) {
-        for (auto& v : packs_)
-          for (Packed& q : v) std::free(q.data);
-        for (float* w : work_) std::free(w);
+        releaseBuffers();
         throw std::runtime_error("out of memory");
       }
       packs_[which][i].data = p;
@@ -311,15 +300,12 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
       packs_[which][i].shared = shared;
     }
   }
-  if (dxWork > k_->gemm_work_floats()) {
-    for (float*& w : work_) {
-      std::free(w);
-      w = static_cast<float*>(std::aligned_alloc(64, (dxWork * sizeof(float) + 63) / 64 * 64));
-    }
-    if (!work_[0] || !work_[1]) {
-      for (auto& v : packs_)
-        for (Packed& q : v) std::free(q.data);
-      for (float* w : work_) std::free(w);
+  // Each shard's product workspace: the products' own, or a phase packing when larger.
+  const size_t workBytes = (std::max(k_->gemm_work_floats(), dxWork) * sizeof(float) + 63) / 64 * 64;
+  for (float*& w : work_) {
+    w = static_cast<float*>(std::aligned_alloc(64, workBytes));
+    if (!w) {
+      releaseBuffers();
       throw std::runtime_error("out of memory");
     }
   }
@@ -460,9 +446,20 @@ int64_t Engine::paramSplit(int64_t from) const { return std::min(from + ((P_ - f
 
 Engine::~Engine() {
   pool_.reset();
-  for (float* w : work_) std::free(w);
+  releaseBuffers();
+}
+
+// Frees the product workspaces and the packings (those not allocated yet are null).
+void Engine::releaseBuffers() {
+  for (float*& w : work_) {
+    std::free(w);
+    w = nullptr;
+  }
   for (auto& v : packs_)
-    for (Packed& q : v) std::free(q.data);
+    for (Packed& q : v) {
+      std::free(q.data);
+      q.data = nullptr;
+    }
 }
 
 void Engine::resetOptimizer(OptKind kind) {

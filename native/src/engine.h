@@ -234,6 +234,7 @@ class Engine {
   void dxPhased(size_t i, int s, const float* dy, float* dx, const float* shardPacked, int chunk,
                 const std::function<void(int, int)>& before);
   int poolChunk(size_t i) const;
+  void releaseBuffers();
   // What the stages read: the shard's copy of an item's packing, the shard's rows of op i's input
   // and output, and the rows (examples × positions) a batch norm normalises over n examples.
   const float* shardPacking(const Item& it, int s) const;
