@@ -226,7 +226,8 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
     }
   }
   // A max pooling that alone reads a convolution's output (directly, or through a ReLU the
-  // convolution applies itself) runs inside that convolution's forward pass (see convForward).
+  // convolution applies itself) runs inside that convolution's passes (see convForward and
+  // convBackward).
   for (size_t j = 0; j < N; j++) {
     if (ops_[j].kind != OpKind::MaxPool || in_[j].size() != 1 || in_[j][0] < 1) continue;
     size_t t = (size_t)in_[j][0];
@@ -1352,8 +1353,6 @@ void Engine::runBackward(const Item& it, int s) {
   }
 }
 
-// A convolution's backward pass on the shard's rows (dy, dx: the shard's rows, dx null when not
-// wanted); shardPacked: its weights packed as dx's product reads them (or null).
 // Examples per block when a convolution and the max pooling above it run a block at a time: about
 // kPoolChunkBytes of the convolution's output.
 int Engine::poolChunk(size_t i) const {
@@ -1408,6 +1407,8 @@ void Engine::dxPhased(size_t i, int s, const float* dy, float* dx, const float* 
   }
 }
 
+// A convolution's backward pass on the shard's rows (dy, dx: the shard's rows, dx null when not
+// wanted); shardPacked: its weights packed as dx's product reads them (or null); poolDy: see below.
 void Engine::convBackward(size_t i, int s, float* dy, float* dx, const float* shardPacked, const float* poolDy) {
   const int n = count_[s], b = begin_[s];
   const float* P = weightsOf(i, s);
@@ -1447,7 +1448,7 @@ void Engine::convBackward(size_t i, int s, float* dy, float* dx, const float* sh
     if (op.b >= 0) k_->col_sums(M, g.cout, dy, G + op.b);
   }
   if (chunked) {
-    // (done above)
+    // The input gradient went block by block with the pooling's backward pass, above.
   } else if (dx && dxPhased_[i]) {
     dxPhased(i, s, dy, dx, shardPacked, n, nullptr);
   } else if (dx) {
