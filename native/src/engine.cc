@@ -213,33 +213,24 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
       ops_[i + 1].skip = true;
     }
   }
-  // A max pooling that alone reads such a ReLU's output applies the ReLU's backward mask itself
-  // (where its pooled value is > 0), so the convolution's dy arrives masked.
-  for (size_t j = 0; j < N; j++) {
-    if (ops_[j].kind != OpKind::MaxPool || in_[j].size() != 1 || in_[j][0] < 2) continue;
-    const int t = in_[j][0];
-    const size_t r = (size_t)t - 1, c = (size_t)in_[r][0] - 1;
-    if (ops_[r].kind == OpKind::Relu && ops_[r].skip && consumers_[(size_t)t] == 1 && in_[r][0] >= 1 &&
-        ops_[c].kind == OpKind::Conv && ops_[c].fusedRelu) {
-      ops_[j].reluBelow = true;
-      ops_[c].dyMasked = true;
-    }
-  }
-  // A max pooling that alone reads a convolution's output (directly, or through a ReLU the
-  // convolution applies itself) runs inside that convolution's passes (see convForward and
-  // convBackward).
+  // A max pooling that alone reads a convolution's output, directly or through such a ReLU. Through
+  // the ReLU, the pooling applies the ReLU's backward mask itself (where its pooled value is > 0),
+  // so the convolution's dy arrives masked. When the convolution reads its input in place, the
+  // pooling runs inside the convolution's passes (see convForward and convBackward).
   for (size_t j = 0; j < N; j++) {
     if (ops_[j].kind != OpKind::MaxPool || in_[j].size() != 1 || in_[j][0] < 1) continue;
     size_t t = (size_t)in_[j][0];
     if (consumers_[t] != 1) continue;
-    if (ops_[t - 1].kind == OpKind::Relu && ops_[t - 1].skip) {
-      t = (size_t)in_[t - 1][0];
-      if (t < 1 || consumers_[t] != 1) continue;
+    const bool throughRelu = ops_[t - 1].kind == OpKind::Relu && ops_[t - 1].skip;
+    if (throughRelu) t = (size_t)in_[t - 1][0];  // (the folded ReLU is the convolution's only reader)
+    if (t < 1 || ops_[t - 1].kind != OpKind::Conv) continue;
+    OpSpec& conv = ops_[t - 1];
+    if (throughRelu && conv.fusedRelu) {
+      ops_[j].reluBelow = true;
+      conv.dyMasked = true;
     }
-    const size_t c = t - 1;
-    if (ops_[c].kind == OpKind::Conv && ops_[c].dilH == 1 && ops_[c].dilW == 1 && k_->conv_implicit(ops_[c].g) &&
-        ops_[c].pooledBy < 0) {
-      ops_[c].pooledBy = (int)j;
+    if (conv.dilH == 1 && conv.dilW == 1 && k_->conv_implicit(conv.g)) {
+      conv.pooledBy = (int)j;
       ops_[j].inConvForward = true;
     }
   }
@@ -1422,14 +1413,13 @@ void Engine::convBackward(size_t i, int s, float* dy, float* dx, const float* sh
   // block of dy is in cache (phase by phase), or all of it at once.
   const int per = g.outH * g.outW;
   const bool chunked = poolDy && dx && dxPhased_[i];
-  const int chunk = chunked ? poolChunk(i) : n;
   if (poolDy) {
     const size_t j = (size_t)op.pooledBy;
     const OpSpec& pool = ops_[j];
     const int32_t* arg = arg_[j].data() + (size_t)b * pool.outSize;
     const float* py = pool.reluBelow ? shardOutput(j, s) : nullptr;
     if (chunked)
-      dxPhased(i, s, dy, dx, shardPacked, chunk, [&](int e0, int e) {
+      dxPhased(i, s, dy, dx, shardPacked, poolChunk(i), [&](int e0, int e) {
         const size_t o = (size_t)e0 * pool.outSize;
         k_->maxpool_backward(pool.g, e, poolDy + o, arg + o, py ? py + o : nullptr, dy + (size_t)e0 * per * g.cout);
       });
