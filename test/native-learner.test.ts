@@ -277,6 +277,44 @@ describe.skipIf(nativeSkipReason !== undefined)('NativeLearner equals TfjsLearne
     two.dispose();
   });
 
+  it('Adam moments across calls: β1 = 0 then 0.9 carried, one step a call, a reset over a state that was set', async () => {
+    // With β1 = 0 the engine writes m only in a loop's last step, which a later call with
+    // β1 = 0.9 reads; a reset leaves the moments zero without writing them, so its first step
+    // must read neither.
+    const nl = new NativeLearner({ model: convNet(11), innerState: 'carry' });
+    const tl = new TfjsLearner({ model: convNet(11), innerState: 'carry' });
+    const keep = comparable(nl);
+    const tasks = classTasks(11, 9);
+    const plan: InnerOptions[] = [
+      { optimizer: 'adam', learningRate: 0.01, innerIters: 4, innerBatch: 4 },
+      { optimizer: 'adam', learningRate: 0.01, beta1: 0.9, innerIters: 3, innerBatch: 4 },
+      { optimizer: 'adam', learningRate: 0.01, innerIters: 1, innerBatch: 4 },
+      { optimizer: 'adam', learningRate: 0.01, beta1: 0.9, innerIters: 2, innerBatch: 4 },
+    ];
+    for (let k = 0; k < plan.length; k++) {
+      const task = tasks[k % tasks.length]!;
+      const a = await nl.adapt(task, plan[k]!, Rng.derive(11, k));
+      const b = await tl.adapt(task, plan[k]!, Rng.derive(11, k));
+      expectClose(a.params, b.params, keep, `adapted weights, call ${k}`);
+      const sa = nl.getOptimizerState()!;
+      const sb = tl.getOptimizerState()!;
+      expect(sa.step).toBe(sb.step);
+      const m = (p: Float32Array): Params => new Params(nl.layout, p);
+      expectClose(m(sa.m!), m(sb.m!), keep, `Adam m, call ${k}`);
+    }
+    // A reset over moments that were set: the first step reads none of them.
+    const fresh = new NativeLearner({ model: convNet(11), innerState: 'reset' });
+    fresh.setOptimizerState({ kind: 'adam', step: 0, m: new Float32Array(nl.layout.size).fill(1), v: new Float32Array(nl.layout.size).fill(1) });
+    const r = await fresh.adapt(tasks[0]!, plan[1]!, Rng.derive(12, 0));
+    const reference = new TfjsLearner({ model: convNet(11), innerState: 'reset' });
+    const s = await reference.adapt(tasks[0]!, plan[1]!, Rng.derive(12, 0));
+    expectClose(r.params, s.params, keep, 'adapted weights after a reset');
+    nl.dispose();
+    tl.dispose();
+    fresh.dispose();
+    reference.dispose();
+  });
+
   it('optimizer state and parameters round-trip between the learners', async () => {
     const nl = new NativeLearner({ model: convNet(7) });
     const tl = new TfjsLearner({ model: convNet(7) });

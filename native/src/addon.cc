@@ -523,8 +523,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     e.resetOptimizer(OptKind::Adam);
     e.optStep = step;
     if (e.paramSize()) {  // (an empty vector's data() may be null, which memcpy may not be given)
-      std::memcpy(e.m.data(), m.Data(), m.ElementLength() * sizeof(float));
-      std::memcpy(e.v.data(), v.Data(), v.ElementLength() * sizeof(float));
+      std::memcpy(e.moments(0), m.Data(), m.ElementLength() * sizeof(float));
+      std::memcpy(e.moments(1), v.Data(), v.ElementLength() * sizeof(float));
     }
     return env.Undefined();
   }
@@ -538,8 +538,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o.Set("kind", e.optKind == OptKind::Sgd ? "sgd" : "adam");
     o.Set("step", e.optStep);
     if (e.optKind == OptKind::Adam) {
-      o.Set("m", copyOut(env, e.m.data(), e.m.size()));
-      o.Set("v", copyOut(env, e.v.data(), e.v.size()));
+      o.Set("m", copyOut(env, e.moments(0), (size_t)e.paramSize()));
+      o.Set("v", copyOut(env, e.moments(1), (size_t)e.paramSize()));
     }
     return o;
   }

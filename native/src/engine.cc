@@ -457,13 +457,23 @@ void Engine::releaseBuffers() {
 void Engine::resetOptimizer(OptKind kind) {
   optKind = kind;
   optStep = 0;
+  momentsZero_ = kind == OptKind::Adam;
   if (kind == OptKind::Adam) {
-    m.assign(P_, 0.f);
-    v.assign(P_, 0.f);
+    m_.resize((size_t)P_);
+    v_.resize((size_t)P_);
   } else {
-    m.clear();
-    v.clear();
+    m_.clear();
+    v_.clear();
   }
+}
+
+float* Engine::moments(int which) {
+  if (momentsZero_) {
+    std::fill(m_.begin(), m_.end(), 0.f);
+    std::fill(v_.begin(), v_.end(), 0.f);
+    momentsZero_ = false;
+  }
+  return which == 0 ? m_.data() : v_.data();
 }
 
 // Grows the per-batch buffers to hold n examples; never shrinks, so steady state allocates nothing.
@@ -712,7 +722,7 @@ void Engine::optimizerStep(float* w, int64_t lo, int64_t hi, int remote) {
     if (optKind == OptKind::Sgd)
       k_->sgd((size_t)c, w + i, g + i, g1 + i, coef_[0], delta);
     else if (optKind == OptKind::Adam)
-      k_->adam((size_t)c, w + i, g + i, g1 + i, m.data() + i, v.data() + i, coef_, delta);
+      k_->adam((size_t)c, w + i, g + i, g1 + i, m_.data() + i, v_.data() + i, coef_, delta);
   });
 }
 
@@ -1553,12 +1563,17 @@ double Engine::meanLoss() const {
   return (lossPart_[0] + lossPart_[1]) / count;
 }
 
-void Engine::setOptimizerCoefficients(const AdaptArgs& a) {
+// last: the inner loop's last step, which leaves m as it stands (see the adam kernel).
+void Engine::setOptimizerCoefficients(const AdaptArgs& a, bool last) {
   optStep += 1;
   if (optKind == OptKind::Sgd) {
     coef_[0] = (float)a.lr;
     return;
   }
+  coef_[8] = a.beta1 == 0 ? (last ? 1.f : 0.f) : momentsZero_ ? 1.f : 2.f;
+  coef_[9] = momentsZero_ ? 0.f : 1.f;
+  momentsZero_ = false;
+  mBehind_ = coef_[8] == 0.f;
   const double t = optStep;
   coef_[0] = (float)a.lr;
   coef_[1] = (float)a.beta1;
@@ -1593,6 +1608,9 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
       e->dropoutOn_ = false;
       e->deltaOut_ = nullptr;
       e->weightsChanged();
+      // A loop that stopped before its last step has no m to leave (β1 = 0): the moments start
+      // over, as a reset would.
+      if (e->mBehind_) e->resetOptimizer(e->optKind);
     }
   } restore{this};
   rowsInPlace_ = denseFirst_;
@@ -1625,7 +1643,7 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
       // backward pass, which neither reads nor writes them: their step runs in that flush, beside
       // the first layers' backward pass, and the few parameters of those layers are stepped here
       // once it is done (each value's step is the same arithmetic wherever it runs).
-      setOptimizerCoefficients(a);
+      setOptimizerCoefficients(a, k == a.numBatches - 1);
       push(Stage::OptEarly, -1);
       flush();
       optimizerStep(w_, 0, lateEnd_, -1);
@@ -1633,7 +1651,7 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
       syncFrom_ = lateEnd_;
     } else {
       flush();
-      setOptimizerCoefficients(a);
+      setOptimizerCoefficients(a, k == a.numBatches - 1);
       push(Stage::Opt, -1);
       flush();
       syncFrom_ = 0;

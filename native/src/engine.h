@@ -160,8 +160,9 @@ class Engine {
 
   OptKind optKind = OptKind::None;
   double optStep = 0;
-  std::vector<float> m, v;
   void resetOptimizer(OptKind kind);
+  // Adam's first (which 0) or second moments, paramSize() floats, to read or overwrite.
+  float* moments(int which);
 
   // Runs all minibatches of args from the current parameters φ, which stay in place; writes the
   // adapted weights W to adapted and W − W_{k−1} to lastStep (paramSize() floats each). Returns
@@ -258,7 +259,7 @@ class Engine {
   int64_t paramSplit(int64_t from) const;
   int64_t reptileUpdateRange(const float* const* adapted, int n, double epsilon, int64_t lo, int64_t hi);
   static void runUpdatePart(void* job, int s);
-  void setOptimizerCoefficients(const AdaptArgs& a);
+  void setOptimizerCoefficients(const AdaptArgs& a, bool last);
   double meanLoss() const;
 
   std::vector<OpSpec> ops_;
@@ -423,7 +424,12 @@ class Engine {
   uint64_t dropoutSeed_ = 0;
   double lossDivisor_ = 0;  // 0: the batch's size (see AdaptArgs::lossDivisor)
   const float* targets_ = nullptr;
-  float coef_[8] = {};
+  float coef_[10] = {};
+  // Adam's moments. A reset leaves them zero in name only (momentsZero_): the first step reads
+  // neither, and moments() writes the zeros for a caller. With β1 = 0, m is the last step's
+  // gradient, and only the last step of an inner loop writes it.
+  std::vector<float> m_, v_;
+  bool momentsZero_ = false, mBehind_ = false;
   float *adaptedOut_ = nullptr, *lastStepOut_ = nullptr;
 };
 

@@ -110,6 +110,8 @@ struct Kernels {
   double (*mse)(int rows, int c, const float* out, const float* target, float* dout, float scale);
   // One optimizer step on n parameters with gradient g, or g + g2 (each sum rounded to float) when
   // g2 is not null; with delta (or null), each parameter's change, new − old, is written there too.
+  // adam's coef: lr, β1, 1 − β1, β2, 1 − β2, 1 − β1ᵗ, 1 − β2ᵗ, ε, and how the moments are read and
+  // written (see kernels_impl.inc).
   void (*adam)(size_t n, float* p, const float* g, const float* g2, float* m, float* v, const float* coef,
                float* delta);
   void (*sgd)(size_t n, float* p, const float* g, const float* g2, float lr, float* delta);

@@ -101,8 +101,8 @@ EXPORT(rp_set_optimizer) void rp_set_optimizer(Engine* e, int kind, double step)
 }
 EXPORT(rp_opt_kind) int rp_opt_kind(Engine* e) { return e->optKind == OptKind::None ? 0 : e->optKind == OptKind::Sgd ? 1 : 2; }
 EXPORT(rp_opt_step) double rp_opt_step(Engine* e) { return e->optStep; }
-EXPORT(rp_opt_m) float* rp_opt_m(Engine* e) { return e->m.data(); }
-EXPORT(rp_opt_v) float* rp_opt_v(Engine* e) { return e->v.data(); }
+EXPORT(rp_opt_m) float* rp_opt_m(Engine* e) { return e->moments(0); }
+EXPORT(rp_opt_v) float* rp_opt_v(Engine* e) { return e->moments(1); }
 
 // Op i's moving mean (which 0) or variance (1): channels floats.
 EXPORT(rp_moving) float* rp_moving(Engine* e, int i, int which) {
