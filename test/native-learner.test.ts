@@ -815,6 +815,55 @@ describe.skipIf(nativeSkipReason !== undefined)('the Reptile meta-update applied
     inPlace.dispose();
     plain.dispose();
   });
+
+  it('adapt writes into an earlier result\'s arrays when given one: the same arrays, the same bits; bad ones are refused', async () => {
+    const learner = new NativeLearner({ model: convNet(21), innerState: 'reset', threads: 2 });
+    const tasks = Array.from({ length: 2 }, (_, t) => randomTask({ rng: Rng.derive(21, 100 + t), count: 10, shape: [11, 8, 1], classes: 3 }));
+    const inner: InnerOptions = { optimizer: 'adam', learningRate: 0.01, innerIters: 3, innerBatch: 5 };
+    const fresh = await learner.adapt(tasks[0]!, inner, Rng.derive(21, 0));
+    const spent = await learner.adapt(tasks[1]!, inner, Rng.derive(21, 1));
+    const arrays = [spent.params.data, spent.lastStep.data];
+    const reused = await learner.adapt(tasks[0]!, inner, Rng.derive(21, 0), { into: spent });
+    expect(reused.params.data).toBe(arrays[0]);
+    expect(reused.lastStep.data).toBe(arrays[1]);
+    expect(Buffer.from(reused.params.data.buffer).equals(Buffer.from(fresh.params.data.buffer))).toBe(true);
+    expect(Buffer.from(reused.lastStep.data.buffer).equals(Buffer.from(fresh.lastStep.data.buffer))).toBe(true);
+    expect(reused.loss).toBe(fresh.loss);
+    // Several tasks in one call, each into a result of its own.
+    const two = await learner.adaptTasks(
+      [{ task: tasks[0]!, rng: Rng.derive(21, 0), into: reused }, { task: tasks[1]!, rng: Rng.derive(21, 1), into: fresh }],
+      inner,
+    );
+    expect(two[0]!.params.data).toBe(arrays[0]);
+    expect(two[1]!.params.data).toBe(fresh.params.data);
+    expect(Array.from(two[0]!.params.data.subarray(0, 64))).toEqual(Array.from((await learner.adapt(tasks[0]!, inner, Rng.derive(21, 0))).params.data.subarray(0, 64)));
+    // Refused, before anything runs (the arrays keep their values): a result of another model, two
+    // tasks sharing one, a result whose two arrays are one.
+    const before = fresh.params.data.slice();
+    const other = new NativeLearner({ model: convNet(21, { classes: 4 }) });
+    const foreign = await other.adapt(randomTask({ rng: Rng.derive(22, 0), count: 8, shape: [11, 8, 1], classes: 4 }), inner, Rng.derive(22, 1));
+    await expect(learner.adapt(tasks[0]!, inner, Rng.derive(21, 0), { into: foreign })).rejects.toThrow(/`into.params`.*do not fit this model/);
+    await expect(learner.adaptTasks([{ task: tasks[0]!, rng: Rng.derive(21, 0), into: fresh }, { task: tasks[1]!, rng: Rng.derive(21, 1), into: fresh }], inner)).rejects.toThrow(/share arrays/);
+    await expect(learner.adapt(tasks[0]!, inner, Rng.derive(21, 0), { into: { ...fresh, lastStep: fresh.params } })).rejects.toThrow(/share arrays/);
+    expect(Buffer.from(fresh.params.data.buffer).equals(Buffer.from(before.buffer))).toBe(true);
+    // metaTrain writes each meta-batch's results into the last one's: the same φ as without.
+    const config = { metaIters: 4, metaBatch: 3, metaStep: 1, metaStepFinal: 0, innerIters: 3, innerBatch: 5, learningRate: 0.01, optimizer: 'adam' as const, innerState: 'carry' as const, seed: 6 };
+    const reusing = new NativeLearner({ model: sineNet(74) });
+    const plain = new NativeLearner({ model: sineNet(74) });
+    let given = 0;
+    const adaptTasks = plain.adaptTasks.bind(plain);
+    const noInto = Object.assign(Object.create(plain) as NativeLearner, {
+      adaptTasks: (items: readonly { task: Task; rng: Rng; into?: AdaptResult }[], o: InnerOptions) => {
+        given += items.filter((item) => item.into !== undefined).length;
+        return adaptTasks(items.map(({ task, rng }) => ({ task, rng })), o);
+      },
+    });
+    await runMetaLoop({ learner: reusing, source: new SineTaskSource(), config });
+    await runMetaLoop({ learner: noInto, source: new SineTaskSource(), config });
+    expect(given).toBe(9);
+    expect(Buffer.from(reusing.getParams().data.buffer).equals(Buffer.from(plain.getParams().data.buffer))).toBe(true);
+    for (const l of [learner, other, reusing, plain]) l.dispose();
+  });
 });
 
 describe.skipIf(nativeSkipReason !== undefined)('prediction paths', () => {

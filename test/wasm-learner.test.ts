@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../src/core/rng.js';
 import { selectBackend } from '../src/engine/backend.js';
-import type { InnerOptions, Learner } from '../src/learners/learner.js';
+import type { AdaptResult, InnerOptions, Learner } from '../src/learners/learner.js';
 import { NativeLearner } from '../src/learners/native-learner.js';
 import { TfjsLearner } from '../src/learners/tfjs.js';
 import { WasmLearner } from '../src/learners/wasm-learner.js';
@@ -117,22 +117,27 @@ describe.skipIf(wasmSkipReason !== undefined)('the WebAssembly engine', () => {
     await compare(new WasmLearner({ model: convNet(4) }), new NativeLearner({ model: convNet(4), threads: 1 }), classTasks(4), ADAM_20, 'conv net');
   });
 
-  it('gives the same bits from run to run, and from a fresh engine as from one reused', async () => {
-    const run = async (): Promise<Buffer[]> => {
+  it('gives the same bits from run to run, from a fresh engine as from one reused, and written into an earlier result', async () => {
+    const run = async (into: boolean): Promise<Buffer[]> => {
       const learner = new WasmLearner({ model: convNet(5) });
       const out: Buffer[] = [];
+      let last: AdaptResult | undefined;
       for (const [t, task] of classTasks(5).entries()) {
-        const r = await learner.adapt(task, ADAM_20, Rng.derive(9, t));
-        out.push(Buffer.from(r.params.data.buffer));
+        const r = await learner.adapt(task, ADAM_20, Rng.derive(9, t), into && last ? { into: last } : undefined);
+        if (into && last) expect(r.params.data).toBe(last.params.data);
+        out.push(Buffer.from(r.params.data.slice().buffer));
         expect(learner.applyReptileUpdate([r.params], 0.5)).toBeUndefined();
+        last = r;
       }
       out.push(Buffer.from(learner.getParams().data.buffer));
       learner.dispose();
       return out;
     };
-    const first = await run();
-    const second = await run();
+    const first = await run(false);
+    const second = await run(false);
     expect(second.every((b, i) => b.equals(first[i]!))).toBe(true);
+    const third = await run(true);
+    expect(third.every((b, i) => b.equals(first[i]!))).toBe(true);
     // adaptTasks is the same as adapt task after task.
     const learner = new WasmLearner({ model: convNet(5) });
     const batch = await learner.adaptTasks(classTasks(5).map((task, t) => ({ task, rng: Rng.derive(9, t) })), ADAM_20);

@@ -114,6 +114,11 @@ export interface NativeAdaptArgs {
   predict?: { inputs: Float32Array; count: number }[];
   /** Whether those predictions normalise with each batch's own statistics; default true. */
   batchStats?: boolean;
+  /**
+   * Arrays to write the results into instead of new ones (paramSize floats each, no two sharing
+   * memory): an earlier result's, which the caller no longer reads. The result holds these arrays.
+   */
+  into?: { params: Float32Array; lastStep: Float32Array };
 }
 
 /** What one native inner loop returns: adapted weights, W − W⁽ᵏ⁻¹⁾, and the mean loss. */

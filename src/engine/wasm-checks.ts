@@ -63,6 +63,12 @@ export function checkAdaptArgs(a: NativeAdaptArgs, s: EngineSizes): void {
   checkOptimizer(a.optimizer);
   const divisor = a.lossDivisor ?? 0;
   if (!(divisor >= 0) || !Number.isFinite(divisor)) throw new Error('lossDivisor must be a positive number (or 0: the batch\'s size)');
+  if (a.into !== undefined) {
+    if (typeof a.into !== 'object' || a.into === null) throw new TypeError('into must be { params, lastStep }');
+    for (const key of ['params', 'lastStep'] as const) {
+      if (checkF32(a.into[key], key).length !== s.paramSize) throw new Error(`into.${key} must hold paramSize floats`);
+    }
+  }
   if (a.predict !== undefined) {
     if (!Array.isArray(a.predict)) throw new TypeError('predict must be an array of { inputs, count }');
     for (const p of a.predict) {
@@ -71,6 +77,19 @@ export function checkAdaptArgs(a: NativeAdaptArgs, s: EngineSizes): void {
       if (!(Number.isInteger(p.count) && p.count > 0) || px.length !== p.count * s.inputSize) throw new Error('predict inputs do not match count × input size');
     }
   }
+}
+
+/** Whether any two of the arrays share memory (the results given as `into` may not). */
+export function anyOverlap(arrays: readonly Float32Array[]): boolean {
+  for (let i = 0; i < arrays.length; i++) {
+    for (let j = 0; j < i; j++) {
+      const a = arrays[i]!;
+      const b = arrays[j]!;
+      if (a.buffer !== b.buffer || a.length === 0 || b.length === 0) continue;
+      if (a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength) return true;
+    }
+  }
+  return false;
 }
 
 /** fit's options, as the addon's Fit checks them. */

@@ -1,5 +1,5 @@
 import type { NativeAdaptArgs, NativeAdaptResult, NativeEngine, NativeFitArgs, NativeLoss, NativePlan } from './native-plan.js';
-import { checkAdaptArgs, checkF32, checkFitArgs, checkLabels, checkLoss, targetSize, type EngineSizes } from './wasm-checks.js';
+import { anyOverlap, checkAdaptArgs, checkF32, checkFitArgs, checkLabels, checkLoss, targetSize, type EngineSizes } from './wasm-checks.js';
 import { type WasmExports } from './wasm-module.js';
 import { batchNormOps, encodePlan, LOSS_CODES, OPT_CODES } from './wasm-plan.js';
 
@@ -150,12 +150,13 @@ export class WasmEngine implements NativeEngine {
   adapt(args: NativeAdaptArgs[]): Promise<NativeAdaptResult[]>;
   adapt(args: NativeAdaptArgs | NativeAdaptArgs[]): Promise<NativeAdaptResult | NativeAdaptResult[]> {
     try {
+      const all = Array.isArray(args) ? args : [args];
+      for (const a of all) checkAdaptArgs(a, this.sizes);
+      if (anyOverlap(all.flatMap((a) => (a.into ? [a.into.params, a.into.lastStep] : [])))) throw new Error('the arrays given as into overlap');
       if (Array.isArray(args)) {
         if (args.length === 0) throw new Error('adapt needs at least one task');
-        for (const a of args) checkAdaptArgs(a, this.sizes);
         return Promise.resolve(args.map((a) => this.adaptOne(a)));
       }
-      checkAdaptArgs(args, this.sizes);
       return Promise.resolve(this.adaptOne(args));
     } catch (e) {
       return Promise.reject(e as Error);
@@ -197,7 +198,12 @@ export class WasmEngine implements NativeEngine {
         lastStep,
         s.pointers(outs),
       );
-      const result: NativeAdaptResult = { params: this.f32(adapted, P).slice(), lastStep: this.f32(lastStep, P).slice(), loss };
+      const into = a.into;
+      into?.params.set(this.f32(adapted, P));
+      into?.lastStep.set(this.f32(lastStep, P));
+      const result: NativeAdaptResult = into
+        ? { params: into.params, lastStep: into.lastStep, loss }
+        : { params: this.f32(adapted, P).slice(), lastStep: this.f32(lastStep, P).slice(), loss };
       if (a.predict !== undefined) result.outputs = outs.map((p, j) => this.f32(p, predict[j]!.count * out).slice());
       return result;
     });

@@ -13,6 +13,11 @@ export interface MetaBatchRequest {
   readonly inner: InnerOptions;
   /** Whether the results' `lastStep` is used (FOMAML); executors that send results over a wire skip it otherwise. */
   readonly foml?: boolean;
+  /**
+   * The previous meta-batch's results, which the caller no longer reads: an executor that adapts
+   * in this thread writes task i's result into the i-th (see `AdaptCallOptions.into`).
+   */
+  readonly into?: readonly AdaptResult[];
 }
 
 /** The test tasks of an evaluation: task i is drawn with `evalTaskStreams(seed, i)`, adapted from φ and scored. */

@@ -14,16 +14,17 @@ export class InlineExecutor implements Executor {
     const { learner, inner } = request;
     const items = Array.from({ length: request.metaBatch }, (_, t) => {
       const streams = taskStreams(request.seed, request.iteration, t);
-      return { task: request.source.sample(streams.task), rng: streams.batches };
+      const into = request.into?.[t];
+      return { task: request.source.sample(streams.task), rng: streams.batches, ...(into ? { into } : {}) };
     });
     // `shared`: every task from the same state Sᵢ, then Sᵢ₊₁ = the mean of their final states.
     if (learner.innerState === 'shared') {
       const start = learner.getOptimizerState();
       const results: AdaptResult[] = [];
       const finals = [];
-      for (const { task, rng } of items) {
+      for (const { task, rng, into } of items) {
         learner.setOptimizerState(start);
-        results.push(await learner.adapt(task, inner, rng));
+        results.push(await learner.adapt(task, inner, rng, into ? { into } : undefined));
         finals.push(learner.getOptimizerState());
       }
       learner.setOptimizerState(meanOptimizerState(finals));
@@ -32,7 +33,7 @@ export class InlineExecutor implements Executor {
     // A learner that can take the whole meta-batch in one call gets it that way (same results).
     if (learner.adaptTasks) return learner.adaptTasks(items, inner);
     const results: AdaptResult[] = [];
-    for (const { task, rng } of items) results.push(await learner.adapt(task, inner, rng));
+    for (const { task, rng, into } of items) results.push(await learner.adapt(task, inner, rng, into ? { into } : undefined));
     return results;
   }
 

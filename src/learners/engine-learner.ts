@@ -5,9 +5,10 @@ import { miniBatches } from '../core/batches.js';
 import { Params, sizeOf, type Layout } from '../core/params.js';
 import type { Rng } from '../core/rng.js';
 import type { NativeAdaptArgs, NativeAdaptResult, NativeEngine, NativeIsa, NativeLoss, NativePlan } from '../engine/native-plan.js';
+import { anyOverlap } from '../engine/wasm-checks.js';
 import type { Examples, Task } from '../tasks/task.js';
 import { checkNoRegularizers, modelLayout, modelWeights, writeModelWeights } from './weights.js';
-import { INNER_STATE_POLICIES, validateInnerOptions, type AdaptResult, type InnerOptions, type InnerStatePolicy, type Learner, type OptimizerState, type TaskScoring } from './learner.js';
+import { INNER_STATE_POLICIES, validateInnerOptions, type AdaptCallOptions, type AdaptResult, type InnerOptions, type InnerStatePolicy, type Learner, type OptimizerState, type TaskScoring } from './learner.js';
 import { compileModel } from './compile-model.js';
 import { lossTargets, taskLoss } from './loss.js';
 
@@ -98,10 +99,11 @@ export class EngineLearner implements Learner {
     return bad === undefined ? undefined : `value ${bad.index} is ${bad.value} (not finite)`;
   }
 
-  adapt(task: Task, inner: InnerOptions, rng: Rng): Promise<AdaptResult> {
+  adapt(task: Task, inner: InnerOptions, rng: Rng, options?: AdaptCallOptions): Promise<AdaptResult> {
     let args: NativeAdaptArgs;
     try {
-      args = this.prepare(task, inner, rng);
+      const [into] = this.intoOf([options?.into]);
+      args = { ...this.prepare(task, inner, rng), ...(into ? { into } : {}) };
     } catch (e) {
       // Bad input rejects, as the async tfjs learner's adapt does, rather than throwing.
       return Promise.reject(e);
@@ -115,10 +117,11 @@ export class EngineLearner implements Learner {
    * saves a thread hand-off per task (it matters on a busy machine). Each task draws its
    * minibatches from its own rng.
    */
-  async adaptTasks(items: readonly { task: Task; rng: Rng }[], inner: InnerOptions): Promise<AdaptResult[]> {
+  async adaptTasks(items: readonly { task: Task; rng: Rng; into?: AdaptResult }[], inner: InnerOptions): Promise<AdaptResult[]> {
     if (items.length === 0) return [];
     // Prepared before the first await, so in call order; bad input rejects.
-    const args = items.map(({ task, rng }) => this.prepare(task, inner, rng));
+    const into = this.intoOf(items.map((item) => item.into));
+    const args = items.map(({ task, rng }, i) => ({ ...this.prepare(task, inner, rng), ...(into[i] ? { into: into[i] } : {}) }));
     return this.enqueue(async () => (await this.engine.adapt(args)).map((r) => this.toResult(r)));
   }
 
@@ -268,6 +271,22 @@ export class EngineLearner implements Learner {
       this.engine.release();
       for (const lane of this.lanes ?? []) lane.release();
     });
+  }
+
+  // The arrays of the results given as `into` (see AdaptCallOptions), one entry (or undefined) per
+  // task, checked: this model's, and no two sharing memory.
+  private intoOf(results: readonly (AdaptResult | undefined)[]): (NativeAdaptArgs['into'] | undefined)[] {
+    const out = results.map((r) => {
+      if (r === undefined) return undefined;
+      if (typeof r !== 'object' || r === null) throw new InvalidOptionsError('`into` must be an earlier result of this learner\'s adapt', { option: 'into' });
+      this.assertFits(r.params, '`into.params`');
+      this.assertFits(r.lastStep, '`into.lastStep`');
+      return { params: r.params.data, lastStep: r.lastStep.data };
+    });
+    if (anyOverlap(out.flatMap((a) => (a ? [a.params, a.lastStep] : [])))) {
+      throw new InvalidOptionsError('the results given as `into` share arrays: give each task a result of its own, or none', { option: 'into' });
+    }
+    return out;
   }
 
   private assertFits(params: Params, what: string): void {

@@ -37,6 +37,17 @@ export interface AdaptResult {
   readonly loss: number;
 }
 
+/** Options of one `adapt` call. */
+export interface AdaptCallOptions {
+  /**
+   * An earlier result of this learner that the caller no longer reads: the engine learners write
+   * the new result into its arrays and return them, instead of allocating 2·4·P bytes, whose
+   * garbage collection costs a large model several milliseconds a call. Its arrays are overwritten;
+   * learners that allocate their results anyway (tfjs) ignore it.
+   */
+  readonly into?: AdaptResult;
+}
+
 /**
  * Inner-optimizer state as flat vectors (Adam's moment estimates and step count), so that it can
  * be checkpointed and restored exactly.
@@ -91,13 +102,13 @@ export interface Learner {
    * Starts from the current parameters φ, runs `innerIters` optimizer steps on minibatches of the
    * task's support set drawn with `rng`, returns the adapted weights, and restores φ.
    */
-  adapt(task: Task, inner: InnerOptions, rng: Rng): Promise<AdaptResult>;
+  adapt(task: Task, inner: InnerOptions, rng: Rng, options?: AdaptCallOptions): Promise<AdaptResult>;
   /**
    * Optional: adapts to several tasks in order, with exactly the results of awaiting `adapt` for
    * each in turn, in one call (a learner that runs elsewhere, such as the native engine, saves a
-   * hand-off per task).
+   * hand-off per task). An item's `into` is as `adapt`'s.
    */
-  adaptTasks?(items: readonly { task: Task; rng: Rng }[], inner: InnerOptions): Promise<AdaptResult[]>;
+  adaptTasks?(items: readonly { task: Task; rng: Rng; into?: AdaptResult }[], inner: InnerOptions): Promise<AdaptResult[]>;
   /**
    * Optional: few-shot evaluation's inner step (paper §5) for independent test tasks. Each task
    * adapts from the current φ and optimizer state, the adapted model predicts the batches

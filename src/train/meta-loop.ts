@@ -151,6 +151,8 @@ export async function runMetaLoop(options: MetaLoopOptions): Promise<MetaTrainRe
     });
   };
 
+  // The last meta-batch's results (see MetaBatchRequest.into).
+  let spent: readonly AdaptResult[] | undefined;
   while (iteration < config.metaIters && !options.signal?.aborted) {
     const began = performance.now();
     for (const cb of callbacks) await cb.onMetaIterBegin?.(iteration);
@@ -172,9 +174,11 @@ export async function runMetaLoop(options: MetaLoopOptions): Promise<MetaTrainRe
       spanLogs = { tasks: [...span.tasks], staleness: [...span.staleness], dropped: span.dropped };
     } else {
       const update = metaUpdateOf(learner, config.foml, epsilon);
-      const results = await executor.runMetaBatch({ learner, source, seed: config.seed, iteration, metaBatch: config.metaBatch, inner, foml: config.foml });
+      const results = await executor.runMetaBatch({ learner, source, seed: config.seed, iteration, metaBatch: config.metaBatch, inner, foml: config.foml, ...(spent ? { into: spent } : {}) });
       problem = update(results);
       losses = results.map((r) => r.loss);
+      // Read by nothing after the update: the next meta-batch's results are written into them.
+      spent = results;
     }
     if (problem !== undefined) {
       throw new DivergenceError(
