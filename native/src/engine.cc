@@ -704,25 +704,26 @@ void Engine::runParamRange(Stage stage, int64_t lo, int64_t hi, int s) {
     }
     case Stage::Opt:
     case Stage::OptEarly:
-      optimizerStep(cur, lo, hi, pool_ ? 1 - s : -1);
+      optimizerStep(stepFrom_ ? stepFrom_ : cur, stepTo_ ? stepTo_ : cur, lo, hi, pool_ ? 1 - s : -1);
       return;
     default:
       return;
   }
 }
 
-// The optimizer step on parameters [lo, hi) of the weights w: their gradient is the shards'
-// partial sums added in order, inside the optimizer's pass. remote: the shard whose partial sums
-// the other core wrote (or -1), read as farChunks reads.
-void Engine::optimizerStep(float* w, int64_t lo, int64_t hi, int remote) {
+// The optimizer step on parameters [lo, hi) of the weights from, written to to (from itself, or
+// an array apart): their gradient is the shards' partial sums added in order, inside the
+// optimizer's pass. remote: the shard whose partial sums the other core wrote (or -1), read as
+// farChunks reads.
+void Engine::optimizerStep(const float* from, float* to, int64_t lo, int64_t hi, int remote) {
   const float* g = grads_[0].data();
   const float* g1 = grads_[1].data();
   farChunks(remote < 0 ? nullptr : grads_[remote].data(), lo, hi, [&](int64_t i, int64_t c) {
     float* delta = deltaOut_ ? deltaOut_ + i : nullptr;
     if (optKind == OptKind::Sgd)
-      k_->sgd((size_t)c, w + i, g + i, g1 + i, coef_[0], delta);
+      k_->sgd((size_t)c, from + i, to + i, g + i, g1 + i, coef_[0], delta);
     else if (optKind == OptKind::Adam)
-      k_->adam((size_t)c, w + i, g + i, g1 + i, m_.data() + i, v_.data() + i, coef_, delta);
+      k_->adam((size_t)c, from + i, to + i, g + i, g1 + i, m_.data() + i, v_.data() + i, coef_, delta);
   });
 }
 
@@ -1597,11 +1598,13 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
   targets_ = batchTargets_.data();
   adaptedOut_ = adapted;
   lastStepOut_ = lastStep;
-  // The kernels read cur_ until the end of this call, whatever happens in between.
+  // Whatever happens in between, the engine is back on φ at the end of this call.
   struct Restore {
     Engine* e;
     ~Restore() {
       e->useWeights(e->params_.data(), e->params_.data());
+      e->stepFrom_ = nullptr;
+      e->stepTo_ = nullptr;
       e->abandonQueue();
       e->args_ = nullptr;
       e->rowsInPlace_ = false;
@@ -1614,19 +1617,28 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
     }
   } restore{this};
   rowsInPlace_ = denseFirst_;
-  // On two threads the second shard works on a copy of its own, unless the weights are large (see
-  // shardW_).
-  const bool secondCopy = pool_ && (size_t)P_ * sizeof(float) <= kOwnCopyMaxBytes;
-  if (secondCopy && cur1_.size() != (size_t)P_) cur1_.assign(P_, 0.f);
-  useWeights(cur_.data(), secondCopy ? cur1_.data() : cur_.data());
-  const bool ownCopies = shardW_[0] != shardW_[1];
-  push(Stage::Start, -1);
-  flush();
-  weightsChanged();
   // The last step's optimizer pass writes each parameter's change into lastStep itself (the
   // bits of W − W⁽ᵏ⁻¹⁾); without an optimizer, or without steps, Finish takes it from a snapshot.
   lastStepWritten_ = false;
   const bool deltaInStep = optKind != OptKind::None && a.numBatches > 0;
+  // On two threads the second shard works on a copy of its own, unless the weights are large (see
+  // shardW_).
+  const bool secondCopy = pool_ && (size_t)P_ * sizeof(float) <= kOwnCopyMaxBytes;
+  if (secondCopy && cur1_.size() != (size_t)P_) cur1_.assign(P_, 0.f);
+  // With one copy of the weights for both shards, the loop reads φ where it lies: the first step
+  // runs on φ and its optimizer pass writes cur_, and the last step's writes the adapted weights
+  // (no copy of the weights at the start or at the end).
+  const bool direct = !secondCopy && deltaInStep;
+  if (direct)
+    useWeights(params_.data(), params_.data());
+  else
+    useWeights(cur_.data(), secondCopy ? cur1_.data() : cur_.data());
+  const bool ownCopies = shardW_[0] != shardW_[1];
+  if (!direct) {
+    push(Stage::Start, -1);
+    flush();
+  }
+  weightsChanged();
   if (!deltaInStep) push(Stage::Snapshot, -1);
   double lossSum = 0;
   for (int k = 0; k < a.numBatches; k++) {
@@ -1634,6 +1646,8 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
     if (k > 0 && ownCopies) push(Stage::Sync, -1);
     if (k == a.numBatches - 1 && !deltaInStep) push(Stage::Snapshot, -1);
     deltaOut_ = k == a.numBatches - 1 && deltaInStep ? lastStepOut_ : nullptr;
+    stepFrom_ = direct ? (k == 0 ? params_.data() : cur_.data()) : nullptr;
+    stepTo_ = direct ? (k == a.numBatches - 1 ? adaptedOut_ : cur_.data()) : nullptr;
     push(Stage::Copy, -1);
     forward(true, true);
     push(Stage::Loss, -1);
@@ -1646,7 +1660,7 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
       setOptimizerCoefficients(a, k == a.numBatches - 1);
       push(Stage::OptEarly, -1);
       flush();
-      optimizerStep(w_, 0, lateEnd_, -1);
+      optimizerStep(stepFrom_ ? stepFrom_ : w_, stepTo_ ? stepTo_ : w_, 0, lateEnd_, -1);
       if (ownCopies) std::memcpy(shardW_[1], w_, sizeof(float) * (size_t)lateEnd_);
       syncFrom_ = lateEnd_;
     } else {
@@ -1658,6 +1672,7 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
     }
     lastStepWritten_ = deltaOut_ != nullptr;
     deltaOut_ = nullptr;
+    if (direct && k == 0) useWeights(cur_.data(), cur_.data());
     lossSum += meanLoss();
     if (a.stepLosses) a.stepLosses[k] = meanLoss();
     if (a.stepOutputs)
@@ -1665,8 +1680,12 @@ double Engine::adapt(const AdaptArgs& a, float* adapted, float* lastStep) {
                   sizeof(float) * (size_t)a.batchSize * outputSize_);
     weightsChanged();
   }
-  push(Stage::Finish, -1);
-  flush();
+  stepFrom_ = nullptr;
+  stepTo_ = nullptr;
+  if (!direct) {
+    push(Stage::Finish, -1);
+    flush();
+  }
   return a.numBatches > 0 ? lossSum / a.numBatches : 0;
 }
 

@@ -245,7 +245,7 @@ class Engine {
   void runParamRange(Stage stage, int s);
   void runParamRange(Stage stage, int64_t lo, int64_t hi, int s);
   void ownParams();
-  void optimizerStep(float* w, int64_t lo, int64_t hi, int remote);
+  void optimizerStep(const float* from, float* to, int64_t lo, int64_t hi, int remote);
   // Where op i's weights are for shard s: the frozen weights, or the shard's φ or W.
   const float* weightsOf(size_t i, int s) const { return ops_[i].frozen ? frozen_.data() : shardW_[s]; }
   // The weights the kernels read: w for both shards, or w and a copy of its own for the second.
@@ -362,6 +362,10 @@ class Engine {
   // whether it did so.
   float* deltaOut_ = nullptr;
   bool lastStepWritten_ = false;
+  // During a step of adapt that reads φ in place (see adapt), where its optimizer pass reads the
+  // weights and where it writes them; null: each shard's own weights, in place.
+  const float* stepFrom_ = nullptr;
+  float* stepTo_ = nullptr;
   // Where the last optimizer step run by the shards began (lateEnd_ with an early step, else 0).
   int64_t syncFrom_ = 0;
 

@@ -109,12 +109,13 @@ struct Kernels {
   // difference times scale (2 / elements of the whole batch, for the mean).
   double (*mse)(int rows, int c, const float* out, const float* target, float* dout, float scale);
   // One optimizer step on n parameters with gradient g, or g + g2 (each sum rounded to float) when
-  // g2 is not null; with delta (or null), each parameter's change, new − old, is written there too.
-  // adam's coef: lr, β1, 1 − β1, β2, 1 − β2, 1 − β1ᵗ, 1 − β2ᵗ, ε, and how the moments are read and
-  // written (see kernels_impl.inc).
-  void (*adam)(size_t n, float* p, const float* g, const float* g2, float* m, float* v, const float* coef,
-               float* delta);
-  void (*sgd)(size_t n, float* p, const float* g, const float* g2, float lr, float* delta);
+  // g2 is not null: the weights are read from p and the stepped ones written to q (p itself, or
+  // an array that does not overlap it); with delta (or null), each parameter's change, new − old,
+  // is written there too. adam's coef: lr, β1, 1 − β1, β2, 1 − β2, 1 − β1ᵗ, 1 − β2ᵗ, ε, and how
+  // the moments are read and written (see kernels_impl.inc).
+  void (*adam)(size_t n, const float* p, float* q, const float* g, const float* g2, float* m, float* v,
+               const float* coef, float* delta);
+  void (*sgd)(size_t n, const float* p, float* q, const float* g, const float* g2, float lr, float* delta);
   // A convolution's input gradient gathered phase by phase (see kernels_impl.inc), for those
   // conv_dx_phased accepts: each stride phase of the input's pixels is a product of its own, over
   // the window positions that reach it, written straight into dx (no col2im, no zeroing, no
