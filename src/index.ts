@@ -31,6 +31,7 @@ export { CheckpointError, DataError, DivergenceError, InvalidOptionsError, Repti
 
 // Learners and models.
 export {
+  type AdaptCallOptions,
   type AdaptResult,
   type InnerOptions,
   type InnerStatePolicy,

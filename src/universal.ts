@@ -32,6 +32,7 @@ export { CheckpointError, DataError, DivergenceError, InvalidOptionsError, Repti
 
 // Learners and models.
 export {
+  type AdaptCallOptions,
   type AdaptResult,
   type InnerOptions,
   type InnerStatePolicy,
