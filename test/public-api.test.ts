@@ -31,7 +31,7 @@ const INDEX_VALUES = [
 
 /** The Node entry's type-only names (interfaces and type aliases). */
 const INDEX_TYPES = [
-  'AdaptResult', 'ArrayDatasetOptions', 'AsyncCounters', 'AsyncProgress', 'AsyncSpanRequest', 'AsyncSpanResult', 'BackendChoice', 'BinarySet', 'Checkpoint', 'CheckpointEvaluation',
+  'AdaptCallOptions', 'AdaptResult', 'ArrayDatasetOptions', 'AsyncCounters', 'AsyncProgress', 'AsyncSpanRequest', 'AsyncSpanResult', 'BackendChoice', 'BinarySet', 'Checkpoint', 'CheckpointEvaluation',
   'CheckpointEvaluationOptions', 'ConvInit', 'ConvModelOptions', 'CreateExecutorOptions',
   'CreateLearnerOptions', 'EvalRequest', 'EvaluateOptions', 'EvaluateResult', 'EvaluationSet',
   'Examples', 'Executor', 'ExecutorName', 'FewShotCheckpointInfo', 'FewShotData',
@@ -62,7 +62,7 @@ const UNIVERSAL_VALUES = [
 
 /** The universal entry's type-only names. */
 const UNIVERSAL_TYPES = [
-  'AdaptResult', 'ArrayDatasetOptions', 'AsyncCounters', 'AsyncProgress', 'AsyncSpanRequest', 'AsyncSpanResult', 'BinarySet', 'Checkpoint', 'ConvInit', 'ConvModelOptions', 'EvalRequest',
+  'AdaptCallOptions', 'AdaptResult', 'ArrayDatasetOptions', 'AsyncCounters', 'AsyncProgress', 'AsyncSpanRequest', 'AsyncSpanResult', 'BinarySet', 'Checkpoint', 'ConvInit', 'ConvModelOptions', 'EvalRequest',
   'EvaluateOptions', 'EvaluateResult', 'EvaluationSet', 'Examples', 'Executor', 'FewShotOptions',
   'InnerOptimizerName', 'InnerOptions', 'InnerStatePolicy', 'LabeledDataset', 'Layout', 'Learner',
   'MetaBatchRequest', 'MetaCallbacks', 'MetaConfig', 'MetaIterLogs', 'MetaTrainOptions',
