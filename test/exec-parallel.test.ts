@@ -208,12 +208,25 @@ describe.skipIf(redisSkipReason !== undefined)('the redis executor (BullMQ on a 
       const dir = path.join(root, 'redis-amnesia');
       const coordinator = spawnReptile([...slow(30), '--executor', 'redis', '--redis', volatile.url, '--checkpoint', dir]);
       await coordinator.waitFor(/train sine: 6\/30/, 120_000);
+      // Redis must die holding a job: with the workers frozen, the coordinator's jobs stay queued
+      // (between meta-iterations it queues the next ones), so the kill cannot fall into the gap
+      // between reading one meta-batch's results and queueing the next.
+      for (const w of own) w.child.kill('SIGSTOP');
+      const client = new Redis(volatile.url, { maxRetriesPerRequest: null });
+      const [runId] = await client.smembers(RUNS_KEY);
+      const queue = new Queue(queueName(runId!), { connection: client });
+      const queued = async () => Object.values(await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized')).reduce((a, b) => a + b, 0);
+      while ((await queued()) === 0) await new Promise((r) => setTimeout(r, 5));
+      await queue.close();
+      client.disconnect();
       await volatile.kill();
       await volatile.restart();
+      for (const w of own) w.child.kill('SIGCONT');
       await coordinator.waitFor(/"iterations": 30/, 180_000);
       expect(coordinator.log()).toMatch(/reptile coordinator: job .* vanished from Redis \(restarted without append-only persistence\?\); queueing it again/);
       expect(checkpointPayload(dir).equals(inline['slow']!)).toBe(true);
     } finally {
+      for (const w of own) w.child.kill('SIGCONT');
       for (const w of own) await w.stop();
       await volatile.stop();
     }
