@@ -523,8 +523,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     e.resetOptimizer(OptKind::Adam);
     e.optStep = step;
     if (e.paramSize()) {  // (an empty vector's data() may be null, which memcpy may not be given)
-      std::memcpy(e.moments(0), m.Data(), m.ElementLength() * sizeof(float));
-      std::memcpy(e.moments(1), v.Data(), v.ElementLength() * sizeof(float));
+      std::memcpy(e.momentsToOverwrite(0), m.Data(), m.ElementLength() * sizeof(float));
+      std::memcpy(e.momentsToOverwrite(1), v.Data(), v.ElementLength() * sizeof(float));
     }
     return env.Undefined();
   }

@@ -476,6 +476,11 @@ float* Engine::moments(int which) {
   return which == 0 ? m_.data() : v_.data();
 }
 
+float* Engine::momentsToOverwrite(int which) {
+  momentsZero_ = false;
+  return which == 0 ? m_.data() : v_.data();
+}
+
 // Grows the per-batch buffers to hold n examples; never shrinks, so steady state allocates nothing.
 void Engine::ensure(int n) {
   if (n <= cap_) return;

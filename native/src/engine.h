@@ -163,6 +163,9 @@ class Engine {
   void resetOptimizer(OptKind kind);
   // Adam's first (which 0) or second moments, paramSize() floats, to read or overwrite.
   float* moments(int which);
+  // The same arrays for a caller that overwrites every value of both: the zeros a reset left
+  // pending are not written first.
+  float* momentsToOverwrite(int which);
 
   // Runs all minibatches of args from the current parameters φ, which stay in place; writes the
   // adapted weights W to adapted and W − W_{k−1} to lastStep (paramSize() floats each). Returns

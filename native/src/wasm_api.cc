@@ -103,6 +103,9 @@ EXPORT(rp_opt_kind) int rp_opt_kind(Engine* e) { return e->optKind == OptKind::N
 EXPORT(rp_opt_step) double rp_opt_step(Engine* e) { return e->optStep; }
 EXPORT(rp_opt_m) float* rp_opt_m(Engine* e) { return e->moments(0); }
 EXPORT(rp_opt_v) float* rp_opt_v(Engine* e) { return e->moments(1); }
+// The same, for a caller that then writes every value of both (nothing is zero-filled first).
+EXPORT(rp_opt_m_to_write) float* rp_opt_m_to_write(Engine* e) { return e->momentsToOverwrite(0); }
+EXPORT(rp_opt_v_to_write) float* rp_opt_v_to_write(Engine* e) { return e->momentsToOverwrite(1); }
 
 // Op i's moving mean (which 0) or variance (1): channels floats.
 EXPORT(rp_moving) float* rp_moving(Engine* e, int i, int which) {

@@ -120,8 +120,8 @@ export class WasmEngine implements NativeEngine {
     this.call(() => {
       this.ex.rp_set_optimizer(this.ptr, OPT_CODES[k], step);
       if (k === 'adam') {
-        this.f32(this.ex.rp_opt_m(this.ptr), this.sizes.paramSize).set(m!);
-        this.f32(this.ex.rp_opt_v(this.ptr), this.sizes.paramSize).set(v!);
+        this.f32(this.ex.rp_opt_m_to_write(this.ptr), this.sizes.paramSize).set(m!);
+        this.f32(this.ex.rp_opt_v_to_write(this.ptr), this.sizes.paramSize).set(v!);
       }
     });
   }

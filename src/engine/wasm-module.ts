@@ -20,6 +20,8 @@ export interface WasmExports {
   rp_opt_step(engine: number): number;
   rp_opt_m(engine: number): number;
   rp_opt_v(engine: number): number;
+  rp_opt_m_to_write(engine: number): number;
+  rp_opt_v_to_write(engine: number): number;
   rp_moving(engine: number, op: number, which: number): number;
   rp_adapt(...args: number[]): number;
   rp_fit(...args: number[]): number;
