@@ -213,9 +213,10 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
       ops_[i + 1].skip = true;
     }
   }
-  // A max pooling that alone reads a convolution's output, directly or through such a ReLU. Through
-  // the ReLU, the pooling applies the ReLU's backward mask itself (where its pooled value is > 0),
-  // so the convolution's dy arrives masked. When the convolution reads its input in place, the
+  // A max pooling that alone reads a convolution's output, directly or through such a ReLU (or a
+  // batch norm's, through the ReLU folded into it). Through the ReLU, the pooling applies the
+  // ReLU's backward mask itself (where its pooled value is > 0), so the convolution's (or batch
+  // norm's) dy arrives masked, without a pass of its own over it. When the convolution reads its input in place, the
   // pooling runs inside the convolution's passes (see convForward and convBackward).
   for (size_t j = 0; j < N; j++) {
     if (ops_[j].kind != OpKind::MaxPool || in_[j].size() != 1 || in_[j][0] < 1) continue;
@@ -223,6 +224,12 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
     if (consumers_[t] != 1) continue;
     const bool throughRelu = ops_[t - 1].kind == OpKind::Relu && ops_[t - 1].skip;
     if (throughRelu) t = (size_t)in_[t - 1][0];  // (the folded ReLU is the convolution's only reader)
+    // Likewise a batch norm with its ReLU folded in: its backward sums then read dy as it is.
+    if (throughRelu && t >= 1 && ops_[t - 1].kind == OpKind::BatchNorm && ops_[t - 1].fusedRelu) {
+      ops_[j].reluBelow = true;
+      ops_[t - 1].dyMasked = true;
+      continue;
+    }
     if (t < 1 || ops_[t - 1].kind != OpKind::Conv) continue;
     OpSpec& conv = ops_[t - 1];
     if (throughRelu && conv.fusedRelu) {
@@ -1262,7 +1269,7 @@ void Engine::runBnBackwardSums(const Item& it, int s) {
   float* dgamma = op.gamma >= 0 && !op.frozen ? G + op.gamma : partOf(s);
   float* dbeta = op.beta >= 0 && !op.frozen ? G + op.beta : partOf(s) + c;
   k_->bn_backward_sums(bnRows(op, count_[s]), c, shardInput(i, s), shardOutput(i, s), it.dy + (size_t)b * actStride_,
-                       stats, stats + 2 * c, dgamma, dbeta, op.fusedRelu);
+                       stats, stats + 2 * c, dgamma, dbeta, op.fusedRelu && !op.dyMasked);
 }
 
 // BnBwdDx: a batch norm's gradient with respect to its input, on the shard's rows, from the sums

@@ -37,7 +37,7 @@ struct OpSpec {
   std::vector<float> movingMean, movingVar;
   bool fusedRelu = false;    // BatchNorm or Conv followed by a ReLU that this op applies itself
   bool reluBelow = false;    // MaxPool: applies the backward mask of the fused ReLU below it
-  bool dyMasked = false;     // Conv with fusedRelu: its dy arrives masked (by the MaxPool above)
+  bool dyMasked = false;     // Conv or BatchNorm with fusedRelu: its dy arrives masked (by the MaxPool above)
   int pooledBy = -1;         // Conv: the MaxPool that alone reads its output, run by its forward pass
   bool inConvForward = false;  // MaxPool: run by the forward pass of the convolution below it
   bool skip = false;         // a ReLU folded into the BatchNorm before it
