@@ -49,6 +49,27 @@ function convNet(seed: number, options: { convBias?: boolean; classes?: number }
 }
 
 /**
+ * Conv, batch norm, ReLU, 2×2 max pooling with 20 channels (vectors of 16 or 8 and a tail of 4), then
+ * conv, batch norm (no ReLU), pooling: the engine pools each batch norm's values as its apply pass
+ * computes them, through the ReLU or not, without writing the batch norm's output.
+ */
+function bnPoolNet(seed: number): tf.Sequential {
+  return tf.sequential({
+    layers: [
+      tf.layers.conv2d({ inputShape: [8, 8, 3], filters: 20, kernelSize: 3, padding: 'same', kernelInitializer: init(seed), biasInitializer: init(seed + 1) }),
+      tf.layers.batchNormalization({ gammaInitializer: init(seed + 2), betaInitializer: init(seed + 3) }),
+      tf.layers.reLU(),
+      tf.layers.maxPooling2d({ poolSize: 2, strides: 2 }),
+      tf.layers.conv2d({ filters: 18, kernelSize: 3, padding: 'same', kernelInitializer: init(seed + 4), biasInitializer: init(seed + 5) }),
+      tf.layers.batchNormalization({ epsilon: 1e-5 }),
+      tf.layers.maxPooling2d({ poolSize: 2, strides: 2 }),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 3, kernelInitializer: init(seed + 6) }),
+    ],
+  });
+}
+
+/**
  * Model shapes that used to fall back to tfjs: a Keras-style softmax classifier, the seed's MLP
  * (dense relu → dense sigmoid, binary cross-entropy per class), a one-unit sigmoid for two
  * classes, ELU / LeakyReLU / selu / swish / relu6 layers, and a layer-normalised gelu MLP; on 12 inputs, 4
@@ -199,6 +220,11 @@ describe.skipIf(nativeSkipReason !== undefined)('NativeLearner equals TfjsLearne
     for (const seed of [1, 2]) {
       await compareInnerLoops({ model: () => convNet(seed), tasks: classTasks(seed, 12), inner: { optimizer: 'adam', learningRate: 0.01, innerIters: 5, innerBatch: 5 }, seed });
     }
+  });
+
+  it('Adam (β1 = 0) on conv, batch norm, ReLU and pooling with 20 and 18 channels, the pooling run by the batch norm', async () => {
+    const tasks = Array.from({ length: 3 }, (_, t) => randomTask({ rng: Rng.derive(11, 100 + t), count: 12, shape: [8, 8, 3], classes: 3 }));
+    await compareInnerLoops({ model: () => bnPoolNet(11), tasks, inner: { optimizer: 'adam', learningRate: 0.01, innerIters: 5, innerBatch: 6 }, seed: 11 });
   });
 
   it('Adam with β1 = 0.9 and reset state; SGD; batches spanning two shuffles', async () => {

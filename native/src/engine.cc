@@ -224,10 +224,16 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
     if (consumers_[t] != 1) continue;
     const bool throughRelu = ops_[t - 1].kind == OpKind::Relu && ops_[t - 1].skip;
     if (throughRelu) t = (size_t)in_[t - 1][0];  // (the folded ReLU is the convolution's only reader)
-    // Likewise a batch norm with its ReLU folded in: its backward sums then read dy as it is.
-    if (throughRelu && t >= 1 && ops_[t - 1].kind == OpKind::BatchNorm && ops_[t - 1].fusedRelu) {
-      ops_[j].reluBelow = true;
-      ops_[t - 1].dyMasked = true;
+    // Likewise a batch norm with its ReLU folded in: its backward sums then read dy as it is. A
+    // batch norm's output that the pooling alone reads (through the ReLU or not) is pooled as the
+    // batch norm's apply pass computes it, and never written (see bn_apply_maxpool).
+    if (t >= 1 && ops_[t - 1].kind == OpKind::BatchNorm && ops_[t - 1].fusedRelu == throughRelu) {
+      if (throughRelu) {
+        ops_[j].reluBelow = true;
+        ops_[t - 1].dyMasked = true;
+      }
+      ops_[t - 1].bnPool = (int)j;
+      ops_[j].inBnApply = true;
       continue;
     }
     if (t < 1 || ops_[t - 1].kind != OpKind::Conv) continue;
@@ -1252,9 +1258,16 @@ void Engine::runBnApply(const Item& it, int s) {
   const OpSpec& op = ops_[i];
   const int c = op.channels;
   const float* stats = stats_[i].data();
-  k_->bn_apply(bnRows(op, count_[s]), c, shardInput(i, s), stats, stats + 2 * c,
-               op.gamma >= 0 ? P + op.gamma : ones_.data(), op.beta >= 0 ? P + op.beta : zeros_.data(),
-               shardOutput(i, s), op.fusedRelu);
+  const float* gamma = op.gamma >= 0 ? P + op.gamma : ones_.data();
+  const float* beta = op.beta >= 0 ? P + op.beta : zeros_.data();
+  if (op.bnPool >= 0) {
+    const size_t j = (size_t)op.bnPool;
+    k_->bn_apply_maxpool(ops_[j].g, count_[s], shardInput(i, s), stats, stats + 2 * c, gamma, beta, op.fusedRelu,
+                         shardOutput(j, s), arg_[j].data() + (size_t)begin_[s] * ops_[j].outSize);
+    return;
+  }
+  k_->bn_apply(bnRows(op, count_[s]), c, shardInput(i, s), stats, stats + 2 * c, gamma, beta, shardOutput(i, s),
+               op.fusedRelu);
 }
 
 // BnBwdSum: the shard's partial sums of a batch norm's backward pass (dgamma and dbeta, or their
@@ -1494,7 +1507,7 @@ void Engine::forward(bool training, bool backwardFollows) {
   if (flushes || !backwardFollows) queuePacks(flushes);
   for (size_t i = 0; i < ops_.size(); i++) {
     OpSpec& op = ops_[i];
-    if (op.skip || op.inConvForward) continue;
+    if (op.skip || op.inConvForward || (training && op.inBnApply)) continue;
     if (op.kind != OpKind::BatchNorm || !training) {
       push(Stage::Fwd, (int)i, nullptr, nullptr, packedFor(i, 0));
       continue;

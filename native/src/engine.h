@@ -40,6 +40,8 @@ struct OpSpec {
   bool dyMasked = false;     // Conv or BatchNorm with fusedRelu: its dy arrives masked (by the MaxPool above)
   int pooledBy = -1;         // Conv: the MaxPool that alone reads its output, run by its forward pass
   bool inConvForward = false;  // MaxPool: run by the forward pass of the convolution below it
+  int bnPool = -1;           // BatchNorm: the MaxPool that alone reads its output, run by its apply pass (training)
+  bool inBnApply = false;    // MaxPool: run by the apply pass of the batch norm below it (training)
   bool skip = false;         // a ReLU folded into the BatchNorm before it
   // Weights held fixed: w, b, gamma, beta are offsets in the engine's frozen weights, not in φ.
   bool frozen = false;

@@ -187,6 +187,10 @@ struct Kernels {
   // splitmix64 stream whose state is `state` (24 bits in [0, 1)); it is kept, times scale, when
   // the draw is at least rate. Writes the mask and y = x · mask.
   void (*dropout_row)(uint64_t state, size_t n, float rate, float scale, const float* x, float* mask, float* y);
+  // A batch norm's output (through its folded ReLU when relu) max-pooled by g as it is computed:
+  // the bits of bn_apply followed by maxpool_forward, without the batch norm's output.
+  void (*bn_apply_maxpool)(const WindowGeom& g, int n, const float* x, const float* mean, const float* invstd,
+                           const float* gamma, const float* beta, bool relu, float* y, int32_t* argmax);
 };
 
 // Whether this CPU runs a variant: "avx512", "avx2" or "generic".
