@@ -216,8 +216,9 @@ Engine::Engine(std::vector<OpSpec> ops, int inputSize, int outputSize, int64_t p
   // A max pooling that alone reads a convolution's output, directly or through such a ReLU (or a
   // batch norm's, through the ReLU folded into it). Through the ReLU, the pooling applies the
   // ReLU's backward mask itself (where its pooled value is > 0), so the convolution's (or batch
-  // norm's) dy arrives masked, without a pass of its own over it. When the convolution reads its input in place, the
-  // pooling runs inside the convolution's passes (see convForward and convBackward).
+  // norm's) dy arrives masked, without a pass of its own over it. When the convolution reads its
+  // input in place, the pooling runs inside the convolution's passes (see convForward and
+  // convBackward).
   for (size_t j = 0; j < N; j++) {
     if (ops_[j].kind != OpKind::MaxPool || in_[j].size() != 1 || in_[j][0] < 1) continue;
     size_t t = (size_t)in_[j][0];
